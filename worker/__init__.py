@@ -1,0 +1,3 @@
+"""Whisper Desk core: decoding, chunking, engines, backends, transcripts. Never imports Qt."""
+
+__version__ = "0.1.0"

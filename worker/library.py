@@ -1,0 +1,231 @@
+"""The library: jobs and their transcripts in SQLite, written as they change.
+
+Every write is its own transaction (WAL journal), so a process killed at any moment leaves the
+last committed state: no half-written transcript, and a queue that can be restored.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+from worker.options import TranscriptionOptions
+from worker.transcript import Transcript
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    path TEXT NOT NULL,
+    backend TEXT NOT NULL,
+    options TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'queued',
+    error TEXT,
+    error_detail TEXT,
+    duration REAL,
+    position REAL NOT NULL,
+    created REAL NOT NULL,
+    started REAL,
+    finished REAL,
+    elapsed REAL
+);
+CREATE TABLE IF NOT EXISTS transcripts (
+    job_id INTEGER PRIMARY KEY REFERENCES jobs(id) ON DELETE CASCADE,
+    original TEXT NOT NULL,
+    edited TEXT,
+    updated REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS log (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    job_id INTEGER REFERENCES jobs(id) ON DELETE CASCADE,
+    line TEXT NOT NULL,
+    created REAL NOT NULL
+);
+"""
+
+STATUSES = ("queued", "running", "done", "failed", "cancelled")
+
+
+@dataclass
+class JobRecord:
+    id: int
+    path: str
+    backend: str
+    options: TranscriptionOptions
+    status: str
+    error: str | None
+    error_detail: str | None
+    duration: float | None
+    position: float
+    created: float
+    started: float | None
+    finished: float | None
+    elapsed: float | None
+
+    @property
+    def name(self) -> str:
+        return Path(self.path).name
+
+
+def default_library_path() -> Path:
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("whisper-desk", appauthor=False)) / "library.sqlite3"
+
+
+class Library:
+    """Thread-safe: one connection guarded by a lock (writes are small and fast)."""
+
+    def __init__(self, path: str | Path | None = None) -> None:
+        self.path = Path(path) if path is not None else default_library_path()
+        if str(self.path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        self._db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def _write(self, sql: str, args: tuple[Any, ...] = ()) -> sqlite3.Cursor:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                cursor = self._db.execute(sql, args)
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            return cursor
+
+    def _rows(self, sql: str, args: tuple[Any, ...] = ()) -> Iterator[sqlite3.Row]:
+        with self._lock:
+            return iter(self._db.execute(sql, args).fetchall())
+
+    # jobs
+    def add_job(self, path: str | Path, options: TranscriptionOptions, backend: str) -> JobRecord:
+        now = time.time()
+        with self._lock:
+            (max_position,) = self._db.execute("SELECT COALESCE(MAX(position), 0) FROM jobs").fetchone()
+            cursor = self._write(
+                "INSERT INTO jobs (path, backend, options, position, created) VALUES (?, ?, ?, ?, ?)",
+                (str(path), backend, json.dumps(options.to_dict()), max_position + 1, now),
+            )
+            job = self.job(int(cursor.lastrowid))
+        assert job is not None
+        return job
+
+    def job(self, job_id: int) -> JobRecord | None:
+        rows = list(self._rows("SELECT * FROM jobs WHERE id = ?", (job_id,)))
+        return _job_from_row(rows[0]) if rows else None
+
+    def jobs(self) -> list[JobRecord]:
+        return [_job_from_row(r) for r in self._rows("SELECT * FROM jobs ORDER BY position, id")]
+
+    def update_job(self, job_id: int, **fields: Any) -> None:
+        allowed = {"status", "error", "error_detail", "duration", "started", "finished", "elapsed", "backend", "options", "position"}
+        unknown = set(fields) - allowed
+        if unknown:
+            raise ValueError(f"unknown job fields: {sorted(unknown)}")
+        if "status" in fields and fields["status"] not in STATUSES:
+            raise ValueError(f"unknown status {fields['status']!r}")
+        if isinstance(fields.get("options"), TranscriptionOptions):
+            fields["options"] = json.dumps(fields["options"].to_dict())
+        if not fields:
+            return
+        assignments = ", ".join(f"{name} = ?" for name in fields)
+        self._write(f"UPDATE jobs SET {assignments} WHERE id = ?", (*fields.values(), job_id))
+
+    def remove_job(self, job_id: int) -> None:
+        self._write("DELETE FROM jobs WHERE id = ?", (job_id,))
+
+    def move_job(self, job_id: int, before_job_id: int | None) -> None:
+        """Put `job_id` just before `before_job_id` (None: at the end)."""
+        order = [j.id for j in self.jobs() if j.id != job_id]
+        index = order.index(before_job_id) if before_job_id in order else len(order)
+        order.insert(index, job_id)
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                for position, jid in enumerate(order, start=1):
+                    self._db.execute("UPDATE jobs SET position = ? WHERE id = ?", (position, jid))
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def recover_interrupted(self) -> list[int]:
+        """Jobs left 'running' by a killed process go back to 'queued'. Returns their ids."""
+        ids = [r["id"] for r in self._rows("SELECT id FROM jobs WHERE status = 'running'")]
+        if ids:
+            self._write("UPDATE jobs SET status = 'queued', started = NULL WHERE status = 'running'")
+        return ids
+
+    # transcripts
+    def save_transcript(self, job_id: int, transcript: Transcript) -> None:
+        """The engine's result: becomes the original, and clears any edit."""
+        self._write(
+            "INSERT INTO transcripts (job_id, original, edited, updated) VALUES (?, ?, NULL, ?) "
+            "ON CONFLICT(job_id) DO UPDATE SET original = excluded.original, edited = NULL, updated = excluded.updated",
+            (job_id, json.dumps(transcript.to_dict()), time.time()),
+        )
+
+    def save_edit(self, job_id: int, transcript: Transcript) -> None:
+        self._write(
+            "UPDATE transcripts SET edited = ?, updated = ? WHERE job_id = ?",
+            (json.dumps(transcript.to_dict()), time.time(), job_id),
+        )
+
+    def revert_edit(self, job_id: int) -> None:
+        self._write("UPDATE transcripts SET edited = NULL, updated = ? WHERE job_id = ?", (time.time(), job_id))
+
+    def transcript(self, job_id: int) -> Transcript | None:
+        """The edited transcript if there is one, else the original."""
+        rows = list(self._rows("SELECT original, edited FROM transcripts WHERE job_id = ?", (job_id,)))
+        if not rows:
+            return None
+        return Transcript.from_dict(json.loads(rows[0]["edited"] or rows[0]["original"]))
+
+    def original_transcript(self, job_id: int) -> Transcript | None:
+        rows = list(self._rows("SELECT original FROM transcripts WHERE job_id = ?", (job_id,)))
+        return Transcript.from_dict(json.loads(rows[0]["original"])) if rows else None
+
+    def is_edited(self, job_id: int) -> bool:
+        rows = list(self._rows("SELECT edited IS NOT NULL AS e FROM transcripts WHERE job_id = ?", (job_id,)))
+        return bool(rows and rows[0]["e"])
+
+    # timing log
+    def add_log_line(self, job_id: int | None, line: str) -> None:
+        self._write("INSERT INTO log (job_id, line, created) VALUES (?, ?, ?)", (job_id, line, time.time()))
+
+    def log_lines(self, job_id: int | None = None) -> list[str]:
+        if job_id is None:
+            return [r["line"] for r in self._rows("SELECT line FROM log ORDER BY id")]
+        return [r["line"] for r in self._rows("SELECT line FROM log WHERE job_id = ? ORDER BY id", (job_id,))]
+
+
+def _job_from_row(row: sqlite3.Row) -> JobRecord:
+    return JobRecord(
+        id=row["id"],
+        path=row["path"],
+        backend=row["backend"],
+        options=TranscriptionOptions.from_dict(json.loads(row["options"])),
+        status=row["status"],
+        error=row["error"],
+        error_detail=row["error_detail"],
+        duration=row["duration"],
+        position=row["position"],
+        created=row["created"],
+        started=row["started"],
+        finished=row["finished"],
+        elapsed=row["elapsed"],
+    )
