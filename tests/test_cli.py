@@ -1,0 +1,134 @@
+"""The CLI as a script user runs it: real tiny.en, real audio, exit codes and stderr lines."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pysubs2
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+REFERENCE = "and so my fellow americans ask not what your country can do for you ask what you can do for your country"
+
+
+def normalise(text: str) -> str:
+    return " ".join("".join(c.lower() if c.isalnum() or c.isspace() else " " for c in text).split())
+
+
+def run_cli(*args: str, env_extra: dict[str, str] | None = None, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, **(env_extra or {}))
+    return subprocess.run(
+        [sys.executable, "-m", "worker.cli", *args],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout,
+    )
+
+
+def test_transcribe_writes_srt_per_input_and_reports_bad_files(tmp_path: Path, jfk: Path) -> None:
+    bad = tmp_path / "notes.m4a"
+    bad.write_text("this is not audio")
+    missing = tmp_path / "missing.wav"
+    out = tmp_path / "out"
+
+    result = run_cli("transcribe", str(jfk), str(bad), str(missing), "--format", "srt", "--output-dir", str(out))
+
+    assert result.returncode == 1, result.stderr
+    subs = pysubs2.load(str(out / "jfk.srt"))
+    assert REFERENCE in normalise(" ".join(e.plaintext for e in subs))
+    stderr_lines = result.stderr.splitlines()
+    # stage lines ("notes.m4a: decoding …") come first; the reason is one line naming the file
+    assert [line for line in stderr_lines if "not an audio or video file" in line] == [
+        "notes.m4a: not an audio or video file, or the file is damaged"
+    ], result.stderr
+    assert [line for line in stderr_lines if "not found" in line] == ["missing.wav: file not found"], result.stderr
+    assert "Traceback" not in result.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["jfk.srt"]
+
+
+def test_every_format_a_user_drops_transcribes_offline_and_bad_ones_fail_alone(tmp_path: Path) -> None:
+    from jiwer import wer
+
+    from tests.media_factory import BAD_KINDS, GOOD_KINDS, make_media
+
+    media = tmp_path / "media"
+    good = [make_media(media, kind) for kind in GOOD_KINDS]
+    odd = [make_media(media, kind) for kind in ("silence_wav", "tone_50ms")]
+    bad = [make_media(media, kind) for kind in BAD_KINDS]
+    out = tmp_path / "out"
+
+    result = run_cli("transcribe", *map(str, good + odd + bad), "--format", "json", "--output-dir", str(out), timeout=600)
+
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    for path in good:
+        data = json.loads((out / f"{path.stem}.json").read_text(encoding="utf-8"))
+        assert wer(REFERENCE, normalise(data["text"])) <= 0.1, (path.name, data["text"])
+        assert abs(data["duration"] - 11.0) < 0.3, (path.name, data["duration"])
+    for path in odd:
+        data = json.loads((out / f"{path.stem}.json").read_text(encoding="utf-8"))
+        assert len(data["text"].split()) <= 3, (path.name, data["text"])
+    for path in bad:
+        assert not (out / f"{path.stem}.json").exists()
+        reasons = [line for line in result.stderr.splitlines()
+                   if line.startswith(f"{path.name}: ") and not line.startswith(f"{path.name}: decoding")]
+        assert len(reasons) == 1, (path.name, result.stderr)
+
+
+def test_transcribe_json_to_stdout_has_the_whole_transcript(jfk: Path) -> None:
+    result = run_cli("transcribe", str(jfk), "--format", "json", "--word-timestamps", "--language", "en")
+
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert {"text", "language", "duration", "model", "backend", "segments", "timings"} <= set(data)
+    assert REFERENCE in normalise(data["text"])
+    assert data["language"] == "en" and data["backend"] == "local"
+    assert "tiny.en" in data["model"]
+    assert abs(data["duration"] - 11.0) < 0.2
+    words = [w for s in data["segments"] for w in s["words"]]
+    americans = next(w for w in words if "Americans" in w["text"])
+    assert 1.2 <= americans["start"] <= 2.3
+    assert data["timings"]["gpu"] == "cpu" and data["timings"]["rtf"] > 0
+
+
+def test_output_file_and_vtt(tmp_path: Path, jfk: Path) -> None:
+    target = tmp_path / "talk.vtt"
+    result = run_cli("transcribe", str(jfk), "--format", "vtt", "-o", str(target))
+    assert result.returncode == 0, result.stderr
+    assert target.read_text(encoding="utf-8").startswith("WEBVTT")
+    assert REFERENCE in normalise(" ".join(e.plaintext for e in pysubs2.load(str(target))))
+
+
+def test_usage_errors_exit_2(tmp_path: Path, jfk: Path) -> None:
+    assert run_cli("transcribe").returncode == 2
+    assert run_cli("transcribe", str(jfk), "--model", "enormous").returncode == 2
+    two_inputs = run_cli("transcribe", str(jfk), str(jfk), "-o", str(tmp_path / "x.txt"))
+    assert two_inputs.returncode == 2 and "--output-dir" in two_inputs.stderr
+
+
+def test_check_without_token_says_missing_at_once() -> None:
+    started = time.monotonic()
+    result = run_cli("check")
+    assert time.monotonic() - started < 15
+    assert result.returncode == 1
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("credentials: missing")
+    assert lines[1].startswith("worker app: unknown")
+
+
+def test_check_with_unreachable_server_is_bounded_and_hides_the_secret(tmp_path: Path) -> None:
+    secret = "as-0123456789abcdefSECRET"
+    started = time.monotonic()
+    result = run_cli(
+        "check", "--timeout", "3",
+        env_extra={"MODAL_TOKEN_ID": "ak-0123456789abcdef", "MODAL_TOKEN_SECRET": secret,
+                   "MODAL_SERVER_URL": "http://127.0.0.1:9"},
+    )
+    elapsed = time.monotonic() - started
+    assert elapsed < 12, elapsed
+    assert result.returncode == 1
+    assert result.stdout.startswith("credentials: unreachable")
+    assert secret not in result.stdout + result.stderr

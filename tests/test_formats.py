@@ -1,0 +1,322 @@
+"""Exports parse where users take them (pysubs2, FFmpeg via PyAV, json, csv, python-docx), respect the
+subtitle limits, are written atomically and never overwrite without being told; subtitle import."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from editor_fixtures import jfk_transcript
+from worker import formats
+from worker.errors import MediaError, WhisperDeskError
+from worker.formats import (
+    EXPORT_FORMATS,
+    ExportExistsError,
+    auto_export,
+    auto_export_paths,
+    export_many,
+    export_transcript,
+    import_subtitles,
+    render,
+    subtitle_cues,
+)
+from worker.transcript import Segment, Transcript
+
+UNICODE = Transcript(
+    segments=[
+        Segment(0, 0.0, 1.5, " Grüße aus Köln — ça va? {not a tag} <b>x</b> & 5 > 3"),
+        Segment(1, 1.5, 3.25, " 東京は晴れです。"),
+        Segment(2, 3.25, 4.0, " Ελληνικά, русский, עברית 🎙"),
+    ],
+    language="de", duration=4.0, model="tiny", backend="local", source="/data/grüße.mp3",
+)
+
+
+@pytest.fixture
+def out(tmp_path) -> Path:
+    """An empty folder of its own (tmp_path also holds the isolated home)."""
+    folder = tmp_path / "out"
+    folder.mkdir()
+    return folder
+
+
+def ffmpeg_cues(path: Path) -> list[tuple[int, int, str]]:
+    """(start ms, end ms, text) of every cue FFmpeg (PyAV's bundled build) decodes from a subtitle file."""
+    import av
+
+    cues = []
+    with av.open(str(path)) as container:
+        assert len(container.streams.subtitles) == 1
+        stream = container.streams.subtitles[0]
+        assert stream.codec_context.name in ("subrip", "srt", "webvtt")
+        for packet in container.demux(stream):
+            if packet.size == 0:
+                continue
+            start = int(packet.pts * packet.time_base * 1000)
+            end = start + int(packet.duration * packet.time_base * 1000)
+            for subtitle in packet.decode():
+                for rect in subtitle if hasattr(subtitle, "__iter__") else [subtitle]:
+                    cues.append((start, end, rect.dialogue.decode("utf-8")))
+    return cues
+
+
+def test_every_format_is_written_and_parses(out):
+    import docx
+    import pysubs2
+
+    transcript = jfk_transcript()
+    assert len(transcript.segments) >= 2 and transcript.segments[0].words
+    for fmt in EXPORT_FORMATS:
+        path = export_transcript(transcript, out / f"jfk.{fmt}", fmt)
+        assert path.is_file() and path.stat().st_size > 0
+    assert sorted(p.name for p in out.iterdir()) == sorted(f"jfk.{fmt}" for fmt in EXPORT_FORMATS)  # no temp files left
+
+    words = transcript.text.split()
+    assert (out / "jfk.txt").read_text(encoding="utf-8").split() == words
+
+    for fmt in ("srt", "vtt"):
+        subs = pysubs2.load(str(out / f"jfk.{fmt}"))
+        assert subs.format == fmt
+        assert " ".join(e.plaintext.replace("\n", " ") for e in subs).split() == words
+        assert [(e.start, e.end) for e in subs] == [(round(s.start * 1000), round(s.end * 1000)) for s in transcript.segments]
+        decoded = ffmpeg_cues(out / f"jfk.{fmt}")
+        assert [(start, end) for start, end, _ in decoded] == [(e.start, e.end) for e in subs]
+        assert " ".join(text.replace("\\N", " ").replace("\n", " ") for _, _, text in decoded).split() == words
+
+    data = json.loads((out / "jfk.json").read_text(encoding="utf-8"))
+    assert data["text"] == transcript.text and data["model"] == "tiny.en" and data["timings"]["gpu"] == "cpu"
+    assert Transcript.from_dict(data) == transcript  # segments, words, timings: all there
+
+    with open(out / "jfk.tsv", encoding="utf-8", newline="") as stream:
+        rows = list(csv.reader(stream, delimiter="\t"))
+    assert rows[0] == ["start", "end", "text"]
+    assert [(int(a), int(b)) for a, b, _ in rows[1:]] == [(round(s.start * 1000), round(s.end * 1000)) for s in transcript.segments]
+    assert " ".join(text for _, _, text in rows[1:]).split() == words
+
+    document = docx.Document(str(out / "jfk.docx"))
+    paragraphs = [p.text for p in document.paragraphs]
+    assert paragraphs[0] == "jfk.flac"
+    assert " ".join(paragraphs[1:]).split() == words
+
+
+def test_txt_and_docx_with_timestamps():
+    import io
+
+    import docx
+
+    transcript = jfk_transcript()
+    lines = render(transcript, "txt", timestamps=True).splitlines()
+    first = transcript.segments[0]
+    assert lines[0] == f"[00:00:00.000 --> {formats.format_timestamp(first.end)}] {first.text.strip()}"
+    document = docx.Document(io.BytesIO(render(transcript, "docx", timestamps=True)))
+    assert document.paragraphs[1].text.startswith("[00:00:00.000 --> ")
+
+
+@pytest.mark.parametrize("max_line_length,max_lines", [(20, 1), (20, 2), (32, 2), (42, 3), (5, 2)])
+def test_subtitle_limits_hold_and_cues_cover_each_segment(out, max_line_length, max_lines):
+    import pysubs2
+
+    transcript = jfk_transcript()
+    path = export_transcript(transcript, out / "jfk.srt", max_line_length=max_line_length, max_lines=max_lines)
+    subs = pysubs2.load(str(path))
+    longest = max(len(seg.text.strip()) for seg in transcript.segments)
+    # a segment that cannot fit one cue becomes several
+    assert len(subs) > len(transcript.segments) if longest > max_line_length * max_lines else len(subs) == len(transcript.segments)
+    for event in subs:
+        lines = event.plaintext.split("\n")
+        assert 1 <= len(lines) <= max_lines
+        assert all(0 < len(line) <= max_line_length for line in lines), lines
+        assert event.start <= event.end
+    shown = " ".join(e.plaintext.replace("\n", " ") for e in subs)
+    assert shown.replace(" ", "") == transcript.text.replace(" ", "")  # nothing lost, in order
+    if max_line_length >= max(len(w) for w in transcript.text.split()):
+        assert shown.split() == transcript.text.split()  # words are never cut when they fit a line
+    # cues follow each other and span exactly the segments
+    starts = [e.start for e in subs]
+    assert starts == sorted(starts)
+    assert subs[0].start == round(transcript.segments[0].start * 1000)
+    assert subs[-1].end == round(transcript.segments[-1].end * 1000)
+    assert len(ffmpeg_cues(path)) == len(subs)
+
+
+def test_long_segments_are_timed_from_word_timestamps():
+    transcript = jfk_transcript()
+    segment = transcript.segments[0]
+    cues = subtitle_cues(Transcript(segments=[segment]), max_line_length=20, max_lines=1)
+    by_word = {w.text.strip(): w for w in segment.words}
+    for cue in cues[1:]:
+        first_word = cue.lines[0].split()[0]
+        assert cue.start == by_word[first_word].start  # each cue starts when its first word is spoken
+    assert [c.end for c in cues[:-1]] == [c.start for c in cues[1:]]
+
+
+def test_without_words_cues_are_timed_in_proportion_to_characters():
+    segment = Segment(0, 10.0, 20.0, "aaaa bbbb cccc dddd")
+    cues = subtitle_cues(Transcript(segments=[segment]), max_line_length=9, max_lines=1)
+    assert [c.lines for c in cues] == [["aaaa bbbb"], ["cccc dddd"]]
+    assert cues[0].start == 10.0 and cues[1].start == pytest.approx(10.0 + 10 * 10 / 19, abs=0.001) and cues[1].end == 20.0
+
+
+def test_words_longer_than_a_line_and_unspaced_scripts_are_cut():
+    transcript = Transcript(segments=[
+        Segment(0, 0.0, 2.0, "Donaudampfschifffahrtsgesellschaftskapitän"),
+        Segment(1, 2.0, 4.0, "東京は晴れです。明日も晴れるでしょう。"),
+    ])
+    cues = subtitle_cues(transcript, max_line_length=10, max_lines=2)
+    lines = [line for cue in cues for line in cue.lines]
+    assert all(len(line) <= 10 for line in lines)
+    assert "".join(lines) == "Donaudampfschifffahrtsgesellschaftskapitän東京は晴れです。明日も晴れるでしょう。"
+
+
+def test_unicode_and_markup_characters_survive_every_format(out):
+    import pysubs2
+
+    for fmt in EXPORT_FORMATS:
+        export_transcript(UNICODE, out / f"u.{fmt}", fmt)
+    for fmt in ("srt", "vtt"):
+        imported = import_subtitles(out / f"u.{fmt}")
+        expected = [s.text.strip() for s in UNICODE.segments]
+        if fmt == "srt":  # SRT has no escaping: <b> is bold there, not text
+            expected[0] = expected[0].replace("<b>x</b>", "x")
+        assert [s.text for s in imported.segments] == expected
+        assert len(pysubs2.load(str(out / f"u.{fmt}"))) == 3
+        assert len(ffmpeg_cues(out / f"u.{fmt}")) == 3
+    assert "東京は晴れです。" in (out / "u.txt").read_text(encoding="utf-8")
+    assert json.loads((out / "u.json").read_text(encoding="utf-8"))["segments"][2]["text"].endswith("🎙")
+
+
+def test_srt_and_vtt_round_trip_to_the_millisecond(out):
+    transcript = jfk_transcript()
+    transcript.segments[0].start = 0.123
+    transcript.segments[-1].end = 10.987
+    for fmt in ("srt", "vtt"):
+        path = export_transcript(transcript, out / f"jfk.{fmt}")
+        back = import_subtitles(path)
+        assert [s.text for s in back.segments] == [s.text.strip() for s in transcript.segments]
+        assert [(s.start, s.end) for s in back.segments] == [(s.start, s.end) for s in transcript.segments]
+        # exporting the import again gives the same file
+        again = export_transcript(back, out / f"again.{fmt}")
+        assert again.read_text(encoding="utf-8") == path.read_text(encoding="utf-8")
+
+
+def test_existing_files_are_not_overwritten_without_permission(out):
+    transcript = jfk_transcript()
+    target = out / "jfk.srt"
+    target.write_text("precious", encoding="utf-8")
+    with pytest.raises(ExportExistsError) as info:
+        export_transcript(transcript, target)
+    message = str(info.value)
+    assert isinstance(info.value, WhisperDeskError) and isinstance(info.value, FileExistsError)
+    assert "jfk.srt" in message and "\n" not in message
+    assert target.read_text(encoding="utf-8") == "precious"
+    export_transcript(transcript, target, overwrite=True)
+    assert "Americans" in target.read_text(encoding="utf-8")
+    assert sorted(p.name for p in out.iterdir()) == ["jfk.srt"]
+
+
+def test_a_failure_mid_write_leaves_no_file_and_keeps_the_old_one(out, monkeypatch):
+    transcript = jfk_transcript()
+
+    def disk_full(_fd):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(formats.os, "fsync", disk_full)
+    with pytest.raises(WhisperDeskError) as info:
+        export_transcript(transcript, out / "new.srt")
+    assert "new.srt" in str(info.value) and "No space left" in str(info.value)
+    assert list(out.iterdir()) == []  # neither the export nor a temporary file
+
+    old = out / "old.json"
+    old.write_text('{"old": true}', encoding="utf-8")
+    with pytest.raises(WhisperDeskError):
+        export_transcript(transcript, old, overwrite=True)
+    assert old.read_text(encoding="utf-8") == '{"old": true}'
+    assert [p.name for p in out.iterdir()] == ["old.json"]
+
+
+def test_unknown_format_is_one_clear_line(out):
+    with pytest.raises(WhisperDeskError) as info:
+        export_transcript(jfk_transcript(), out / "x.pdf")
+    assert "pdf" in str(info.value) and "srt" in str(info.value)
+
+
+def test_bulk_export_writes_every_file_and_keeps_same_named_sources_apart(out):
+    first = jfk_transcript()
+    second = jfk_transcript()
+    second.segments[0].text = " A different first line"
+    items = [(first, "/talks/a/interview.mp3"), (second, "/talks/b/interview.wav"), (UNICODE, "/x/grüße.mp3")]
+    out = out / "exports"
+    written = export_many(items, out, EXPORT_FORMATS, max_line_length=32)
+    expected = {f"{stem}.{fmt}" for stem in ("interview", "interview (2)", "grüße") for fmt in EXPORT_FORMATS}
+    assert {p.name for p in written} == expected == {p.name for p in out.iterdir()}
+    assert "A different first line" in (out / "interview (2).txt").read_text(encoding="utf-8")
+
+    # a second run refuses before writing anything, then overwrites when allowed
+    (out / "grüße.txt").write_text("keep", encoding="utf-8")
+    with pytest.raises(ExportExistsError):
+        export_many(items, out, ["txt"])
+    assert (out / "grüße.txt").read_text(encoding="utf-8") == "keep"
+    export_many(items, out, ["txt"], overwrite=True)
+    assert "東京" in (out / "grüße.txt").read_text(encoding="utf-8")
+
+
+def test_automatic_export_next_to_the_source_or_to_a_folder(out):
+    source = out / "media" / "talk.flac"
+    source.parent.mkdir()
+    source.write_bytes(b"audio")
+    assert auto_export_paths(source, None, ["srt", "txt"]) == [source.with_suffix(".srt"), source.with_suffix(".txt")]
+    assert auto_export_paths(source, out / "out", ["json"]) == [out / "out" / "talk.json"]
+
+    written = auto_export(jfk_transcript(), source, EXPORT_FORMATS)
+    assert [p.name for p in written] == [f"talk.{fmt}" for fmt in EXPORT_FORMATS]
+    # a second completion never overwrites: numbered siblings
+    again = auto_export(jfk_transcript(), source, ["srt"], folder=None)
+    assert [p.name for p in again] == ["talk (2).srt"]
+    to_folder = auto_export(jfk_transcript(), source, ["vtt", "tsv"], folder=out / "out")
+    assert all(p.is_file() and p.parent == out / "out" for p in to_folder)
+
+
+@pytest.mark.parametrize("content,reason", [
+    (b"", "empty"),
+    (b"   \n\n", "empty"),
+    (b"Dear diary, today I transcribed nothing.\nThe end.\n", "not SRT or WebVTT"),
+    (b"ID3\x03\x00\x00\x00\x00\x00\x00binary", "binary"),
+    (b"WEBVTT\n\n", "no subtitle cues"),
+    (b"1\n00:00:01,000 --> 00:00:02,000\n\n", "no subtitle cues"),
+])
+def test_bad_subtitle_files_get_a_clear_reason(out, content, reason):
+    path = out / "broken subs.srt"
+    path.write_bytes(content)
+    with pytest.raises(MediaError) as info:
+        import_subtitles(path)
+    message = str(info.value)
+    assert message.startswith("broken subs.srt: ") and reason in message and "\n" not in message
+
+
+def test_missing_subtitle_file(out):
+    with pytest.raises(MediaError, match="gone.vtt: no such file"):
+        import_subtitles(out / "gone.vtt")
+
+
+def test_import_reads_hand_written_vtt_with_cue_settings_and_latin1_srt(out):
+    vtt = out / "notes.vtt"
+    vtt.write_text("WEBVTT\n\nintro\n00:01.500 --> 00:03.250 align:start\nFirst line\nsecond line\n\n"
+                   "00:00:04.000 --> 00:00:05.000\nFish &amp; chips\n", encoding="utf-8")
+    imported = import_subtitles(vtt)
+    assert [(s.start, s.end, s.text) for s in imported.segments] == [(1.5, 3.25, "First line second line"), (4.0, 5.0, "Fish & chips")]
+    srt = out / "old.srt"
+    srt.write_bytes("1\n00:00:00,000 --> 00:00:01,000\n<i>Caf\u00e9</i> cr\u00e8me\n".encode("cp1252"))
+    assert import_subtitles(srt).segments[0].text == "Café crème"
+
+
+def test_export_to_an_unwritable_place_is_one_line(out):
+    blocker = out / "file"
+    blocker.write_text("x")
+    with pytest.raises(WhisperDeskError) as info:
+        export_transcript(jfk_transcript(), blocker / "sub" / "jfk.srt")
+    assert "jfk.srt" in str(info.value) and "\n" not in str(info.value)
+    assert os.listdir(out) == ["file"]

@@ -1,0 +1,562 @@
+"""The Modal backend: a file is cut at silences into chunks, the chunks are fanned out over T4 containers
+running the deployed worker (worker/modal_app.py), and the answers are stitched back in order.
+
+    backend = ModalBackend(max_containers=8, chunk_s=30.0)
+    transcript = backend.transcribe(path, options, emit, cancel)
+
+Flow: decode (streamed) -> chunks cut at silences (worker.chunking.iter_chunks) -> compact audio bytes
+(encode_chunk, <= 1 MB per audio minute) -> up to max_containers calls in flight -> each answer shifted to
+absolute time -> SegmentsReady / TimingReport / Progress per chunk, in chunk order (answers that arrive early
+wait for the ones before them) -> one Transcript. A short file is one chunk and one call.
+
+Who answers is a RemoteTranscriber: ModalRemote (the deployed app, through an explicit, bounded client) or,
+in tests and benchmarks, worker.modal_standin.StandInRemote (the same worker body, in-process).
+A chunk failing with a transient error is retried (max_retries); one that keeps failing fails its job with
+one line naming the file and the chunk. Cancel stops every outstanding call and raises Cancelled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Coroutine, Protocol, TypeVar
+
+from worker.errors import Cancelled, ModalSetupError, TranscriptionError, WhisperDeskError
+from worker.events import CancelToken, Emit, Progress, SegmentsReady, Stage, TimingReport
+from worker.options import TranscriptionOptions
+from worker.timing import DEFAULT_T4_DOLLARS_PER_HOUR, summarize
+from worker.transcript import Segment, Transcript, Word
+
+APP_NAME = "whisper-desk"  # worker.modal_app.APP_NAME (not imported: that would import modal)
+CLASS_NAME = "Transcriber"
+NOT_SET_UP = "Modal is not set up: run the setup wizard or `modal token new`"
+RETRY_DELAY_S = 0.5  # before the first retry of a chunk; doubles each time
+CANCEL_GRACE_S = 5.0  # how long cancelled calls get to stop (each one's own cancel request is bounded too)
+_SEAM_EPSILON_S = 0.02  # a segment starting this close to a chunk's end belongs to nothing (hallucinated)
+
+# Modal exceptions (by class name) worth another try: the network or Modal hiccuped, the chunk is fine
+_TRANSIENT = frozenset(
+    {"ConnectionError", "InternalFailure", "InternalError", "ServiceError", "ResourceExhaustedError",
+     "OutputExpiredError", "ClientClosed"}
+)
+
+T = TypeVar("T")
+
+
+class RemoteTranscriber(Protocol):
+    """What the fan-out calls: the deployed Transcriber class, or a stand-in. Methods run on the job's event
+    loop; a cancelled transcribe() must stop its call."""
+
+    async def open(self, model: str) -> None:
+        """Connect (bounded) and bind the model; raise ModalSetupError when that is impossible."""
+        ...
+
+    async def transcribe(self, audio: bytes, options: dict[str, Any], chunk_index: int = 0) -> dict[str, Any]:
+        """One chunk -> the worker's answer (see worker/modal_app.py)."""
+        ...
+
+    async def aclose(self) -> None:
+        ...
+
+
+# ---------------------------------------------------------------- the real remote
+
+
+def _mro_names(exc: BaseException) -> set[str]:
+    return {klass.__name__ for klass in type(exc).__mro__ if klass.__module__.startswith(("modal", "grpclib"))}
+
+
+def is_transient(exc: BaseException) -> bool:
+    """A failure that another try may not have: a network or service hiccup (not our data, not a timeout)."""
+    if isinstance(exc, WhisperDeskError):
+        return False
+    names = _mro_names(exc)
+    if names:
+        return bool(names & _TRANSIENT)
+    return isinstance(exc, (ConnectionError, OSError)) and not isinstance(exc, TimeoutError)
+
+
+def _explain(exc: BaseException, *secrets: Any) -> str:
+    try:
+        from worker.modal_account import explain_modal_error, scrub
+    except ImportError:  # pragma: no cover - modal_account ships with the app
+        return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'unexpected error'}"
+    return scrub(explain_modal_error(exc), *secrets)
+
+
+class ModalRemote:
+    """The deployed worker app, through an explicit modal Client (never modal's cached global one) opened
+    from the credentials Whisper Desk resolves, with every network step bounded."""
+
+    def __init__(
+        self,
+        app_name: str = APP_NAME,
+        class_name: str = CLASS_NAME,
+        connect_timeout_s: float = 10.0,
+        server_url: str | None = None,
+    ) -> None:
+        self.app_name = app_name
+        self.class_name = class_name
+        self.connect_timeout_s = connect_timeout_s
+        self.server_url = server_url
+        self._client: Any = None
+        self._method: Any = None
+        self._secret: str | None = None
+
+    async def open(self, model: str) -> None:
+        from worker.modal_account import resolve_credentials, resolve_server_url
+
+        credentials = resolve_credentials()  # ModalSetupError for an unreadable config file
+        if credentials is None:
+            raise ModalSetupError(NOT_SET_UP)
+        self._secret = credentials.token_secret.reveal()
+        url = self.server_url or resolve_server_url()
+        try:
+            await asyncio.wait_for(self._connect(url, credentials.token_id, model), self.connect_timeout_s)
+        except asyncio.CancelledError:
+            await self.aclose()
+            raise
+        except (asyncio.TimeoutError, TimeoutError):
+            await self.aclose()
+            raise ModalSetupError(
+                f"Modal did not answer within {self.connect_timeout_s:g} s: check the network connection "
+                "(`whisper-desk check` tells more)"
+            ) from None
+        except WhisperDeskError:
+            await self.aclose()
+            raise
+        except Exception as exc:
+            await self.aclose()
+            raise ModalSetupError(_explain(exc, self._secret)) from None
+
+    async def _connect(self, url: str, token_id: str, model: str) -> None:
+        import modal
+        from modal_proto import api_pb2
+
+        client = modal.Client(url, api_pb2.CLIENT_TYPE_CLIENT, (token_id, self._secret))
+        self._client = client
+        await client.__aenter__()
+        await client.hello.aio()
+        cls = modal.Cls.from_name(self.app_name, self.class_name, client=client)
+        await cls.hydrate.aio(client)
+        self._method = cls(model=model).transcribe  # a deployed app without the method fails here, at once
+
+    async def transcribe(self, audio: bytes, options: dict[str, Any], chunk_index: int = 0) -> dict[str, Any]:
+        if self._method is None:
+            raise ModalSetupError(NOT_SET_UP)
+        call = await self._method.spawn.aio(audio, options)
+        try:
+            return await call.get.aio()
+        except asyncio.CancelledError:  # the job was cancelled or the call timed out: stop it on Modal too
+            try:
+                await asyncio.wait_for(call.cancel.aio(), CANCEL_GRACE_S)
+            except Exception:
+                pass
+            raise
+
+    async def aclose(self) -> None:
+        client, self._client, self._method = self._client, None, None
+        if client is not None:
+            try:
+                await asyncio.wait_for(client.__aexit__(None, None, None), CANCEL_GRACE_S)
+            except Exception:
+                pass
+
+
+# ---------------------------------------------------------------- the fan-out
+
+
+def estimate_chunk_count(duration_s: float, chunk_s: float) -> int:
+    """How many chunks worker.chunking cuts a file of this length into (it may differ by one, as cuts move
+    to the nearest silence): one up to 1.2 x chunk_s; else chunk_s pieces, the last two sharing the rest."""
+    if duration_s <= 0:
+        return 0
+    if duration_s <= 1.2 * chunk_s:
+        return 1
+    full = max(0, math.floor((duration_s - 2 * chunk_s) / chunk_s) + 1) if duration_s >= 2 * chunk_s else 0
+    rest = duration_s - full * chunk_s
+    return full + (1 if rest <= 1.2 * chunk_s else 2)
+
+
+@dataclass
+class _Piece:
+    index: int
+    start_s: float
+    end_s: float
+    data: bytes = field(repr=False)
+
+
+@dataclass
+class _Job:
+    path: Path
+    options: TranscriptionOptions
+    emit: Emit
+    duration_s: float
+    estimate: int
+    started: float
+    sent: int = 0
+    total: int | None = None  # known once the last chunk is cut
+    upload_bytes: int = 0
+    results: dict[int, tuple[float, list[Segment], dict[str, Any], str | None, str]] = field(default_factory=dict)
+    next_emit: int = 0
+    fraction: float = 0.0
+    segments: list[Segment] = field(default_factory=list)
+    chunk_timings: list[dict[str, Any]] = field(default_factory=list)
+    languages: Counter = field(default_factory=Counter)
+    models: list[str] = field(default_factory=list)
+    end_s: float = 0.0
+
+    @property
+    def count(self) -> int:
+        return self.total if self.total is not None else max(self.estimate, self.sent)
+
+    def progress(self, stage: Stage, fraction: float, chunk_index: int | None = None, message: str = "") -> None:
+        self.fraction = max(self.fraction, min(1.0, fraction))
+        self.emit(Progress(stage, self.fraction, chunk_index, self.count, message))
+
+
+class ModalBackend:
+    """Transcribes files on the deployed Modal app, fanned out over up to `max_containers` calls per file."""
+
+    name = "modal"
+
+    def __init__(
+        self,
+        app_name: str = APP_NAME,
+        class_name: str = CLASS_NAME,
+        max_containers: int = 8,
+        chunk_s: float = 30.0,
+        call_timeout_s: float = 600.0,
+        connect_timeout_s: float = 10.0,
+        max_retries: int = 2,
+        remote: RemoteTranscriber | None = None,
+        dollars_per_hour: float = DEFAULT_T4_DOLLARS_PER_HOUR,
+        retry_delay_s: float = RETRY_DELAY_S,
+        server_url: str | None = None,
+    ) -> None:
+        if int(max_containers) < 1:
+            raise ValueError(f"max_containers must be at least 1, not {max_containers}")
+        if not (chunk_s > 0 and math.isfinite(chunk_s)):
+            raise ValueError(f"chunk length must be a positive number of seconds, not {chunk_s!r}")
+        if int(max_retries) < 0:
+            raise ValueError(f"max_retries must not be negative, not {max_retries}")
+        self.app_name = app_name
+        self.class_name = class_name
+        self.max_containers = int(max_containers)
+        self.chunk_s = float(chunk_s)
+        self.call_timeout_s = float(call_timeout_s)
+        self.connect_timeout_s = float(connect_timeout_s)
+        self.max_retries = int(max_retries)
+        self.remote = remote
+        self.dollars_per_hour = float(dollars_per_hour)
+        self.retry_delay_s = float(retry_delay_s)
+        self.server_url = server_url
+
+    def transcribe(self, path: Path, options: TranscriptionOptions, emit: Emit, cancel: CancelToken) -> Transcript:
+        """Blocking; call from a worker thread (any thread: one with a running event loop gets a helper)."""
+        path = Path(path)
+        cancel.raise_if_cancelled()
+        return _run_cancellable(lambda: self._transcribe(path, options, emit, cancel), cancel, self.max_containers + 2)
+
+    def close(self) -> None:
+        """Nothing is held between files: each file opens (and closes) its own Modal client."""
+
+    # ------------------------------------------------------------ one file
+
+    async def _transcribe(self, path: Path, options: TranscriptionOptions, emit: Emit, cancel: CancelToken) -> Transcript:
+        from worker.audio import probe_duration
+
+        loop = asyncio.get_running_loop()
+        started = time.monotonic()
+        emit(Progress(Stage.DECODING, 0.0, message=f"decoding {path.name}"))
+        duration = await loop.run_in_executor(None, probe_duration, path)  # MediaError: one line naming the file
+        remote = self.remote if self.remote is not None else self._modal_remote()
+        if self.remote is None:
+            emit(Progress(Stage.UPLOADING, 0.0, message="connecting to Modal"))
+        await remote.open(options.model)
+        try:
+            job = _Job(path, options, emit, duration, estimate_chunk_count(duration, self.chunk_s), started)
+            await self._fan_out(job, remote, cancel)
+        finally:
+            if self.remote is None:
+                await remote.aclose()
+        return self._stitched(job)
+
+    def _modal_remote(self) -> ModalRemote:
+        return ModalRemote(self.app_name, self.class_name, self.connect_timeout_s, self.server_url)
+
+    async def _fan_out(self, job: _Job, remote: RemoteTranscriber, cancel: CancelToken) -> None:
+        from worker.chunking import encode_chunk, iter_chunks
+
+        loop = asyncio.get_running_loop()
+        chunks = iter_chunks(job.path, target_s=self.chunk_s, cancel=cancel)
+
+        def next_piece() -> _Piece | None:  # in a thread: decoding and encoding are CPU work
+            chunk = next(chunks, None)
+            if chunk is None:
+                return None
+            return _Piece(chunk.index, chunk.start_s, chunk.end_s, encode_chunk(chunk.samples))
+
+        slots = asyncio.Semaphore(self.max_containers)  # calls in flight
+        outcome: asyncio.Future[None] = loop.create_future()  # set when the last answer is in, or a chunk failed
+        tasks: set[asyncio.Task] = set()
+        options = job.options.to_dict()
+
+        def finished(task: asyncio.Task) -> None:
+            slots.release()
+            tasks.discard(task)
+            if task.cancelled():
+                return
+            error = task.exception()  # (retrieved even when the job is over: no "never retrieved" warning)
+            if outcome.done():
+                return
+            if error is not None:
+                outcome.set_exception(error)  # a chunk that failed for good fails the job
+            elif not tasks and job.total is not None:
+                outcome.set_result(None)
+
+        # encoded chunks are small (<= 1 MB per audio minute): cut a few ahead, so a freed slot never waits
+        ready: asyncio.Queue[_Piece | None] = asyncio.Queue(maxsize=2 * self.max_containers)
+
+        async def read() -> None:
+            while True:
+                piece = await loop.run_in_executor(None, next_piece)
+                await ready.put(piece)
+                if piece is None:
+                    return
+
+        async def dispatch() -> None:
+            while True:
+                piece = await ready.get()
+                if piece is None:
+                    job.total = job.sent
+                    if not tasks and not outcome.done():
+                        outcome.set_result(None)
+                    return
+                await slots.acquire()
+                job.sent += 1
+                job.upload_bytes += len(piece.data)
+                if not job.results and job.next_emit == 0:
+                    job.progress(Stage.UPLOADING, 0.0, piece.index, f"uploading chunk {piece.index + 1} of {job.count}")
+                    job.progress(Stage.WAITING_GPU, 0.0, None, f"waiting for a GPU ({job.sent} of {job.count} chunks sent)")
+                task = loop.create_task(self._run_chunk(job, remote, piece, options))
+                tasks.add(task)
+                task.add_done_callback(finished)
+
+        reader, dispatcher = loop.create_task(read()), loop.create_task(dispatch())
+        watched: set[asyncio.Future] = {reader, dispatcher, outcome}
+        try:
+            while not outcome.done():
+                done, _ = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
+                for finished_task in done - {outcome}:
+                    finished_task.result()  # a file that stops decoding half-way (MediaError) or Cancelled
+                    watched.discard(finished_task)
+            await outcome  # the last answer is in, or the first chunk that failed for good fails the job
+        finally:
+            pending = [t for t in (reader, dispatcher, *tasks) if not t.done()]
+            for task in pending:
+                task.cancel()
+            if pending:  # let cancelled calls stop (each bounds its own cleanup)
+                await asyncio.wait(pending, timeout=CANCEL_GRACE_S)
+            if not outcome.done():
+                outcome.cancel()
+            elif not outcome.cancelled():
+                outcome.exception()  # marks it retrieved (no "never retrieved" warning)
+            try:
+                chunks.close()  # stops decoding the rest of the file
+            except ValueError:  # its thread is still cutting a chunk: it stops at the cancel, then is dropped
+                pass
+
+    async def _run_chunk(self, job: _Job, remote: RemoteTranscriber, piece: _Piece, options: dict[str, Any]) -> None:
+        where = f"{job.path.name}: chunk {piece.index + 1} of {job.count} ({_clock(piece.start_s)}–{_clock(piece.end_s)})"
+        attempts = self.max_retries + 1
+        for attempt in range(1, attempts + 1):
+            try:
+                answer = await asyncio.wait_for(
+                    remote.transcribe(piece.data, options, chunk_index=piece.index), self.call_timeout_s
+                )
+                break
+            except TimeoutError:  # ours (asyncio.wait_for); modal's own timeouts are not builtin ones
+                raise TranscriptionError(
+                    f"{where} got no answer within {self.call_timeout_s:g} s: use shorter chunks or a longer timeout"
+                ) from None
+            except Cancelled:
+                raise
+            except WhisperDeskError as exc:  # the worker refused the chunk (bad options, unreadable audio)
+                raise TranscriptionError(f"{where} failed: {exc}") from None
+            except Exception as exc:
+                if is_transient(exc) and attempt < attempts:
+                    stage = Stage.TRANSCRIBING if job.next_emit else Stage.WAITING_GPU
+                    reason = _explain(exc).split(":")[0]
+                    job.progress(stage, job.fraction, None, f"retrying chunk {piece.index + 1} of {job.count} ({reason})")
+                    await asyncio.sleep(self.retry_delay_s * 2 ** (attempt - 1))
+                    continue
+                tries = f" after {attempt} tries" if attempt > 1 else ""
+                raise TranscriptionError(f"{where} failed{tries}: {_explain(exc)}") from None
+        self._accept(job, piece, answer)
+
+    def _accept(self, job: _Job, piece: _Piece, answer: dict[str, Any]) -> None:
+        """Check and store one chunk's answer, then emit every answer that is now next in order."""
+        version, expected = str(answer.get("api_version", "?")), _worker_api_version()
+        if version != expected:
+            raise TranscriptionError(
+                f"{job.path.name}: the deployed Modal worker speaks API v{version}, this app needs "
+                f"v{expected}: run `whisper-desk deploy`"
+            )
+        length = piece.end_s - piece.start_s
+        segments = [
+            clamped.shifted(piece.start_s)
+            for clamped in (_clamp(Segment.from_dict(s), length) for s in answer.get("segments") or [])
+            if clamped is not None
+        ]
+        timings = dict(answer.get("timings") or {})
+        timings.update(chunk_index=piece.index, chunk_start_s=round(piece.start_s, 3), upload_bytes=len(piece.data))
+        job.results[piece.index] = (piece.end_s, segments, timings, answer.get("language"), str(answer.get("model") or ""))
+        job.end_s = max(job.end_s, piece.end_s)
+        self._flush(job)
+
+    def _flush(self, job: _Job) -> None:
+        while job.next_emit in job.results:
+            index = job.next_emit
+            end_s, segments, timings, language, model = job.results.pop(index)
+            job.next_emit += 1
+            timings["chunk_count"] = job.count
+            job.segments.extend(segments)
+            job.chunk_timings.append(timings)
+            if language:
+                job.languages[language] += 1
+            if model:
+                job.models.append(model)
+            if segments:
+                job.emit(SegmentsReady(segments, chunk_index=index))
+            job.emit(TimingReport(timings, chunk_index=index))
+            job.progress(Stage.TRANSCRIBING, end_s / job.duration_s if job.duration_s > 0 else 1.0, index)
+
+    def _stitched(self, job: _Job) -> Transcript:
+        wall_s = time.monotonic() - job.started
+        summary = summarize(job.chunk_timings, wall_s, self.dollars_per_hour)
+        chunks = job.chunk_timings
+        first = chunks[0] if chunks else {}
+        inference_s = sum(float(t.get("inference_s") or 0.0) for t in chunks)
+        audio_s = sum(float(t.get("audio_s") or 0.0) for t in chunks)
+        minutes = job.end_s / 60.0
+        timings: dict[str, Any] = {
+            "gpu": first.get("gpu", "cpu"),
+            "cold_start": any(bool(t.get("cold_start")) for t in chunks),
+            "model_load_s": round(sum(float(t.get("model_load_s") or 0.0) for t in chunks), 3),
+            "inference_s": round(inference_s, 3),
+            "audio_s": round(audio_s, 3),
+            "rtf": round(inference_s / audio_s, 4) if audio_s > 0 else 0.0,
+            "wall_s": round(wall_s, 3),
+            "gpu_seconds": round(summary.compute_s, 3),
+            "cost_usd": round(summary.cost_usd, 6),
+            "speed_x": round(summary.speed_x, 2),
+            "chunk_count": len(chunks),
+            "max_containers": self.max_containers,
+            "containers": len({t.get("container_id") for t in chunks if t.get("container_id")}),
+            "upload_bytes": job.upload_bytes,
+            "upload_bytes_per_min": round(job.upload_bytes / minutes) if minutes > 0 else 0,
+            "chunks": chunks,
+        }
+        language = job.languages.most_common(1)[0][0] if job.languages else job.options.language
+        model = job.models[0] if job.models else job.options.model
+        transcript = Transcript(
+            segments=job.segments,
+            language=language,
+            duration=round(job.end_s, 3),
+            model=model,
+            backend="modal",
+            timings=timings,
+            source=str(job.path),
+        )
+        return transcript.renumbered()
+
+
+def _worker_api_version() -> str:
+    from worker.modal_app import WORKER_API_VERSION  # imports modal (once): only when answers come back
+
+    return WORKER_API_VERSION
+
+
+def _clamp(segment: Segment, length: float) -> Segment | None:
+    """Keep a chunk's segment inside the chunk: Whisper sometimes runs a timestamp (or a hallucination) past
+    the audio it was given, which would overlap the next chunk after stitching."""
+    if segment.start >= length - _SEAM_EPSILON_S:
+        return None
+    words = [
+        Word(max(0.0, w.start), min(w.end, length), w.text, w.probability)
+        for w in segment.words
+        if w.start < length - _SEAM_EPSILON_S
+    ]
+    return Segment(segment.id, max(0.0, segment.start), min(segment.end, length), segment.text, words)
+
+
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(max(0.0, seconds), 60.0)
+    return f"{int(minutes)}:{secs:04.1f}"
+
+
+# ---------------------------------------------------------------- running a job's event loop
+
+
+def _run_cancellable(make: Callable[[], Coroutine[Any, Any, T]], cancel: CancelToken, workers: int) -> T:
+    """Run the coroutine on a private event loop, in this thread (or in a helper thread when this one already
+    runs a loop). `cancel` cancels it at once, from any thread. Threads still busy after it ends (a decode
+    step, a stand-in's model run) finish in the background: nothing waits for them."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return _run_here(make, cancel, workers)
+    import threading
+
+    outcome: dict[str, Any] = {}
+
+    def runner() -> None:
+        try:
+            outcome["value"] = _run_here(make, cancel, workers)
+        except BaseException as exc:  # handed to the caller's thread
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=runner, name="modal-fanout", daemon=True)
+    thread.start()
+    thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
+def _run_here(make: Callable[[], Coroutine[Any, Any, T]], cancel: CancelToken, workers: int) -> T:
+    loop = asyncio.new_event_loop()
+    executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="modal-fanout")
+    loop.set_default_executor(executor)
+
+    async def main() -> T:
+        task = asyncio.ensure_future(make())
+
+        def stop() -> None:
+            try:
+                loop.call_soon_threadsafe(task.cancel)
+            except RuntimeError:  # the loop is closed: the job is over already
+                pass
+
+        cancel.on_cancel(stop)
+        try:
+            return await task
+        except asyncio.CancelledError:
+            if cancel.cancelled:
+                raise Cancelled() from None
+            raise
+
+    try:
+        return loop.run_until_complete(main())
+    finally:
+        try:
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        finally:
+            loop.close()
+            executor.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,168 @@
+"""A stand-in for the deployed Modal worker, for tests and benchmarks (Modal itself is out of reach there).
+
+    backend = ModalBackend(remote=StandInRemote(latency_s=0.2, fail_chunks={3: 1}))
+
+It runs the very same worker body as the T4 class (worker.modal_app.TranscriberBody) in-process, behind the
+same RemoteTranscriber interface the real ModalRemote has, with:
+- latency_s: a fixed delay per call (upload + queue + network), during which the call counts as in flight;
+  chunk_latency_s: chunk index -> a different delay for that chunk (to make answers arrive out of order);
+- fail_chunks: chunk index -> how many times that chunk's call fails (with a transient, Modal-like error)
+  before it succeeds; always_fail: chunk indexes whose calls always fail;
+- run_model=False: no model at all, a synthetic segment per chunk (for the fan-out efficiency benchmark).
+
+It counts calls (calls, calls_by_chunk), the calls in flight now (in_flight) and at most (peak_in_flight),
+the calls cancelled by the client (cancelled) and the audio bytes received (bytes_received). One instance may serve several jobs and threads at once.
+The model runs one call at a time (as one container would); calls wait for it while in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import threading
+from collections import Counter
+from typing import Any
+
+from worker.events import CancelToken
+
+
+def transient_error(message: str) -> Exception:
+    """What Modal raises for a hiccup worth retrying (modal.exception.InternalFailure)."""
+    from modal.exception import InternalFailure
+
+    return InternalFailure(message)
+
+
+class StandInRemote:
+    def __init__(
+        self,
+        latency_s: float = 0.0,
+        fail_chunks: dict[int, int] | None = None,
+        always_fail: set[int] | frozenset[int] | None = None,
+        model: str = "tiny.en",
+        run_model: bool = True,
+        chunk_latency_s: dict[int, float] | None = None,
+    ) -> None:
+        self.latency_s = float(latency_s)
+        self.chunk_latency_s = dict(chunk_latency_s or {})
+        self.fail_chunks = dict(fail_chunks or {})
+        self.always_fail = set(always_fail or ())
+        self.model = model
+        self.run_model = run_model
+        self.calls = 0
+        self.calls_by_chunk: Counter[int] = Counter()
+        self.bytes_received = 0
+        self.failures = 0
+        self.cancelled = 0
+        self.in_flight = 0
+        self.peak_in_flight = 0
+        self.running = 0  # model runs still computing (a cancelled one stops at its next 30 s window)
+        self.opened: list[str] = []
+        self._lock = threading.Lock()
+        self._bodies: dict[str, Any] = {}
+        self._synthetic_calls = 0
+
+    @property
+    def max_concurrent(self) -> int:
+        return self.peak_in_flight
+
+    # ------------------------------------------------------------ RemoteTranscriber
+
+    async def open(self, model: str) -> None:
+        with self._lock:
+            self.opened.append(model)
+
+    async def aclose(self) -> None:
+        pass
+
+    async def transcribe(self, audio: bytes, options: dict[str, Any], chunk_index: int = 0) -> dict[str, Any]:
+        with self._lock:
+            self.calls += 1
+            self.calls_by_chunk[chunk_index] += 1
+            self.bytes_received += len(audio)
+            attempt = self.calls_by_chunk[chunk_index]
+            self.in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+        try:
+            latency = self.chunk_latency_s.get(chunk_index, self.latency_s)
+            if latency > 0:
+                await asyncio.sleep(latency)
+            if chunk_index in self.always_fail or attempt <= self.fail_chunks.get(chunk_index, 0):
+                with self._lock:
+                    self.failures += 1
+                raise transient_error(f"stand-in: injected failure of chunk {chunk_index + 1} (call {attempt})")
+            if not self.run_model:
+                return self._synthetic(audio, chunk_index, latency)
+            return await self._run_body(audio, options)
+        except asyncio.CancelledError:
+            with self._lock:
+                self.cancelled += 1
+            raise
+        finally:
+            with self._lock:
+                self.in_flight -= 1
+
+    # ------------------------------------------------------------ the worker body
+
+    def body(self, model: str | None = None) -> Any:
+        """The TranscriberBody for `model` (created once; loads its model on first use)."""
+        from worker.modal_app import TranscriberBody
+
+        name = model or self.model
+        with self._lock:
+            if name not in self._bodies:
+                self._bodies[name] = TranscriberBody(name)
+            return self._bodies[name]
+
+    async def _run_body(self, audio: bytes, options: dict[str, Any]) -> dict[str, Any]:
+        body = self.body(options.get("model") or self.model)
+        stop = CancelToken()
+
+        def work() -> dict[str, Any]:
+            with self._lock:
+                self.running += 1
+            try:
+                answer = body.transcribe(audio, options, cancel=stop)
+            finally:
+                with self._lock:
+                    self.running -= 1
+            answer["timings"]["container_id"] = "stand-in"
+            return answer
+
+        try:
+            return await asyncio.get_running_loop().run_in_executor(None, work)
+        except asyncio.CancelledError:
+            stop.cancel()  # the body stops before its next window; nobody waits for the answer
+            raise
+
+    def _synthetic(self, audio: bytes, chunk_index: int, latency: float) -> dict[str, Any]:
+        """A worker-shaped answer without a model: one segment covering the chunk's audio."""
+        import soundfile as sf
+
+        from worker.modal_app import WORKER_API_VERSION
+
+        info = sf.info(io.BytesIO(audio))
+        seconds = info.frames / info.samplerate if info.samplerate else 0.0
+        with self._lock:
+            self._synthetic_calls += 1
+            cold = self._synthetic_calls == 1
+        segments = []
+        if seconds > 0:
+            segments.append({"id": 0, "start": 0.0, "end": round(seconds, 3), "text": f"stand-in chunk {chunk_index + 1}", "words": []})
+        return {
+            "api_version": WORKER_API_VERSION,
+            "segments": segments,
+            "language": "en",
+            "duration": round(seconds, 3),
+            "model": f"{self.model} (stand-in, no model)",
+            "timings": {
+                "gpu": "cpu",
+                "cold_start": cold,
+                "model_load_s": 0.0,
+                "inference_s": round(latency, 3),
+                "audio_s": round(seconds, 3),
+                "rtf": round(latency / seconds, 4) if seconds > 0 else 0.0,
+                "cuda_mem_mb": 0.0,
+                "container_id": "stand-in",
+            },
+        }
