@@ -1,0 +1,81 @@
+"""Starts the desktop app: `whisper-desk [FILE ...]`, `python -m gui [FILE ...]`.
+
+Startup imports only Qt and the light parts of the core; torch, whisper, faster-whisper, modal and PyAV
+load when a job (or a background check) first needs them, in a worker thread.
+
+WHISPER_DESK_REPORT_SHOWN=1 prints "whisper-desk shown <unix time>" once the window is first painted
+(=quit: then exits); the startup benchmark uses it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+
+from PySide6.QtCore import QEvent, QObject, QTimer
+from PySide6.QtWidgets import QApplication
+
+from gui.icons import icon
+from gui.settings import APPLICATION, ORGANIZATION
+
+REPORT_SHOWN_ENV = "WHISPER_DESK_REPORT_SHOWN"
+
+
+class ShownProbe(QObject):
+    """Calls `callback` once, right after the window is first exposed and painted."""
+
+    def __init__(self, window, callback) -> None:  # noqa: ANN001
+        super().__init__(window)
+        self._callback = callback
+        self._done = False
+        self._window = window
+        handle = window.windowHandle()
+        if handle is None:  # created on show(); install after it exists
+            window.winId()
+            handle = window.windowHandle()
+        handle.installEventFilter(self)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if not self._done and event.type() == QEvent.Type.Expose and watched.isExposed():  # type: ignore[attr-defined]
+            self._done = True
+            QTimer.singleShot(0, self._callback)  # after the expose is handled: the first paint is done
+        return False
+
+
+def _report_shown(mode: str) -> None:
+    print(f"whisper-desk shown {time.time():.6f}", flush=True)
+    if mode == "quit":
+        QApplication.instance().quit()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the window; `argv` are files or folders to queue at start (like "Open with")."""
+    paths = [arg for arg in (sys.argv[1:] if argv is None else list(argv)) if arg and not arg.startswith("-")]
+    app = QApplication.instance() or QApplication([sys.argv[0] if sys.argv and sys.argv[0] else "whisper-desk"])
+    app.setOrganizationName(ORGANIZATION)
+    app.setApplicationName(APPLICATION)
+    app.setApplicationDisplayName("Whisper Desk")
+    app.setDesktopFileName("whisper-desk")
+    app.setWindowIcon(icon("app"))
+
+    from gui.main_window import MainWindow
+
+    window = MainWindow()
+    report = os.environ.get(REPORT_SHOWN_ENV)
+    if report:
+        ShownProbe(window, lambda: _report_shown(report))
+    window.show()
+    if paths:
+        QTimer.singleShot(0, lambda: window.add_paths(paths))  # after the window is up; they start at once
+
+    # Ctrl+C in the terminal closes the window cleanly (Python sees signals only while it runs code)
+    signal.signal(signal.SIGINT, lambda *_: window.close())
+    heartbeat = QTimer()
+    heartbeat.start(250)
+    heartbeat.timeout.connect(lambda: None)
+
+    code = app.exec()
+    window.shutdown()
+    return int(code)

@@ -1,0 +1,248 @@
+"""Preferences, stored by platform convention (QSettings, organization "whisper-desk"), and their dialog."""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+from PySide6 import QtWidgets
+from PySide6.QtCore import QSettings
+from PySide6.QtWidgets import QDialog, QWidget
+
+from worker.backends.base import BACKEND_LABELS
+from worker.options import DEFAULT_MODEL, MODEL_NAMES, TranscriptionOptions
+from worker.timing import DEFAULT_T4_DOLLARS_PER_HOUR
+
+ORGANIZATION = "whisper-desk"
+APPLICATION = "whisper-desk"
+FALLBACK_EXPORT_FORMATS = ("txt", "srt", "vtt", "json", "tsv", "docx")
+
+
+def export_formats() -> tuple[str, ...]:
+    """What the export module can write (worker.formats), or the planned list while it is missing."""
+    try:
+        from worker.formats import EXPORT_FORMATS
+    except ImportError:
+        return FALLBACK_EXPORT_FORMATS
+    return tuple(EXPORT_FORMATS)
+
+
+@dataclass(frozen=True)
+class Preferences:
+    backend: str = "local"  # the backend new jobs use
+    local_engine: str = "faster"  # "faster" (faster-whisper) or "openai" (openai-whisper)
+    model: str = DEFAULT_MODEL
+    language: str = ""  # "" detects
+    task: str = "transcribe"
+    word_timestamps: bool = False
+    local_parallel: int = 1  # files at once on this computer
+    modal_parallel: int = 3  # files at once on Modal (each fanned out)
+    max_containers: int = 8  # GPU containers per Modal file
+    chunk_s: float = 30.0  # Modal chunk length
+    dollars_per_gpu_hour: float = DEFAULT_T4_DOLLARS_PER_HOUR
+    auto_export_formats: tuple[str, ...] = ()
+    auto_export_folder: str = ""  # "" writes next to the source file
+    check_modal_on_start: bool = True
+
+    def options(self) -> TranscriptionOptions:
+        return TranscriptionOptions(
+            model=self.model,
+            language=self.language.strip() or None,
+            task=self.task,  # type: ignore[arg-type]
+            word_timestamps=self.word_timestamps,
+        )
+
+    def backend_settings(self, name: str) -> dict[str, object]:
+        """Keyword arguments for worker.backends.base.create_backend(name, ...)."""
+        if name == "local":
+            return {"engine": self.local_engine}
+        return {"max_containers": self.max_containers, "chunk_s": self.chunk_s, "dollars_per_hour": self.dollars_per_gpu_hour}
+
+    def parallel(self, backend: str) -> int:
+        return max(1, self.local_parallel if backend == "local" else self.modal_parallel)
+
+    # storage
+    @classmethod
+    def load(cls, store: QSettings | None = None) -> "Preferences":
+        store = store or settings_store()
+        defaults = cls()
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            if not store.contains(f.name):
+                continue
+            default = getattr(defaults, f.name)
+            raw = store.value(f.name)
+            try:
+                values[f.name] = _coerce(raw, default)
+            except (TypeError, ValueError):
+                continue  # a damaged value falls back to its default
+        prefs = replace(defaults, **values)
+        return prefs.validated()
+
+    def save(self, store: QSettings | None = None) -> None:
+        store = store or settings_store()
+        for f in fields(self):
+            value = getattr(self, f.name)
+            store.setValue(f.name, ",".join(value) if isinstance(value, tuple) else value)
+        store.sync()
+
+    def validated(self) -> "Preferences":
+        defaults = Preferences()
+        fixes: dict[str, Any] = {}
+        if self.backend not in BACKEND_LABELS:
+            fixes["backend"] = defaults.backend
+        if self.model not in MODEL_NAMES:
+            fixes["model"] = defaults.model
+        if self.task not in ("transcribe", "translate"):
+            fixes["task"] = defaults.task
+        if self.local_engine not in ("faster", "openai"):
+            fixes["local_engine"] = defaults.local_engine
+        return replace(self, **fixes) if fixes else self
+
+
+def _coerce(raw: Any, default: Any) -> Any:
+    if isinstance(default, bool):
+        return raw if isinstance(raw, bool) else str(raw).strip().lower() in ("1", "true", "yes", "on")
+    if isinstance(default, int):
+        return int(raw)
+    if isinstance(default, float):
+        return float(raw)
+    if isinstance(default, tuple):
+        items = raw if isinstance(raw, (list, tuple)) else str(raw or "").split(",")
+        return tuple(s.strip() for s in items if str(s).strip())
+    return "" if raw is None else str(raw)
+
+
+def settings_store() -> QSettings:
+    """The app's QSettings. On Linux the path follows XDG_CONFIG_HOME as it is now (Qt caches it otherwise)."""
+    if sys.platform.startswith("linux"):
+        config_home = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+        for fmt in (QSettings.Format.NativeFormat, QSettings.Format.IniFormat):
+            QSettings.setPath(fmt, QSettings.Scope.UserScope, config_home)
+    return QSettings(ORGANIZATION, APPLICATION)
+
+
+class SettingsDialog(QDialog):
+    """Edits a Preferences; `preferences()` gives the result after exec()."""
+
+    def __init__(self, preferences: Preferences, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Preferences")
+        self._initial = preferences
+
+        self.backend = QtWidgets.QComboBox()
+        for name, label in BACKEND_LABELS.items():
+            self.backend.addItem(label, name)
+        self.backend.setCurrentIndex(max(0, self.backend.findData(preferences.backend)))
+        self.engine = QtWidgets.QComboBox()
+        self.engine.addItem("faster-whisper", "faster")
+        self.engine.addItem("openai-whisper", "openai")
+        self.engine.setCurrentIndex(max(0, self.engine.findData(preferences.local_engine)))
+        self.model = QtWidgets.QComboBox()
+        self.model.addItems(list(MODEL_NAMES))
+        self.model.setCurrentText(preferences.model)
+        self.language = QtWidgets.QLineEdit(preferences.language)
+        self.language.setPlaceholderText("detect (or a code such as en, de, fr)")
+        self.task = QtWidgets.QComboBox()
+        self.task.addItem("Transcribe", "transcribe")
+        self.task.addItem("Translate to English", "translate")
+        self.task.setCurrentIndex(max(0, self.task.findData(preferences.task)))
+        self.word_timestamps = QtWidgets.QCheckBox("Word timestamps")
+        self.word_timestamps.setChecked(preferences.word_timestamps)
+
+        self.local_parallel = _spin(1, 8, preferences.local_parallel)
+        self.modal_parallel = _spin(1, 16, preferences.modal_parallel)
+        self.max_containers = _spin(1, 64, preferences.max_containers)
+        self.chunk_s = QtWidgets.QDoubleSpinBox()
+        self.chunk_s.setRange(5.0, 600.0)
+        self.chunk_s.setSuffix(" s")
+        self.chunk_s.setValue(preferences.chunk_s)
+        self.cost = QtWidgets.QDoubleSpinBox()
+        self.cost.setRange(0.0, 100.0)
+        self.cost.setDecimals(3)
+        self.cost.setPrefix("$")
+        self.cost.setSuffix(" per GPU-hour")
+        self.cost.setValue(preferences.dollars_per_gpu_hour)
+        self.check_modal = QtWidgets.QCheckBox("Check the Modal connection at start")
+        self.check_modal.setChecked(preferences.check_modal_on_start)
+
+        self.export_checks: dict[str, QtWidgets.QCheckBox] = {}
+        formats_row = QtWidgets.QHBoxLayout()
+        for fmt in export_formats():
+            box = QtWidgets.QCheckBox(fmt.upper())
+            box.setChecked(fmt in preferences.auto_export_formats)
+            self.export_checks[fmt] = box
+            formats_row.addWidget(box)
+        formats_row.addStretch(1)
+        self.export_folder = QtWidgets.QLineEdit(preferences.auto_export_folder)
+        self.export_folder.setPlaceholderText("next to the source file")
+        browse = QtWidgets.QPushButton("Choose…")
+        browse.clicked.connect(self._choose_folder)
+        folder_row = QtWidgets.QHBoxLayout()
+        folder_row.addWidget(self.export_folder, 1)
+        folder_row.addWidget(browse)
+
+        transcription = QtWidgets.QGroupBox("Transcription")
+        form = QtWidgets.QFormLayout(transcription)
+        form.addRow("Run on", self.backend)
+        form.addRow("Engine on this computer", self.engine)
+        form.addRow("Model", self.model)
+        form.addRow("Language", self.language)
+        form.addRow("Task", self.task)
+        form.addRow("", self.word_timestamps)
+
+        queue = QtWidgets.QGroupBox("Queue and Modal")
+        form = QtWidgets.QFormLayout(queue)
+        form.addRow("Files at once on this computer", self.local_parallel)
+        form.addRow("Files at once on Modal", self.modal_parallel)
+        form.addRow("GPU containers per file", self.max_containers)
+        form.addRow("Chunk length", self.chunk_s)
+        form.addRow("Cost estimate", self.cost)
+        form.addRow("", self.check_modal)
+
+        export = QtWidgets.QGroupBox("Export on completion")
+        form = QtWidgets.QFormLayout(export)
+        form.addRow("Formats", formats_row)
+        form.addRow("Folder", folder_row)
+
+        buttons = QtWidgets.QDialogButtonBox(QtWidgets.QDialogButtonBox.StandardButton.Ok | QtWidgets.QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout = QtWidgets.QVBoxLayout(self)
+        for box in (transcription, queue, export):
+            layout.addWidget(box)
+        layout.addWidget(buttons)
+
+    def _choose_folder(self) -> None:
+        folder = QtWidgets.QFileDialog.getExistingDirectory(self, "Export folder", self.export_folder.text())
+        if folder:
+            self.export_folder.setText(folder)
+
+    def preferences(self) -> Preferences:
+        return replace(
+            self._initial,
+            backend=self.backend.currentData(),
+            local_engine=self.engine.currentData(),
+            model=self.model.currentText(),
+            language=self.language.text().strip(),
+            task=self.task.currentData(),
+            word_timestamps=self.word_timestamps.isChecked(),
+            local_parallel=self.local_parallel.value(),
+            modal_parallel=self.modal_parallel.value(),
+            max_containers=self.max_containers.value(),
+            chunk_s=self.chunk_s.value(),
+            dollars_per_gpu_hour=self.cost.value(),
+            auto_export_formats=tuple(f for f, box in self.export_checks.items() if box.isChecked()),
+            auto_export_folder=self.export_folder.text().strip(),
+            check_modal_on_start=self.check_modal.isChecked(),
+        )
+
+
+def _spin(low: int, high: int, value: int) -> QtWidgets.QSpinBox:
+    spin = QtWidgets.QSpinBox()
+    spin.setRange(low, high)
+    spin.setValue(value)
+    return spin

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Screenshot of the real window under Xvfb, as a new user: `whisper-desk FILE` with empty data dirs.
+#   bash scripts/screenshot.sh OUT.png FILE [SECONDS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=$(realpath -m "$1"); file=$(realpath "$2"); wait_s=${3:-25}
+home=$(mktemp -d)
+display=:97
+Xvfb $display -screen 0 1400x900x24 >/dev/null 2>&1 &
+xvfb_pid=$!
+trap 'kill $app_pid $xvfb_pid 2>/dev/null || true; rm -rf "$home"' EXIT
+sleep 1
+env -u QT_QPA_PLATFORM DISPLAY=$display HOME="$home" XDG_DATA_HOME="$home/data" XDG_CONFIG_HOME="$home/config" \
+  XDG_CACHE_HOME="$home/cache" MODAL_CONFIG_PATH="$home/.modal.toml" \
+  .venv/bin/whisper-desk "$file" >"$home/app.log" 2>&1 &
+app_pid=$!
+sleep "$wait_s"
+DISPLAY=$display import -window root "$out"
+echo "wrote $out"; tail -5 "$home/app.log"

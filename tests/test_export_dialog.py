@@ -1,0 +1,212 @@
+"""The export dialog (every format, bulk, overwrite prompt) and importing subtitles for review."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pysubs2
+import pytest
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QApplication, QFileDialog, QMessageBox
+
+from editor_fixtures import jfk_transcript
+from gui.editor import TranscriptEditor
+from gui.export_dialog import CANCEL, KEEP_BOTH, OVERWRITE, ExportDialog, ask_overwrite_dialog, import_for_review
+from worker.formats import EXPORT_FORMATS, export_transcript
+from worker.library import Library
+from worker.options import TranscriptionOptions
+
+
+@pytest.fixture
+def out(tmp_path) -> Path:
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    return folder
+
+
+def make_dialog(qtbot, items, out, **kwargs) -> ExportDialog:
+    dialog = ExportDialog(items, folder=out, formats=EXPORT_FORMATS, **kwargs)
+    qtbot.addWidget(dialog)
+    return dialog
+
+
+def test_exports_every_format_for_many_transcripts_in_one_step(qtbot, out):
+    second = jfk_transcript()
+    second.segments[1].text = " ask what you can do for your planet"
+    items = [(jfk_transcript(), "/talks/jfk.flac"), (second, "/other/jfk.mp3")]
+    dialog = make_dialog(qtbot, items, out)
+    dialog.max_line_length.setValue(20)
+    dialog.max_lines.setValue(1)
+    dialog.timestamps.setChecked(True)
+    assert all(check.isChecked() for check in dialog.format_checks.values())
+    dialog.export_button.click()
+    expected = {f"{stem}.{fmt}" for stem in ("jfk", "jfk (2)") for fmt in EXPORT_FORMATS}
+    assert {p.name for p in out.iterdir()} == expected == {p.name for p in dialog.written}
+    assert dialog.failures == []
+    summary = dialog.summary.toPlainText()
+    assert summary.startswith(f"Wrote 12 files to {out}") and "jfk (2).docx" in summary
+    subs = pysubs2.load(str(out / "jfk.srt"))
+    assert all(len(line) <= 20 for event in subs for line in event.plaintext.split("\n"))
+    assert all(len(event.plaintext.split("\n")) == 1 for event in subs)
+    assert (out / "jfk.txt").read_text(encoding="utf-8").startswith("[00:00:00.000 --> ")
+    assert "planet" in (out / "jfk (2).txt").read_text(encoding="utf-8")
+
+
+def test_only_the_checked_formats_and_nothing_without_a_format(qtbot, out):
+    dialog = make_dialog(qtbot, [(jfk_transcript(), "/talks/jfk.flac")], out)
+    for fmt, check in dialog.format_checks.items():
+        check.setChecked(fmt == "vtt")
+    dialog.export()
+    assert [p.name for p in out.iterdir()] == ["jfk.vtt"]
+    dialog.format_checks["vtt"].setChecked(False)
+    assert not dialog.export_button.isEnabled() and dialog.export() == []
+
+
+def test_the_dialog_remembers_the_last_choices(qtbot, out):
+    first = make_dialog(qtbot, [(jfk_transcript(), "/talks/jfk.flac")], out)
+    for fmt, check in first.format_checks.items():
+        check.setChecked(fmt in ("vtt", "json"))
+    first.max_line_length.setValue(30)
+    first.max_lines.setValue(3)
+    first.export()
+    again = ExportDialog([(jfk_transcript(), "/talks/jfk.flac")])
+    qtbot.addWidget(again)
+    assert again.formats() == ["vtt", "json"]
+    assert (again.max_line_length.value(), again.max_lines.value()) == (30, 3)
+    assert again.folder_edit.text() == str(out)
+
+
+def test_exports_the_edited_text_of_library_jobs(qtbot, out, tmp_path):
+    library = Library(tmp_path / "library.sqlite3")
+    ids = []
+    for name in ("one.flac", "two.flac"):
+        job = library.add_job(f"/talks/{name}", TranscriptionOptions(), "local")
+        library.save_transcript(job.id, jfk_transcript())
+        ids.append(job.id)
+    edited = jfk_transcript()
+    edited.segments[0].text = " Edited in the editor"
+    library.save_edit(ids[1], edited)
+    dialog = ExportDialog(library, ids, folder=out, formats=["txt", "srt"])
+    qtbot.addWidget(dialog)
+    dialog.export()
+    assert sorted(p.name for p in out.iterdir()) == ["one.srt", "one.txt", "two.srt", "two.txt"]
+    assert (out / "two.txt").read_text(encoding="utf-8").splitlines()[0] == "Edited in the editor"
+    assert "Edited" not in (out / "one.txt").read_text(encoding="utf-8")
+    library.close()
+
+
+def test_asks_before_overwriting(qtbot, out):
+    items = [(jfk_transcript(), "/talks/jfk.flac")]
+    (out / "jfk.srt").write_text("precious", encoding="utf-8")
+    asked: list[list[Path]] = []
+    answers = [CANCEL, KEEP_BOTH, OVERWRITE]
+
+    def ask(existing: list[Path]) -> str:
+        asked.append(existing)
+        return answers.pop(0)
+
+    dialog = make_dialog(qtbot, items, out, ask_overwrite=ask)
+    for fmt, check in dialog.format_checks.items():
+        check.setChecked(fmt in ("srt", "txt"))
+    assert dialog.export() == []
+    assert asked == [[out / "jfk.srt"]]
+    assert sorted(p.name for p in out.iterdir()) == ["jfk.srt"] and (out / "jfk.srt").read_text() == "precious"
+    assert "nothing was written" in dialog.summary.toPlainText()
+
+    written = dialog.export()  # keep both: the existing file gets a numbered sibling
+    assert sorted(p.name for p in written) == ["jfk (2).srt", "jfk.txt"]
+    assert (out / "jfk.srt").read_text() == "precious"
+
+    dialog.export()  # overwrite
+    assert len(asked) == 3 and set(asked[2]) == {out / "jfk.srt", out / "jfk.txt"}
+    assert "Americans" in (out / "jfk.srt").read_text(encoding="utf-8")
+
+
+def test_the_overwrite_question_is_a_real_message_box(qtbot, out):
+    existing = [out / "a.srt"]
+
+    def answer() -> None:
+        box = QApplication.activeModalWidget()
+        assert isinstance(box, QMessageBox) and "a.srt" in box.text()
+        next(b for b in box.buttons() if b.text() == "Overwrite").click()
+
+    QTimer.singleShot(50, answer)
+    assert ask_overwrite_dialog(None, existing) == OVERWRITE
+    QTimer.singleShot(50, lambda: QApplication.activeModalWidget().reject())
+    assert ask_overwrite_dialog(None, existing) == CANCEL
+
+
+def test_import_srt_with_its_audio_keeps_text_and_times(qtbot, out, jfk):
+    transcript = jfk_transcript()
+    srt = export_transcript(transcript, out / "reviewed.srt")
+    notes: list[str] = []
+    result = import_for_review(None, subtitle_path=srt, audio_path=jfk, notify=notes.append)
+    assert notes == []
+    imported, audio = result
+    assert audio == jfk and imported.source == str(jfk) and imported.duration == pytest.approx(11.0, abs=0.05)
+    assert [(s.start, s.end, s.text) for s in imported.segments] == [(s.start, s.end, s.text.strip()) for s in transcript.segments]
+    editor = TranscriptEditor()
+    qtbot.addWidget(editor)
+    editor.set_transcript(imported)
+    assert editor.edit_text(0, "Corrected by a reviewer")
+
+
+def test_import_vtt_into_the_library_as_a_finished_job(qtbot, out, jfk, tmp_path):
+    transcript = jfk_transcript()
+    vtt = export_transcript(transcript, out / "team.vtt")
+    library = Library(tmp_path / "library.sqlite3")
+    job_id = import_for_review(None, library, subtitle_path=vtt, audio_path=jfk, notify=pytest.fail)
+    record = library.job(job_id)
+    assert record.status == "done" and record.path == str(jfk)
+    stored = library.transcript(job_id)
+    assert [(s.start, s.end, s.text) for s in stored.segments] == [(s.start, s.end, s.text.strip()) for s in transcript.segments]
+    assert not library.is_edited(job_id) and "imported team.vtt" in library.log_lines(job_id)[0]
+    library.close()
+
+
+def test_import_asks_for_files_and_suggests_the_matching_audio(qtbot, out, jfk, monkeypatch):
+    shutil.copy(jfk, out / "speech.flac")
+    srt = export_transcript(jfk_transcript(), out / "speech.srt")
+    calls = []
+
+    def fake_open(parent, caption, directory, filter):
+        calls.append((caption, directory, filter))
+        return (str(srt), "") if len(calls) == 1 else (directory, "")
+
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", staticmethod(fake_open))
+    transcript, audio = import_for_review(None, notify=pytest.fail)
+    assert "*.srt" in calls[0][2] and "*.vtt" in calls[0][2]
+    assert calls[1][0] == "Choose the audio or video of speech.srt" and calls[1][1] == str(out / "speech.flac")
+    assert audio == out / "speech.flac" and len(transcript.segments) == len(jfk_transcript().segments)
+    # cancelling a file dialog imports nothing and says nothing
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", staticmethod(lambda *a: ("", "")))
+    assert import_for_review(None, notify=pytest.fail) is None
+
+
+def test_bad_subtitles_or_audio_get_a_clear_reason(qtbot, out, jfk):
+    notes: list[str] = []
+    bad = out / "notes.srt"
+    bad.write_text("Meeting notes, not subtitles.\n", encoding="utf-8")
+    assert import_for_review(None, subtitle_path=bad, audio_path=jfk, notify=notes.append) is None
+    assert notes[-1] == "notes.srt: not SRT or WebVTT subtitles"
+
+    empty = out / "empty.vtt"
+    empty.write_text("", encoding="utf-8")
+    assert import_for_review(None, subtitle_path=empty, audio_path=jfk, notify=notes.append) is None
+    assert notes[-1] == "empty.vtt: the file is empty"
+
+    srt = export_transcript(jfk_transcript(), out / "good.srt")
+    not_audio = out / "notes.mp3"
+    not_audio.write_text("not audio", encoding="utf-8")
+    assert import_for_review(None, subtitle_path=srt, audio_path=not_audio, notify=notes.append) is None
+    assert notes[-1].startswith("notes.mp3: ") and "\n" not in notes[-1]
+
+    late = jfk_transcript()
+    for segment in late.segments:
+        segment.start += 600
+        segment.end += 600
+    late_srt = export_transcript(late, out / "late.srt")
+    assert import_for_review(None, subtitle_path=late_srt, audio_path=jfk, notify=notes.append) is None
+    assert "after the end of jfk.flac" in notes[-1]
+    assert len(notes) == 4

@@ -1,0 +1,232 @@
+"""The queue in the window (pytest-qt, offscreen, real tiny.en on this computer): files dropped or opened are
+queued, jobs run in worker threads with moving progress, cancel works mid-job, bad files fail with their
+one-line reason while the others finish."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import pysubs2
+import pytest
+from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+from PySide6.QtGui import QDragEnterEvent, QDropEvent
+from PySide6.QtWidgets import QApplication, QDialog
+
+from gui.main_window import MainWindow
+from gui.queue_model import BACKEND, DURATION, ELAPSED, FILE, PROGRESS, STATUS
+from gui.settings import Preferences
+from worker.library import Library
+
+FINISHED = ("done", "failed", "cancelled")
+JFK_PHRASE = "ask not what your country can do for you"
+
+
+class SharedBackend:
+    """One real LocalBackend (model loaded once) lent to every window of this module; windows close only this."""
+
+    name = "local"
+
+    def __init__(self, backend) -> None:
+        self.backend = backend
+
+    def transcribe(self, path, options, emit, cancel):
+        return self.backend.transcribe(path, options, emit, cancel)
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def local_backend():
+    from worker.backends.local import LocalBackend
+
+    backend = LocalBackend()
+    yield backend
+    backend.close()
+
+
+@pytest.fixture
+def library(tmp_path):
+    lib = Library(tmp_path / "library.sqlite3")
+    yield lib
+    lib.close()
+
+
+@pytest.fixture
+def window(qtbot, library, local_backend):
+    shared = SharedBackend(local_backend)
+    win = MainWindow(library=library, preferences=Preferences(check_modal_on_start=False),
+                     backend_factory=lambda name, prefs: shared)
+    qtbot.addWidget(win)
+    win.show()
+    qtbot.waitExposed(win)
+    yield win
+    win.shutdown()
+
+
+def words(text: str) -> str:
+    return " ".join(re.sub(r"[^a-z' ]+", " ", text.lower()).split())
+
+
+def cell(window: MainWindow, job_id: int, column: int, role=Qt.ItemDataRole.DisplayRole):
+    row = window.model.row_of(job_id)
+    assert row is not None, f"job {job_id} is not in the table"
+    return window.model.index(row, column).data(role)
+
+
+def drop_on(widget, paths: list[Path]) -> None:
+    """What the platform does when files are dragged from a file manager and dropped on `widget`."""
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
+    point = QPointF(widget.rect().center())
+    enter = QDragEnterEvent(point, Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(widget, enter)
+    assert enter.isAccepted()
+    drop = QDropEvent(point, Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(widget, drop)
+    assert drop.isAccepted()
+
+
+def wait_finished(qtbot, library: Library, ids: list[int], timeout_ms: int = 60000) -> None:
+    qtbot.waitUntil(lambda: all(library.job(i).status in FINISHED for i in ids), timeout=timeout_ms)
+
+
+def test_dropping_files_and_a_folder_queues_them(qtbot, window, library, shared_audio, tmp_path):
+    window.set_paused(True)  # only queue: nothing runs in this test
+    folder = tmp_path / "interviews"
+    (folder / "day 1").mkdir(parents=True)
+    shutil.copy(shared_audio / "jfk.flac", folder / "day 1" / "speech.flac")
+    shutil.copy(shared_audio / "hotwords.mp3", folder / "intro.mp3")
+    (folder / "notes.txt").write_text("not audio")
+
+    qtbot.waitUntil(lambda: window.transcript_pane.uses_editor, timeout=3000)
+    drop_on(window.table.viewport(), [folder])  # the queue table does not take drops: the window does
+    drop_on(window.transcript_pane.editor.view.viewport(), [shared_audio / "stereo_diarization.wav"])
+    drop_on(window.log_panel.view.viewport(), [tmp_path / "missing.mp3"])  # a text view would take it itself
+    [opened] = window.add_paths([shared_audio / "multilingual.mp3"])  # File > Open and the command line
+
+    names = [window.model.index(r, FILE).data() for r in range(window.model.rowCount())]
+    assert names == ["speech.flac", "intro.mp3", "stereo_diarization.wav", "multilingual.mp3"]
+    assert [job.name for job in library.jobs()] == names  # written to the library at once
+    assert {job.status for job in library.jobs()} == {"queued"}
+    log = window.log_panel.text()
+    assert "skipped 1 file(s) that are not audio or video (notes.txt)" in log
+    assert "missing.mp3: not found" in log
+    assert window.totals_label.text() == "paused · 4 queued"
+
+    # durations are probed in the background and fill in
+    speech = library.jobs()[0]
+    qtbot.waitUntil(lambda: cell(window, speech.id, DURATION) == "0:11", timeout=10000)
+    qtbot.waitUntil(lambda: cell(window, opened.id, DURATION) == "1:00", timeout=10000)
+    assert library.job(speech.id).duration == pytest.approx(11.0, abs=0.1)
+
+
+def test_jfk_transcribes_on_this_computer_with_moving_progress(qtbot, window, library, jfk, tmp_path):
+    exports = tmp_path / "exports"
+    window.controller.set_preferences(replace(window.preferences, auto_export_formats=("srt", "txt"),
+                                              auto_export_folder=str(exports)))
+    progress: list[tuple[float, str]] = []
+    window.controller.progressed.connect(lambda _job, fraction, label, _eta: progress.append((fraction, label)))
+    [job] = window.add_paths([jfk])
+    wait_finished(qtbot, library, [job.id])
+
+    record = library.job(job.id)
+    assert record.status == "done", record.error
+    assert JFK_PHRASE in words(window.transcript_text())  # nothing selected: the pane shows the job that finished
+    assert JFK_PHRASE in words(library.transcript(job.id).text)  # saved in the library
+    assert any(0.0 < fraction < 1.0 for fraction, _ in progress), progress  # the bar moved during the job
+    assert cell(window, job.id, STATUS) == "done" and cell(window, job.id, PROGRESS) == "done"
+    assert cell(window, job.id, DURATION) == "0:11" and cell(window, job.id, ELAPSED)
+
+    lines = [line for line in window.log_panel.lines() if line.startswith("jfk.flac: ")]
+    assert any("gpu=cpu" in line and "rtf=" in line for line in lines), lines  # CPU timings, like GPU ones
+    assert any("summary wall=" in line and "CPU-s=" in line for line in lines), lines
+    assert library.log_lines(job.id) == lines  # persisted as they came
+
+    # automatic export on completion, in the formats and folder from the preferences
+    assert sorted(p.name for p in exports.iterdir()) == ["jfk.srt", "jfk.txt"]
+    subtitles = pysubs2.load(str(exports / "jfk.srt"))
+    assert JFK_PHRASE in words(" ".join(event.plaintext for event in subtitles))
+    assert JFK_PHRASE in words((exports / "jfk.txt").read_text(encoding="utf-8"))
+    assert any(line.endswith(f"exported {exports / 'jfk.srt'}") for line in lines)
+
+
+def test_cancel_mid_job_and_the_next_job_still_runs(qtbot, window, library, shared_audio, jfk):
+    long_job, next_job = window.add_paths([shared_audio / "multilingual.mp3", jfk])
+    stages: list[str] = []
+    window.controller.progressed.connect(lambda job, _f, label, _eta: stages.append(label) if job == long_job.id else None)
+    qtbot.waitUntil(lambda: library.job(long_job.id).status == "running" and len(stages) >= 2, timeout=30000)
+    assert library.job(next_job.id).status == "queued"  # one local job at a time
+
+    window.select_jobs([long_job.id])
+    window.cancel_selected()
+    qtbot.waitUntil(lambda: library.job(long_job.id).status == "cancelled", timeout=10000)
+    assert cell(window, long_job.id, PROGRESS) == "cancelled"
+    assert library.transcript(long_job.id) is None
+
+    wait_finished(qtbot, library, [next_job.id])
+    assert library.job(next_job.id).status == "done"
+    window.select_jobs([next_job.id])
+    assert JFK_PHRASE in words(window.transcript_text())
+
+
+def test_bad_files_fail_with_their_reason_while_the_others_finish(qtbot, window, library, jfk, tmp_path):
+    garbage = tmp_path / "garbage.m4a"
+    garbage.write_bytes(os.urandom(64 * 1024))
+    vanished = tmp_path / "vanished.flac"
+    shutil.copy(jfk, vanished)
+    window.set_paused(True)
+    bad, gone, good = window.add_paths([garbage, vanished, jfk])
+    vanished.unlink()  # deleted after it was queued
+    window.set_paused(False)
+    wait_finished(qtbot, library, [bad.id, gone.id, good.id])
+
+    assert [library.job(j.id).status for j in (bad, gone, good)] == ["failed", "failed", "done"]
+    bad_reason = cell(window, bad.id, PROGRESS)
+    assert bad_reason.startswith("garbage.m4a: ") and "\n" not in bad_reason
+    assert cell(window, gone.id, PROGRESS) == "vanished.flac: file not found"
+    assert cell(window, bad.id, STATUS) == "failed"
+    assert cell(window, bad.id, DURATION) == "—"  # could not be probed either
+    assert bad_reason in cell(window, bad.id, PROGRESS, Qt.ItemDataRole.ToolTipRole)  # details on demand
+    assert library.job(bad.id).error == bad_reason
+    assert QApplication.activeModalWidget() is None
+    assert not [w for w in QApplication.topLevelWidgets() if isinstance(w, QDialog) and w.isVisible()]  # no dialogs
+    assert JFK_PHRASE in words(library.transcript(good.id).text)
+
+    shutil.copy(jfk, vanished)  # the file is back: retry it
+    window.select_jobs([gone.id])
+    window.retry_selected()
+    wait_finished(qtbot, library, [gone.id])
+    assert library.job(gone.id).status == "done" and library.job(gone.id).error is None
+    assert JFK_PHRASE in words(window.transcript_text())  # selected: its transcript is shown
+
+
+def test_modal_job_streams_chunks_and_logs_a_timing_line_per_chunk(qtbot, library, jfk):
+    """The Modal path end to end in the window, against the stand-in remote (the real worker body, run here)."""
+    from worker.backends.modal_fanout import ModalBackend
+    from worker.modal_standin import StandInRemote
+
+    remote = StandInRemote(latency_s=0.2)
+    backend = ModalBackend(remote=remote, chunk_s=8.0, max_containers=4)
+    window = MainWindow(library=library, preferences=Preferences(backend="modal", check_modal_on_start=False),
+                        backend_factory=lambda name, prefs: backend, modal_ready=lambda: True)
+    qtbot.addWidget(window)
+    window.show()
+    arrived: list[int] = []
+    window.controller.segmentsArrived.connect(lambda _job, segments: arrived.append(len(segments)))
+    [job] = window.add_paths([jfk])
+    wait_finished(qtbot, library, [job.id])
+    window.shutdown()
+
+    assert library.job(job.id).status == "done", library.job(job.id).error
+    assert cell(window, job.id, BACKEND) == "Modal T4"
+    assert remote.calls >= 2 and len(arrived) >= 2  # fanned out; segments arrived chunk by chunk
+    lines = library.log_lines(job.id)
+    chunk_lines = [line for line in lines if re.match(r"jfk\.flac: chunk \d+/\d+ gpu=", line)]
+    assert len(chunk_lines) == remote.calls, lines
+    assert lines[-1].startswith("jfk.flac: summary wall=")
+    assert "ask not what your country" in words(library.transcript(job.id).text)
