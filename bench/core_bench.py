@@ -1,0 +1,754 @@
+"""Core benchmarks, measured side by side in one run; writes docs/benchmarks.md.
+
+    .venv/bin/python -m bench.core_bench            # full run (3 repetitions, median)
+    .venv/bin/python -m bench.core_bench --quick    # 1 repetition, fewer configurations
+
+1. Local engine (`whisper-desk transcribe`) vs openai-whisper's own CLI, same file, same tiny.en
+   weights: wall time, CPU time, peak RSS, WER.
+2. Modal fan-out efficiency against the stand-in remote: 64 chunks over 8 containers at a fixed
+   latency, wall time vs the ideal 64 / 8 x latency.
+3. Bytes uploaded per audio minute for real speech chunks.
+
+Each transcription runs as its own subprocess; wall time, CPU time (user + system of the whole
+process tree) and memory (peak RSS of the largest process from wait4, and the peak of the summed
+RSS of the process tree sampled every 50 ms) are measured from outside.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import importlib.metadata
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_AUDIO_DIR = ROOT.parent / "shared" / "audio"
+DEFAULT_OUT = ROOT / "docs" / "benchmarks.md"
+VENV_BIN = Path(sys.executable).parent
+MODEL = "tiny.en"
+MB = 1_000_000  # bytes; "1 MB per audio minute" is read as 10^6 bytes (the stricter reading)
+PAGE = os.sysconf("SC_PAGE_SIZE")
+TICK = os.sysconf("SC_CLK_TCK")
+
+SPEED_GOAL = 0.5  # ours / openai-whisper wall time
+WER_SLACK = 0.02
+FANOUT_GOAL = 1.1
+UPLOAD_GOAL_BYTES_PER_MIN = 1 * MB
+# (chunk seconds, stand-in latency seconds): the brief's stress case first, then longer calls, then a
+# realistic one (30 s chunks; a T4 call on 30 s of audio takes a couple of seconds)
+FANOUT_CASES = [(10.0, 0.25), (10.0, 1.0), (30.0, 2.0)]
+
+
+# --------------------------------------------------------------------------- measuring processes
+
+
+@dataclass
+class Measured:
+    wall_s: float
+    cpu_s: float
+    max_rss_mb: float  # largest single process (wait4 ru_maxrss)
+    tree_rss_mb: float  # peak of the summed RSS of the process tree (sampled)
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def _proc_table() -> dict[int, tuple[int, float, int]]:
+    """pid -> (ppid, cpu seconds, rss bytes) for every process we can read."""
+    table: dict[int, tuple[int, float, int]] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as handle:
+                raw = handle.read()
+        except OSError:
+            continue
+        fields = raw[raw.rfind(b")") + 2 :].split()
+        # fields[0] is field 3 (state): ppid is field 4, utime 14, stime 15, rss 24
+        table[int(entry.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / TICK, int(fields[21]) * PAGE)
+    return table
+
+
+class TreeSampler(threading.Thread):
+    """Samples the RSS and CPU time of a process and all its descendants until stopped."""
+
+    def __init__(self, root_pid: int, interval_s: float = 0.05) -> None:
+        super().__init__(daemon=True)
+        self.root_pid = root_pid
+        self.interval_s = interval_s
+        self.peak_rss = 0
+        self.cpu_by_pid: dict[int, float] = {}
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        while not self._stop_event.is_set():
+            self.sample()
+            self._stop_event.wait(self.interval_s)
+
+    def sample(self) -> None:
+        table = _proc_table()
+        children: dict[int, list[int]] = {}
+        for pid, (ppid, _, _) in table.items():
+            children.setdefault(ppid, []).append(pid)
+        tree, stack = [], [self.root_pid]
+        while stack:
+            pid = stack.pop()
+            if pid in table:
+                tree.append(pid)
+                stack.extend(children.get(pid, []))
+        self.peak_rss = max(self.peak_rss, sum(table[pid][2] for pid in tree))
+        for pid in tree:
+            self.cpu_by_pid[pid] = max(self.cpu_by_pid.get(pid, 0.0), table[pid][1])
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.join()
+
+
+def run_measured(cmd: Sequence[str], env: dict[str, str] | None = None, cwd: Path | None = None) -> Measured:
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        started = time.perf_counter()
+        proc = subprocess.Popen(list(cmd), stdout=out, stderr=err, env=env, cwd=cwd, stdin=subprocess.DEVNULL)
+        sampler = TreeSampler(proc.pid)
+        sampler.start()
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - started
+        sampler.stop()
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        stdout = out.read().decode("utf-8", "replace")
+        stderr = err.read().decode("utf-8", "replace")
+    waited_cpu = usage.ru_utime + usage.ru_stime
+    sampled_cpu = sum(sampler.cpu_by_pid.values())
+    return Measured(
+        wall_s=wall,
+        cpu_s=max(waited_cpu, sampled_cpu),
+        max_rss_mb=usage.ru_maxrss * 1024 / MB,
+        tree_rss_mb=max(sampler.peak_rss, usage.ru_maxrss * 1024) / MB,
+        returncode=proc.returncode,
+        stdout=stdout,
+        stderr=stderr,
+    )
+
+
+# --------------------------------------------------------------------------- text and WER
+
+
+def normalize(text: str) -> str:
+    """Lowercase, apostrophes dropped, other punctuation turned into spaces, whitespace collapsed."""
+    text = text.lower().replace("'", "").replace("\u2019", "")
+    return " ".join(re.sub(r"[^\w\s]", " ", text).split())
+
+
+def wer(reference: str, hypothesis: str) -> float:
+    import jiwer
+
+    ref, hyp = normalize(reference), normalize(hypothesis)
+    if not hyp:
+        return 1.0
+    return float(jiwer.wer(ref, hyp))
+
+
+def jfk_reference(audio_dir: Path) -> str:
+    """The quoted transcript of jfk.flac from the shared audio README's table."""
+    readme = (audio_dir / "README.md").read_text(encoding="utf-8")
+    match = re.search(r'^\|\s*jfk\.flac\s*\|.*?\|\s*"([^"]+)"', readme, re.MULTILINE)
+    if not match:
+        raise SystemExit(f"core_bench: no jfk.flac reference found in {audio_dir / 'README.md'}")
+    return match.group(1)
+
+
+def audio_seconds(path: Path) -> float:
+    from worker.audio import probe_duration
+
+    return probe_duration(path)
+
+
+# --------------------------------------------------------------------------- 1. local vs openai-whisper
+
+FFMPEG_SHIM = '''\
+#!{python}
+"""Stand-in for the ffmpeg binary that openai-whisper's load_audio() runs (no system ffmpeg here).
+Decodes with PyAV (the same FFmpeg libraries) to s16le mono at -ar on stdout."""
+import sys
+
+import av
+
+args = sys.argv[1:]
+source = args[args.index("-i") + 1]
+rate = int(args[args.index("-ar") + 1]) if "-ar" in args else 16000
+try:
+    out = sys.stdout.buffer
+    with av.open(source) as container:
+        resampler = av.AudioResampler(format="s16", layout="mono", rate=rate)
+        for frame in container.decode(container.streams.audio[0]):
+            for converted in resampler.resample(frame):
+                out.write(converted.to_ndarray().tobytes())
+        for converted in resampler.resample(None):
+            out.write(converted.to_ndarray().tobytes())
+except Exception as exc:
+    print(f"{{source}}: {{exc}}", file=sys.stderr)
+    sys.exit(1)
+'''
+
+
+@dataclass
+class EngineConfig:
+    label: str  # e.g. "beam 5"
+    ours_args: list[str]
+    openai_args: list[str]
+
+
+CONFIGS = [
+    EngineConfig("beam 5 (both defaults)", [], ["--beam_size", "5", "--best_of", "5"]),
+    EngineConfig("greedy (beam 1 / beam_size None)", ["--beam-size", "1"], ["--beam_size", "None", "--best_of", "5"]),
+]
+
+
+@dataclass
+class SpeechFile:
+    name: str
+    path: Path
+    reference: str
+    seconds: float = 0.0
+
+
+@dataclass
+class EngineRow:
+    file: SpeechFile
+    config: EngineConfig
+    engine: str  # "ours" | "openai-whisper"
+    runs: list[Measured] = field(default_factory=list)
+    text: str = ""
+
+    def median(self, attr: str) -> float:
+        return statistics.median(getattr(run, attr) for run in self.runs)
+
+    @property
+    def wer(self) -> float:
+        return wer(self.file.reference, self.text)
+
+
+class EngineBench:
+    def __init__(self, workdir: Path, repeats: int, log: Callable[[str], None]) -> None:
+        self.workdir = workdir
+        self.repeats = repeats
+        self.log = log
+        self.checkpoint = self._openai_checkpoint()
+        self.env_openai = dict(os.environ)
+        self.ffmpeg = shutil.which("ffmpeg")
+        if self.ffmpeg is None:
+            shim_dir = workdir / "ffmpeg-shim"
+            shim_dir.mkdir()
+            shim = shim_dir / "ffmpeg"
+            shim.write_text(FFMPEG_SHIM.format(python=sys.executable), encoding="utf-8")
+            shim.chmod(0o755)
+            self.env_openai["PATH"] = f"{shim_dir}{os.pathsep}{self.env_openai.get('PATH', '')}"
+            self.shim: Path | None = shim
+        else:
+            self.shim = None
+        self.shim_seconds: dict[str, float] = {}
+
+    def _openai_checkpoint(self) -> str:
+        """The tiny.en checkpoint converted from the bundled CTranslate2 model (built once, cached)."""
+        result = subprocess.run(
+            [sys.executable, "-c", f"from worker.models import openai_checkpoint; print(openai_checkpoint({MODEL!r}))"],
+            capture_output=True, text=True, cwd=ROOT,
+        )
+        if result.returncode != 0:
+            raise SystemExit(f"core_bench: could not build the openai-whisper checkpoint: {result.stderr.strip()[-500:]}")
+        return result.stdout.strip().splitlines()[-1]
+
+    def ours_cmd(self, file: Path, config: EngineConfig) -> list[str]:
+        return [str(VENV_BIN / "whisper-desk"), "transcribe", str(file), "--model", MODEL, "--format", "txt", *config.ours_args]
+
+    def openai_cmd(self, file: Path, config: EngineConfig, out_dir: Path) -> list[str]:
+        return [
+            str(VENV_BIN / "whisper"), str(file), "--model", self.checkpoint, "--language", "en",
+            *config.openai_args, "--fp16", "False", "--output_format", "txt", "--output_dir", str(out_dir),
+        ]
+
+    def run_once(self, file: SpeechFile, config: EngineConfig, engine: str) -> tuple[Measured, str]:
+        if engine == "ours":
+            measured = run_measured(self.ours_cmd(file.path, config), cwd=ROOT)
+            text = measured.stdout
+        else:
+            out_dir = Path(tempfile.mkdtemp(dir=self.workdir, prefix="openai-out-"))
+            measured = run_measured(self.openai_cmd(file.path, config, out_dir), env=self.env_openai, cwd=ROOT)
+            produced = out_dir / f"{file.path.stem}.txt"
+            text = produced.read_text(encoding="utf-8") if produced.exists() else ""
+            shutil.rmtree(out_dir, ignore_errors=True)
+        if measured.returncode != 0:
+            raise SystemExit(
+                f"core_bench: {engine} failed on {file.name} ({config.label}), exit {measured.returncode}:\n"
+                f"{measured.stderr.strip()[-1500:]}"
+            )
+        return measured, text
+
+    def warm_up(self, file: SpeechFile) -> None:
+        """One untimed run of each engine so both start with warm disk caches and compiled bytecode."""
+        for engine in ("ours", "openai-whisper"):
+            self.log(f"warm-up: {engine} on {file.name}")
+            self.run_once(file, CONFIGS[0], engine)
+
+    def measure_shim(self, file: SpeechFile) -> None:
+        if self.shim is None:
+            return
+        cmd = [str(self.shim), "-nostdin", "-threads", "0", "-i", str(file.path), "-f", "s16le", "-ac", "1",
+               "-acodec", "pcm_s16le", "-ar", "16000", "-"]
+        times = [run_measured(cmd).wall_s for _ in range(max(1, self.repeats))]
+        self.shim_seconds[file.name] = statistics.median(times)
+
+    def run(self, files: list[SpeechFile], configs: list[EngineConfig]) -> list[EngineRow]:
+        self.warm_up(files[0])
+        rows: list[EngineRow] = []
+        for file in files:
+            self.measure_shim(file)
+            for config in configs:
+                pair = [EngineRow(file, config, "ours"), EngineRow(file, config, "openai-whisper")]
+                for rep in range(self.repeats):
+                    for row in pair if rep % 2 == 0 else reversed(pair):  # alternate the order
+                        measured, text = self.run_once(file, config, row.engine)
+                        row.runs.append(measured)
+                        row.text = text
+                        self.log(f"{file.name} {config.label} {row.engine} #{rep + 1}: {measured.wall_s:.2f} s wall, "
+                                 f"{measured.cpu_s:.2f} s cpu, {measured.tree_rss_mb:.0f} MB")
+                rows.extend(pair)
+        return rows
+
+
+# --------------------------------------------------------------------------- 2. fan-out
+
+
+@dataclass
+class FanoutResult:
+    latency_s: float
+    chunk_s: float
+    audio_s: float
+    chunks_planned: int  # iter_chunks on the file
+    chunks_sent: int  # chunks the backend reports it transcribed
+    containers: int
+    walls: list[float]
+    peak_in_flight: int
+    production_s: float  # decode + cut + FLAC-encode all chunks, one after another, no remote
+    prepared_walls: list[float]  # the same with every chunk decoded, cut and encoded beforehand
+
+    @property
+    def ideal_s(self) -> float:
+        return -(-self.chunks_sent // self.containers) * self.latency_s
+
+    @property
+    def wall_s(self) -> float:
+        return statistics.median(self.walls)
+
+    @property
+    def prepared_wall_s(self) -> float:
+        return statistics.median(self.prepared_walls)
+
+
+def make_fanout_audio(path: Path, chunk_count: int, chunk_s: float, sample_rate: int = 16000) -> Path:
+    """chunk_count segments of chunk_s each: quiet noise bursts with 0.4 s of silence at every boundary,
+    so a silence-cutting splitter finds one cut per boundary."""
+    import numpy as np
+    import soundfile
+
+    rng = np.random.default_rng(0)
+    per_chunk = int(chunk_s * sample_rate)
+    gap = int(0.4 * sample_rate)
+    pieces = []
+    for index in range(chunk_count):
+        piece = np.zeros(per_chunk, dtype=np.float32)
+        body = per_chunk - gap
+        start = gap // 2
+        t = np.arange(body) / sample_rate
+        tone = 0.2 * np.sin(2 * np.pi * (180 + 10 * index) * t) * (1 + 0.5 * np.sin(2 * np.pi * 3 * t))
+        piece[start : start + body] = (tone + 0.005 * rng.standard_normal(body)).astype(np.float32)
+        pieces.append(piece)
+    soundfile.write(str(path), np.concatenate(pieces), sample_rate, subtype="PCM_16")
+    return path
+
+
+def run_fanout(workdir: Path, latency_s: float, repeats: int, chunk_s: float, chunk_count: int = 64,
+               containers: int = 8) -> FanoutResult:
+    from worker.backends.modal_fanout import ModalBackend
+    from worker.chunking import encode_chunk, iter_chunks
+    from worker.events import CancelToken
+    from worker.modal_standin import StandInRemote
+    from worker.options import TranscriptionOptions
+
+    audio = workdir / f"fanout-{chunk_count}x{chunk_s:g}s.wav"
+    if not audio.exists():
+        make_fanout_audio(audio, chunk_count, chunk_s)
+    started = time.perf_counter()
+    prepared = [(chunk, encode_chunk(chunk.samples)) for chunk in iter_chunks(audio, target_s=chunk_s)]
+    production_s = time.perf_counter() - started
+
+    def transcribe_once() -> tuple[float, int, int]:
+        remote = StandInRemote(latency_s=latency_s, run_model=False)
+        backend = ModalBackend(remote=remote, max_containers=containers, chunk_s=chunk_s)
+        try:
+            started = time.perf_counter()
+            transcript = backend.transcribe(audio, TranscriptionOptions(), lambda _event: None, CancelToken())
+            wall = time.perf_counter() - started
+        finally:
+            backend.close()
+        sent = int(transcript.timings.get("chunk_count") or len(transcript.timings.get("chunks") or []))
+        return wall, sent, remote.peak_in_flight
+
+    walls, prepared_walls, peak, sent = [], [], 0, 0
+    for _ in range(repeats):
+        wall, sent, calls = transcribe_once()
+        walls.append(wall)
+        peak = max(peak, calls)
+    # The same again with decoding, cutting and encoding done beforehand (the backend's own chunking
+    # functions swapped for look-ups), to separate dispatch overhead from chunk preparation.
+    encoded = {id(chunk.samples): data for chunk, data in prepared}
+    with _patched(chunking_module(), iter_chunks=lambda *_a, **_k: (chunk for chunk, _ in prepared),
+                  encode_chunk=lambda samples: encoded[id(samples)]):
+        for _ in range(repeats):
+            prepared_walls.append(transcribe_once()[0])
+    return FanoutResult(latency_s, chunk_s, audio_seconds(audio), len(prepared), sent, containers, walls, peak,
+                        production_s, prepared_walls)
+
+
+def chunking_module():
+    import worker.chunking
+
+    return worker.chunking
+
+
+class _patched:
+    """Temporarily replace attributes of a module."""
+
+    def __init__(self, module: object, **replacements: object) -> None:
+        self.module = module
+        self.replacements = replacements
+        self.saved: dict[str, object] = {}
+
+    def __enter__(self) -> None:
+        for name, value in self.replacements.items():
+            self.saved[name] = getattr(self.module, name)
+            setattr(self.module, name, value)
+
+    def __exit__(self, *_exc: object) -> None:
+        for name, value in self.saved.items():
+            setattr(self.module, name, value)
+
+
+# --------------------------------------------------------------------------- 3. upload size
+
+
+@dataclass
+class UploadRow:
+    name: str
+    audio_s: float
+    chunks: int
+    encoded_bytes: int
+    original_bytes: int
+    encode_s: float
+
+    @property
+    def per_min(self) -> float:
+        return self.encoded_bytes / (self.audio_s / 60)
+
+    @property
+    def raw_pcm_per_min(self) -> float:
+        return 16000 * 2 * 60
+
+    @property
+    def original_per_min(self) -> float:
+        return self.original_bytes / (self.audio_s / 60)
+
+
+def measure_upload(path: Path, name: str, chunk_s: float = 30.0) -> UploadRow:
+    from worker.chunking import encode_chunk, iter_chunks
+
+    total_bytes, seconds, chunks, encode_s = 0, 0.0, 0, 0.0
+    for chunk in iter_chunks(path, target_s=chunk_s):
+        started = time.perf_counter()
+        data = encode_chunk(chunk.samples)
+        encode_s += time.perf_counter() - started
+        total_bytes += len(data)
+        seconds += len(chunk.samples) / 16000
+        chunks += 1
+    return UploadRow(name, seconds, chunks, total_bytes, path.stat().st_size, encode_s)
+
+
+# --------------------------------------------------------------------------- report
+
+
+def machine_info() -> list[tuple[str, str]]:
+    cpu = platform.processor() or "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    ram = "unknown"
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal"):
+                ram = f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
+                break
+    except OSError:
+        pass
+    versions = []
+    for dist in ("whisper-desk", "faster-whisper", "ctranslate2", "openai-whisper", "torch", "av", "numpy", "jiwer", "modal"):
+        try:
+            versions.append(f"{dist} {importlib.metadata.version(dist)}")
+        except importlib.metadata.PackageNotFoundError:
+            versions.append(f"{dist} (not installed)")
+    espeak = "not installed"
+    if shutil.which("espeak-ng"):
+        espeak = subprocess.run(["espeak-ng", "--version"], capture_output=True, text=True).stdout.strip().split("  ")[0]
+    return [
+        ("CPU", cpu),
+        ("Cores (logical)", str(os.cpu_count())),
+        ("RAM", ram),
+        ("OS", platform.platform()),
+        ("Python", platform.python_version()),
+        ("Packages", ", ".join(versions)),
+        ("Speech synthesis", espeak),
+    ]
+
+
+def fmt_ratio(value: float) -> str:
+    return f"{value:.2f}x"
+
+
+def verdict(ok: bool) -> str:
+    return "met" if ok else "**not met**"
+
+
+def render_report(ctx: dict) -> str:
+    lines: list[str] = []
+    add = lines.append
+    add("# Benchmarks")
+    add("")
+    add(f"Generated by `{ctx['command']}` on {ctx['date']} ({ctx['mode']}; took {ctx['elapsed_s']:.0f} s). "
+        "Everything below was measured in that one run, side by side. "
+        "Window start-up and event-loop stalls are measured separately: see [bench-gui.md](bench-gui.md).")
+    add("")
+    add("## Machine")
+    add("")
+    add("| | |")
+    add("| --- | --- |")
+    for key, value in ctx["machine"]:
+        add(f"| {key} | {value} |")
+    add(f"| Load average (1 min) at start / end | {ctx['load_start']:.2f} / {ctx['load_end']:.2f} |")
+    add("")
+    add("This machine is shared: other processes may run during the benchmark, which adds noise to wall times "
+        "(CPU time is less sensitive). Each number is the median of the repetitions shown.")
+    add("")
+    add("## How to run")
+    add("")
+    add("```sh")
+    add("apt-get install -y espeak-ng          # synthetic speech; needed for the benchmarks only")
+    add(".venv/bin/python -m bench.core_bench   # full run; --quick for one repetition")
+    add("```")
+    add("")
+
+    engine = ctx.get("engine")
+    if engine:
+        bench: EngineBench = engine["bench"]
+        rows: list[EngineRow] = engine["rows"]
+        add("## 1. Local engine vs openai-whisper's CLI")
+        add("")
+        add(f"Same file, same weights: tiny.en from the bundled CTranslate2 model (faster-whisper, int8 on CPU) and "
+            f"the openai-whisper checkpoint converted from it by `worker.models.openai_checkpoint(\"tiny.en\")` "
+            f"(fp32 on CPU). {bench.repeats} timed run(s) per cell after one untimed warm-up of each engine, "
+            "alternating which engine runs first. Every run is a fresh process, so model loading is included.")
+        add("")
+        add("Commands (FILE is the audio file; CKPT the converted checkpoint; greedy rows add `--beam-size 1` / "
+            "`--beam_size None`):")
+        add("")
+        add("```sh")
+        add(f".venv/bin/whisper-desk transcribe FILE --model {MODEL} --format txt")
+        add(".venv/bin/whisper FILE --model CKPT --language en --beam_size 5 --best_of 5 --fp16 False "
+            "--output_format txt --output_dir OUT")
+        add("```")
+        add("")
+        add("openai-whisper's CLI defaults to beam_size 5 / best_of 5, the same beam as ours, so the first "
+            "configuration is the like-for-like default comparison; the greedy rows compare both at their fastest decoding.")
+        if bench.shim is not None:
+            shim = ", ".join(f"{name} {secs:.2f} s" for name, secs in bench.shim_seconds.items())
+            add("")
+            add("No system `ffmpeg` binary is installed here (the app does not need one), but openai-whisper's "
+                "`load_audio` runs `ffmpeg`. The benchmark puts a small stand-in `ffmpeg` on the PATH of the "
+                "openai-whisper runs only: a Python script that decodes with PyAV (the same FFmpeg libraries) to "
+                f"16 kHz s16le on stdout. Its own time (median, counted in openai-whisper's wall time): {shim}.")
+        else:
+            add("")
+            add(f"openai-whisper decodes with the system ffmpeg at `{bench.ffmpeg}`.")
+        add("")
+        add("WER: jiwer word error rate after lowercasing and removing punctuation, against the reference text.")
+        add("")
+        for file in engine["files"]:
+            add(f"### {file.name} ({file.seconds:.1f} s)")
+            add("")
+            add(f"Reference: \"{file.reference if len(file.reference) < 160 else file.reference[:157] + '...'}\"")
+            add("")
+            add("| configuration | engine | wall s | CPU s | peak RSS, tree MB | peak RSS, largest process MB | RTF (wall / audio) | WER |")
+            add("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+            file_rows = [row for row in rows if row.file is file]
+            for row in file_rows:
+                add(f"| {row.config.label} | {row.engine} | {row.median('wall_s'):.2f} | {row.median('cpu_s'):.2f} | "
+                    f"{row.median('tree_rss_mb'):.0f} | {row.median('max_rss_mb'):.0f} | "
+                    f"{row.median('wall_s') / file.seconds:.3f} | {row.wer:.3f} |")
+            add("")
+            add("| configuration | wall ours / openai | CPU ours / openai | peak RSS (tree) ours / openai | WER ours − openai | goal (≤ 0.5x wall, WER ≤ +0.02) |")
+            add("| --- | ---: | ---: | ---: | ---: | --- |")
+            for ours, theirs in zip(file_rows[0::2], file_rows[1::2]):
+                wall_ratio = ours.median("wall_s") / theirs.median("wall_s")
+                cpu_ratio = ours.median("cpu_s") / theirs.median("cpu_s")
+                rss_ratio = ours.median("tree_rss_mb") / theirs.median("tree_rss_mb")
+                delta = ours.wer - theirs.wer
+                add(f"| {ours.config.label} | {fmt_ratio(wall_ratio)} | {fmt_ratio(cpu_ratio)} | {fmt_ratio(rss_ratio)} | "
+                    f"{delta:+.3f} | {verdict(wall_ratio <= SPEED_GOAL and delta <= WER_SLACK)} |")
+            add("")
+            add("<details><summary>Transcripts</summary>")
+            add("")
+            for row in file_rows:
+                add(f"- {row.config.label}, {row.engine}: {' '.join(row.text.split())}")
+            add("")
+            add("</details>")
+            add("")
+        add(f"The synthetic speech is espeak-ng reading a fixed English text (`bench/synth_speech.py`, "
+            f"{engine['synth_words']} words); its text is the reference.")
+        add("")
+
+    fanout: list[FanoutResult] | None = ctx.get("fanout")
+    if fanout:
+        first = fanout[0]
+        add("## 2. Fan-out efficiency (stand-in remote)")
+        add("")
+        add(f"`ModalBackend(remote=StandInRemote(latency_s=L, run_model=False), max_containers={first.containers}, "
+            "chunk_s=C).transcribe(...)` on a synthetic file built to cut into 64 chunks of C seconds (tones with "
+            "0.4 s silences at the chunk boundaries). The stand-in answers each call after L seconds without "
+            "running a model, so the wall time is the orchestration alone: probing, decoding, cutting, "
+            "FLAC-encoding, dispatching, stitching. Ideal = ceil(chunks / containers) × L. "
+            "\"Serial prep\" is the time to decode, cut and encode all 64 chunks one after another with no "
+            "remote at all (`iter_chunks` + `encode_chunk`): the part that must overlap with the calls. "
+            "\"Wall, prepared\" repeats the run with the chunks decoded, cut and encoded beforehand (the backend's "
+            "`iter_chunks`/`encode_chunk` swapped for look-ups), which leaves dispatch, stand-in calls and stitching.")
+        add("")
+        add("| chunk C | latency L | audio s | chunks (planned / sent) | containers | peak calls in flight | serial prep s | wall s (median) | ideal s | wall / ideal | goal (≤ 1.1x) | wall, prepared s | prepared / ideal |")
+        add("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: |")
+        for result in fanout:
+            ratio = result.wall_s / result.ideal_s
+            add(f"| {result.chunk_s:g} s | {result.latency_s:g} s | {result.audio_s:.0f} | {result.chunks_planned} / "
+                f"{result.chunks_sent} | {result.containers} | {result.peak_in_flight} | {result.production_s:.2f} | "
+                f"{result.wall_s:.3f} | {result.ideal_s:.3f} | {fmt_ratio(ratio)} | {verdict(ratio <= FANOUT_GOAL)} | "
+                f"{result.prepared_wall_s:.3f} | {fmt_ratio(result.prepared_wall_s / result.ideal_s)} |")
+        add("")
+        walls = "; ".join(f"C={r.chunk_s:g} s, L={r.latency_s:g} s: " + ", ".join(f"{w:.3f}" for w in r.walls) for r in fanout)
+        add(f"All runs (s): {walls}.")
+        add("")
+
+    uploads: list[UploadRow] | None = ctx.get("uploads")
+    if uploads:
+        add("## 3. Bytes uploaded per audio minute")
+        add("")
+        add("Every chunk that would go to Modal: `worker.chunking.iter_chunks(path, target_s=30)` then "
+            "`encode_chunk(chunk.samples)` (FLAC, 16 kHz mono). Raw PCM is 16-bit 16 kHz mono "
+            f"({16000 * 2 * 60 / MB:.2f} MB/min). 1 MB = 10^6 bytes.")
+        add("")
+        add("| file | audio s | chunks | uploaded bytes | MB / audio min | vs raw 16 kHz PCM | original file MB / min | vs original file | goal (≤ 1 MB/min) |")
+        add("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
+        for row in uploads:
+            add(f"| {row.name} | {row.audio_s:.1f} | {row.chunks} | {row.encoded_bytes:,} | {row.per_min / MB:.3f} | "
+                f"{fmt_ratio(row.per_min / row.raw_pcm_per_min)} | {row.original_per_min / MB:.3f} | "
+                f"{fmt_ratio(row.per_min / row.original_per_min)} | {verdict(row.per_min <= UPLOAD_GOAL_BYTES_PER_MIN)} |")
+        add("")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+# --------------------------------------------------------------------------- main
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="one repetition, beam-5 configuration only")
+    parser.add_argument("--repeats", type=int, default=None, help="timed runs per cell (default 3, --quick 1)")
+    parser.add_argument("--audio-dir", type=Path, default=DEFAULT_AUDIO_DIR, help="the shared real-speech folder")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="report path (default docs/benchmarks.md)")
+    parser.add_argument("--only", choices=("engine", "fanout", "upload"), action="append",
+                        help="run only these benchmarks (repeatable); the report then holds only them")
+    args = parser.parse_args(argv)
+    repeats = args.repeats or (1 if args.quick else 3)
+    only = set(args.only or ("engine", "fanout", "upload"))
+    sys.path.insert(0, str(ROOT))
+
+    def log(message: str) -> None:
+        print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+    from bench.synth_speech import REFERENCE_TEXT, synthesize
+
+    started = time.perf_counter()
+    load_start = os.getloadavg()[0]
+    ctx: dict = {
+        "command": "python -m bench.core_bench" + (" --quick" if args.quick else ""),
+        "date": dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
+        "mode": f"{'quick' if args.quick else 'full'}, {repeats} repetition(s)",
+        "machine": machine_info(),
+        "load_start": load_start,
+    }
+    with tempfile.TemporaryDirectory(prefix="whisper-desk-bench-") as tmp:
+        workdir = Path(tmp)
+        log("synthesizing speech with espeak-ng")
+        synth_path = synthesize(workdir / "synthetic_speech.wav")
+        jfk = SpeechFile("jfk.flac", args.audio_dir / "jfk.flac", jfk_reference(args.audio_dir))
+        synth = SpeechFile("synthetic_speech.wav (espeak-ng)", synth_path, REFERENCE_TEXT)
+        for file in (jfk, synth):
+            file.seconds = audio_seconds(file.path)
+
+        if "engine" in only:
+            bench = EngineBench(workdir, repeats, log)
+            configs = CONFIGS[:1] if args.quick else CONFIGS
+            rows = bench.run([jfk, synth], configs)
+            ctx["engine"] = {"bench": bench, "rows": rows, "files": [jfk, synth], "synth_words": len(REFERENCE_TEXT.split())}
+
+        if "fanout" in only:
+            results = []
+            for chunk_s, latency in FANOUT_CASES[:1] if args.quick else FANOUT_CASES:
+                log(f"fan-out: 64 chunks of {chunk_s:g} s over 8 containers at {latency:g} s latency")
+                results.append(run_fanout(workdir, latency, repeats, chunk_s))
+            ctx["fanout"] = results
+
+        if "upload" in only:
+            log("upload sizes")
+            multilingual = args.audio_dir / "multilingual.mp3"
+            ctx["uploads"] = [
+                measure_upload(jfk.path, "jfk.flac"),
+                measure_upload(synth.path, "synthetic_speech.wav (espeak-ng)"),
+                measure_upload(multilingual, "multilingual.mp3"),
+            ]
+
+    ctx["elapsed_s"] = time.perf_counter() - started
+    ctx["load_end"] = os.getloadavg()[0]
+    report = render_report(ctx)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(report, encoding="utf-8")
+    log(f"wrote {args.out}")
+    print(report)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
