@@ -57,6 +57,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from gui.icons import icon
 from worker.editing import (
     Match,
     find_matches,
@@ -70,10 +71,6 @@ from worker.editing import (
 )
 from worker.transcript import Segment, Transcript, Word
 
-try:  # icons are optional (resources/*.svg)
-    from gui.icons import icon as _icon
-except Exception:  # pragma: no cover - a missing icon module only loses the pictures
-    _icon = None
 
 START, END, TEXT = 0, 1, 2
 HEADERS = ("Start", "End", "Text")
@@ -670,8 +667,8 @@ class TranscriptEditor(QWidget):
     def _action(self, text: str, icon_name: str | None, slot: Callable[[], Any], shortcuts: list[Any], tip: str,
                 on: QWidget | None = None) -> QAction:
         action = QAction(text, self)
-        if icon_name and _icon is not None:
-            action.setIcon(_icon(icon_name))
+        if icon_name:
+            action.setIcon(icon(icon_name))
         action.setShortcuts([QKeySequence(s) for s in shortcuts])
         # only while the editor (or, for `on`, that widget) has focus: no clash with the window's shortcuts
         action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut if on is None else Qt.ShortcutContext.WidgetShortcut)

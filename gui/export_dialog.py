@@ -54,10 +54,8 @@ AskOverwrite = Callable[[list[Path]], str]  # existing files -> OVERWRITE | KEEP
 
 def _settings() -> QSettings:
     """The app's settings store (gui.settings: follows XDG_CONFIG_HOME on Linux)."""
-    try:
-        from gui.settings import settings_store
-    except ImportError:  # pragma: no cover - the settings module ships with the app
-        return QSettings("whisper-desk", "whisper-desk")
+    from gui.settings import settings_store
+
     return settings_store()
 
 

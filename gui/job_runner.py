@@ -208,10 +208,8 @@ def auto_export(transcript: Transcript, source: Path, preferences: Preferences) 
     overwriting); returns one note per file written or per format that failed."""
     if not preferences.auto_export_formats:
         return []
-    try:
-        from worker import formats
-    except ImportError:
-        return ["automatic export skipped: the export module is not available"]
+    from worker import formats
+
     folder = preferences.auto_export_folder or None
     notes: list[str] = []
     for fmt in preferences.auto_export_formats:

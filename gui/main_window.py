@@ -7,7 +7,6 @@ are other modules, imported when first needed.
 
 from __future__ import annotations
 
-import importlib
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -54,21 +53,13 @@ WINDOW_TITLE = "Whisper Desk"
 LOG_LINES_RESTORED = 2000  # the most recent lines shown at start (the library keeps them all)
 
 
-def _optional(module: str, name: str) -> Any | None:
-    """A class from a module another part of the app provides, or None while it is not there."""
-    try:
-        return getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError):
-        return None
-
-
 def _format_segment_time(seconds: float) -> str:
     minutes, secs = divmod(max(0.0, seconds), 60)
     return f"{int(minutes)}:{secs:04.1f}"
 
 
 class _PlainTranscriptView(QPlainTextEdit):
-    """A read-only fallback used when gui.editor is not available: segments with their times."""
+    """The first paint's light read-only view (segments with their times) until the editor is loaded."""
 
     transcriptEdited = Signal(object)
     segmentActivated = Signal(float)
@@ -121,25 +112,16 @@ class TranscriptPane(QWidget):
         self._layout.addWidget(self.editor, 1)
 
     def upgrade_editor(self) -> bool:
-        """Replace the read-only view with gui.editor.TranscriptEditor (if there is one). True when swapped."""
+        """Replace the read-only view with gui.editor.TranscriptEditor. True when swapped."""
         if self.uses_editor:
             return False
-        editor_class = _optional("gui.editor", "TranscriptEditor")
-        if editor_class is None:
-            return False
-        try:
-            try:
-                editor = editor_class(self, library=self.library)
-                self._editor_saves = True
-            except TypeError:
-                editor = editor_class(self)
-        except Exception:  # a broken editor must not take the window down: keep the read-only view
-            return False
+        from gui.editor import TranscriptEditor
+
+        editor = TranscriptEditor(self, library=self.library)
+        self._editor_saves = True
         editor.setObjectName("transcriptEditor")
-        if hasattr(editor, "transcriptEdited"):
-            editor.transcriptEdited.connect(self._edited)
-        if hasattr(editor, "segmentActivated"):
-            editor.segmentActivated.connect(self._activated)
+        editor.transcriptEdited.connect(self._edited)
+        editor.segmentActivated.connect(self._activated)
         old = self.editor
         self._layout.replaceWidget(old, editor)
         old.hide()
@@ -213,11 +195,10 @@ class TranscriptPane(QWidget):
     def ensure_player(self) -> bool:
         if self.player is not None:
             return True
-        player_class = _optional("gui.player", "Player")
-        if player_class is None:
-            return False
+        from gui.player import Player
+
         try:
-            self.player = player_class(self)
+            self.player = Player(self)
         except Exception:  # no playback on this system: the transcript still works
             return False
         self.player.setObjectName("player")
@@ -734,10 +715,7 @@ class MainWindow(QMainWindow):
             self._offer_modal_once()
 
     def _offer_setup(self, reason: str) -> None:
-        if _optional("gui.wizard", "ModalSetupWizard") is None:
-            self._show_banner(f"{reason}. Run `modal token new` in a terminal, then retry the job.", wizard=False)
-        else:
-            self._show_banner(f"{reason}.")
+        self._show_banner(f"{reason}.")
 
     def _show_banner(self, text: str, wizard: bool = True) -> None:
         self.banner_label.setText(text)
@@ -745,14 +723,12 @@ class MainWindow(QMainWindow):
         self.banner.show()
 
     def open_setup_wizard(self) -> None:
-        wizard_class = _optional("gui.wizard", "ModalSetupWizard")
-        if wizard_class is None:
-            self._show_banner("The setup wizard is not available: run `modal token new` in a terminal.", wizard=False)
-            return
+        from gui.wizard import ModalSetupWizard
+
         if self._wizard is not None and self._wizard.isVisible():
             self._wizard.raise_()
             return
-        self._wizard = wizard_class(self)
+        self._wizard = ModalSetupWizard(self)
         self._wizard.finished.connect(self._wizard_closed)
         self._wizard.open()
 
@@ -765,30 +741,25 @@ class MainWindow(QMainWindow):
 
     def export_selected(self) -> Any:
         """The export dialog for the selected finished jobs (all finished ones when none is selected)."""
-        dialog_class = _optional("gui.export_dialog", "ExportDialog")
-        if dialog_class is None:
-            self.statusBar().showMessage("Export is not available in this build.", 8000)
-            return None
+        from gui.export_dialog import ExportDialog
+
         ids = [i for i in self.selected_job_ids() if self.library.transcript(i) is not None]
         if not ids:
             ids = [r.id for r in self.library.jobs() if r.status == "done" and self.library.transcript(r.id) is not None]
         if not ids:
             self.statusBar().showMessage("No finished transcripts to export.", 8000)
             return None
-        dialog = dialog_class(self.library, ids, parent=self)
-        if hasattr(dialog, "exported"):
-            dialog.exported.connect(lambda paths: self._note(f"exported {len(paths)} file(s)"))
+        dialog = ExportDialog(self.library, ids, parent=self)
+        dialog.exported.connect(lambda paths: self._note(f"exported {len(paths)} file(s)"))
         dialog.open()
         return dialog
 
     def import_subtitles(self, subtitle_path: str | Path | None = None, audio_path: str | Path | None = None) -> int | None:
         """An SRT/VTT with its audio as a finished job to review (asks for the files unless given)."""
-        importer = _optional("gui.export_dialog", "import_for_review")
-        if importer is None:
-            self.statusBar().showMessage("Importing subtitles is not available in this build.", 8000)
-            return None
+        from gui.export_dialog import import_for_review
+
         # problems go to the status bar and the log, not a dialog
-        job_id = importer(self, self.library, subtitle_path=subtitle_path, audio_path=audio_path, notify=self._note)
+        job_id = import_for_review(self, self.library, subtitle_path=subtitle_path, audio_path=audio_path, notify=self._note)
         if not job_id:
             return None
         self._reload_jobs()

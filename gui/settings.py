@@ -18,15 +18,12 @@ from worker.timing import DEFAULT_T4_DOLLARS_PER_HOUR
 
 ORGANIZATION = "whisper-desk"
 APPLICATION = "whisper-desk"
-FALLBACK_EXPORT_FORMATS = ("txt", "srt", "vtt", "json", "tsv", "docx")
 
 
 def export_formats() -> tuple[str, ...]:
-    """What the export module can write (worker.formats), or the planned list while it is missing."""
-    try:
-        from worker.formats import EXPORT_FORMATS
-    except ImportError:
-        return FALLBACK_EXPORT_FORMATS
+    """What worker.formats can write."""
+    from worker.formats import EXPORT_FORMATS
+
     return tuple(EXPORT_FORMATS)
 
 

@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
     QWizardPage,
 )
 
+from gui.resources import RESOURCES
 from worker import modal_account as ma
 from worker.errors import Cancelled
 from worker.events import CancelToken, SegmentsReady, TimingReport
@@ -39,7 +40,7 @@ from worker.timing import DEFAULT_T4_DOLLARS_PER_HOUR, timing_line
 
 log = logging.getLogger("whisper_desk.wizard")
 
-SAMPLE_PATH = Path(__file__).resolve().parents[1] / "resources" / "sample.flac"
+SAMPLE_PATH = RESOURCES / "sample.flac"
 CANCELLED = "cancelled"
 
 # page ids, in order

@@ -38,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--word-timestamps", action="store_true")
     tr.add_argument("--initial-prompt", default=None)
     tr.add_argument("--beam-size", type=int, default=5)
+    tr.add_argument("--threads", type=int, default=None, help="local: CPU threads for the engine (default: automatic)")
     tr.add_argument("--format", choices=CLI_FORMATS, default="txt")
     out = tr.add_mutually_exclusive_group()
     out.add_argument("--output-dir", type=Path, help="write DIR/<input stem>.<format> for each input")
@@ -133,7 +134,7 @@ def transcribe_command(args: argparse.Namespace) -> int:
 
     settings: dict[str, object]
     if args.backend == "local":
-        settings = {"engine": args.engine}
+        settings = {"engine": args.engine, "threads": args.threads}
     else:
         settings = {"chunk_s": args.chunk_seconds, "max_containers": args.max_containers}
     if args.output_dir is not None:

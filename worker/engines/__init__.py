@@ -166,7 +166,7 @@ def create_engine(kind: str, model_name: str, threads: int | None = None) -> Whi
     if kind == "faster":
         from worker.engines.faster import FasterWhisperEngine
 
-        return FasterWhisperEngine(model_name, cpu_threads=threads or 0)
+        return FasterWhisperEngine(model_name, cpu_threads=threads)
     if kind == "openai":
         from worker.engines.openai_engine import OpenAIWhisperEngine
 

@@ -1,0 +1,85 @@
+"""The README's editor screenshot, taken from the real X display (run under Xvfb).
+
+    xvfb-run -a -s "-screen 0 1400x900x24" env QT_QPA_PLATFORM=xcb .venv/bin/python -m bench.screenshot_app docs/screenshot-editor.png
+
+A new user's library in a temporary folder: three recordings from ../shared/audio are transcribed for real
+on this computer (bundled tiny.en), then jfk.flac is shown in the editor with one corrected segment, the
+find bar searching for "country" and playback running from a segment. The picture is read back from the X
+server (QScreen.grabWindow), so it is what a user would see. The window's own screenshot as a new user
+running `whisper-desk FILE` is scripts/screenshot.sh.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+AUDIO = ROOT.parent / "shared" / "audio"
+FILES = ("jfk.flac", "hotwords.mp3", "multilingual.mp3")
+
+
+def _wait(app, condition, timeout_s: float) -> None:  # noqa: ANN001
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError("the screenshot scene did not get ready in time")
+        app.processEvents()
+        time.sleep(0.02)
+
+
+def main(out: Path) -> int:
+    home = Path(tempfile.mkdtemp(prefix="whisper-desk-shot-"))
+    for name, sub in (("XDG_DATA_HOME", "data"), ("XDG_CONFIG_HOME", "config"), ("XDG_CACHE_HOME", "cache")):
+        os.environ[name] = str(home / sub)
+    os.environ["MODAL_CONFIG_PATH"] = str(home / ".modal.toml")
+
+    from PySide6.QtGui import QGuiApplication
+    from PySide6.QtWidgets import QApplication
+
+    from gui.main_window import MainWindow
+    from gui.settings import ORGANIZATION, APPLICATION, settings_store
+
+    app = QApplication.instance() or QApplication(["whisper-desk"])
+    app.setOrganizationName(ORGANIZATION)
+    app.setApplicationName(APPLICATION)
+    store = settings_store()
+    store.setValue("offered_modal_setup", True)  # no first-start banner in the picture
+    store.sync()
+    window = MainWindow()
+    window.resize(1300, 820)
+    window.show()
+    jobs = window.add_paths([AUDIO / name for name in FILES])
+    finished: set[int] = set()
+    window.controller.jobFinished.connect(lambda job_id, _status: finished.add(job_id))
+    _wait(app, lambda: len(finished) == len(jobs), 300)
+
+    jfk = next(job for job in jobs if job.name == "jfk.flac")
+    window.select_jobs([jfk.id])
+    _wait(app, lambda: window.shown_job_id() == jfk.id and window.transcript_pane.uses_editor, 20)
+    editor = window.transcript_pane.editor
+    first = editor.transcript().segments[0].text
+    editor.edit_text(0, first.replace("And so my", "And so, my"))
+    window.transcript_pane.play_from(editor.transcript().segments[-1].start)
+    _wait(app, lambda: editor.highlighted_row() >= 0, 20)
+    editor.find_bar.open_bar(replace=True)
+    editor.find_bar.find_edit.setText("country")
+    deadline = time.monotonic() + 1.5
+    _wait(app, lambda: time.monotonic() > deadline, 5)
+
+    shot = QGuiApplication.primaryScreen().grabWindow(window.winId())
+    if window.transcript_pane.player is not None:
+        window.transcript_pane.player.pause()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    ok = shot.save(str(out))
+    window.close()
+    window.shutdown()
+    print(f"wrote {out}" if ok else f"could not write {out}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(Path(sys.argv[1] if len(sys.argv) > 1 else ROOT / "docs" / "screenshot-editor.png")))
