@@ -62,9 +62,9 @@ def main(out: Path) -> int:
     _wait(app, lambda: window.shown_job_id() == jfk.id and window.transcript_pane.uses_editor, 20)
     editor = window.transcript_pane.editor
     first = editor.transcript().segments[0].text
-    editor.edit_text(0, first.replace("And so my", "And so, my"))
+    editor.edit_text(0, first.replace("Americans ask", "Americans, ask"))
     window.transcript_pane.play_from(editor.transcript().segments[-1].start)
-    _wait(app, lambda: editor.highlighted_row() >= 0, 20)
+    _wait(app, lambda: editor.highlighted_row >= 0, 20)
     editor.find_bar.open_bar(replace=True)
     editor.find_bar.find_edit.setText("country")
     deadline = time.monotonic() + 1.5

@@ -1,6 +1,6 @@
 """Screenshots of each page of the Modal setup wizard, for the docs.
 
-    QT_QPA_PLATFORM=offscreen python -m bench.screenshot_wizard [OUT_DIR]   # default: docs/
+    xvfb-run -a env QT_QPA_PLATFORM=xcb python -m bench.screenshot_wizard [OUT_DIR]   # default: docs/ (offscreen works too)
 
 The wizard talks to a loopback fake Modal server (tests/grpc_stub.py) with a made-up token, in a temporary
 Modal config: no real account, token or network is used, and no secret can end up in a picture.

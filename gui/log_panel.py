@@ -21,7 +21,7 @@ class LogPanel(QWidget):
         self.view = QPlainTextEdit()
         self.view.setObjectName("timingLog")
         self.view.setReadOnly(True)
-        self.view.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
+        self.view.setLineWrapMode(QPlainTextEdit.LineWrapMode.WidgetWidth)  # every field of a timing line in view
         self.view.setMaximumBlockCount(MAX_BLOCKS)
         self.view.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
         self.view.setPlaceholderText("GPU and CPU timings appear here as chunks return.")

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Screenshot of the real window under Xvfb, as a new user: `whisper-desk FILE` with empty data dirs.
+# Screenshot of the real window under Xvfb (needs Debian's xvfb, imagemagick, x11-utils), as a new user: `whisper-desk FILE` with empty data dirs.
 #   bash scripts/screenshot.sh OUT.png FILE [SECONDS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,5 +15,9 @@ env -u QT_QPA_PLATFORM DISPLAY=$display HOME="$home" XDG_DATA_HOME="$home/data" 
   .venv/bin/whisper-desk "$file" >"$home/app.log" 2>&1 &
 app_pid=$!
 sleep "$wait_s"
-DISPLAY=$display import -window root "$out"
+# the screen cropped to the window named "Whisper Desk" (xwininfo: x11-utils)
+geometry=$(DISPLAY=$display xwininfo -name "Whisper Desk" 2>/dev/null | awk '
+  /Absolute upper-left X/ {x=$NF} /Absolute upper-left Y/ {y=$NF} /Width:/ {w=$NF} /Height:/ {h=$NF}
+  END {if (w) printf "%dx%d+%d+%d", w, h, x, y}')
+DISPLAY=$display import -window root ${geometry:+-crop "$geometry" +repage} "$out"
 echo "wrote $out"; tail -5 "$home/app.log"
