@@ -23,12 +23,20 @@ FILES = ("jfk.flac", "hotwords.mp3", "multilingual.mp3")
 
 
 def _wait(app, condition, timeout_s: float) -> None:  # noqa: ANN001
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError("the screenshot scene did not get ready in time")
-        app.processEvents()
-        time.sleep(0.02)
+    """Run the event loop until condition() holds (checked every 20 ms)."""
+    from PySide6.QtCore import QEventLoop, QTimer
+
+    if condition():
+        return
+    loop = QEventLoop()
+    poll = QTimer()
+    poll.timeout.connect(lambda: loop.quit() if condition() else None)
+    poll.start(20)
+    QTimer.singleShot(int(timeout_s * 1000), loop.quit)
+    loop.exec()
+    poll.stop()
+    if not condition():
+        raise TimeoutError("the screenshot scene did not get ready in time")
 
 
 def main(out: Path) -> int:
@@ -52,9 +60,12 @@ def main(out: Path) -> int:
     window = MainWindow()
     window.resize(1300, 820)
     window.show()
-    jobs = window.add_paths([AUDIO / name for name in FILES])
+    jobs: list = []  # JobRecords, once the background search has queued them
     finished: set[int] = set()
+    window.controller.pathsAdded.connect(lambda records, _notes: jobs.extend(records))
     window.controller.jobFinished.connect(lambda job_id, _status: finished.add(job_id))
+    window.add_paths([AUDIO / name for name in FILES])
+    _wait(app, lambda: len(jobs) == len(FILES), 30)
     _wait(app, lambda: len(finished) == len(jobs), 300)
 
     jfk = next(job for job in jobs if job.name == "jfk.flac")

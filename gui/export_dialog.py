@@ -2,11 +2,13 @@
 
 ExportDialog(items, job_ids=None, parent=None, *, folder=None, formats=None, ask_overwrite=None)
     items: a list of (Transcript, source path), or a Library together with job_ids (their current,
-    edited transcripts). Writes every chosen format for every transcript into one folder, asks before
-    overwriting (Overwrite / Keep both / Cancel), and lists the files written.
-import_for_review(parent, library=None, subtitle_path=None, audio_path=None, notify=None)
-    asks for an .srt/.vtt and its audio (unless given) and returns (Transcript, audio path), or with a
-    library adds a finished job holding the subtitles and returns its id; None (after telling why) otherwise.
+    edited transcripts). Asks before overwriting (Overwrite / Keep both / Cancel), then writes every chosen
+    format for every transcript into one folder in a background thread (ExportWriter; Cancel stops after the
+    current file), lists the files written and emits exportFinished(written paths, failures).
+ImportForReview(parent, library=None, notify=None).start(subtitle_path=None, audio_path=None)
+    asks for an .srt/.vtt and its audio (unless given), reads and checks them off the GUI thread, then emits
+    done((Transcript, audio path)), or with a library adds a finished job holding the subtitles and emits
+    done(its id); failed(reason) after telling why; cancelled when a file dialog was cancelled.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from PySide6.QtCore import QSettings, Signal
+from PySide6.QtCore import QObject, QSettings, QThread, Signal
+from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import (
     QCheckBox,
     QDialog,
@@ -29,6 +32,7 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QMessageBox,
     QPlainTextEdit,
+    QProgressBar,
     QPushButton,
     QSpinBox,
     QVBoxLayout,
@@ -49,6 +53,7 @@ from worker.transcript import Transcript
 
 OVERWRITE, KEEP_BOTH, CANCEL = "overwrite", "keep both", "cancel"
 DEFAULT_FORMATS = ("srt", "txt")
+CLOSE_WAIT_MS = 10_000  # closing while writing waits this long for the file being written
 AskOverwrite = Callable[[list[Path]], str]  # existing files -> OVERWRITE | KEEP_BOTH | CANCEL
 
 
@@ -74,8 +79,68 @@ def ask_overwrite_dialog(parent: QWidget | None, existing: list[Path]) -> str:
     return OVERWRITE if clicked is overwrite else KEEP_BOTH if clicked is keep else CANCEL
 
 
+# --- background threads ------------------------------------------------------------------------------------
+
+_alive: list[QThread] = []  # threads started here stay referenced until they end: never destroyed while running
+
+
+def _start_thread(thread: QThread) -> None:
+    """Start a parentless thread and keep it referenced until it has ended, even if its starter is gone."""
+    _alive[:] = [t for t in _alive if not t.isFinished()]
+    _alive.append(thread)
+    thread.start()
+
+
+class ExportWriter(QThread):
+    """Writes the planned files one by one off the GUI thread; cancel() stops after the file being written."""
+
+    progress = Signal(int, int, str)  # number of the file being written (from 1), files in all, its name
+    ended = Signal(object)  # this writer, once written / failures / unwritten are final
+
+    def __init__(self, plan: list[tuple[Transcript, str, Path]], choice: str, *, max_line_length: int | None,
+                 max_lines: int, timestamps: bool) -> None:
+        super().__init__()
+        self.plan, self.choice = plan, choice
+        self.render_options: dict[str, Any] = {"max_line_length": max_line_length, "max_lines": max_lines,
+                                               "timestamps": timestamps}
+        self.written: list[Path] = []
+        self.failures: list[str] = []
+        self._cancelled = False
+
+    def cancel(self) -> None:
+        self._cancelled = True
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancelled
+
+    @property
+    def unwritten(self) -> int:
+        """Files not even tried because of cancel()."""
+        return len(self.plan) - len(self.written) - len(self.failures)
+
+    def run(self) -> None:
+        for number, (transcript, fmt, path) in enumerate(self.plan, 1):
+            if self._cancelled:
+                break
+            self.progress.emit(number, len(self.plan), path.name)
+            self._write(transcript, fmt, path)
+        self.ended.emit(self)
+
+    def _write(self, transcript: Transcript, fmt: str, path: Path) -> None:
+        target = unique_path(path) if self.choice == KEEP_BOTH and path.exists() else path
+        try:
+            self.written.append(export_transcript(transcript, target, fmt, overwrite=self.choice == OVERWRITE,
+                                                  **self.render_options))
+        except WhisperDeskError as exc:
+            self.failures.append(str(exc))
+        except Exception as exc:  # unexpected (e.g. an unwrapped OSError): reported, never lost in the thread
+            self.failures.append(f"{target.name}: {exc}")
+
+
 class ExportDialog(QDialog):
     exported = Signal(list)  # the paths written
+    exportFinished = Signal(list, list)  # after export(): the paths written, why the others could not be
 
     def __init__(self, items: Sequence[tuple[Transcript, str | Path | None]] | Any, job_ids: Sequence[int] | None = None,
                  parent: QWidget | None = None, *, folder: str | Path | None = None, formats: Sequence[str] | None = None,
@@ -87,6 +152,7 @@ class ExportDialog(QDialog):
         self.ask_overwrite: AskOverwrite = ask_overwrite or (lambda existing: ask_overwrite_dialog(self, existing))
         self.written: list[Path] = []
         self.failures: list[str] = []
+        self._writer: ExportWriter | None = None  # while files are being written
         settings = _settings()
 
         count = len(self.items)
@@ -141,13 +207,22 @@ class ExportDialog(QDialog):
         self.summary.setReadOnly(True)
         self.summary.setPlaceholderText("The files written are listed here.")
         self.summary.setMaximumBlockCount(2000)
+        self.progress = QProgressBar()
+        self.progress.setObjectName("exportProgress")
+        self.progress.hide()
 
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         self.export_button = self.buttons.addButton("Export", QDialogButtonBox.ButtonRole.ApplyRole)
         self.export_button.setObjectName("exportButton")
         self.export_button.setDefault(True)
         self.export_button.clicked.connect(self.export)
+        self.cancel_button = self.buttons.addButton("Cancel", QDialogButtonBox.ButtonRole.ActionRole)
+        self.cancel_button.setObjectName("cancelExportButton")
+        self.cancel_button.setToolTip("Stop after the file being written (the files written stay)")
+        self.cancel_button.clicked.connect(self.cancel_export)
+        self.cancel_button.hide()
         self.buttons.rejected.connect(self.reject)
+        self._inputs: list[QWidget] = [format_box, options, self.folder_edit, browse]  # locked while writing
 
         layout = QVBoxLayout(self)
         layout.addWidget(heading)
@@ -155,6 +230,7 @@ class ExportDialog(QDialog):
         layout.addWidget(options)
         layout.addLayout(folder_row)
         layout.addWidget(self.summary, 1)
+        layout.addWidget(self.progress)
         layout.addWidget(self.buttons)
         self.resize(620, 520)
         self._update()
@@ -189,7 +265,8 @@ class ExportDialog(QDialog):
         return [fmt for fmt, check in self.format_checks.items() if check.isChecked()]
 
     def _update(self) -> None:
-        self.export_button.setEnabled(bool(self.items and self.formats() and self.folder_edit.text().strip()))
+        self.export_button.setEnabled(self._writer is None and bool(self.items and self.formats()
+                                                                    and self.folder_edit.text().strip()))
 
     def _line_limit(self) -> int | None:
         return self.max_line_length.value() or None
@@ -201,11 +278,13 @@ class ExportDialog(QDialog):
         paths = export_paths([source for _t, source in self.items], folder, formats)
         return [(transcript, fmt, path) for (transcript, _s), row in zip(self.items, paths) for fmt, path in zip(formats, row)]
 
-    def export(self) -> list[Path]:
-        """Write every file (asking first about existing ones). Returns the paths written."""
-        self.written, self.failures = [], []
+    def export(self) -> bool:
+        """Ask about existing files, then start writing every file in the background: exportFinished (and
+        `written`, `failures`) when done. False when nothing was started (nothing to export, already
+        writing, or the overwrite question was cancelled)."""
         if not self.export_button.isEnabled():
-            return []
+            return False
+        self.written, self.failures = [], []
         plan = self.planned()
         existing = [path for _t, _f, path in plan if path.exists()]
         choice = OVERWRITE
@@ -213,22 +292,77 @@ class ExportDialog(QDialog):
             choice = self.ask_overwrite(existing)
             if choice == CANCEL:
                 self.summary.setPlainText("Export cancelled: nothing was written.")
-                return []
-        for transcript, fmt, path in plan:
-            target = unique_path(path) if choice == KEEP_BOTH and path.exists() else path
-            try:
-                self.written.append(export_transcript(
-                    transcript, target, fmt, overwrite=choice == OVERWRITE, max_line_length=self._line_limit(),
-                    max_lines=self.max_lines.value(), timestamps=self.timestamps.isChecked()))
-            except WhisperDeskError as exc:
-                self.failures.append(str(exc))
+                return False
+        self._writer = ExportWriter(plan, choice, max_line_length=self._line_limit(), max_lines=self.max_lines.value(),
+                                    timestamps=self.timestamps.isChecked())
+        self._writer.progress.connect(self._show_progress)
+        self._writer.ended.connect(self._writer_ended)
+        self._set_writing(True, len(plan))
+        _start_thread(self._writer)
+        return True
+
+    def cancel_export(self) -> None:
+        """Stop after the file being written; the files already written stay."""
+        if self._writer is not None:
+            self._writer.cancel()
+            self.cancel_button.setEnabled(False)
+            self.progress.setFormat("Stopping after the current file…")
+
+    def is_writing(self) -> bool:
+        return self._writer is not None
+
+    def _set_writing(self, writing: bool, total: int = 0) -> None:
+        for widget in self._inputs:
+            widget.setEnabled(not writing)
+        self.cancel_button.setVisible(writing)
+        self.cancel_button.setEnabled(writing)
+        self.progress.setVisible(writing)
+        if writing:
+            self.summary.clear()
+            self.progress.setRange(0, total)
+            self.progress.setValue(0)
+            self.progress.setFormat(f"Writing 1 of {total}…")
+        self._update()
+
+    def _show_progress(self, number: int, total: int, name: str) -> None:
+        if self._writer is None or self._writer.cancelled:
+            return  # late news from a writer already collected or told to stop
+        self.progress.setValue(number - 1)
+        self.progress.setFormat(f"Writing {number} of {total}: {name.replace('%', '%%')}…")
+
+    def _writer_ended(self, writer: ExportWriter) -> None:
+        if writer is not self._writer:
+            return  # already collected (the dialog was closed while it wrote)
+        self._writer = None
+        writer.wait()  # `ended` comes just before the thread stops
+        self.written, self.failures = list(writer.written), list(writer.failures)
+        self._set_writing(False)
         self._remember()
-        self._show_summary()
+        self._show_summary(writer.unwritten)
         if self.written:
             self.exported.emit(list(self.written))
-        return self.written
+        self.exportFinished.emit(list(self.written), list(self.failures))
 
-    def _show_summary(self) -> None:
+    def _stop_writing(self) -> None:
+        """Closing while writing: stop after the current file, wait for it, and report what was written."""
+        writer = self._writer
+        if writer is None:
+            return
+        writer.cancel()
+        if writer.wait(CLOSE_WAIT_MS):
+            self._writer_ended(writer)
+        else:  # stuck (e.g. on a dead network share): let it go; _alive keeps it until it ends
+            self._writer = None
+
+    def done(self, result: int) -> None:  # accept() and reject() end here
+        self._stop_writing()
+        super().done(result)
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # also when closed hidden, which skips reject()
+        self._stop_writing()
+        super().closeEvent(event)
+
+    def _show_summary(self, unwritten: int = 0) -> None:
         lines = []
         if self.written:
             folders = {p.parent for p in self.written}
@@ -238,6 +372,8 @@ class ExportDialog(QDialog):
         if self.failures:
             lines.append(f"{len(self.failures)} could not be written:")
             lines += [f"  {reason}" for reason in self.failures]
+        if unwritten:
+            lines.append(f"Cancelled: {unwritten} file{'s' if unwritten != 1 else ''} not written.")
         self.summary.setPlainText("\n".join(lines))
 
     def _remember(self) -> None:
@@ -269,67 +405,149 @@ def _matching_audio(subtitles: Path) -> Path | None:
     return None
 
 
-def import_for_review(parent: QWidget | None, library: Any = None, subtitle_path: str | Path | None = None,
-                      audio_path: str | Path | None = None, notify: Callable[[str], None] | None = None) -> Any:
-    """Open an SRT/VTT with its audio as a transcript to review. See the module docstring for the result."""
-    def tell(message: str) -> None:
-        if notify is not None:
-            notify(message)
+class _Call(QThread):
+    """Runs one function off the GUI thread: its value comes back in `returned`, an exception in `raised`."""
+
+    returned = Signal(object)
+    raised = Signal(object)
+
+    def __init__(self, function: Callable[[], Any]) -> None:
+        super().__init__()
+        self._function = function
+
+    def run(self) -> None:
+        try:
+            value = self._function()
+        except Exception as exc:  # worded for the user on the GUI thread
+            self.raised.emit(exc)
         else:
-            QMessageBox.warning(parent, "Cannot import subtitles", message)
+            self.returned.emit(value)
 
-    if subtitle_path is None:
+
+class ImportForReview(QObject):
+    """Opens an SRT/VTT with its audio as a transcript to review. The file dialogs and the library write run on
+    the GUI thread; reading the subtitles and probing the audio (which may decode it all) run in the background.
+    Connect the signals, then start(). Problems go to `notify`, or a message box without one."""
+
+    done = Signal(object)  # the new job's id with a library, else (Transcript, audio Path)
+    failed = Signal(str)  # the one-line reason, after telling it
+    cancelled = Signal()  # a file dialog was cancelled: nothing imported, nothing said
+
+    def __init__(self, parent: QWidget | None = None, library: Any = None,
+                 notify: Callable[[str], None] | None = None) -> None:
+        super().__init__(parent)
+        self._window = parent
+        self.library = library
+        self.notify = notify
+        self._subtitles = Path()
+        self._audio: Path | None = None
+        self._transcript: Transcript | None = None
+        self._call: _Call | None = None  # the background step in progress
+        self._then: Callable[[Any], None] = lambda _value: None
+        self._explain: Callable[[Exception], str] = str
+        self._dropped = False
+
+    def start(self, subtitle_path: str | Path | None = None, audio_path: str | Path | None = None) -> None:
+        """Ask for the files not given, then read and check them in the background."""
+        if self._call is not None:
+            raise RuntimeError("this import is already running")
+        if subtitle_path is None:
+            subtitle_path = self._ask_subtitles()
+            if subtitle_path is None:
+                self.cancelled.emit()
+                return
+        subtitles = self._subtitles = Path(subtitle_path)
+        self._audio = Path(audio_path) if audio_path is not None else None
+        guess_audio = self._audio is None
+        self._in_background(lambda: (import_subtitles(subtitles), _matching_audio(subtitles) if guess_audio else None),
+                            self._subtitles_read, self._subtitle_problem)
+
+    def cancel(self) -> None:
+        """Drop the import in progress: nothing more is asked, written, said or emitted (e.g. when closing)."""
+        self._dropped = True
+
+    def _ask_subtitles(self) -> str | None:
         patterns = " ".join(f"*{suffix}" for suffix in IMPORT_SUFFIXES)
-        chosen, _ = QFileDialog.getOpenFileName(parent, "Open subtitles to review", "", f"Subtitles ({patterns});;All files (*)")
-        if not chosen:
-            return None
-        subtitle_path = chosen
-    subtitles = Path(subtitle_path)
-    try:
-        transcript = import_subtitles(subtitles)
-    except WhisperDeskError as exc:
-        tell(str(exc))
-        return None
+        chosen, _ = QFileDialog.getOpenFileName(self._window, "Open subtitles to review", "",
+                                                f"Subtitles ({patterns});;All files (*)")
+        return chosen or None
 
-    if audio_path is None:
+    def _ask_audio(self, guess: Path | None) -> Path | None:
         from worker.audio import MEDIA_EXTENSIONS
 
-        guess = _matching_audio(subtitles)
         patterns = " ".join(f"*{suffix}" for suffix in sorted(MEDIA_EXTENSIONS))
-        chosen, _ = QFileDialog.getOpenFileName(parent, f"Choose the audio or video of {subtitles.name}",
-                                                str(guess or subtitles.parent), f"Audio and video ({patterns});;All files (*)")
-        if not chosen:
-            return None
-        audio_path = chosen
-    audio = Path(audio_path)
-    try:
+        chosen, _ = QFileDialog.getOpenFileName(self._window, f"Choose the audio or video of {self._subtitles.name}",
+                                                str(guess or self._subtitles.parent),
+                                                f"Audio and video ({patterns});;All files (*)")
+        return Path(chosen) if chosen else None
+
+    def _in_background(self, function: Callable[[], Any], then: Callable[[Any], None],
+                       explain: Callable[[Exception], str]) -> None:
+        self._then, self._explain = then, explain
+        self._call = _Call(function)
+        self._call.returned.connect(self._call_returned)
+        self._call.raised.connect(self._call_raised)
+        _start_thread(self._call)
+
+    def _call_returned(self, value: Any) -> None:
+        self._call = None
+        if not self._dropped:
+            self._then(value)
+
+    def _call_raised(self, exc: Exception) -> None:
+        self._call = None
+        if not self._dropped:
+            self._fail(self._explain(exc))
+
+    def _subtitle_problem(self, exc: Exception) -> str:
+        return str(exc) if isinstance(exc, WhisperDeskError) else f"{self._subtitles.name}: {exc}"
+
+    def _audio_problem(self, exc: Exception) -> str:
+        name = self._audio.name if self._audio else "audio"
+        return str(exc) if isinstance(exc, MediaError) else f"{name}: {exc}"
+
+    def _subtitles_read(self, value: tuple[Transcript, Path | None]) -> None:
+        self._transcript, guess = value
+        if self._audio is None:
+            self._audio = self._ask_audio(guess)
+            if self._audio is None:
+                self.cancelled.emit()
+                return
         from worker.audio import probe_duration
 
-        duration = probe_duration(audio)
-    except MediaError as exc:
-        tell(str(exc))
-        return None
-    except WhisperDeskError as exc:
-        tell(f"{audio.name}: {exc}")
-        return None
-    first = transcript.segments[0].start
-    if duration > 0 and first > duration + 1.0:
-        tell(f"{subtitles.name}: the first cue starts at {first:.1f} s, after the end of {audio.name} ({duration:.1f} s); "
-             "is this the right audio?")
-        return None
-    transcript.source = str(audio)
-    transcript.duration = round(duration, 3) if duration > 0 else transcript.duration
-    if library is None:
-        return transcript, audio
+        audio = self._audio
+        self._in_background(lambda: float(probe_duration(audio)), self._probed, self._audio_problem)
 
-    from worker.options import TranscriptionOptions
+    def _probed(self, duration: float) -> None:
+        transcript, audio, subtitles = self._transcript, self._audio, self._subtitles
+        assert transcript is not None and audio is not None
+        first = transcript.segments[0].start
+        if duration > 0 and first > duration + 1.0:
+            self._fail(f"{subtitles.name}: the first cue starts at {first:.1f} s, after the end of {audio.name} "
+                       f"({duration:.1f} s); is this the right audio?")
+            return
+        transcript.source = str(audio)
+        transcript.duration = round(duration, 3) if duration > 0 else transcript.duration
+        self.done.emit((transcript, audio) if self.library is None else self._add_job(transcript, audio))
 
-    record = library.add_job(audio, TranscriptionOptions(), "local")  # "local": re-running it transcribes the audio
-    now = time.time()
-    library.update_job(record.id, status="done", duration=transcript.duration, started=now, finished=now, elapsed=0.0)
-    library.save_transcript(record.id, transcript)
-    library.add_log_line(record.id, f"imported {subtitles.name} ({len(transcript.segments)} cues) for review")
-    return record.id
+    def _add_job(self, transcript: Transcript, audio: Path) -> int:
+        """A finished job holding the subtitles; "local": re-running it transcribes the audio."""
+        from worker.options import TranscriptionOptions
+
+        record = self.library.add_job(audio, TranscriptionOptions(), "local")
+        now = time.time()
+        self.library.update_job(record.id, status="done", duration=transcript.duration, started=now, finished=now,
+                                elapsed=0.0)
+        self.library.save_transcript(record.id, transcript)
+        self.library.add_log_line(record.id, f"imported {self._subtitles.name} ({len(transcript.segments)} cues) for review")
+        return int(record.id)
+
+    def _fail(self, message: str) -> None:
+        if self.notify is not None:
+            self.notify(message)
+        else:
+            QMessageBox.warning(self._window, "Cannot import subtitles", message)
+        self.failed.emit(message)
 
 
-__all__ = ["ExportDialog", "import_for_review", "ask_overwrite_dialog", "OVERWRITE", "KEEP_BOTH", "CANCEL"]
+__all__ = ["ExportDialog", "ExportWriter", "ImportForReview", "ask_overwrite_dialog", "OVERWRITE", "KEEP_BOTH", "CANCEL"]

@@ -2,7 +2,8 @@
 
 The QueueController owns the scheduling rules (local: one file at a time by default, Modal: several), writes
 every state change to the library as it happens, and turns a backend's events (Progress, SegmentsReady,
-TimingReport) into Qt signals delivered on the GUI thread (queued connections).
+TimingReport) into Qt signals delivered on the GUI thread (queued connections). Dropped folders are searched,
+and durations probed, in background threads too: the GUI thread never waits on the file system.
 """
 
 from __future__ import annotations
@@ -258,6 +259,49 @@ class DurationProber(QThread):
             self.probed.emit(job_id, seconds)
 
 
+class MediaScanner(QThread):
+    """Finds the media files among dropped files and folders in the background (worker.audio.collect_media):
+    a big folder or a slow network share never freezes the window. Requests are answered in order."""
+
+    scanned = Signal(object, object)  # resolved file paths (list[str]), notes about skipped entries (list[str])
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._queue: "queue.Queue[list[str | Path] | None]" = queue.Queue()
+        self._stopping = False
+
+    def request(self, paths: list[str | Path]) -> None:
+        self._queue.put(paths)
+        if not self.isRunning():
+            self.start(QThread.Priority.LowPriority)
+
+    def stop(self, timeout_ms: int = 5000) -> bool:
+        """Drop the requests not started yet and wait for the one in progress; False if it is still walking."""
+        self._stopping = True
+        self._queue.put(None)
+        return self.wait(timeout_ms)
+
+    def run(self) -> None:
+        lower_thread_priority()
+        while True:
+            paths = self._queue.get()
+            if paths is None or self._stopping:
+                return
+            files, notes = scan_media(paths)
+            self.scanned.emit(files, notes)
+
+
+def scan_media(paths: list[str | Path]) -> tuple[list[str], list[str]]:
+    """collect_media, with the files resolved to absolute paths (also file system work: done here too)."""
+    from worker.audio import collect_media
+
+    try:
+        files, notes = collect_media(paths)
+        return [str(file.resolve()) for file in files], notes
+    except Exception as exc:  # e.g. a share that went away mid-walk: say so instead of losing the drop silently
+        return [], [f"could not read the dropped files: {one_line(str(exc))}"]
+
+
 class QueueController(QObject):
     """The queue's rules and state. Every change goes to the library first, then out as a signal."""
 
@@ -271,6 +315,7 @@ class QueueController(QObject):
     jobFinished = Signal(int, str)  # job id, "done" | "failed" | "cancelled"
     logLine = Signal(object, str)  # job id or None, line
     note = Signal(str)  # something a user should read once (skipped files, recovered jobs)
+    pathsAdded = Signal(list, list)  # after add_paths: the new JobRecords, the notes about skipped entries
     modalSetupNeeded = Signal(str)  # the reason
     durationKnown = Signal(int, float)
     pausedChanged = Signal(bool)
@@ -302,27 +347,37 @@ class QueueController(QObject):
         self._closed = False  # after shutdown: late signals are ignored (the library may be closed)
         self.prober = DurationProber(self)
         self.prober.probed.connect(self._duration_probed)
+        self.scanner = MediaScanner(self)
+        self.scanner.scanned.connect(self._paths_scanned)
 
     # --- adding ------------------------------------------------------------------------------------------
 
-    def add_paths(self, paths: Iterable[str | Path]) -> tuple[list[JobRecord], list[str]]:
-        """Files and folders (searched recursively) as new queued jobs; notes say what was skipped."""
-        from worker.audio import collect_media
+    def add_paths(self, paths: Iterable[str | Path]) -> None:
+        """Files and folders (searched recursively, in the background) as new queued jobs. Returns at once;
+        pathsAdded follows with the new jobs and the notes about what was skipped (drops keep their order)."""
+        if self._shutting_down:
+            return
+        self.scanner.request(list(paths))
 
-        files, notes = collect_media(list(paths))
+    def _paths_scanned(self, files: list[str], notes: list[str]) -> None:
+        if self._closed:
+            return  # the library may be closed
         for line in notes:
             self.note.emit(line)
-        return self.add_files(files), notes
+        records = self._queue_files(files, None)
+        self.pathsAdded.emit(records, notes)
 
     def add_files(self, files: Iterable[str | Path], backend: str | None = None) -> list[JobRecord]:
-        options = self.preferences.options()
-        backend_name = backend or self.preferences.backend
-        records = []
-        for file in files:
-            record = self.library.add_job(str(Path(file).resolve()), options, backend_name)
-            records.append(record)
+        """Files already chosen (no folder search) as new queued jobs, at once."""
+        return self._queue_files([str(Path(file).resolve()) for file in files], backend)
+
+    def _queue_files(self, paths: list[str], backend: str | None) -> list[JobRecord]:
+        """Resolved paths as queued jobs: one library transaction, then a signal and a duration probe each."""
+        records = self.library.add_jobs(paths, self.preferences.options(), backend or self.preferences.backend)
+        for record in records:
             self.jobAdded.emit(record)
-            self.prober.request(record.id, record.path)
+            if not self._shutting_down:  # the prober has stopped; the next start probes what is left
+                self.prober.request(record.id, record.path)
         self.schedule()
         return records
 
@@ -645,9 +700,17 @@ class QueueController(QObject):
             if thread.isRunning():
                 thread.wait(max(0, int((deadline - time.monotonic()) * 1000)))
         _keep_alive.extend(t for t in threads if t.isRunning())  # never destroy a running QThread
+        self._stop_scanner()
         self.prober.stop()
         QCoreApplication.sendPostedEvents(self)  # deliver what ended while we waited (e.g. a job that just finished)
         self._closed = True
+
+    def _stop_scanner(self) -> None:
+        """Wait for a scan in progress; one stuck on a dead share is let go (never destroyed while running)."""
+        if not self.scanner.stop():
+            self.scanner.scanned.disconnect(self._paths_scanned)
+            self.scanner.setParent(None)
+            _keep_alive.append(self.scanner)
 
 
 _keep_alive: list[QThread] = []

@@ -274,6 +274,7 @@ class MainWindow(QMainWindow):
         self._closed = False
         self._shown_once = False
         self._offered = False  # the first-start Modal offer was considered this session
+        self._importers: set[QObject] = set()  # subtitle imports still reading their files
 
         self.model = QueueModel(self)
         self._build_actions()
@@ -449,6 +450,7 @@ class MainWindow(QMainWindow):
         c.jobFinished.connect(self._job_finished)
         c.logLine.connect(lambda _job, line: self.log_panel.append_line(line))
         c.note.connect(self._note)
+        c.pathsAdded.connect(self._paths_added)
         c.modalSetupNeeded.connect(self._offer_setup)
         c.durationKnown.connect(self._duration_known)
         c.pausedChanged.connect(self._paused_changed)
@@ -517,14 +519,18 @@ class MainWindow(QMainWindow):
 
     # --- adding files ------------------------------------------------------------------------------------
 
-    def add_paths(self, paths: Iterable[str | Path]) -> list[JobRecord]:
-        """Queue files and folders (as a drop or File > Open does). Skipped files are noted in the log."""
-        records, notes = self.controller.add_paths(paths)
+    def add_paths(self, paths: Iterable[str | Path]) -> None:
+        """Queue files and folders (as a drop or File > Open does). Folders are searched in the background:
+        the jobs appear, and the status bar says how many, when controller.pathsAdded comes. Skipped files
+        are noted in the log."""
+        self.statusBar().showMessage("Looking for audio and video files…", 8000)
+        self.controller.add_paths(paths)
+
+    def _paths_added(self, records: list[JobRecord], notes: list[str]) -> None:
         if records:
             self.statusBar().showMessage(f"Queued {len(records)} file(s)" + (f"; {len(notes)} skipped" if notes else ""), 8000)
         elif notes:
             self.statusBar().showMessage(notes[0], 8000)
-        return records
 
     def install_drop_filters(self) -> None:
         """Route file drops on every child that would take them itself to add_paths (call after adding widgets)."""
@@ -754,19 +760,26 @@ class MainWindow(QMainWindow):
         dialog.open()
         return dialog
 
-    def import_subtitles(self, subtitle_path: str | Path | None = None, audio_path: str | Path | None = None) -> int | None:
-        """An SRT/VTT with its audio as a finished job to review (asks for the files unless given)."""
-        from gui.export_dialog import import_for_review
+    def import_subtitles(self, subtitle_path: str | Path | None = None, audio_path: str | Path | None = None) -> QObject:
+        """An SRT/VTT with its audio as a finished job to review (asks for the files unless given). The files are
+        read in the background: returns the ImportForReview, whose `done` carries the job id once it is selected."""
+        from gui.export_dialog import ImportForReview
+
+        def show_job(job_id: int) -> None:
+            self._reload_jobs()
+            self.log_panel.append_lines(self.library.log_lines(job_id))
+            self._update_totals()
+            self.select_jobs([job_id])
 
         # problems go to the status bar and the log, not a dialog
-        job_id = import_for_review(self, self.library, subtitle_path=subtitle_path, audio_path=audio_path, notify=self._note)
-        if not job_id:
-            return None
-        self._reload_jobs()
-        self.log_panel.append_lines(self.library.log_lines(job_id))
-        self._update_totals()
-        self.select_jobs([job_id])
-        return int(job_id)
+        importer = ImportForReview(self, self.library, notify=self._note)
+        importer.done.connect(show_job)
+        self._importers.add(importer)
+        for ended in (importer.done, importer.failed, importer.cancelled):
+            ended.connect(lambda *_: self._importers.discard(importer))
+            ended.connect(importer.deleteLater)
+        importer.start(subtitle_path, audio_path)
+        return importer
 
     def open_settings(self) -> None:
         dialog = SettingsDialog(self.preferences, self)
@@ -790,6 +803,8 @@ class MainWindow(QMainWindow):
             return
         self._closed = True
         self._elapsed_timer.stop()
+        for importer in list(self._importers):  # a late result must not write to the closed library
+            importer.cancel()
         store = settings_store()
         store.setValue("window/geometry", self.saveGeometry())
         self.controller.shutdown()

@@ -132,3 +132,11 @@ def test_check_with_unreachable_server_is_bounded_and_hides_the_secret(tmp_path:
     assert result.returncode == 1
     assert result.stdout.startswith("credentials: unreachable")
     assert secret not in result.stdout + result.stderr
+
+
+def test_without_a_display_the_app_says_how_to_use_the_terminal(jfk: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    result = subprocess.run([sys.executable, "-m", "worker.cli", str(jfk)], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert "whisper-desk transcribe FILE" in result.stderr and "Traceback" not in result.stderr

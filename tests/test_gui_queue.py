@@ -1,25 +1,27 @@
 """The queue in the window (pytest-qt, offscreen, real tiny.en on this computer): files dropped or opened are
-queued, jobs run in worker threads with moving progress, cancel works mid-job, bad files fail with their
-one-line reason while the others finish."""
+queued (folders searched in the background, the window never waits), jobs run in worker threads with moving
+progress, cancel works mid-job, bad files fail with their one-line reason while the others finish."""
 
 from __future__ import annotations
 
 import os
 import re
 import shutil
+import threading
+import time
 from dataclasses import replace
 from pathlib import Path
 
 import pysubs2
 import pytest
-from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+from PySide6.QtCore import QMimeData, QPointF, Qt, QTimer, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QApplication, QDialog
 
 from gui.main_window import MainWindow
 from gui.queue_model import BACKEND, DURATION, ELAPSED, FILE, PROGRESS, STATUS
 from gui.settings import Preferences
-from worker.library import Library
+from worker.library import JobRecord, Library
 
 FINISHED = ("done", "failed", "cancelled")
 JFK_PHRASE = "ask not what your country can do for you"
@@ -91,6 +93,13 @@ def drop_on(widget, paths: list[Path]) -> None:
     assert drop.isAccepted()
 
 
+def queue_paths(qtbot, window: MainWindow, paths: list[Path]) -> list[JobRecord]:
+    """window.add_paths (File > Open, the command line), waiting for the background scan: the new jobs."""
+    with qtbot.waitSignal(window.controller.pathsAdded, timeout=10000) as added:
+        window.add_paths(paths)
+    return added.args[0]
+
+
 def wait_finished(qtbot, library: Library, ids: list[int], timeout_ms: int = 60000) -> None:
     qtbot.waitUntil(lambda: all(library.job(i).status in FINISHED for i in ids), timeout=timeout_ms)
 
@@ -104,10 +113,14 @@ def test_dropping_files_and_a_folder_queues_them(qtbot, window, library, shared_
     (folder / "notes.txt").write_text("not audio")
 
     qtbot.waitUntil(lambda: window.transcript_pane.uses_editor, timeout=3000)
+    added: list[list[JobRecord]] = []
+    window.controller.pathsAdded.connect(lambda records, _notes: added.append(records))
     drop_on(window.table.viewport(), [folder])  # the queue table does not take drops: the window does
     drop_on(window.transcript_pane.editor.view.viewport(), [shared_audio / "stereo_diarization.wav"])
     drop_on(window.log_panel.view.viewport(), [tmp_path / "missing.mp3"])  # a text view would take it itself
-    [opened] = window.add_paths([shared_audio / "multilingual.mp3"])  # File > Open and the command line
+    window.add_paths([shared_audio / "multilingual.mp3"])  # File > Open and the command line
+    qtbot.waitUntil(lambda: len(added) == 4, timeout=10000)  # scanned in the background, one answer per drop
+    [opened] = added[-1]
 
     names = [window.model.index(r, FILE).data() for r in range(window.model.rowCount())]
     assert names == ["speech.flac", "intro.mp3", "stereo_diarization.wav", "multilingual.mp3"]
@@ -125,13 +138,106 @@ def test_dropping_files_and_a_folder_queues_them(qtbot, window, library, shared_
     assert library.job(speech.id).duration == pytest.approx(11.0, abs=0.1)
 
 
+def make_archive(folder: Path, jfk: Path, others: int) -> list[Path]:
+    """A folder tree of `others` small text files and three copies of jfk.flac in nested folders."""
+    for i in range(others):
+        other = folder / "docs" / f"{i // 100:02d}" / f"{i:04d}.txt"
+        other.parent.mkdir(parents=True, exist_ok=True)
+        other.write_text("not audio")
+    copies = [folder / "a" / "jfk 1.flac", folder / "b" / "c" / "jfk 2.flac", folder / "jfk 3.flac"]
+    for copy in copies:
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(jfk, copy)
+    (folder / ".DS_Store").write_bytes(b"\0")  # hidden: skipped without a word
+    return copies
+
+
+def test_dropping_a_big_folder_searches_it_without_blocking_the_window(qtbot, window, library, shared_audio, jfk,
+                                                                         tmp_path, monkeypatch):
+    import worker.audio as audio
+
+    window.set_paused(True)
+    folder = tmp_path / "archive"
+    make_archive(folder, jfk, others=2000)
+
+    # the search can only go on once the window's timer has ticked during it: proof the event loop kept running
+    added: list[tuple[list[JobRecord], list[str]]] = []
+    messages: list[str] = []
+    searching, window_ticked = threading.Event(), threading.Event()
+    ticks_while_searching = 0
+    real_is_media_path = audio.is_media_path
+
+    def gated_is_media_path(path: Path) -> bool:
+        searching.set()
+        if not window_ticked.wait(timeout=5):
+            window_ticked.set()  # the window never ticked: let the search end (the test fails below)
+        return real_is_media_path(path)
+
+    def tick() -> None:
+        nonlocal ticks_while_searching
+        if searching.is_set() and not added:
+            ticks_while_searching += 1
+            if ticks_while_searching >= 3:
+                window_ticked.set()
+
+    def paths_added(records: list[JobRecord], notes: list[str]) -> None:
+        added.append((records, notes))
+        messages.append(window.statusBar().currentMessage())  # the window has shown its message by now
+
+    window.controller.pathsAdded.connect(paths_added)
+    timer = QTimer()
+    timer.timeout.connect(tick)
+    timer.start(5)
+    monkeypatch.setattr(audio, "is_media_path", gated_is_media_path)
+    drop_on(window.table.viewport(), [folder])
+    drop_on(window.table.viewport(), [shared_audio / "hotwords.mp3"])  # a second drop while the folder is searched
+    assert window.model.rowCount() == 0  # both drops returned at once
+    qtbot.waitUntil(lambda: len(added) == 2, timeout=30000)
+    timer.stop()
+
+    assert ticks_while_searching >= 3
+    names = [window.model.index(r, FILE).data() for r in range(window.model.rowCount())]
+    assert names == ["jfk 1.flac", "jfk 2.flac", "jfk 3.flac", "hotwords.mp3"]  # in drop order
+    assert [job.name for job in library.jobs()] == names and {job.status for job in library.jobs()} == {"queued"}
+    (folder_jobs, folder_notes), (file_jobs, file_notes) = added
+    assert [job.name for job in folder_jobs] == names[:3] and [job.name for job in file_jobs] == names[3:]
+    skipped = f"{folder}: skipped 2000 file(s) that are not audio or video (0000.txt, 0001.txt, 0002.txt, …)"
+    assert folder_notes == [skipped] and file_notes == []
+    assert messages == ["Queued 3 file(s); 1 skipped", "Queued 1 file(s)"]
+    assert window.log_panel.lines().count(skipped) == 1
+
+
+def test_closing_while_a_folder_is_searched_waits_for_the_search(qtbot, window, library, jfk, tmp_path, monkeypatch):
+    import worker.audio as audio
+
+    window.set_paused(True)
+    folder = tmp_path / "archive"
+    make_archive(folder, jfk, others=300)
+    searching = threading.Event()
+    real_is_media_path = audio.is_media_path
+
+    def slow_is_media_path(path: Path) -> bool:
+        searching.set()
+        time.sleep(0.005)  # about two seconds for the whole folder
+        return real_is_media_path(path)
+
+    monkeypatch.setattr(audio, "is_media_path", slow_is_media_path)
+    window.add_paths([folder])
+    qtbot.waitUntil(searching.is_set, timeout=5000)
+    window.shutdown()
+
+    assert not window.controller.scanner.isRunning()
+    assert [job.name for job in library.jobs()] == ["jfk 1.flac", "jfk 2.flac", "jfk 3.flac"]  # kept for the next start
+    assert {job.status for job in library.jobs()} == {"queued"}
+
+
 def test_jfk_transcribes_on_this_computer_with_moving_progress(qtbot, window, library, jfk, tmp_path):
     exports = tmp_path / "exports"
     window.controller.set_preferences(replace(window.preferences, auto_export_formats=("srt", "txt"),
                                               auto_export_folder=str(exports)))
     progress: list[tuple[float, str]] = []
     window.controller.progressed.connect(lambda _job, fraction, label, _eta: progress.append((fraction, label)))
-    [job] = window.add_paths([jfk])
+    [job] = queue_paths(qtbot, window, [jfk])
     wait_finished(qtbot, library, [job.id])
 
     record = library.job(job.id)
@@ -156,7 +262,7 @@ def test_jfk_transcribes_on_this_computer_with_moving_progress(qtbot, window, li
 
 
 def test_cancel_mid_job_and_the_next_job_still_runs(qtbot, window, library, shared_audio, jfk):
-    long_job, next_job = window.add_paths([shared_audio / "multilingual.mp3", jfk])
+    long_job, next_job = queue_paths(qtbot, window, [shared_audio / "multilingual.mp3", jfk])
     stages: list[str] = []
     window.controller.progressed.connect(lambda job, _f, label, _eta: stages.append(label) if job == long_job.id else None)
     qtbot.waitUntil(lambda: library.job(long_job.id).status == "running" and len(stages) >= 2, timeout=30000)
@@ -180,7 +286,7 @@ def test_bad_files_fail_with_their_reason_while_the_others_finish(qtbot, window,
     vanished = tmp_path / "vanished.flac"
     shutil.copy(jfk, vanished)
     window.set_paused(True)
-    bad, gone, good = window.add_paths([garbage, vanished, jfk])
+    bad, gone, good = queue_paths(qtbot, window, [garbage, vanished, jfk])
     vanished.unlink()  # deleted after it was queued
     window.set_paused(False)
     wait_finished(qtbot, library, [bad.id, gone.id, good.id])
@@ -218,7 +324,7 @@ def test_modal_job_streams_chunks_and_logs_a_timing_line_per_chunk(qtbot, librar
     window.show()
     arrived: list[int] = []
     window.controller.segmentsArrived.connect(lambda _job, segments: arrived.append(len(segments)))
-    [job] = window.add_paths([jfk])
+    [job] = queue_paths(qtbot, window, [jfk])
     wait_finished(qtbot, library, [job.id])
     window.shutdown()
 

@@ -67,13 +67,17 @@ def test_a_new_window_shows_the_same_library(qtbot, local_backend, shared_audio,
     first = open_window(qtbot, local_backend)
     assert first.library.path == default_library_path()
     assert str(default_library_path()).startswith(str(isolated_dirs))
-    [done] = first.add_paths([jfk])
+    with qtbot.waitSignal(first.controller.pathsAdded, timeout=10000) as added:  # searched in the background
+        first.add_paths([jfk])
+    [done] = added.args[0]
     qtbot.waitUntil(lambda: first.library.job(done.id).status == "done", timeout=60000)
     qtbot.waitUntil(lambda: first.transcript_pane.uses_editor and first.transcript_pane.job_id == done.id, timeout=3000)
     editor = first.transcript_pane.editor
     assert editor.edit_text(0, editor.model.segment(0).text + " (checked)")  # an edit, saved as it happens
     first.set_paused(True)
-    [waiting] = first.add_paths([shared_audio / "hotwords.mp3"])
+    with qtbot.waitSignal(first.controller.pathsAdded, timeout=10000) as added:
+        first.add_paths([shared_audio / "hotwords.mp3"])
+    [waiting] = added.args[0]
     before_rows = rows(first)
     before_log = first.log_panel.lines()
     first.close()  # closes its library

@@ -165,7 +165,9 @@ def test_preferences_persist_and_the_dialog_edits_them(qtbot, window, isolated_d
     window.set_paused(True)
     window.apply_preferences(edited)
     assert Preferences.load() == edited
-    [record] = window.add_paths([ROOT.parent / "shared" / "audio" / "jfk.flac"])
+    with qtbot.waitSignal(window.controller.pathsAdded, timeout=10000) as added:  # searched in the background
+        window.add_paths([ROOT.parent / "shared" / "audio" / "jfk.flac"])
+    [record] = added.args[0]
     row = window.model.row_of(record.id)
     assert window.model.index(row, MODEL).data() == "small.en"
     assert window.model.index(row, BACKEND).data() == "Modal T4"
@@ -173,7 +175,9 @@ def test_preferences_persist_and_the_dialog_edits_them(qtbot, window, isolated_d
 
 def test_modal_job_without_modal_set_up_says_so_and_offers_the_wizard(qtbot, library, jfk):
     window = make_window(qtbot, library, backend="modal")
-    [record] = window.add_paths([jfk])
+    with qtbot.waitSignal(window.controller.pathsAdded, timeout=10000) as added:  # searched in the background
+        window.add_paths([jfk])
+    [record] = added.args[0]
     qtbot.waitUntil(lambda: library.job(record.id).status == "failed", timeout=5000)
     row = window.model.row_of(record.id)
     reason = window.model.index(row, PROGRESS).data()
@@ -258,14 +262,13 @@ def test_start_imports_no_heavy_module(isolated_dirs):
     code = textwrap.dedent(f"""
         import json, sys, time
         import gui.app, gui.main_window
+        from PySide6.QtCore import QTimer
         from PySide6.QtWidgets import QApplication
         app = QApplication([])
         window = gui.main_window.MainWindow()
         window.show()
-        end = time.monotonic() + 1.0
-        while time.monotonic() < end:
-            app.processEvents()
-            time.sleep(0.01)
+        QTimer.singleShot(1000, app.quit)  # a second of idle event loop
+        app.exec()
         print(json.dumps({{"title": window.windowTitle(), "heavy": [m for m in {HEAVY!r} if m in sys.modules]}}))
         window.close()
     """)
@@ -285,7 +288,9 @@ def test_keyboard_drives_the_queue(qtbot, window, shared_audio):
     assert window.controller.paused and window.totals_label.text().startswith("paused")
 
     names = ["jfk.flac", "hotwords.mp3", "stereo_diarization.wav"]
-    records = window.add_paths([shared_audio / n for n in names])
+    with qtbot.waitSignal(window.controller.pathsAdded, timeout=10000) as added:  # searched in the background
+        window.add_paths([shared_audio / n for n in names])
+    records = added.args[0]
     assert [r.status for r in window.library.jobs()] == ["queued"] * 3  # paused: nothing started
 
     def order() -> list[str]:
@@ -335,7 +340,10 @@ def test_subtitles_imported_for_review_are_edited_played_and_exported(qtbot, win
         Segment(2, 8.0, 11.0, "ask what you can do for your country."),
     ])
     srt = export_transcript(review, tmp_path / "review.srt", "srt")
-    job_id = window.import_subtitles(srt, jfk)
+    importer = window.import_subtitles(srt, jfk)
+    with qtbot.waitSignal(importer.done, timeout=10000) as imported:  # read and probed in the background
+        pass
+    job_id = imported.args[0]
     assert job_id is not None and window.selected_job_ids() == [job_id]
     assert library.job(job_id).status == "done"
     assert "ask not what your country can do for you" in window.transcript_text().lower()

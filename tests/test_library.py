@@ -68,6 +68,28 @@ def test_reorder_and_remove(tmp_path: Path) -> None:
     assert library.transcript(b.id) is None
 
 
+def test_add_jobs_queues_many_files_in_order_after_the_existing_ones(tmp_path: Path) -> None:
+    path = tmp_path / "lib.sqlite3"
+    library = Library(path)
+    first = library.add_job("/x/first.wav", TranscriptionOptions(), "local")
+    names = [f"{n:04d}.mp3" for n in range(2000)]
+    added = library.add_jobs([f"/many/{name}" for name in names], TranscriptionOptions(language="de"), "modal")
+    assert library.add_jobs([], TranscriptionOptions(), "local") == []
+    last = library.add_job("/x/last.wav", TranscriptionOptions(), "local")
+
+    assert [job.name for job in added] == names
+    assert {job.status for job in added} == {"queued"} and {job.backend for job in added} == {"modal"}
+    positions = [job.position for job in [first, *added, last]]
+    assert positions == sorted(positions) and len(set(positions)) == len(positions)
+    library.close()
+
+    reopened = Library(path)
+    jobs = reopened.jobs()
+    assert [job.name for job in jobs] == ["first.wav", *names, "last.wav"]
+    assert jobs[1:-1] == added and jobs[1].options.language == "de"
+    reopened.close()
+
+
 def test_a_killed_process_leaves_its_running_job_to_be_requeued(tmp_path: Path) -> None:
     path = tmp_path / "lib.sqlite3"
     script = textwrap.dedent(f"""

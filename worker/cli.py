@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -71,7 +72,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     return _start_gui([])
 
 
+def _no_display() -> bool:
+    """On Linux/BSD with no X11 or Wayland display and no Qt platform chosen, a window cannot open."""
+    if not sys.platform.startswith(("linux", "freebsd", "openbsd")):
+        return False
+    return not any(os.environ.get(name) for name in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"))
+
+
 def _start_gui(paths: list[str]) -> int:
+    if _no_display():
+        print("whisper-desk: no display to open the window on; to transcribe from a terminal, run "
+              "`whisper-desk transcribe FILE...` (see `whisper-desk --help`)", file=sys.stderr)
+        return EXIT_FAILED
     try:
         from gui.app import main as gui_main
     except ImportError as exc:  # pragma: no cover - only without the GUI package

@@ -12,7 +12,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 from worker.options import TranscriptionOptions
 from worker.transcript import Transcript
@@ -113,16 +113,37 @@ class Library:
 
     # jobs
     def add_job(self, path: str | Path, options: TranscriptionOptions, backend: str) -> JobRecord:
-        now = time.time()
-        with self._lock:
-            (max_position,) = self._db.execute("SELECT COALESCE(MAX(position), 0) FROM jobs").fetchone()
-            cursor = self._write(
-                "INSERT INTO jobs (path, backend, options, position, created) VALUES (?, ?, ?, ?, ?)",
-                (str(path), backend, json.dumps(options.to_dict()), max_position + 1, now),
-            )
-            job = self.job(int(cursor.lastrowid))
-        assert job is not None
+        [job] = self.add_jobs([path], options, backend)
         return job
+
+    def add_jobs(self, paths: Iterable[str | Path], options: TranscriptionOptions, backend: str) -> list[JobRecord]:
+        """Queue many files at the end, in the given order, in one transaction (thousands stay fast)."""
+        now = time.time()
+        options_json = json.dumps(options.to_dict())
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                (max_position,) = self._db.execute("SELECT COALESCE(MAX(position), 0) FROM jobs").fetchone()
+                ids = [
+                    int(self._db.execute(
+                        "INSERT INTO jobs (path, backend, options, position, created) VALUES (?, ?, ?, ?, ?)",
+                        (str(path), backend, options_json, max_position + offset, now),
+                    ).lastrowid)
+                    for offset, path in enumerate(paths, start=1)
+                ]
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            return self._jobs_by_id(ids)
+
+    def _jobs_by_id(self, ids: list[int]) -> list[JobRecord]:
+        """The jobs with these ids, in the same order (one query for a whole range of new ids)."""
+        if not ids:
+            return []
+        rows = self._rows("SELECT * FROM jobs WHERE id BETWEEN ? AND ?", (min(ids), max(ids)))
+        by_id = {row["id"]: _job_from_row(row) for row in rows}
+        return [by_id[job_id] for job_id in ids]
 
     def job(self, job_id: int) -> JobRecord | None:
         rows = list(self._rows("SELECT * FROM jobs WHERE id = ?", (job_id,)))
