@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 from dataclasses import dataclass, fields, replace
@@ -25,6 +26,11 @@ def export_formats() -> tuple[str, ...]:
     from worker.formats import EXPORT_FORMATS
 
     return tuple(EXPORT_FORMATS)
+
+
+def openai_whisper_installed() -> bool:
+    """Whether the optional openai-whisper engine can load (found, not imported: that would take seconds)."""
+    return all(importlib.util.find_spec(name) is not None for name in ("whisper", "torch"))
 
 
 @dataclass(frozen=True)
@@ -137,6 +143,11 @@ class SettingsDialog(QDialog):
         self.engine = QtWidgets.QComboBox()
         self.engine.addItem("faster-whisper", "faster")
         self.engine.addItem("openai-whisper", "openai")
+        if not openai_whisper_installed():  # an optional extra: shown, but not selectable, without it
+            item = self.engine.model().item(1)
+            item.setEnabled(False)
+            item.setText("openai-whisper (not installed)")
+            item.setToolTip("pip install 'whisper-desk[openai]', then pip install --no-deps openai-whisper==20250625")
         self.engine.setCurrentIndex(max(0, self.engine.findData(preferences.local_engine)))
         self.model = QtWidgets.QComboBox()
         self.model.addItems(list(MODEL_NAMES))

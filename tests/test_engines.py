@@ -111,3 +111,15 @@ def test_language_codes_are_checked_for_multilingual_models() -> None:
     assert check_options("tiny", TranscriptionOptions(model="tiny", task="translate", language="fr"), codes) == "fr"
     with pytest.raises(TranscriptionError, match="unknown language code 'klingon'"):
         check_options("tiny", TranscriptionOptions(model="tiny", language="klingon"), codes)
+
+
+def test_a_missing_optional_engine_is_one_clear_line(monkeypatch, jfk_audio: np.ndarray) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "whisper", None)  # as on the default install, without the extra
+    engine = create_engine("openai", "tiny.en")
+    with pytest.raises(TranscriptionError) as caught:
+        engine.load()
+    assert "openai-whisper engine is not installed" in str(caught.value) and "\n" not in str(caught.value)
+    with pytest.raises(TranscriptionError, match="faster-whisper"):
+        engine.transcribe(jfk_audio, TranscriptionOptions(language="en"))

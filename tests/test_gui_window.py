@@ -367,3 +367,19 @@ def test_subtitles_imported_for_review_are_edited_played_and_exported(qtbot, win
     assert [source for _transcript, source in dialog.items] == [str(jfk)]
     assert "my friends" in dialog.items[0][0].text  # what is exported is the edited text
     dialog.reject()
+
+
+def test_the_optional_engine_is_offered_only_when_installed(qtbot, monkeypatch):
+    import importlib.util
+
+    dialog = SettingsDialog(Preferences())
+    qtbot.addWidget(dialog)
+    assert dialog.engine.model().item(1).isEnabled()  # the test install has openai-whisper
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "whisper" else real_find_spec(name, *a))
+    bare = SettingsDialog(Preferences())
+    qtbot.addWidget(bare)
+    item = bare.engine.model().item(1)
+    assert not item.isEnabled() and item.text() == "openai-whisper (not installed)"
+    assert bare.preferences().local_engine == "faster"

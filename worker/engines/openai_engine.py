@@ -15,6 +15,21 @@ if TYPE_CHECKING:
     import numpy as np
 
 
+NOT_INSTALLED = (
+    "the openai-whisper engine is not installed here (pip install 'whisper-desk[openai]' and then "
+    "pip install --no-deps openai-whisper==20250625); or use the default faster-whisper engine"
+)
+
+
+def _require_openai_whisper() -> None:
+    """One clear line instead of a ModuleNotFoundError when the optional engine is missing."""
+    try:
+        import torch  # noqa: F401
+        import whisper  # noqa: F401
+    except ImportError:
+        raise TranscriptionError(NOT_INSTALLED) from None
+
+
 class OpenAIWhisperEngine(WhisperEngine):
     engine_name = "openai-whisper"
 
@@ -24,17 +39,13 @@ class OpenAIWhisperEngine(WhisperEngine):
         self.threads = threads
 
     def _check_options(self, options: TranscriptionOptions) -> str | None:
-        try:
-            from whisper.tokenizer import LANGUAGES
-        except ImportError:
-            raise TranscriptionError(
-                "the openai-whisper engine is not installed (pip install 'whisper-desk[openai]'); "
-                "or use the default faster-whisper engine"
-            ) from None
+        _require_openai_whisper()
+        from whisper.tokenizer import LANGUAGES
 
         return check_options(self.model_name, options, frozenset(LANGUAGES))
 
     def _load(self) -> tuple[Any, str]:
+        _require_openai_whisper()
         import torch
 
         from worker.models import load_openai_model
