@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
-from worker.engines import OnSegment, WhisperEngine, check_options, has_words, make_segment
+from worker.engines import OnSegment, WhisperEngine, check_options, has_words, is_english_only, make_segment
 from worker.errors import TranscriptionError
 from worker.events import CancelToken
 from worker.options import TranscriptionOptions
@@ -61,6 +61,10 @@ class FasterWhisperEngine(WhisperEngine):
         on_segment: OnSegment | None,
         cancel: CancelToken | None,
     ) -> tuple[list[Segment], str | None]:
+        # a multilingual model detects the language of every 30 s window (not once for the file) and does not
+        # condition on the previous window's text, which would keep it in the first language (or, after a
+        # switch, end the window after one sentence and skip the rest of it)
+        multilingual = not is_english_only(self.model_name)
         generator, info = self._model.transcribe(
             audio,
             language=language,
@@ -69,6 +73,8 @@ class FasterWhisperEngine(WhisperEngine):
             word_timestamps=options.word_timestamps,
             initial_prompt=options.initial_prompt or None,
             vad_filter=False,
+            multilingual=multilingual and language is None,
+            condition_on_previous_text=not multilingual,
         )
         segments: list[Segment] = []
         try:
