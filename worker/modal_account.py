@@ -326,9 +326,12 @@ def _run_bounded(make_coro: Callable[[], Awaitable[Any]], timeout_s: float, canc
                 raise Cancelled() from None
             raise
 
+    from worker.async_loops import new_quiet_loop
+
     def runner() -> None:
         try:
-            outcome["value"] = asyncio.run(main())
+            with asyncio.Runner(loop_factory=new_quiet_loop) as loop_runner:
+                outcome["value"] = loop_runner.run(main())
         except BaseException as exc:  # handed to the caller's thread
             outcome["error"] = exc
 

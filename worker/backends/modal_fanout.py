@@ -531,7 +531,9 @@ def _run_cancellable(make: Callable[[], Coroutine[Any, Any, T]], cancel: CancelT
 
 
 def _run_here(make: Callable[[], Coroutine[Any, Any, T]], cancel: CancelToken, workers: int) -> T:
-    loop = asyncio.new_event_loop()
+    from worker.async_loops import new_quiet_loop
+
+    loop = new_quiet_loop()
     executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="modal-fanout")
     loop.set_default_executor(executor)
 
