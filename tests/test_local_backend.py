@@ -189,3 +189,32 @@ def test_openai_engine_and_closing_mid_job(jfk: Path, shared_audio: Path) -> Non
 def test_unknown_engine_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown local engine"):
         LocalBackend(engine="whisper.cpp")
+
+
+def test_a_long_file_is_transcribed_in_blocks_with_nothing_lost_or_doubled_at_the_seams() -> None:
+    from tests.media_factory import _LONG_REPEATS, long_speech_gaps, shared_media
+
+    path = shared_media("long_speech")  # jfk 15 times with short silences: about 3 minutes
+    backend = LocalBackend(long_file_s=60.0, block_s=40.0)  # what a 3-hour file gets at 20 min / 10 min
+    try:
+        transcript, events = run(backend, path, TranscriptionOptions(language="en", beam_size=1, word_timestamps=True))
+    finally:
+        backend.close()
+
+    words = normalise(transcript.text).split()  # tiny.en mishears a word here and there: count the sure ones
+    assert words.count("americans") == _LONG_REPEATS and words.count("country") == 2 * _LONG_REPEATS, transcript.text
+    assert transcript.duration == pytest.approx(long_speech_gaps()[-1][1], abs=0.1)
+    assert transcript.timings["blocks"] >= 4 and transcript.timings["audio_s"] == pytest.approx(transcript.duration, abs=0.1)
+    starts = [s.start for s in transcript.segments]
+    assert starts == sorted(starts) and [s.id for s in transcript.segments] == list(range(len(starts)))
+    assert all(a.end <= b.start + 0.05 for a, b in zip(transcript.segments, transcript.segments[1:]))
+    americans = [w.start for s in transcript.segments for w in s.words if "Americans" in w.text]
+    assert len(americans) == _LONG_REPEATS and americans == sorted(americans)  # word times in file time too
+
+    progress = [e for e in events if isinstance(e, Progress) and e.stage is Stage.TRANSCRIBING]
+    fractions = [e.fraction for e in progress]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    labels = {e.label() for e in progress}
+    assert "transcribing chunk 1 of 4" in labels or "transcribing chunk 1 of 5" in labels, labels
+    streamed = [s for e in events if isinstance(e, SegmentsReady) for s in e.segments]
+    assert [(s.start, s.text) for s in streamed] == [(s.start, s.text) for s in transcript.segments]

@@ -32,6 +32,19 @@ class Segment:
             words=[replace(w, start=round(w.start + offset, 3), end=round(w.end + offset, 3)) for w in self.words],
         )
 
+    def clamped(self, length: float, epsilon: float = 0.02) -> "Segment | None":
+        """Kept inside [0, length] (a chunk of that length): Whisper sometimes runs a timestamp, or a
+        hallucination, past the audio it was given, which would overlap the next chunk after stitching.
+        None when the segment starts within `epsilon` of the end."""
+        if self.start >= length - epsilon:
+            return None
+        words = [
+            Word(max(0.0, w.start), min(w.end, length), w.text, w.probability)
+            for w in self.words
+            if w.start < length - epsilon
+        ]
+        return Segment(self.id, max(0.0, self.start), min(self.end, length), self.text, words)
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Segment":
         return cls(

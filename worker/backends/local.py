@@ -20,7 +20,7 @@ from typing import Any
 from worker.errors import Cancelled, MediaError, TranscriptionError
 from worker.events import CancelToken, Emit, Progress, SegmentsReady, Stage, TimingReport
 from worker.options import TranscriptionOptions
-from worker.transcript import Transcript
+from worker.transcript import Segment, Transcript
 
 STOP_GRACE_S = 1.0  # after terminate(), before kill()
 _POLL_S = 0.1
@@ -29,13 +29,16 @@ _POLL_S = 0.1
 class LocalBackend:
     name = "local"
 
-    def __init__(self, engine: str = "faster", threads: int | None = None) -> None:
+    def __init__(self, engine: str = "faster", threads: int | None = None, long_file_s: float | None = None,
+                 block_s: float | None = None) -> None:
+        """`long_file_s`/`block_s`: files longer than this are transcribed in blocks of about that length."""
         from worker.engines import ENGINE_NAMES
 
         if engine not in ENGINE_NAMES:
             raise ValueError(f"unknown local engine {engine!r}; choose one of {', '.join(ENGINE_NAMES)}")
         self.engine = engine
         self.threads = threads
+        self.blocks = (long_file_s or LONG_FILE_S, block_s or BLOCK_S)
         self._job_lock = threading.Lock()  # one job at a time
         self._state_lock = threading.Lock()  # guards the process handles (cancel/close come from other threads)
         self._process: Any = None  # multiprocessing.context.SpawnProcess
@@ -120,7 +123,7 @@ class LocalBackend:
         context = multiprocessing.get_context("spawn")
         parent, child = context.Pipe(duplex=True)
         process = context.Process(
-            target=serve, args=(child, self.engine, self.threads), name=f"whisper-desk-{self.engine}", daemon=True
+            target=serve, args=(child, self.engine, self.threads, self.blocks), name=f"whisper-desk-{self.engine}", daemon=True
         )
         process.start()
         child.close()
@@ -212,7 +215,7 @@ def _rebuild_error(kind: str, payload: Any) -> Exception:
 # ---------------------------------------------------------------- the worker process
 
 
-def serve(conn: Connection, engine_kind: str, threads: int | None) -> None:
+def serve(conn: Connection, engine_kind: str, threads: int | None, blocks: tuple[float, float] = (0.0, 0.0)) -> None:
     """The worker process's loop: one job at a time until "stop" or the pipe closes."""
     import signal
 
@@ -234,7 +237,8 @@ def serve(conn: Connection, engine_kind: str, threads: int | None) -> None:
             return
         _, path, options_dict = message
         try:
-            result = _run_job(conn, engines, engine_kind, threads, Path(path), TranscriptionOptions.from_dict(options_dict))
+            options = TranscriptionOptions.from_dict(options_dict)
+            result = _run_job(conn, engines, engine_kind, threads, Path(path), options, *(blocks if blocks[0] else (LONG_FILE_S, BLOCK_S)))
             conn.send(("result", result.to_dict()))
         except MediaError as exc:
             conn.send(("error", "MediaError", (exc.path, exc.reason)))
@@ -252,9 +256,11 @@ def _run_job(
     threads: int | None,
     path: Path,
     options: TranscriptionOptions,
+    long_file_s: float = 0.0,
+    block_s: float = 0.0,
 ) -> Transcript:
-    from worker.audio import decode_audio
-    from worker.engines import check_options, create_engine
+    from worker.audio import probe_duration
+    from worker.engines import check_options
 
     started = time.perf_counter()
 
@@ -263,29 +269,99 @@ def _run_job(
 
     check_options(options.model, options)  # fail before decoding on what the model cannot do
     emit(Progress(Stage.DECODING, 0.0, message=f"decoding {path.name}"))
-    audio = decode_audio(path)
-    decode_s = time.perf_counter() - started
-    duration = len(audio) / 16000
+    duration = probe_duration(path)  # also a quick check that the file is audio at all
+    if duration > (long_file_s or LONG_FILE_S):
+        transcript = _transcribe_in_blocks(emit, engines, engine_kind, threads, path, options, duration, block_s or BLOCK_S)
+    else:
+        transcript = _transcribe_whole(emit, engines, engine_kind, threads, path, options)
+    transcript.backend = "local"
+    transcript.source = str(path)
+    transcript.timings.update(wall_s=round(time.perf_counter() - started, 3), worker_pid=os.getpid())
+    emit(Progress(Stage.TRANSCRIBING, 1.0))
+    emit(TimingReport(dict(transcript.timings), chunk_index=0))
+    return transcript
 
-    engine = engines.get(options.model)
+
+# Longer files are decoded and transcribed in blocks cut at silences, so a 3-hour file never sits in memory
+# whole (it would be 0.7 GB of samples) and progress moves while it decodes.
+LONG_FILE_S = 20 * 60.0
+BLOCK_S = 10 * 60.0
+
+
+def _loaded_engine(emit: Emit, engines: dict[str, Any], engine_kind: str, threads: int | None, model: str) -> Any:
+    from worker.engines import create_engine
+
+    engine = engines.get(model)
     if engine is None:
         engines.clear()  # one model in memory at a time
-        engine = create_engine(engine_kind, options.model, threads)
-        engines[options.model] = engine
+        engine = create_engine(engine_kind, model, threads)
+        engines[model] = engine
     if not engine.loaded:
-        emit(Progress(Stage.LOADING_MODEL, 0.0, message=f"loading {options.model}"))
+        emit(Progress(Stage.LOADING_MODEL, 0.0, message=f"loading {model}"))
         engine.load()
+    return engine
+
+
+def _transcribe_whole(emit: Emit, engines: dict[str, Any], engine_kind: str, threads: int | None, path: Path,
+                      options: TranscriptionOptions) -> Transcript:
+    from worker.audio import decode_audio
+
+    decode_started = time.perf_counter()
+    audio = decode_audio(path)
+    decode_s = time.perf_counter() - decode_started
+    duration = len(audio) / 16000
+    engine = _loaded_engine(emit, engines, engine_kind, threads, options.model)
     emit(Progress(Stage.TRANSCRIBING, 0.0))
 
     def on_segment(segment: Any) -> None:
         emit(SegmentsReady([segment]))
-        fraction = min(1.0, segment.end / duration) if duration > 0 else 1.0
-        emit(Progress(Stage.TRANSCRIBING, fraction))
+        emit(Progress(Stage.TRANSCRIBING, min(1.0, segment.end / duration) if duration > 0 else 1.0))
 
     transcript = engine.transcribe(audio, options, on_segment=on_segment)
-    transcript.backend = "local"
-    transcript.source = str(path)
-    transcript.timings.update(decode_s=round(decode_s, 3), wall_s=round(time.perf_counter() - started, 3), worker_pid=os.getpid())
-    emit(Progress(Stage.TRANSCRIBING, 1.0))
-    emit(TimingReport(dict(transcript.timings), chunk_index=0))
+    transcript.timings.update(decode_s=round(decode_s, 3))
     return transcript
+
+
+def _transcribe_in_blocks(emit: Emit, engines: dict[str, Any], engine_kind: str, threads: int | None, path: Path,
+                          options: TranscriptionOptions, duration: float, block_s: float) -> Transcript:
+    from worker.chunking import iter_chunks
+
+    engine = _loaded_engine(emit, engines, engine_kind, threads, options.model)
+    segments: list[Segment] = []
+    languages: list[str] = []
+    parts: list[dict[str, Any]] = []
+    block_count = max(1, round(duration / block_s))
+    for chunk in iter_chunks(path, target_s=block_s):
+        length = chunk.end_s - chunk.start_s
+        count = max(block_count, chunk.index + 1)  # the cuts move to silences: the estimate may be one short
+        emit(Progress(Stage.TRANSCRIBING, min(1.0, chunk.start_s / duration), chunk.index, count))
+
+        def on_segment(segment: Segment, chunk: Any = chunk, length: float = length, count: int = count) -> None:
+            kept = segment.clamped(length)
+            if kept is None:
+                return
+            placed = kept.shifted(chunk.start_s, new_id=len(segments))
+            segments.append(placed)
+            emit(SegmentsReady([placed]))
+            emit(Progress(Stage.TRANSCRIBING, min(1.0, placed.end / duration), chunk.index, count))
+
+        part = engine.transcribe(chunk.samples, options, on_segment=on_segment)
+        parts.append(part.timings)
+        if part.language:
+            languages.append(part.language)
+    inference_s = sum(float(t["inference_s"]) for t in parts)
+    audio_s = sum(float(t["audio_s"]) for t in parts)
+    first = parts[0] if parts else {"gpu": engine.gpu, "cold_start": False, "model_load_s": 0.0, "engine": ""}
+    timings = {
+        "gpu": first["gpu"],
+        "cold_start": bool(first["cold_start"]),
+        "model_load_s": first["model_load_s"],
+        "inference_s": round(inference_s, 3),
+        "audio_s": round(audio_s, 3),
+        "rtf": round(inference_s / audio_s, 4) if audio_s > 0 else 0.0,
+        "engine": first["engine"],
+        "blocks": len(parts),
+    }
+    language = max(set(languages), key=languages.count) if languages else options.language
+    return Transcript(segments=segments, language=language, duration=round(audio_s, 3), model=engine.label,
+                      timings=timings)

@@ -30,7 +30,7 @@ from worker.errors import Cancelled, ModalSetupError, TranscriptionError, Whispe
 from worker.events import CancelToken, Emit, Progress, SegmentsReady, Stage, TimingReport
 from worker.options import TranscriptionOptions
 from worker.timing import DEFAULT_T4_DOLLARS_PER_HOUR, summarize
-from worker.transcript import Segment, Transcript, Word
+from worker.transcript import Segment, Transcript
 
 APP_NAME = "whisper-desk"  # worker.modal_app.APP_NAME (not imported: that would import modal)
 CLASS_NAME = "Transcriber"
@@ -411,7 +411,7 @@ class ModalBackend:
         length = piece.end_s - piece.start_s
         segments = [
             clamped.shifted(piece.start_s)
-            for clamped in (_clamp(Segment.from_dict(s), length) for s in answer.get("segments") or [])
+            for clamped in (Segment.from_dict(s).clamped(length, _SEAM_EPSILON_S) for s in answer.get("segments") or [])
             if clamped is not None
         ]
         timings = dict(answer.get("timings") or {})
@@ -481,19 +481,6 @@ def _worker_api_version() -> str:
     from worker.modal_app import WORKER_API_VERSION  # imports modal (once): only when answers come back
 
     return WORKER_API_VERSION
-
-
-def _clamp(segment: Segment, length: float) -> Segment | None:
-    """Keep a chunk's segment inside the chunk: Whisper sometimes runs a timestamp (or a hallucination) past
-    the audio it was given, which would overlap the next chunk after stitching."""
-    if segment.start >= length - _SEAM_EPSILON_S:
-        return None
-    words = [
-        Word(max(0.0, w.start), min(w.end, length), w.text, w.probability)
-        for w in segment.words
-        if w.start < length - _SEAM_EPSILON_S
-    ]
-    return Segment(segment.id, max(0.0, segment.start), min(segment.end, length), segment.text, words)
 
 
 def _clock(seconds: float) -> str:
