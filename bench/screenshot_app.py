@@ -14,29 +14,11 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 AUDIO = ROOT.parent / "shared" / "audio"
 FILES = ("jfk.flac", "hotwords.mp3", "multilingual.mp3")
-
-
-def _wait(app, condition, timeout_s: float) -> None:  # noqa: ANN001
-    """Run the event loop until condition() holds (checked every 20 ms)."""
-    from PySide6.QtCore import QEventLoop, QTimer
-
-    if condition():
-        return
-    loop = QEventLoop()
-    poll = QTimer()
-    poll.timeout.connect(lambda: loop.quit() if condition() else None)
-    poll.start(20)
-    QTimer.singleShot(int(timeout_s * 1000), loop.quit)
-    loop.exec()
-    poll.stop()
-    if not condition():
-        raise TimeoutError("the screenshot scene did not get ready in time")
 
 
 def main(out: Path) -> int:
@@ -48,6 +30,7 @@ def main(out: Path) -> int:
     from PySide6.QtGui import QGuiApplication
     from PySide6.QtWidgets import QApplication
 
+    from bench.qt_wait import run_for, wait_until
     from gui.main_window import MainWindow
     from gui.settings import ORGANIZATION, APPLICATION, settings_store
 
@@ -65,21 +48,20 @@ def main(out: Path) -> int:
     window.controller.pathsAdded.connect(lambda records, _notes: jobs.extend(records))
     window.controller.jobFinished.connect(lambda job_id, _status: finished.add(job_id))
     window.add_paths([AUDIO / name for name in FILES])
-    _wait(app, lambda: len(jobs) == len(FILES), 30)
-    _wait(app, lambda: len(finished) == len(jobs), 300)
+    wait_until(lambda: len(jobs) == len(FILES), 30, "queueing the files")
+    wait_until(lambda: len(finished) == len(jobs), 300, "transcribing the files")
 
     jfk = next(job for job in jobs if job.name == "jfk.flac")
     window.select_jobs([jfk.id])
-    _wait(app, lambda: window.shown_job_id() == jfk.id and window.transcript_pane.uses_editor, 20)
+    wait_until(lambda: window.shown_job_id() == jfk.id and window.transcript_pane.uses_editor, 20, "showing jfk.flac")
     editor = window.transcript_pane.editor
     first = editor.transcript().segments[0].text
     editor.edit_text(0, first.replace("Americans ask", "Americans, ask"))
     window.transcript_pane.play_from(editor.transcript().segments[-1].start)
-    _wait(app, lambda: editor.highlighted_row >= 0, 20)
+    wait_until(lambda: editor.highlighted_row >= 0, 20, "playback")
     editor.find_bar.open_bar(replace=True)
     editor.find_bar.find_edit.setText("country")
-    deadline = time.monotonic() + 1.5
-    _wait(app, lambda: time.monotonic() > deadline, 5)
+    run_for(1500)  # playback moves on a little, the find bar counts
 
     shot = QGuiApplication.primaryScreen().grabWindow(window.winId())
     if window.transcript_pane.player is not None:

@@ -92,23 +92,13 @@ def sample_backend_factory() -> Callable[[], Any]:
         return LocalSampleBackend
 
 
-def _wait(app, condition: Callable[[], bool], timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError("the wizard page did not finish in time")
-        app.processEvents()
-        time.sleep(0.02)
-    for _ in range(5):
-        app.processEvents()
-
-
 def save_wizard_screenshots(out_dir: Path, make_backend: Callable[[], Any] | None = None) -> list[Path]:
     """Drive the wizard through its five pages and save one PNG per page into `out_dir`."""
     sys.path.insert(0, str(ROOT / "tests"))
     from grpc_stub import FakeApp, FakeModalServer
     from PySide6.QtWidgets import QApplication
 
+    from bench.qt_wait import wait_until
     from gui.wizard import ModalSetupWizard
     from worker import modal_account as ma
 
@@ -156,17 +146,18 @@ def save_wizard_screenshots(out_dir: Path, make_backend: Callable[[], Any] | Non
             wizard.token_page.token_secret.setText(DEMO_SECRET)  # shown masked
             shot(1)
             wizard.next()
-            _wait(app, lambda: wizard.verify_page.isComplete(), 15)
+            wait_until(lambda: wizard.verify_page.isComplete(), 15, "the token check", settle_ms=100)
             shot(2)
             wizard.next()
-            _wait(app, lambda: wizard.deploy_page._task is None, 15)
+            wait_until(lambda: wizard.deploy_page._task is None, 15, "the deploy page's app check", settle_ms=100)
             wizard.deploy_page.deploy_button.click()
-            _wait(app, lambda: wizard.deploy_page.warmed or (wizard.deploy_page._task is None and
-                                                               "did not work" in wizard.deploy_page.status.text()), 60)
+            wait_until(lambda: wizard.deploy_page.warmed or (wizard.deploy_page._task is None and
+                                                               "did not work" in wizard.deploy_page.status.text()), 60,
+                       "the deploy", settle_ms=100)
             shot(3)
             wizard.next()
             wizard.try_page.run_button.click()
-            _wait(app, lambda: wizard.try_page._task is None, 120)
+            wait_until(lambda: wizard.try_page._task is None, 120, "the sample transcription", settle_ms=100)
             shot(4)
         finally:
             wizard.reject()

@@ -39,6 +39,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from gui.threads import keep_alive
 from worker.errors import MediaError, WhisperDeskError
 from worker.formats import (
     EXPORT_FORMATS,
@@ -81,13 +82,9 @@ def ask_overwrite_dialog(parent: QWidget | None, existing: list[Path]) -> str:
 
 # --- background threads ------------------------------------------------------------------------------------
 
-_alive: list[QThread] = []  # threads started here stay referenced until they end: never destroyed while running
-
-
 def _start_thread(thread: QThread) -> None:
     """Start a parentless thread and keep it referenced until it has ended, even if its starter is gone."""
-    _alive[:] = [t for t in _alive if not t.isFinished()]
-    _alive.append(thread)
+    keep_alive(thread)
     thread.start()
 
 
@@ -351,7 +348,7 @@ class ExportDialog(QDialog):
         writer.cancel()
         if writer.wait(CLOSE_WAIT_MS):
             self._writer_ended(writer)
-        else:  # stuck (e.g. on a dead network share): let it go; _alive keeps it until it ends
+        else:  # stuck (e.g. on a dead network share): let it go; keep_alive holds it until it ends
             self._writer = None
 
     def done(self, result: int) -> None:  # accept() and reject() end here

@@ -21,8 +21,9 @@ from typing import Any, Callable, Iterable
 from PySide6.QtCore import QCoreApplication, QObject, QThread, Signal
 
 from gui.settings import Preferences
+from gui.threads import keep_alive
 from worker.backends.base import Backend
-from worker.errors import Cancelled, ModalSetupError, WhisperDeskError
+from worker.errors import Cancelled, ModalSetupError, WhisperDeskError, exception_line, one_line
 from worker.events import CancelToken, Event, Progress, SegmentsReady, Stage, TimingReport
 from worker.library import JobRecord, Library
 from worker.options import TranscriptionOptions
@@ -59,11 +60,6 @@ def lower_thread_priority(niceness: int = BACKGROUND_NICENESS) -> None:
         os.setpriority(os.PRIO_PROCESS, tid, max(current, niceness))
     except OSError:
         pass
-
-
-def one_line(text: str) -> str:
-    lines = [line.strip() for line in str(text).splitlines() if line.strip()]
-    return lines[0] if lines else ""
 
 
 class BackendPool:
@@ -187,7 +183,7 @@ class JobThread(QThread):
             if self.cancel_token.cancelled:
                 self.cancelled.emit(self.job_id)
             else:
-                self.failed.emit(self.job_id, one_line(str(exc)) or type(exc).__name__, _detail(exc), False)
+                self.failed.emit(self.job_id, exception_line(exc), _detail(exc), False)
         except Exception as exc:  # one line in the row; the traceback on demand
             if self.cancel_token.cancelled:
                 self.cancelled.emit(self.job_id)
@@ -699,7 +695,9 @@ class QueueController(QObject):
         for thread in threads:
             if thread.isRunning():
                 thread.wait(max(0, int((deadline - time.monotonic()) * 1000)))
-        _keep_alive.extend(t for t in threads if t.isRunning())  # never destroy a running QThread
+        for thread in threads:
+            if thread.isRunning():
+                keep_alive(thread)
         self._stop_scanner()
         self.prober.stop()
         QCoreApplication.sendPostedEvents(self)  # deliver what ended while we waited (e.g. a job that just finished)
@@ -710,10 +708,8 @@ class QueueController(QObject):
         if not self.scanner.stop():
             self.scanner.scanned.disconnect(self._paths_scanned)
             self.scanner.setParent(None)
-            _keep_alive.append(self.scanner)
+            keep_alive(self.scanner)
 
-
-_keep_alive: list[QThread] = []
 
 
 def _modal_has_credentials() -> bool:

@@ -5,6 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 
 
+def one_line(text: str) -> str:
+    """The first non-empty line of `text`, stripped ("" when there is none)."""
+    return next((line.strip() for line in str(text).splitlines() if line.strip()), "")
+
+
+def exception_line(exc: BaseException) -> str:
+    """An exception as one line: the first line of its message, or its class name when it has none."""
+    return one_line(str(exc)) or type(exc).__name__
+
+
 class WhisperDeskError(Exception):
     """Base for every error whose str() is a one-line message meant for the user."""
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Awaitable, Callable, NamedTuple
 
-from worker.errors import Cancelled, ModalSetupError, WhisperDeskError
+from worker.errors import Cancelled, ModalSetupError, WhisperDeskError, exception_line
 from worker.events import CancelToken
 
 APP_NAME = "whisper-desk"  # the deployed app (worker/modal_app.py's APP_NAME)
@@ -128,7 +128,7 @@ def read_profiles(path: Path | None = None) -> dict[str, dict[str, Any]]:
     try:
         data = toml.loads(text)
     except Exception as exc:
-        reason = scrub(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        reason = scrub(exception_line(exc))
         raise ModalSetupError(f"{path}: not a valid Modal config ({reason}); fix or delete it, then run the setup wizard") from None
     if not all(isinstance(value, dict) for value in data.values()):
         raise ModalSetupError(f"{path}: not a valid Modal config (every entry must be a [profile] table)")
@@ -976,7 +976,7 @@ def explain_modal_error(exc: BaseException) -> str:
     if isinstance(exc, Cancelled):
         return str(exc)
     if isinstance(exc, WhisperDeskError):
-        return scrub(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        return scrub(exception_line(exc))
     names = _mro_names(exc)
     if names[:1] == ["GRPCError"]:  # a bare grpclib error that modal did not translate
         names = [_GRPC_STATUS.get(getattr(getattr(exc, "status", None), "name", ""), "ServiceError")]

@@ -19,7 +19,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from worker.errors import TranscriptionError
+from worker.errors import TranscriptionError, exception_line
 
 if TYPE_CHECKING:
     import whisper
@@ -257,7 +257,7 @@ def resolve_faster_whisper_model(name: str) -> tuple[str, str]:
     try:
         path = download_model(name, cache_dir=str(faster_whisper_cache_dir()))
     except ValueError as exc:  # an unknown model name
-        raise TranscriptionError(str(exc).splitlines()[0]) from None
+        raise TranscriptionError(exception_line(exc)) from None
     except Exception as exc:  # network errors of requests/httpx/huggingface_hub
         return _bundled_base_or_raise(name, f"{_offline_message(name)} ({type(exc).__name__})")
     return str(path), f"{name} (downloaded)"

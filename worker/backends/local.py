@@ -17,7 +17,7 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
 
-from worker.errors import Cancelled, MediaError, TranscriptionError
+from worker.errors import Cancelled, MediaError, TranscriptionError, one_line
 from worker.events import CancelToken, Emit, Progress, SegmentsReady, Stage, TimingReport
 from worker.options import TranscriptionOptions
 from worker.transcript import Segment, Transcript
@@ -215,7 +215,7 @@ def _rebuild_error(kind: str, payload: Any) -> Exception:
 # ---------------------------------------------------------------- the worker process
 
 
-def serve(conn: Connection, engine_kind: str, threads: int | None, blocks: tuple[float, float] = (0.0, 0.0)) -> None:
+def serve(conn: Connection, engine_kind: str, threads: int | None, blocks: tuple[float, float]) -> None:
     """The worker process's loop: one job at a time until "stop" or the pipe closes."""
     import signal
 
@@ -238,12 +238,12 @@ def serve(conn: Connection, engine_kind: str, threads: int | None, blocks: tuple
         _, path, options_dict = message
         try:
             options = TranscriptionOptions.from_dict(options_dict)
-            result = _run_job(conn, engines, engine_kind, threads, Path(path), options, *(blocks if blocks[0] else (LONG_FILE_S, BLOCK_S)))
+            result = _run_job(conn, engines, engine_kind, threads, Path(path), options, *blocks)
             conn.send(("result", result.to_dict()))
         except MediaError as exc:
             conn.send(("error", "MediaError", (exc.path, exc.reason)))
         except Exception as exc:  # noqa: BLE001 - every failure goes back as one line
-            text = str(exc).splitlines()[0] if str(exc) else ""
+            text = one_line(str(exc))
             if not isinstance(exc, TranscriptionError):
                 text = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
             conn.send(("error", "TranscriptionError", text))
@@ -256,8 +256,8 @@ def _run_job(
     threads: int | None,
     path: Path,
     options: TranscriptionOptions,
-    long_file_s: float = 0.0,
-    block_s: float = 0.0,
+    long_file_s: float,
+    block_s: float,
 ) -> Transcript:
     from worker.audio import probe_duration
     from worker.engines import check_options
@@ -270,8 +270,8 @@ def _run_job(
     check_options(options.model, options)  # fail before decoding on what the model cannot do
     emit(Progress(Stage.DECODING, 0.0, message=f"decoding {path.name}"))
     duration = probe_duration(path)  # also a quick check that the file is audio at all
-    if duration > (long_file_s or LONG_FILE_S):
-        transcript = _transcribe_in_blocks(emit, engines, engine_kind, threads, path, options, duration, block_s or BLOCK_S)
+    if duration > long_file_s:
+        transcript = _transcribe_in_blocks(emit, engines, engine_kind, threads, path, options, duration, block_s)
     else:
         transcript = _transcribe_whole(emit, engines, engine_kind, threads, path, options)
     transcript.backend = "local"

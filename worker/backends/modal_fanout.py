@@ -82,10 +82,8 @@ def is_transient(exc: BaseException) -> bool:
 
 
 def _explain(exc: BaseException, *secrets: Any) -> str:
-    try:
-        from worker.modal_account import explain_modal_error, scrub
-    except ImportError:  # pragma: no cover - modal_account ships with the app
-        return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'unexpected error'}"
+    from worker.modal_account import explain_modal_error, scrub
+
     return scrub(explain_modal_error(exc), *secrets)
 
 

@@ -6,7 +6,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from worker.engines import OnSegment, WhisperEngine, check_options, has_words, is_english_only, make_segment
-from worker.errors import TranscriptionError
+from worker.errors import TranscriptionError, exception_line
 from worker.events import CancelToken
 from worker.options import TranscriptionOptions
 from worker.transcript import Segment
@@ -49,8 +49,7 @@ class FasterWhisperEngine(WhisperEngine):
         try:
             model = WhisperModel(path, device=self.device, compute_type=self.compute_type, cpu_threads=self.cpu_threads)
         except (RuntimeError, ValueError, OSError) as exc:
-            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise TranscriptionError(f"could not load {label} with faster-whisper ({message})") from None
+            raise TranscriptionError(f"could not load {label} with faster-whisper ({exception_line(exc)})") from None
         return model, label
 
     def _run(
