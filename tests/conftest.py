@@ -35,3 +35,45 @@ def isolated_dirs(tmp_path, monkeypatch):
     # the shared model cache (real tiny.en conversions) stays shared between tests for speed
     monkeypatch.setenv("WHISPER_DESK_MODEL_CACHE", str(ROOT / ".pytest_cache" / "models"))
     yield home
+
+
+@pytest.fixture
+def library(tmp_path):
+    """A fresh library (SQLite) for one test."""
+    from worker.library import Library
+
+    lib = Library(tmp_path / "library.sqlite3")
+    yield lib
+    lib.close()
+
+
+@pytest.fixture(scope="module")
+def local_backend():
+    """One real LocalBackend (tiny.en loaded once) per test module."""
+    from worker.backends.local import LocalBackend
+
+    backend = LocalBackend()
+    yield backend
+    backend.close()
+
+
+
+class _LentBackend:
+    """A backend lent to a window: the window closes only this wrapper, never the shared backend."""
+
+    name = "local"
+
+    def __init__(self, backend) -> None:
+        self.backend = backend
+
+    def transcribe(self, path, options, emit, cancel):
+        return self.backend.transcribe(path, options, emit, cancel)
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.fixture
+def lent_backend(local_backend) -> _LentBackend:
+    """The module's real LocalBackend, for `MainWindow(backend_factory=lambda name, prefs: lent_backend)`."""
+    return _LentBackend(local_backend)

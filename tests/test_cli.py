@@ -11,13 +11,9 @@ from pathlib import Path
 
 import pysubs2
 import pytest
+from speech_text import JFK_REFERENCE, normalise
 
 ROOT = Path(__file__).resolve().parent.parent
-REFERENCE = "and so my fellow americans ask not what your country can do for you ask what you can do for your country"
-
-
-def normalise(text: str) -> str:
-    return " ".join("".join(c.lower() if c.isalnum() or c.isspace() else " " for c in text).split())
 
 
 def run_cli(*args: str, env_extra: dict[str, str] | None = None, timeout: float = 240) -> subprocess.CompletedProcess[str]:
@@ -38,7 +34,7 @@ def test_transcribe_writes_srt_per_input_and_reports_bad_files(tmp_path: Path, j
 
     assert result.returncode == 1, result.stderr
     subs = pysubs2.load(str(out / "jfk.srt"))
-    assert REFERENCE in normalise(" ".join(e.plaintext for e in subs))
+    assert JFK_REFERENCE in normalise(" ".join(e.plaintext for e in subs))
     stderr_lines = result.stderr.splitlines()
     # stage lines ("notes.m4a: decoding …") come first; the reason is one line naming the file
     assert [line for line in stderr_lines if "not an audio or video file" in line] == [
@@ -66,7 +62,7 @@ def test_every_format_a_user_drops_transcribes_offline_and_bad_ones_fail_alone(t
     assert "Traceback" not in result.stderr
     for path in good:
         data = json.loads((out / f"{path.stem}.json").read_text(encoding="utf-8"))
-        assert wer(REFERENCE, normalise(data["text"])) <= 0.1, (path.name, data["text"])
+        assert wer(JFK_REFERENCE, normalise(data["text"])) <= 0.1, (path.name, data["text"])
         assert abs(data["duration"] - 11.0) < 0.3, (path.name, data["duration"])
     for path in odd:
         data = json.loads((out / f"{path.stem}.json").read_text(encoding="utf-8"))
@@ -84,7 +80,7 @@ def test_transcribe_json_to_stdout_has_the_whole_transcript(jfk: Path) -> None:
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert {"text", "language", "duration", "model", "backend", "segments", "timings"} <= set(data)
-    assert REFERENCE in normalise(data["text"])
+    assert JFK_REFERENCE in normalise(data["text"])
     assert data["language"] == "en" and data["backend"] == "local"
     assert "tiny.en" in data["model"]
     assert abs(data["duration"] - 11.0) < 0.2
@@ -99,7 +95,7 @@ def test_output_file_and_vtt(tmp_path: Path, jfk: Path) -> None:
     result = run_cli("transcribe", str(jfk), "--format", "vtt", "-o", str(target))
     assert result.returncode == 0, result.stderr
     assert target.read_text(encoding="utf-8").startswith("WEBVTT")
-    assert REFERENCE in normalise(" ".join(e.plaintext for e in pysubs2.load(str(target))))
+    assert JFK_REFERENCE in normalise(" ".join(e.plaintext for e in pysubs2.load(str(target))))
 
 
 def test_usage_errors_exit_2(tmp_path: Path, jfk: Path) -> None:

@@ -13,13 +13,9 @@ from worker.errors import Cancelled, TranscriptionError
 from worker.events import CancelToken
 from worker.options import TranscriptionOptions
 from worker.transcript import Segment
+from speech_text import JFK_REFERENCE, normalise
 
-REFERENCE = "and so my fellow americans ask not what your country can do for you ask what you can do for your country"
 TIMING_KEYS = {"gpu", "cold_start", "model_load_s", "inference_s", "audio_s", "rtf"}
-
-
-def normalise(text: str) -> str:
-    return " ".join("".join(c.lower() if c.isalnum() or c.isspace() else " " for c in text).split())
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +38,7 @@ def test_transcribes_jfk_with_word_timestamps_then_stays_loaded(engine, jfk_audi
     streamed: list[Segment] = []
     first = engine.transcribe(jfk_audio, TranscriptionOptions(word_timestamps=True, beam_size=1), on_segment=streamed.append)
 
-    assert jiwer.wer(REFERENCE, normalise(first.text)) <= 0.1, first.text
+    assert jiwer.wer(JFK_REFERENCE, normalise(first.text)) <= 0.1, first.text
     assert first.language == "en" and abs(first.duration - 11.0) < 0.1
     assert first.model == "tiny.en (bundled, offline)" and first.backend == "local"
     assert [s.text for s in streamed] == [s.text for s in first.segments]  # every segment was streamed, in order
@@ -60,7 +56,7 @@ def test_transcribes_jfk_with_word_timestamps_then_stays_loaded(engine, jfk_audi
     # the default beam search for faster-whisper; openai-whisper's takes 4-5 s per window on one CPU core here
     beam = 5 if engine.engine_name == "faster-whisper" else 1
     again = engine.transcribe(jfk_audio, TranscriptionOptions(beam_size=beam, initial_prompt="President Kennedy's speech."))
-    assert jiwer.wer(REFERENCE, normalise(again.text)) <= 0.1, again.text
+    assert jiwer.wer(JFK_REFERENCE, normalise(again.text)) <= 0.1, again.text
     assert again.timings["cold_start"] is False and again.timings["model_load_s"] == 0.0
     assert all(not s.words for s in again.segments)  # no word timestamps unless asked
 

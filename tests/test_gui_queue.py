@@ -22,56 +22,20 @@ from gui.main_window import MainWindow
 from gui.queue_model import BACKEND, DURATION, ELAPSED, FILE, PROGRESS, STATUS
 from gui.settings import Preferences
 from worker.library import JobRecord, Library
+from speech_text import JFK_PHRASE, normalise
 
 FINISHED = ("done", "failed", "cancelled")
-JFK_PHRASE = "ask not what your country can do for you"
-
-
-class SharedBackend:
-    """One real LocalBackend (model loaded once) lent to every window of this module; windows close only this."""
-
-    name = "local"
-
-    def __init__(self, backend) -> None:
-        self.backend = backend
-
-    def transcribe(self, path, options, emit, cancel):
-        return self.backend.transcribe(path, options, emit, cancel)
-
-    def close(self) -> None:
-        pass
-
-
-@pytest.fixture(scope="module")
-def local_backend():
-    from worker.backends.local import LocalBackend
-
-    backend = LocalBackend()
-    yield backend
-    backend.close()
 
 
 @pytest.fixture
-def library(tmp_path):
-    lib = Library(tmp_path / "library.sqlite3")
-    yield lib
-    lib.close()
-
-
-@pytest.fixture
-def window(qtbot, library, local_backend):
-    shared = SharedBackend(local_backend)
+def window(qtbot, library, lent_backend):
     win = MainWindow(library=library, preferences=Preferences(check_modal_on_start=False),
-                     backend_factory=lambda name, prefs: shared)
+                     backend_factory=lambda name, prefs: lent_backend)
     qtbot.addWidget(win)
     win.show()
     qtbot.waitExposed(win)
     yield win
     win.shutdown()
-
-
-def words(text: str) -> str:
-    return " ".join(re.sub(r"[^a-z' ]+", " ", text.lower()).split())
 
 
 def cell(window: MainWindow, job_id: int, column: int, role=Qt.ItemDataRole.DisplayRole):
@@ -242,8 +206,8 @@ def test_jfk_transcribes_on_this_computer_with_moving_progress(qtbot, window, li
 
     record = library.job(job.id)
     assert record.status == "done", record.error
-    assert JFK_PHRASE in words(window.transcript_text())  # nothing selected: the pane shows the job that finished
-    assert JFK_PHRASE in words(library.transcript(job.id).text)  # saved in the library
+    assert JFK_PHRASE in normalise(window.transcript_text())  # nothing selected: the pane shows the job that finished
+    assert JFK_PHRASE in normalise(library.transcript(job.id).text)  # saved in the library
     assert any(0.0 < fraction < 1.0 for fraction, _ in progress), progress  # the bar moved during the job
     assert cell(window, job.id, STATUS) == "done" and cell(window, job.id, PROGRESS) == "done"
     assert cell(window, job.id, DURATION) == "0:11" and cell(window, job.id, ELAPSED)
@@ -256,8 +220,8 @@ def test_jfk_transcribes_on_this_computer_with_moving_progress(qtbot, window, li
     # automatic export on completion, in the formats and folder from the preferences
     assert sorted(p.name for p in exports.iterdir()) == ["jfk.srt", "jfk.txt"]
     subtitles = pysubs2.load(str(exports / "jfk.srt"))
-    assert JFK_PHRASE in words(" ".join(event.plaintext for event in subtitles))
-    assert JFK_PHRASE in words((exports / "jfk.txt").read_text(encoding="utf-8"))
+    assert JFK_PHRASE in normalise(" ".join(event.plaintext for event in subtitles))
+    assert JFK_PHRASE in normalise((exports / "jfk.txt").read_text(encoding="utf-8"))
     assert any(line.endswith(f"exported {exports / 'jfk.srt'}") for line in lines)
 
 
@@ -277,7 +241,7 @@ def test_cancel_mid_job_and_the_next_job_still_runs(qtbot, window, library, shar
     wait_finished(qtbot, library, [next_job.id])
     assert library.job(next_job.id).status == "done"
     window.select_jobs([next_job.id])
-    assert JFK_PHRASE in words(window.transcript_text())
+    assert JFK_PHRASE in normalise(window.transcript_text())
 
 
 def test_bad_files_fail_with_their_reason_while_the_others_finish(qtbot, window, library, jfk, tmp_path):
@@ -301,14 +265,14 @@ def test_bad_files_fail_with_their_reason_while_the_others_finish(qtbot, window,
     assert library.job(bad.id).error == bad_reason
     assert QApplication.activeModalWidget() is None
     assert not [w for w in QApplication.topLevelWidgets() if isinstance(w, QDialog) and w.isVisible()]  # no dialogs
-    assert JFK_PHRASE in words(library.transcript(good.id).text)
+    assert JFK_PHRASE in normalise(library.transcript(good.id).text)
 
     shutil.copy(jfk, vanished)  # the file is back: retry it
     window.select_jobs([gone.id])
     window.retry_selected()
     wait_finished(qtbot, library, [gone.id])
     assert library.job(gone.id).status == "done" and library.job(gone.id).error is None
-    assert JFK_PHRASE in words(window.transcript_text())  # selected: its transcript is shown
+    assert JFK_PHRASE in normalise(window.transcript_text())  # selected: its transcript is shown
 
 
 def test_modal_job_streams_chunks_and_logs_a_timing_line_per_chunk(qtbot, library, jfk):
@@ -335,4 +299,4 @@ def test_modal_job_streams_chunks_and_logs_a_timing_line_per_chunk(qtbot, librar
     chunk_lines = [line for line in lines if re.match(r"jfk\.flac: chunk \d+/\d+ gpu=", line)]
     assert len(chunk_lines) == remote.calls, lines
     assert lines[-1].startswith("jfk.flac: summary wall=")
-    assert "ask not what your country" in words(library.transcript(job.id).text)
+    assert "ask not what your country" in normalise(library.transcript(job.id).text)

@@ -4,7 +4,6 @@ app was killed mid-run (kill -9) is queued again and completes at the next start
 from __future__ import annotations
 
 import os
-import re
 import signal
 import sqlite3
 import subprocess
@@ -18,41 +17,14 @@ from gui.main_window import MainWindow
 from gui.queue_model import FILE, STATUS
 from gui.settings import Preferences
 from worker.library import Library, default_library_path
+from speech_text import JFK_PHRASE, normalise
 
 ROOT = Path(__file__).resolve().parent.parent
-JFK_PHRASE = "ask not what your country can do for you"
 
 
-class SharedBackend:
-    name = "local"
-
-    def __init__(self, backend) -> None:
-        self.backend = backend
-
-    def transcribe(self, path, options, emit, cancel):
-        return self.backend.transcribe(path, options, emit, cancel)
-
-    def close(self) -> None:
-        pass
-
-
-@pytest.fixture(scope="module")
-def local_backend():
-    from worker.backends.local import LocalBackend
-
-    backend = LocalBackend()
-    yield backend
-    backend.close()
-
-
-def words(text: str) -> str:
-    return " ".join(re.sub(r"[^a-z' ]+", " ", text.lower()).split())
-
-
-def open_window(qtbot, local_backend) -> MainWindow:
+def open_window(qtbot, lent_backend) -> MainWindow:
     """A window as the app opens it: the library at the platform's user data dir (isolated per test)."""
-    shared = SharedBackend(local_backend)
-    window = MainWindow(preferences=Preferences(check_modal_on_start=False), backend_factory=lambda name, prefs: shared)
+    window = MainWindow(preferences=Preferences(check_modal_on_start=False), backend_factory=lambda name, prefs: lent_backend)
     qtbot.addWidget(window)
     window.show()
     qtbot.waitExposed(window)
@@ -63,8 +35,8 @@ def rows(window: MainWindow) -> list[tuple[str, str]]:
     return [(window.model.index(r, FILE).data(), window.model.index(r, STATUS).data()) for r in range(window.model.rowCount())]
 
 
-def test_a_new_window_shows_the_same_library(qtbot, local_backend, shared_audio, jfk, isolated_dirs):
-    first = open_window(qtbot, local_backend)
+def test_a_new_window_shows_the_same_library(qtbot, lent_backend, shared_audio, jfk, isolated_dirs):
+    first = open_window(qtbot, lent_backend)
     assert first.library.path == default_library_path()
     assert str(default_library_path()).startswith(str(isolated_dirs))
     with qtbot.waitSignal(first.controller.pathsAdded, timeout=10000) as added:  # searched in the background
@@ -82,16 +54,16 @@ def test_a_new_window_shows_the_same_library(qtbot, local_backend, shared_audio,
     before_log = first.log_panel.lines()
     first.close()  # closes its library
 
-    second = open_window(qtbot, local_backend)
+    second = open_window(qtbot, lent_backend)
     assert rows(second)[0] == before_rows[0] == ("jfk.flac", "done")
     assert rows(second)[1][0] == "hotwords.mp3"  # kept in the queue, and it runs now
     assert second.log_panel.lines()[: len(before_log)] == before_log  # the timing log is back too
     second.select_jobs([done.id])
-    assert JFK_PHRASE in words(second.transcript_text())
+    assert JFK_PHRASE in normalise(second.transcript_text())
     assert "(checked)" in second.transcript_text()  # the edit is back too
     assert second.transcript_pane.title.text().endswith(" — edited")
     qtbot.waitUntil(lambda: second.library.job(waiting.id).status == "done", timeout=60000)
-    assert JFK_PHRASE in words(second.transcript_text())  # still the selected job
+    assert JFK_PHRASE in normalise(second.transcript_text())  # still the selected job
     second.table.clearSelection()
     assert second.transcript_pane.job_id == waiting.id  # nothing selected: the job that just finished
     second.close()
@@ -107,7 +79,7 @@ def _status_in_db(db: Path) -> list[str]:
         return []
 
 
-def test_a_job_interrupted_by_killing_the_app_runs_again_at_the_next_start(qtbot, local_backend, jfk):
+def test_a_job_interrupted_by_killing_the_app_runs_again_at_the_next_start(qtbot, lent_backend, jfk):
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
     db = default_library_path()
     app = subprocess.Popen([sys.executable, "-m", "gui", str(jfk)], cwd=ROOT, env=env, start_new_session=True,
@@ -127,13 +99,13 @@ def test_a_job_interrupted_by_killing_the_app_runs_again_at_the_next_start(qtbot
             pass
     assert _status_in_db(db) == ["running"]  # what the killed app left behind
 
-    window = open_window(qtbot, local_backend)
+    window = open_window(qtbot, lent_backend)
     assert "1 interrupted job(s) queued again" in window.log_panel.text()
     [job] = window.library.jobs()
     assert job.name == "jfk.flac"
     qtbot.waitUntil(lambda: window.library.job(job.id).status == "done", timeout=60000)
-    assert JFK_PHRASE in words(window.transcript_text())
+    assert JFK_PHRASE in normalise(window.transcript_text())
     window.close()
     reopened = Library(db)
-    assert JFK_PHRASE in words(reopened.transcript(job.id).text)  # on disk, for the next start
+    assert JFK_PHRASE in normalise(reopened.transcript(job.id).text)  # on disk, for the next start
     reopened.close()

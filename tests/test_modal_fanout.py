@@ -22,17 +22,13 @@ from worker.options import TranscriptionOptions
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from grpc_stub import FakeApp, FakeModalServer, free_port  # noqa: E402
+from speech_text import JFK_REFERENCE, normalise  # noqa: E402
 
-JFK_TEXT = "and so my fellow americans ask not what your country can do for you ask what you can do for your country"
 GAPS_S = (19.0, 20.0, 19.0, 21.0, 20.0)  # silence after each of five JFK sentences: about one per 30 s chunk
 ENGLISH = TranscriptionOptions(language="en", beam_size=1)
 TIMING_KEYS = {"gpu", "cold_start", "model_load_s", "inference_s", "audio_s", "rtf", "cuda_mem_mb", "container_id"}
 GOOD_ID = "ak-goodtoken0000000000"
 GOOD_SECRET = "as-goodsecret000000000"
-
-
-def normalized(text: str) -> str:
-    return " ".join("".join(c for c in text.lower() if c.isalnum() or c.isspace()).split())
 
 
 class Recorder:
@@ -94,14 +90,14 @@ def test_long_file_fans_out_and_stitches_every_sentence_once_in_place(model_remo
     assert transcript.duration == pytest.approx(offsets[-1] + 11.0 + GAPS_S[-1], abs=0.1)
 
     # every sentence exactly once: nothing lost or doubled at the seams
-    text = normalized(transcript.text)
+    text = normalise(transcript.text)
     assert text.count("ask not what your country can do for you") == 5, transcript.text
     assert text.count("ask what you can do for your country") == 5, transcript.text
-    assert jiwer.wer(" ".join([JFK_TEXT] * 5), text) <= 0.05
+    assert jiwer.wer(" ".join([JFK_REFERENCE] * 5), text) <= 0.05
 
     # absolute times: each sentence starts where it is in the file; segments in order, no overlaps
     # (word timestamps: Whisper's segment starts alone may snap to the start of a chunk's leading silence)
-    firsts = [s.words[0] for s in transcript.segments if normalized(s.text).startswith("and so")]
+    firsts = [s.words[0] for s in transcript.segments if normalise(s.text).startswith("and so")]
     assert len(firsts) == 5
     for word, offset in zip(firsts, offsets):
         assert abs(word.start - offset) < 0.5, ([w.start for w in firsts], offsets)
@@ -156,7 +152,7 @@ def test_short_file_goes_up_in_one_call(model_remote, jfk):
     transcript = ModalBackend(remote=model_remote, chunk_s=30.0).transcribe(jfk, ENGLISH, emit, CancelToken())
     assert model_remote.calls - calls_before == 1
     assert transcript.timings["chunk_count"] == 1 and len(emit.of(SegmentsReady)) == 1
-    assert jiwer.wer(JFK_TEXT, normalized(transcript.text)) <= 0.05
+    assert jiwer.wer(JFK_REFERENCE, normalise(transcript.text)) <= 0.05
     assert transcript.language == "en" and transcript.duration == pytest.approx(11.0, abs=0.05)
 
 

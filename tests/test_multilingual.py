@@ -19,14 +19,11 @@ import pytest
 
 from worker import models
 from worker.errors import TranscriptionError
+from speech_text import normalise
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_CACHE = ROOT / ".pytest_cache" / "models"  # what conftest's isolated_dirs uses for every test
 GERMAN = ("jedem", "jeden", "genehmigung", "erhält", "unentgeltlich", "dokumentationsdateien", "rechte", "bedingungen", "übertragen")
-
-
-def normalise(text: str) -> str:
-    return " ".join("".join(c.lower() if c.isalnum() or c.isspace() else " " for c in text).split())
 
 
 def _parts() -> tuple[Path, Path]:
