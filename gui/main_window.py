@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from PySide6.QtCore import QEvent, QItemSelectionModel, QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
@@ -49,6 +49,9 @@ from worker.backends.base import BACKEND_LABELS
 from worker.library import JobRecord, Library
 from worker.transcript import Transcript
 
+if TYPE_CHECKING:
+    from gui.editor import TranscriptEditor
+
 WINDOW_TITLE = "Whisper Desk"
 LOG_LINES_RESTORED = 2000  # the most recent lines shown at start (the library keeps them all)
 
@@ -59,10 +62,8 @@ def _format_segment_time(seconds: float) -> str:
 
 
 class _PlainTranscriptView(QPlainTextEdit):
-    """The first paint's light read-only view (segments with their times) until the editor is loaded."""
-
-    transcriptEdited = Signal(object)
-    segmentActivated = Signal(float)
+    """The first paint's light read-only view (segments with their times) until the editor is loaded; it
+    answers the part of TranscriptEditor's interface the pane uses."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -79,6 +80,12 @@ class _PlainTranscriptView(QPlainTextEdit):
 
     def transcript(self) -> Transcript | None:
         return self._transcript
+
+    def is_edited(self) -> bool:
+        return False
+
+    def highlight_time(self, seconds: float) -> int:
+        return -1
 
 
 class TranscriptPane(QWidget):
@@ -102,10 +109,9 @@ class TranscriptPane(QWidget):
         self.title.setObjectName("transcriptTitle")
         self.title.setWordWrap(True)
         self.title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.editor: QWidget = _PlainTranscriptView(self)
+        self.editor: "_PlainTranscriptView | TranscriptEditor" = _PlainTranscriptView(self)
         self.editor.setObjectName("transcriptView")
         self.uses_editor = False
-        self._editor_saves = False  # the editor writes edits to the library itself
         self._layout = QVBoxLayout(self)
         self._layout.setContentsMargins(0, 0, 0, 0)
         self._layout.addWidget(self.title)
@@ -118,7 +124,6 @@ class TranscriptPane(QWidget):
         from gui.editor import TranscriptEditor
 
         editor = TranscriptEditor(self, library=self.library)
-        self._editor_saves = True
         editor.setObjectName("transcriptEditor")
         editor.transcriptEdited.connect(self._edited)
         editor.segmentActivated.connect(self._activated)
@@ -154,30 +159,20 @@ class TranscriptPane(QWidget):
         self._set(None, None, None)
 
     def _set(self, transcript: Transcript | None, original: Transcript | None, job_id: int | None) -> None:
-        setter = getattr(self.editor, "set_transcript")
-        try:
-            setter(transcript, original=original, job_id=job_id)
-        except TypeError:
-            setter(transcript)
+        self.editor.set_transcript(transcript, original=original, job_id=job_id)
 
     def transcript(self) -> Transcript | None:
-        getter = getattr(self.editor, "transcript", None)
-        return getter() if callable(getter) else None
+        return self.editor.transcript()
 
     def text(self) -> str:
         """The text shown (what a user reads)."""
         transcript = self.transcript()
-        if transcript is not None:
-            return transcript.text
-        return self.editor.toPlainText() if isinstance(self.editor, QPlainTextEdit) else ""
+        return transcript.text if transcript is not None else ""
 
     def _edited(self, transcript: Transcript) -> None:
         if self.job_id is None or self.live:
-            return
-        if not self._editor_saves and self.library.transcript(self.job_id) is not None:
-            self.library.save_edit(self.job_id, transcript)
-        is_edited = getattr(self.editor, "is_edited", None)
-        edited = is_edited() if callable(is_edited) else True
+            return  # the editor itself saves the edit to the library
+        edited = self.editor.is_edited()
         base = self.title.text().removesuffix(" — edited")
         self.title.setText(base + " — edited" if edited else base)
 
@@ -202,17 +197,14 @@ class TranscriptPane(QWidget):
         except Exception:  # no playback on this system: the transcript still works
             return False
         self.player.setObjectName("player")
-        highlight = getattr(self.editor, "highlight_time", None)
-        if callable(highlight):
-            self.player.positionChanged.connect(lambda seconds: self._highlight(seconds))
+        self.player.positionChanged.connect(self._highlight)
         self._layout.addWidget(self.player)
         self.player.show()  # added to a visible pane: not shown on its own
         return True
 
     def _highlight(self, seconds: float) -> None:
-        highlight = getattr(self.editor, "highlight_time", None)
-        if callable(highlight) and not self.live:
-            highlight(seconds)
+        if not self.live:
+            self.editor.highlight_time(seconds)
 
 
 class _DropFilter(QObject):

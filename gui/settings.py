@@ -21,13 +21,6 @@ ORGANIZATION = "whisper-desk"
 APPLICATION = "whisper-desk"
 
 
-def export_formats() -> tuple[str, ...]:
-    """What worker.formats can write."""
-    from worker.formats import EXPORT_FORMATS
-
-    return tuple(EXPORT_FORMATS)
-
-
 def openai_whisper_installed() -> bool:
     """Whether the optional openai-whisper engine can load (found, not imported: that would take seconds)."""
     return all(importlib.util.find_spec(name) is not None for name in ("whisper", "torch"))
@@ -179,7 +172,9 @@ class SettingsDialog(QDialog):
 
         self.export_checks: dict[str, QtWidgets.QCheckBox] = {}
         formats_row = QtWidgets.QHBoxLayout()
-        for fmt in export_formats():
+        from worker.formats import EXPORT_FORMATS  # imported when the dialog opens, not at start
+
+        for fmt in EXPORT_FORMATS:
             box = QtWidgets.QCheckBox(fmt.upper())
             box.setChecked(fmt in preferences.auto_export_formats)
             self.export_checks[fmt] = box
