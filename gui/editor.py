@@ -83,7 +83,7 @@ def _key(segment: Segment) -> tuple[float, float, str]:
 def _copy_segment(segment: Segment) -> Segment:
     """A deep copy, much faster than copy.deepcopy (transcripts of hours hold tens of thousands of words)."""
     return Segment(segment.id, segment.start, segment.end, segment.text,
-                   [Word(w.start, w.end, w.text, w.probability) for w in segment.words])
+                   [Word(w.start, w.end, w.text, w.probability) for w in segment.words], segment.speaker)
 
 
 def _copy_segments(segments: list[Segment]) -> list[Segment]:

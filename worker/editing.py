@@ -71,14 +71,14 @@ def split_segment(segment: Segment, char_index: int) -> tuple[Segment, Segment]:
             left_text = "".join(w.text for w in left_words).strip()
             right_text = "".join(w.text for w in right_words).strip()
             return (
-                Segment(segment.id, segment.start, round(at, 3), left_text, [replace(w) for w in left_words]),
-                Segment(segment.id + 1, round(at, 3), segment.end, right_text, [replace(w) for w in right_words]),
+                Segment(segment.id, segment.start, round(at, 3), left_text, [replace(w) for w in left_words], segment.speaker),
+                Segment(segment.id + 1, round(at, 3), segment.end, right_text, [replace(w) for w in right_words], segment.speaker),
             )
     share = len(left_text) / max(1, len(left_text) + len(right_text))
     at = round(segment.start + (segment.end - segment.start) * share, 3)
     return (
-        Segment(segment.id, segment.start, at, left_text, []),
-        Segment(segment.id + 1, at, segment.end, right_text, []),
+        Segment(segment.id, segment.start, at, left_text, [], segment.speaker),
+        Segment(segment.id + 1, at, segment.end, right_text, [], segment.speaker),
     )
 
 
@@ -113,7 +113,7 @@ def merge_segments(first: Segment, second: Segment) -> Segment:
     text = " ".join(part for part in (first.text.strip(), second.text.strip()) if part)
     if first.text[:1].isspace():
         text = " " + text  # keep whisper's leading-space convention
-    return Segment(first.id, min(first.start, second.start), max(first.end, second.end), text, words)
+    return Segment(first.id, min(first.start, second.start), max(first.end, second.end), text, words, first.speaker)
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from typing import Any, Iterable, Iterator
 from worker.options import TranscriptionOptions
 from worker.transcript import Transcript
 
-SCHEMA = """
+_SCHEMA_V1 = """
 CREATE TABLE IF NOT EXISTS jobs (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     path TEXT NOT NULL,
@@ -46,6 +46,12 @@ CREATE TABLE IF NOT EXISTS log (
     created REAL NOT NULL
 );
 """
+
+# Migration N brings a library from schema version N-1 to N (PRAGMA user_version). Append, never edit.
+MIGRATIONS: list[str] = [
+    _SCHEMA_V1,
+]
+SCHEMA_VERSION = len(MIGRATIONS)
 
 STATUSES = ("queued", "running", "done", "failed", "cancelled")
 
@@ -90,7 +96,27 @@ class Library:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA foreign_keys=ON")
-        self._db.executescript(SCHEMA)
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Bring the schema up to SCHEMA_VERSION, one migration per transaction."""
+        with self._lock:
+            (version,) = self._db.execute("PRAGMA user_version").fetchone()
+            for number in range(version + 1, SCHEMA_VERSION + 1):
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    for statement in _statements(MIGRATIONS[number - 1]):
+                        self._db.execute(statement)
+                    self._db.execute(f"PRAGMA user_version = {number}")
+                    self._db.execute("COMMIT")
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+
+    @property
+    def schema_version(self) -> int:
+        with self._lock:
+            return int(self._db.execute("PRAGMA user_version").fetchone()[0])
 
     def close(self) -> None:
         with self._lock:
@@ -232,6 +258,19 @@ class Library:
         if job_id is None:
             return [r["line"] for r in self._rows("SELECT line FROM log ORDER BY id")]
         return [r["line"] for r in self._rows("SELECT line FROM log WHERE job_id = ? ORDER BY id", (job_id,))]
+
+
+def _statements(script: str) -> list[str]:
+    """A migration script split into complete SQL statements (sqlite3.complete_statement keeps trigger bodies whole)."""
+    statements, current = [], ""
+    for line in script.splitlines(keepends=True):
+        current += line
+        if sqlite3.complete_statement(current):
+            statements.append(current.strip())
+            current = ""
+    if current.strip():
+        statements.append(current.strip())
+    return statements
 
 
 def _job_from_row(row: sqlite3.Row) -> JobRecord:

@@ -10,6 +10,7 @@ MODEL_NAMES = (
     "medium", "medium.en", "large-v3", "turbo",
 )
 DEFAULT_MODEL = "tiny.en"  # ships with the app, so it works offline
+MAX_SPEAKERS = 8
 Task = Literal["transcribe", "translate"]
 
 
@@ -21,12 +22,18 @@ class TranscriptionOptions:
     word_timestamps: bool = False
     initial_prompt: str | None = None
     beam_size: int = 5
+    speakers: str | None = None  # label speakers: "auto", or how many ("2"); None: off
+
 
     def __post_init__(self) -> None:
         if self.model not in MODEL_NAMES:
             raise ValueError(f"unknown model {self.model!r}; choose one of {', '.join(MODEL_NAMES)}")
         if self.task not in ("transcribe", "translate"):
             raise ValueError(f"unknown task {self.task!r}; choose transcribe or translate")
+        if self.speakers is not None and self.speakers != "auto" and not (
+            str(self.speakers).isdigit() and 1 <= int(self.speakers) <= MAX_SPEAKERS
+        ):
+            raise ValueError(f"speakers must be auto or a number from 1 to {MAX_SPEAKERS}, not {self.speakers!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -21,6 +21,7 @@ class Segment:
     end: float
     text: str
     words: list[Word] = field(default_factory=list)
+    speaker: str | None = None  # a Speaker.id of the transcript ("S1"), None: no speaker
 
     def shifted(self, offset: float, new_id: int | None = None) -> "Segment":
         """A copy moved by `offset` seconds (used when stitching chunks)."""
@@ -30,6 +31,7 @@ class Segment:
             end=round(self.end + offset, 3),
             text=self.text,
             words=[replace(w, start=round(w.start + offset, 3), end=round(w.end + offset, 3)) for w in self.words],
+            speaker=self.speaker,
         )
 
     def clamped(self, length: float, epsilon: float = 0.02) -> "Segment | None":
@@ -43,7 +45,7 @@ class Segment:
             for w in self.words
             if w.start < length - epsilon
         ]
-        return Segment(self.id, max(0.0, self.start), min(self.end, length), self.text, words)
+        return Segment(self.id, max(0.0, self.start), min(self.end, length), self.text, words, self.speaker)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Segment":
@@ -53,6 +55,30 @@ class Segment:
             end=float(data["end"]),
             text=str(data["text"]),
             words=[Word(**w) for w in data.get("words") or []],
+            speaker=data.get("speaker"),
+        )
+
+
+@dataclass
+class Speaker:
+    """Who speaks: `id` is what segments refer to; renaming changes `name` only. A speaker matched to a known
+    voice of the library carries its `voice_id` and the match `confidence` (cosine similarity, 0..1)."""
+
+    id: str
+    name: str
+    voice_id: int | None = None
+    confidence: float | None = None
+    embedding: list[float] | None = None  # the speaker's averaged voice embedding (never audio)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Speaker":
+        embedding = data.get("embedding")
+        return cls(
+            id=str(data["id"]),
+            name=str(data.get("name") or data["id"]),
+            voice_id=data.get("voice_id"),
+            confidence=data.get("confidence"),
+            embedding=[float(x) for x in embedding] if embedding else None,
         )
 
 
@@ -65,6 +91,16 @@ class Transcript:
     backend: str = ""
     timings: dict[str, Any] = field(default_factory=dict)
     source: str | None = None
+    speakers: list[Speaker] = field(default_factory=list)
+
+    def speaker_name(self, segment: Segment) -> str | None:
+        """The display name of the segment's speaker (None: no speaker)."""
+        if segment.speaker is None:
+            return None
+        for speaker in self.speakers:
+            if speaker.id == segment.speaker:
+                return speaker.name
+        return segment.speaker
 
     @property
     def text(self) -> str:
@@ -90,4 +126,5 @@ class Transcript:
             backend=data.get("backend", ""),
             timings=dict(data.get("timings") or {}),
             source=data.get("source"),
+            speakers=[Speaker.from_dict(s) for s in data.get("speakers") or []],
         )
