@@ -24,7 +24,6 @@ class TranscriptionOptions:
     beam_size: int = 5
     speakers: str | None = None  # label speakers: "auto", or how many ("2"); None: off
 
-
     def __post_init__(self) -> None:
         if self.model not in MODEL_NAMES:
             raise ValueError(f"unknown model {self.model!r}; choose one of {', '.join(MODEL_NAMES)}")
