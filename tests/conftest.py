@@ -66,8 +66,8 @@ class _LentBackend:
     def __init__(self, backend) -> None:
         self.backend = backend
 
-    def transcribe(self, path, options, emit, cancel):
-        return self.backend.transcribe(path, options, emit, cancel)
+    def transcribe(self, path, options, emit, cancel, ledger=None):
+        return self.backend.transcribe(path, options, emit, cancel, ledger=ledger)
 
     def close(self) -> None:
         pass

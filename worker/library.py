@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
+from worker.backends.base import SentChunk
 from worker.options import TranscriptionOptions
 from worker.transcript import Transcript
 
@@ -50,6 +51,19 @@ CREATE TABLE IF NOT EXISTS log (
 # Migration N brings a library from schema version N-1 to N (PRAGMA user_version). Append, never edit.
 MIGRATIONS: list[str] = [
     _SCHEMA_V1,
+    # the Modal calls each chunk of a job runs as (worker.backends.base.ChunkLedger): collected after a crash
+    """
+    CREATE TABLE modal_calls (
+        job_id INTEGER NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+        chunk_index INTEGER NOT NULL,
+        start_s REAL NOT NULL,
+        end_s REAL NOT NULL,
+        call_id TEXT NOT NULL,
+        finished INTEGER NOT NULL DEFAULT 0,
+        sent REAL NOT NULL,
+        PRIMARY KEY (job_id, chunk_index)
+    );
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -250,6 +264,11 @@ class Library:
         rows = list(self._rows("SELECT edited IS NOT NULL AS e FROM transcripts WHERE job_id = ?", (job_id,)))
         return bool(rows and rows[0]["e"])
 
+    # remote calls of a job (detached Modal jobs)
+    def chunk_ledger(self, job_id: int) -> "LibraryChunkLedger":
+        """Where job `job_id`'s Modal calls are written down as they are sent (see ChunkLedger)."""
+        return LibraryChunkLedger(self, job_id)
+
     # timing log
     def add_log_line(self, job_id: int | None, line: str) -> None:
         self._write("INSERT INTO log (job_id, line, created) VALUES (?, ?, ?)", (job_id, line, time.time()))
@@ -258,6 +277,40 @@ class Library:
         if job_id is None:
             return [r["line"] for r in self._rows("SELECT line FROM log ORDER BY id")]
         return [r["line"] for r in self._rows("SELECT line FROM log WHERE job_id = ? ORDER BY id", (job_id,))]
+
+
+class LibraryChunkLedger:
+    """worker.backends.base.ChunkLedger for one job, in the modal_calls table (each write commits at once)."""
+
+    def __init__(self, library: Library, job_id: int) -> None:
+        self._library = library
+        self.job_id = job_id
+
+    def sent(self, index: int, start_s: float, end_s: float, call_id: str) -> None:
+        self._library._write(
+            "INSERT OR REPLACE INTO modal_calls (job_id, chunk_index, start_s, end_s, call_id, finished, sent) "
+            "VALUES (?, ?, ?, ?, ?, 0, ?)",
+            (self.job_id, index, start_s, end_s, call_id, time.time()),
+        )
+
+    def finished(self, index: int) -> None:
+        self._library._write(
+            "UPDATE modal_calls SET finished = 1 WHERE job_id = ? AND chunk_index = ?", (self.job_id, index)
+        )
+
+    def forget(self, index: int) -> None:
+        self._library._write("DELETE FROM modal_calls WHERE job_id = ? AND chunk_index = ?", (self.job_id, index))
+
+    def entries(self) -> list[SentChunk]:
+        rows = self._library._rows(
+            "SELECT chunk_index, start_s, end_s, call_id, finished FROM modal_calls WHERE job_id = ? "
+            "ORDER BY chunk_index",
+            (self.job_id,),
+        )
+        return [SentChunk(r["chunk_index"], r["start_s"], r["end_s"], r["call_id"], bool(r["finished"])) for r in rows]
+
+    def clear(self) -> None:
+        self._library._write("DELETE FROM modal_calls WHERE job_id = ?", (self.job_id,))
 
 
 def _statements(script: str) -> list[str]:

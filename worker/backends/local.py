@@ -58,7 +58,10 @@ class LocalBackend:
         with self._state_lock:
             self._ensure_process()
 
-    def transcribe(self, path: Path, options: TranscriptionOptions, emit: Emit, cancel: CancelToken) -> Transcript:
+    def transcribe(
+        self, path: Path, options: TranscriptionOptions, emit: Emit, cancel: CancelToken, ledger: object = None
+    ) -> Transcript:
+        """`ledger` (remote calls of a job) does not apply here: nothing is sent anywhere."""
         with self._job_lock:
             if self._closed:
                 raise TranscriptionError("the local backend is closed")
