@@ -7,9 +7,12 @@ last committed state: no half-written transcript, and a queue that can be restor
 from __future__ import annotations
 
 import json
+import os
+import socket
 import sqlite3
 import threading
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -64,8 +67,18 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (job_id, chunk_index)
     );
     """,
+    # leases: the process running a job (worker.library.lease_owner()) and until when its claim holds
+    """
+    ALTER TABLE jobs ADD COLUMN lease_owner TEXT;
+    ALTER TABLE jobs ADD COLUMN lease_expires REAL;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
+
+# A running job belongs to the process holding its lease; the holder renews it every HEARTBEAT_S, and a
+# lease not renewed for LEASE_S (or whose process on this host is gone) lets another process recover the job.
+LEASE_S = 30.0
+HEARTBEAT_S = LEASE_S / 3
 
 STATUSES = ("queued", "running", "done", "failed", "cancelled")
 
@@ -100,8 +113,9 @@ def default_library_path() -> Path:
 class Library:
     """Thread-safe: one connection guarded by a lock (writes are small and fast)."""
 
-    def __init__(self, path: str | Path | None = None) -> None:
+    def __init__(self, path: str | Path | None = None, lease_s: float = LEASE_S) -> None:
         self.path = Path(path) if path is not None else default_library_path()
+        self.lease_s = lease_s
         if str(self.path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
@@ -224,11 +238,69 @@ class Library:
                 self._db.execute("ROLLBACK")
                 raise
 
+    # leases: one process runs a job, however many share the library
+    def claim_job(self, job_id: int, owner: str) -> bool:
+        """Atomically move a queued job to 'running' under `owner`'s lease. False when the job is not
+        queued, or another live owner holds it (a job whose lease lapsed, or whose owner died, can be taken)."""
+        now = time.time()
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                row = self._db.execute(
+                    "SELECT status, lease_owner, lease_expires FROM jobs WHERE id = ?", (job_id,)
+                ).fetchone()
+                free = row is not None and (
+                    row["status"] == "queued"
+                    or (row["status"] == "running"
+                        and (row["lease_owner"] == owner or _lease_lapsed(row["lease_owner"], row["lease_expires"], now)))
+                )
+                if free:
+                    self._db.execute(
+                        "UPDATE jobs SET status = 'running', started = COALESCE(?, started), lease_owner = ?, "
+                        "lease_expires = ? WHERE id = ?",
+                        (now if row["status"] == "queued" else None, owner, now + self.lease_s, job_id),
+                    )
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return free
+
+    def heartbeat(self, owner: str) -> int:
+        """Renew every lease `owner` holds on a running job; returns how many."""
+        return self._write(
+            "UPDATE jobs SET lease_expires = ? WHERE lease_owner = ? AND status = 'running'",
+            (time.time() + self.lease_s, owner),
+        ).rowcount
+
+    def release_job(self, job_id: int, owner: str) -> None:
+        """Give up `owner`'s lease on the job (its status is the caller's to set, before or after)."""
+        self._write(
+            "UPDATE jobs SET lease_owner = NULL, lease_expires = NULL WHERE id = ? AND lease_owner = ?",
+            (job_id, owner),
+        )
+
     def recover_interrupted(self) -> list[int]:
-        """Jobs left 'running' by a killed process go back to 'queued'. Returns their ids."""
-        ids = [r["id"] for r in self._rows("SELECT id FROM jobs WHERE status = 'running'")]
-        if ids:
-            self._write("UPDATE jobs SET status = 'queued', started = NULL WHERE status = 'running'")
+        """Jobs left 'running' by a process that is gone (lease lapsed, or its process on this host has
+        exited) go back to 'queued'; jobs a live process holds are left alone. Returns the ids re-queued."""
+        now = time.time()
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                rows = self._db.execute(
+                    "SELECT id, lease_owner, lease_expires FROM jobs WHERE status = 'running'"
+                ).fetchall()
+                ids = [r["id"] for r in rows if _lease_lapsed(r["lease_owner"], r["lease_expires"], now)]
+                for job_id in ids:
+                    self._db.execute(
+                        "UPDATE jobs SET status = 'queued', started = NULL, lease_owner = NULL, lease_expires = NULL "
+                        "WHERE id = ?",
+                        (job_id,),
+                    )
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
         return ids
 
     # transcripts
@@ -311,6 +383,39 @@ class LibraryChunkLedger:
 
     def clear(self) -> None:
         self._library._write("DELETE FROM modal_calls WHERE job_id = ?", (self.job_id,))
+
+
+def lease_owner() -> str:
+    """A new owner name for this process's leases: host:pid:uuid."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex}"
+
+
+def _lease_lapsed(owner: str | None, expires: float | None, now: float) -> bool:
+    """True when nobody can still be running under this lease: none, expired, or its process here is gone."""
+    if owner is None or expires is None or expires < now:
+        return True
+    parts = owner.rsplit(":", 2)
+    if len(parts) != 3 or parts[0] != socket.gethostname() or not parts[1].isdigit():
+        return False  # another host's process: only its lease tells
+    return not _process_alive(int(parts[1]))
+
+
+def _process_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    if os.name != "posix":
+        return True  # no cheap, safe check: wait for the lease to lapse
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # exists, another user's
+    try:  # a zombie (exited, not yet reaped) runs nothing
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state not in ("Z", "X")
 
 
 def _statements(script: str) -> list[str]:
