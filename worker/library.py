@@ -19,7 +19,7 @@ from typing import Any, Iterable, Iterator
 
 from worker.backends.base import SentChunk
 from worker.options import TranscriptionOptions
-from worker.transcript import Transcript
+from worker.transcript import Segment, Transcript
 
 _SCHEMA_V1 = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -71,6 +71,57 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE jobs ADD COLUMN lease_owner TEXT;
     ALTER TABLE jobs ADD COLUMN lease_expires REAL;
+    """,
+    # search: every segment of every transcript (the edited text when there is one) in an FTS5 index, kept
+    # current by triggers on transcripts; segments streaming in are added by Library.append_segments
+    """
+    CREATE TABLE segment_texts (
+        id INTEGER PRIMARY KEY,
+        job_id INTEGER NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+        segment INTEGER NOT NULL,
+        start REAL NOT NULL,
+        text TEXT NOT NULL,
+        UNIQUE (job_id, segment)
+    );
+    CREATE VIRTUAL TABLE segments_fts USING fts5(
+        text, content='segment_texts', content_rowid='id', tokenize='unicode61 remove_diacritics 2'
+    );
+    CREATE TRIGGER segment_texts_added AFTER INSERT ON segment_texts BEGIN
+        INSERT INTO segments_fts (rowid, text) VALUES (new.id, new.text);
+    END;
+    CREATE TRIGGER segment_texts_removed AFTER DELETE ON segment_texts BEGIN
+        INSERT INTO segments_fts (segments_fts, rowid, text) VALUES ('delete', old.id, old.text);
+    END;
+    CREATE TRIGGER segment_texts_changed AFTER UPDATE ON segment_texts BEGIN
+        INSERT INTO segments_fts (segments_fts, rowid, text) VALUES ('delete', old.id, old.text);
+        INSERT INTO segments_fts (rowid, text) VALUES (new.id, new.text);
+    END;
+    CREATE TRIGGER transcript_saved AFTER INSERT ON transcripts BEGIN
+        DELETE FROM segment_texts WHERE job_id = new.job_id;
+        INSERT INTO segment_texts (job_id, segment, start, text)
+            SELECT new.job_id, CAST(key AS INTEGER), json_extract(value, '$.start'), json_extract(value, '$.text')
+            FROM json_each(COALESCE(new.edited, new.original), '$.segments');
+    END;
+    CREATE TRIGGER transcript_changed AFTER UPDATE OF original, edited ON transcripts BEGIN
+        DELETE FROM segment_texts WHERE job_id = new.job_id;
+        INSERT INTO segment_texts (job_id, segment, start, text)
+            SELECT new.job_id, CAST(key AS INTEGER), json_extract(value, '$.start'), json_extract(value, '$.text')
+            FROM json_each(COALESCE(new.edited, new.original), '$.segments');
+    END;
+    INSERT INTO segment_texts (job_id, segment, start, text)
+        SELECT t.job_id, CAST(s.key AS INTEGER), json_extract(s.value, '$.start'), json_extract(s.value, '$.text')
+        FROM transcripts AS t, json_each(COALESCE(t.edited, t.original), '$.segments') AS s;
+    """,
+    # watch folders (worker.watch): each media file seen, and the job that transcribes it, across restarts
+    """
+    CREATE TABLE watched_files (
+        path TEXT PRIMARY KEY,
+        size INTEGER NOT NULL,
+        mtime REAL NOT NULL,
+        job_id INTEGER REFERENCES jobs(id) ON DELETE SET NULL,
+        state TEXT NOT NULL,
+        updated REAL NOT NULL
+    );
     """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -340,6 +391,70 @@ class Library:
     def chunk_ledger(self, job_id: int) -> "LibraryChunkLedger":
         """Where job `job_id`'s Modal calls are written down as they are sent (see ChunkLedger)."""
         return LibraryChunkLedger(self, job_id)
+
+    # search index (segment_texts, segments_fts): saved transcripts are indexed by triggers
+    def append_segments(self, job_id: int, segments: Iterable[Segment]) -> None:
+        """Index segments as they stream in, after the job's last indexed one. A job with a saved transcript
+        keeps that transcript's index until the new one is saved; a batch that starts before the last indexed
+        segment means the job started over (retry, recovery), so its partial index is replaced."""
+        segments = list(segments)
+        if not segments:
+            return
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                job_known = self._db.execute("SELECT 1 FROM jobs WHERE id = ?", (job_id,)).fetchone()
+                saved = self._db.execute("SELECT 1 FROM transcripts WHERE job_id = ?", (job_id,)).fetchone()
+                if job_known and not saved:
+                    last = self._db.execute(
+                        "SELECT segment, start FROM segment_texts WHERE job_id = ? ORDER BY segment DESC LIMIT 1",
+                        (job_id,),
+                    ).fetchone()
+                    first_index = 0
+                    if last is not None and segments[0].start <= last["start"]:
+                        self._db.execute("DELETE FROM segment_texts WHERE job_id = ?", (job_id,))
+                    elif last is not None:
+                        first_index = last["segment"] + 1
+                    self._db.executemany(
+                        "INSERT INTO segment_texts (job_id, segment, start, text) VALUES (?, ?, ?, ?)",
+                        [(job_id, first_index + n, s.start, s.text) for n, s in enumerate(segments)],
+                    )
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def search_segments(self, match: str, limit: int, marks: tuple[str, str], ellipsis: str,
+                        snippet_tokens: int) -> list[sqlite3.Row]:
+        """Segments matching an FTS5 expression (worker.search builds it), best first: job_id, path, segment,
+        start, text, snippet (the matches between `marks`). Only jobs with a transcript, or running now."""
+        return list(self._rows(
+            "SELECT st.job_id, j.path, st.segment, st.start, st.text, "
+            "snippet(segments_fts, 0, ?, ?, ?, ?) AS snippet "
+            "FROM segments_fts JOIN segment_texts AS st ON st.id = segments_fts.rowid "
+            "JOIN jobs AS j ON j.id = st.job_id "
+            "WHERE segments_fts MATCH ? "
+            "AND (j.status = 'running' OR EXISTS (SELECT 1 FROM transcripts AS t WHERE t.job_id = st.job_id)) "
+            "ORDER BY rank, st.job_id, st.segment LIMIT ?",
+            (marks[0], marks[1], ellipsis, snippet_tokens, match, limit),
+        ))
+
+    # watch folders (worker.watch)
+    def watched_file(self, path: str | Path) -> sqlite3.Row | None:
+        """The watched_files row of `path` (path, size, mtime, job_id, state, updated), or None."""
+        rows = list(self._rows("SELECT * FROM watched_files WHERE path = ?", (str(path),)))
+        return rows[0] if rows else None
+
+    def watched_files(self) -> list[sqlite3.Row]:
+        return list(self._rows("SELECT * FROM watched_files ORDER BY path"))
+
+    def set_watched_file(self, path: str | Path, size: int, mtime: float, job_id: int | None, state: str) -> None:
+        self._write(
+            "INSERT INTO watched_files (path, size, mtime, job_id, state, updated) VALUES (?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT(path) DO UPDATE SET size = excluded.size, mtime = excluded.mtime, job_id = excluded.job_id, "
+            "state = excluded.state, updated = excluded.updated",
+            (str(path), size, mtime, job_id, state, time.time()),
+        )
 
     # timing log
     def add_log_line(self, job_id: int | None, line: str) -> None:
