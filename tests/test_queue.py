@@ -1,0 +1,469 @@
+"""The job queue's rules with a stand-in backend and no Qt: scheduling, pause, retry, cancel, remove, reorder,
+shutdown and recovery, progress and ETA, partial transcripts, the cost summary, leases. Each test waits on the
+queue's events (never on the clock); the stand-in backend finishes a file only when the test says so."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import replace
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+from worker.errors import Cancelled, MediaError
+from worker.events import Progress, SegmentsReady, Stage, TimingReport
+from worker.library import Library
+from worker.preferences import Preferences
+from worker.queue import (
+    MODAL_NOT_SET_UP,
+    DurationKnown,
+    JobAdded,
+    JobChanged,
+    JobFinished,
+    JobProgress,
+    JobQueue,
+    JobRemoved,
+    JobStarted,
+    JobStatus,
+    LogLine,
+    ModalSetupNeeded,
+    Note,
+    PathsAdded,
+    PausedChanged,
+    QueueEvent,
+    SegmentsArrived,
+    describe_failure,
+)
+from worker.transcript import Segment, Transcript
+
+WAIT_S = 30.0
+
+
+class Recorder:
+    """The queue's listener: keeps every event and lets a test wait for one."""
+
+    def __init__(self) -> None:
+        self.events: list[QueueEvent] = []
+        self._changed = threading.Condition()
+
+    def __call__(self, event: QueueEvent) -> None:
+        with self._changed:
+            self.events.append(event)
+            self._changed.notify_all()
+
+    def wait_for(self, predicate: Callable[[list[QueueEvent]], bool], what: str = "") -> None:
+        with self._changed:
+            assert self._changed.wait_for(lambda: predicate(self.events), WAIT_S), f"timed out waiting for {what}"
+
+    def of(self, kind: type) -> list:
+        with self._changed:
+            return [event for event in self.events if isinstance(event, kind)]
+
+    def finished(self, job_id: int) -> JobFinished | None:
+        return next((e for e in self.of(JobFinished) if e.job_id == job_id), None)
+
+    def wait_finished(self, *job_ids: int) -> None:
+        self.wait_for(lambda events: all(any(isinstance(e, JobFinished) and e.job_id == i for e in events)
+                                         for i in job_ids), f"jobs {job_ids} to finish")
+
+    def wait_started(self, *job_ids: int) -> None:
+        self.wait_for(lambda events: all(any(isinstance(e, JobStarted) and e.job_id == i for e in events)
+                                         for i in job_ids), f"jobs {job_ids} to start")
+
+    def started_ids(self) -> list[int]:
+        return [event.job_id for event in self.of(JobStarted)]
+
+
+class StandInBackend:
+    """Transcribes nothing: each file ends when the test releases it (or at once for files named bad*)."""
+
+    def __init__(self, name: str = "local") -> None:
+        self.name = name
+        self.gates: dict[str, threading.Event] = {}
+        self.script: Callable[[Path, Callable], None] | None = None  # events to emit before waiting
+        self.calls: list[str] = []
+        self.ledgers: list[object] = []
+        self.closed = 0
+        self._lock = threading.Lock()
+
+    def gate(self, path: Path | str) -> threading.Event:
+        with self._lock:
+            return self.gates.setdefault(Path(path).name, threading.Event())
+
+    def release(self, path: Path | str) -> None:
+        self.gate(path).set()
+
+    def transcribe(self, path, options, emit, cancel, ledger=None):
+        with self._lock:
+            self.calls.append(Path(path).name)
+            self.ledgers.append(ledger)
+        if Path(path).name.startswith("bad"):
+            raise MediaError(path, "not an audio or video file, or the file is damaged")
+        emit(Progress(Stage.DECODING))
+        if self.script is not None:
+            self.script(Path(path), emit)
+        gate = self.gate(path)
+        cancel.on_cancel(gate.set)
+        gate.wait()
+        cancel.raise_if_cancelled()
+        segment = Segment(id=0, start=0.0, end=2.0, text=f"words of {Path(path).stem}")
+        emit(SegmentsReady([segment]))
+        return Transcript(segments=[segment], language="en", duration=2.0, model=options.model, backend=self.name,
+                          timings={"gpu": "cpu", "audio_s": 2.0, "inference_s": 0.5, "model_load_s": 0.1, "rtf": 0.25})
+
+    def close(self) -> None:
+        self.closed += 1
+
+
+@pytest.fixture
+def media(tmp_path: Path) -> Callable[[str], Path]:
+    def make(name: str) -> Path:
+        path = tmp_path / "media" / name
+        path.parent.mkdir(exist_ok=True)
+        path.write_bytes(b"stand-in")
+        return path
+
+    return make
+
+
+@pytest.fixture
+def backend() -> StandInBackend:
+    return StandInBackend()
+
+
+@pytest.fixture
+def recorder() -> Recorder:
+    return Recorder()
+
+
+@pytest.fixture
+def make_queue(library: Library, backend: StandInBackend, recorder: Recorder):
+    queues: list[JobQueue] = []
+
+    def make(preferences: Preferences | None = None, lib: Library | None = None, modal_ready: bool = True,
+             listener=None) -> JobQueue:
+        q = JobQueue(lib or library, preferences or Preferences(), listener or recorder,
+                     backend_factory=lambda name, prefs: backend, modal_ready=lambda: modal_ready, probe_delay_s=0.0)
+        queues.append(q)
+        return q
+
+    yield make
+    for gate in list(backend.gates.values()):
+        gate.set()
+    for q in queues:
+        q.shutdown(timeout_s=10)
+
+
+def test_this_computer_runs_one_file_at_a_time_in_queue_order(make_queue, backend, recorder, media, library):
+    queue = make_queue()
+    first, second, third = queue.add_files([media("a.wav"), media("b.wav"), media("c.wav")])
+    recorder.wait_started(first.id)
+
+    assert queue.running_ids() == [first.id]
+    assert [library.job(i).status for i in (first.id, second.id, third.id)] == ["running", "queued", "queued"]
+    backend.release("a.wav")
+    recorder.wait_started(second.id)
+    backend.release("b.wav")
+    backend.release("c.wav")
+    recorder.wait_finished(first.id, second.id, third.id)
+
+    assert recorder.started_ids() == [first.id, second.id, third.id]
+    assert all(library.job(i).status == JobStatus.DONE for i in (first.id, second.id, third.id))
+    assert library.transcript(second.id).text == "words of b"
+    assert backend.calls == ["a.wav", "b.wav", "c.wav"]
+
+
+def test_modal_runs_several_files_at_once(make_queue, backend, recorder, media, library):
+    queue = make_queue(Preferences(backend="modal", modal_parallel=2))
+    jobs = queue.add_files([media(f"{n}.wav") for n in "abc"])
+    recorder.wait_started(jobs[0].id, jobs[1].id)
+
+    assert sorted(queue.running_ids()) == [jobs[0].id, jobs[1].id]
+    assert library.job(jobs[2].id).status == JobStatus.QUEUED
+    backend.release("b.wav")
+    recorder.wait_started(jobs[2].id)
+    for name in ("a.wav", "c.wav"):
+        backend.release(name)
+    recorder.wait_finished(*(job.id for job in jobs))
+
+
+def test_modal_without_credentials_fails_with_one_line_and_asks_for_setup(make_queue, recorder, media, library):
+    queue = make_queue(Preferences(backend="modal"), modal_ready=False)
+    [job] = queue.add_files([media("talk.wav")])
+
+    recorder.wait_finished(job.id)
+    assert library.job(job.id).status == JobStatus.FAILED
+    assert library.job(job.id).error == MODAL_NOT_SET_UP
+    assert recorder.of(ModalSetupNeeded) == [ModalSetupNeeded(MODAL_NOT_SET_UP)]
+    assert recorder.finished(job.id) == JobFinished(job.id, JobStatus.FAILED, MODAL_NOT_SET_UP)
+
+
+def test_pause_holds_queued_jobs_and_resume_starts_them(make_queue, backend, recorder, media, library):
+    queue = make_queue()
+    queue.set_paused(True)
+    [job] = queue.add_files([media("a.wav")])
+
+    assert library.job(job.id).status == JobStatus.QUEUED and queue.running_ids() == []
+    queue.set_paused(False)
+    recorder.wait_started(job.id)
+    assert recorder.of(PausedChanged) == [PausedChanged(True), PausedChanged(False)]
+    backend.release("a.wav")
+    recorder.wait_finished(job.id)
+
+
+def test_a_bad_file_fails_with_its_reason_and_the_others_finish_then_retry(make_queue, backend, recorder, media, library):
+    queue = make_queue()
+    bad, good = queue.add_files([media("bad.m4a"), media("good.wav")])
+    backend.release("good.wav")
+    recorder.wait_finished(bad.id, good.id)
+
+    record = library.job(bad.id)
+    assert record.status == JobStatus.FAILED
+    assert record.error == "bad.m4a: not an audio or video file, or the file is damaged"
+    assert library.job(good.id).status == JobStatus.DONE
+    assert "bad.m4a: failed: bad.m4a: not an audio or video file, or the file is damaged" in library.log_lines(bad.id)
+
+    recorder.events.clear()
+    queue.retry([bad.id, good.id])
+    recorder.wait_finished(bad.id, good.id)  # the stand-in's gate for good.wav is still open
+    assert backend.calls == ["bad.m4a", "good.wav", "bad.m4a", "good.wav"]
+    assert library.job(good.id).status == JobStatus.DONE and library.job(good.id).error is None
+
+
+def test_cancel_a_running_and_a_queued_job(make_queue, backend, recorder, media, library):
+    queue = make_queue()
+    running, waiting, later = queue.add_files([media("a.wav"), media("b.wav"), media("c.wav")])
+    recorder.wait_started(running.id)
+
+    queue.cancel([waiting.id])
+    assert library.job(waiting.id).status == JobStatus.CANCELLED  # at once: it never ran
+    queue.cancel([running.id])
+    recorder.wait_finished(running.id)
+    assert library.job(running.id).status == JobStatus.CANCELLED
+    recorder.wait_started(later.id)  # the next one starts
+    assert "b.wav" not in backend.calls
+    queue.retry([running.id])  # a cancelled job can run again
+    backend.release("c.wav")
+    backend.release("a.wav")
+    recorder.wait_for(lambda events: sum(isinstance(e, JobFinished) and e.job_id == running.id for e in events) == 2)
+    assert library.job(running.id).status == JobStatus.DONE
+
+
+def test_remove_a_running_job_stops_it_first(make_queue, backend, recorder, media, library):
+    queue = make_queue()
+    running, waiting = queue.add_files([media("a.wav"), media("b.wav")])
+    recorder.wait_started(running.id)
+
+    queue.remove([running.id, waiting.id])
+    recorder.wait_for(lambda events: {e.job_id for e in events if isinstance(e, JobRemoved)} == {running.id, waiting.id})
+    assert library.jobs() == [] and queue.running_ids() == []
+    assert recorder.finished(running.id) is None  # removed, not "cancelled"
+
+
+def test_move_reorders_and_the_new_order_runs(make_queue, backend, recorder, media, library):
+    queue = make_queue()
+    queue.set_paused(True)
+    a, b, c = queue.add_files([media("a.wav"), media("b.wav"), media("c.wav")])
+    queue.move([c.id], -1)
+    queue.move([c.id], -1)
+    queue.move([a.id], +1)
+    assert [job.id for job in library.jobs()] == [c.id, b.id, a.id]
+    queue.set_backend([b.id], "modal")
+    assert library.job(b.id).backend == "modal"
+
+    for name in ("a.wav", "b.wav", "c.wav"):
+        backend.release(name)
+    queue.set_paused(False)
+    recorder.wait_finished(a.id, b.id, c.id)
+    assert backend.calls[0] == "c.wav"
+
+
+def test_shutdown_puts_running_jobs_back_and_the_next_start_resumes_them(make_queue, backend, recorder, media, library):
+    queue = make_queue()
+    running, waiting = queue.add_files([media("a.wav"), media("b.wav")])
+    recorder.wait_started(running.id)
+
+    assert queue.shutdown(timeout_s=10) is True
+    assert [job.status for job in library.jobs()] == ["queued", "queued"]
+    assert library.job(running.id).finished is None
+
+    again = Recorder()
+    second = make_queue(listener=again)
+    assert [job.id for job in second.restore()] == [running.id, waiting.id]
+    backend.release("a.wav")
+    backend.release("b.wav")
+    second.start()
+    again.wait_finished(running.id, waiting.id)
+    assert [job.status for job in library.jobs()] == ["done", "done"]
+
+
+def test_shutdown_without_requeue_cancels(make_queue, backend, recorder, media, library):
+    queue = make_queue()
+    [job] = queue.add_files([media("a.wav")])
+    recorder.wait_started(job.id)
+    assert queue.shutdown(timeout_s=10, requeue=False) is True
+    assert library.job(job.id).status == JobStatus.CANCELLED
+
+
+def test_a_job_interrupted_by_a_crash_is_queued_again_at_start(make_queue, backend, recorder, media, library, tmp_path):
+    [job] = library.add_jobs([media("a.wav")], Preferences().options(), "local")
+    library.update_job(job.id, status=JobStatus.RUNNING)  # left running by a process that is gone (no lease)
+
+    queue = make_queue()
+    assert [record.status for record in queue.restore()] == ["queued"]
+    assert Note("1 interrupted job(s) queued again") in recorder.of(Note)
+    backend.release("a.wav")
+    queue.start()
+    recorder.wait_finished(job.id)
+    assert library.job(job.id).status == JobStatus.DONE
+
+
+def test_a_job_another_live_process_runs_is_never_taken(make_queue, backend, recorder, media, library, tmp_path):
+    [theirs, ours] = library.add_jobs([media("theirs.wav"), media("ours.wav")], Preferences().options(), "local")
+    other = Library(tmp_path / "library.sqlite3")  # the other process's connection
+    try:
+        assert other.claim_job(theirs.id, "elsewhere:1:abc")
+
+        queue = make_queue()
+        assert [record.status for record in queue.restore()] == ["running", "queued"]  # a live lease stays
+        backend.release("ours.wav")
+        queue.start()
+        recorder.wait_finished(ours.id)
+        assert backend.calls == ["ours.wav"]
+        assert library.job(theirs.id).status == JobStatus.RUNNING
+    finally:
+        other.close()
+
+
+def test_progress_only_moves_forward_is_throttled_and_has_an_eta(make_queue, backend, recorder, media, library):
+    def burst(path: Path, emit) -> None:
+        for step in range(1, 201):
+            emit(Progress(Stage.TRANSCRIBING, fraction=step / 800, chunk_index=0, chunk_count=2))
+        emit(Progress(Stage.TRANSCRIBING, fraction=0.6, chunk_index=1, chunk_count=2))
+        emit(Progress(Stage.TRANSCRIBING, fraction=0.3, message="again"))  # a backend that goes back: the bar does not
+
+    backend.script = burst
+    queue = make_queue()
+    [job] = queue.add_files([media("a.wav")])
+    recorder.wait_for(lambda events: any(isinstance(e, JobProgress) and e.label == "again" for e in events))
+    backend.release("a.wav")
+    recorder.wait_finished(job.id)
+
+    progress = [e for e in recorder.of(JobProgress) if e.job_id == job.id]
+    fractions = [e.fraction for e in progress]
+    assert fractions == sorted(fractions)
+    assert len([e for e in progress if e.label == "transcribing chunk 1 of 2"]) < 100  # 200 steps coalesced
+    [second_chunk] = [e for e in progress if e.label == "transcribing chunk 2 of 2"]
+    assert second_chunk.fraction == 0.6 and second_chunk.eta_s is not None and second_chunk.eta_s >= 0
+    assert [e.fraction for e in progress if e.label == "again"] == [0.6]
+    assert progress[0].label == "decoding" and progress[0].eta_s is None
+
+
+def test_partial_transcript_follows_segments_and_they_reach_the_library(make_queue, backend, recorder, media, library):
+    def two_segments(path: Path, emit) -> None:
+        emit(SegmentsReady([Segment(id=0, start=3.0, end=4.0, text="second")]))
+        emit(SegmentsReady([Segment(id=0, start=1.0, end=2.0, text="first")]))
+
+    backend.script = two_segments
+    queue = make_queue()
+    [job] = queue.add_files([media("a.wav")])
+    recorder.wait_for(lambda events: len([e for e in events if isinstance(e, SegmentsArrived)]) == 2)
+
+    assert [s.text for s in queue.partial_transcript(job.id).segments] == ["first", "second"]
+    assert queue.partial_transcript(12345) is None
+    backend.release("a.wav")
+    recorder.wait_finished(job.id)
+    assert library.transcript(job.id).text == "words of a"
+
+
+def test_the_cost_summary_sums_the_chunks_gpu_seconds(make_queue, backend, recorder, media, library):
+    def chunks(path: Path, emit) -> None:
+        for index in range(2):
+            emit(TimingReport({"gpu": "Tesla T4", "cold_start": index == 0, "model_load_s": 1.0, "inference_s": 17.0,
+                               "audio_s": 30.0, "rtf": 0.5, "chunk_count": 2}, chunk_index=index))
+
+    backend.script = chunks
+    queue = make_queue(Preferences(dollars_per_gpu_hour=0.36))
+    [job] = queue.add_files([media("talk.wav")])
+    backend.release("talk.wav")
+    recorder.wait_finished(job.id)
+
+    lines = library.log_lines(job.id)
+    assert lines[0].startswith("talk.wav: chunk 1/2 gpu=Tesla T4 cold_start=yes")
+    [summary] = [line for line in lines if "summary" in line]
+    assert "GPU-s=36.00" in summary and "cost≈$0.0036" in summary and "audio=60.0s" in summary
+    assert [e.text for e in recorder.of(LogLine)] == lines
+
+
+def test_a_finished_job_is_exported_automatically(make_queue, backend, recorder, media, library, tmp_path):
+    queue = make_queue(Preferences(auto_export_formats=("txt", "srt"), auto_export_folder=str(tmp_path / "out")))
+    [job] = queue.add_files([media("a.wav")])
+    backend.release("a.wav")
+    recorder.wait_finished(job.id)
+
+    assert (tmp_path / "out" / "a.txt").read_text(encoding="utf-8").strip() == "words of a"
+    assert (tmp_path / "out" / "a.srt").is_file()
+    assert f"a.wav: exported {tmp_path / 'out' / 'a.txt'}" in library.log_lines(job.id)
+
+
+def test_folders_are_searched_in_the_background_and_durations_probed(make_queue, recorder, tmp_path, shared_audio):
+    import shutil
+
+    folder = tmp_path / "drop"
+    (folder / "inner").mkdir(parents=True)
+    shutil.copy(shared_audio / "jfk.flac", folder / "inner" / "speech.flac")
+    (folder / "notes.txt").write_text("not audio")
+    queue = make_queue()
+    queue.set_paused(True)
+    queue.add_paths([folder])
+    recorder.wait_for(lambda events: any(isinstance(e, PathsAdded) for e in events), "the scan")
+
+    [added] = recorder.of(PathsAdded)
+    assert [Path(r.path).name for r in added.records] == ["speech.flac"]
+    assert [e.record.id for e in recorder.of(JobAdded)] == [added.records[0].id]
+    recorder.wait_for(lambda events: any(isinstance(e, DurationKnown) for e in events), "the probe")
+    assert abs(recorder.of(DurationKnown)[0].seconds - 11.0) < 0.2
+    assert abs(queue.library.job(added.records[0].id).duration - 11.0) < 0.2
+
+
+def test_the_backend_gets_the_jobs_chunk_ledger(make_queue, backend, recorder, media, library):
+    queue = make_queue()
+    [job] = queue.add_files([media("a.wav")])
+    backend.release("a.wav")
+    recorder.wait_finished(job.id)
+    assert len(backend.ledgers) == 1 and backend.ledgers[0] is not None
+
+
+def test_job_changes_are_in_the_library_before_they_are_reported(make_queue, backend, media, library):
+    seen: list[tuple[str, str]] = []
+    done = threading.Event()
+
+    def listener(event: QueueEvent) -> None:
+        if isinstance(event, JobChanged):
+            seen.append((event.record.status, library.job(event.record.id).status))
+        elif isinstance(event, JobFinished):
+            done.set()
+
+    queue = make_queue(listener=listener)
+    backend.release("a.wav")
+    queue.add_files([media("a.wav")])
+    assert done.wait(WAIT_S)
+    assert ("running", "running") in seen and ("done", "done") in seen
+    assert all(reported == stored for reported, stored in seen)
+
+
+def test_failure_wording_is_one_line():
+    assert describe_failure(MediaError("/x/a.wav", "file not found")).reason == "a.wav: file not found"
+    try:
+        raise RuntimeError("boom\nsecond line")
+    except RuntimeError as exc:
+        unexpected = describe_failure(exc)
+    assert unexpected.reason == "unexpected error: RuntimeError: boom" and "Traceback" in unexpected.detail
+    assert describe_failure(Cancelled()).reason == "cancelled"
+
+
+def test_job_status_is_a_string():
+    assert JobStatus.DONE == "done" and str(JobStatus.FAILED) == "failed"
+    assert JobStatus("cancelled").finished and not JobStatus.RUNNING.finished
+    assert replace(Preferences(), backend="modal").parallel("modal") == 3
