@@ -1,0 +1,1151 @@
+"""A loopback Modal control plane: the real `modal` client (1.6.x) deploys to it, looks the app up, binds the
+class parameter, spawns calls, polls their outputs and cancels them, all on 127.0.0.1.
+
+Built from `modal_proto.api_grpc.ModalClientBase` (shipped in the modal wheel), served by grpclib on a
+random free port in a background thread, with a loopback HTTP endpoint for blobs (PUT/GET; the ETag is the
+quoted md5 hex, as S3 answers). Point the client at it with `plane.env()` (MODAL_SERVER_URL and a token).
+
+What it does, RPC by RPC (see docs/modal.md for the flow as the tests see it):
+- deploy (`modal deploy`): records the definition sent (FunctionCreate: image, gpu, volumes, timeouts,
+  retries, autoscaling; ClassCreate; AppPublish with the App's tags). ImageGetOrCreate answers SUCCESS at
+  once, so nothing is ever built;
+- lookups (ClassGet, FunctionGet, AppGetOrCreate, AppGetTags ...) answer from what was deployed, or from
+  apps seeded with `DeployedApp` (tests that need an app without running a deploy);
+- calls: FunctionBindParams records the bound `model`; FunctionMap takes the pipelined input (args inline or
+  through a blob) and EXECUTES it for real: a pool of "containers" (threads) each import the deployed
+  class (worker.modal_app.Transcriber), set the bound parameter, run its @modal.enter methods once and then
+  the method, exactly as a Modal container would. Several inputs run at once, so the fan-out is real.
+  Failures follow the deployed retry policy (modal.Retries) like Modal's server; a crash in @enter is a
+  crash loop (the container restarts with backoff, the input waits) like a deployed app;
+- FunctionGetOutputs is a long poll (num_unfinished_inputs > 0 while the call runs, 0 and no output once an
+  output expired); outputs are kept per call id, so `modal.FunctionCall.from_id(id).get()` works later;
+  large outputs go through BlobGet + HTTP GET;
+- FunctionCallCancel stops pending inputs and discards a running one's answer.
+
+Faults (see `Faults` and the methods of ControlPlane): an input that fails once (transient), one that
+always fails, a container whose @enter fails, a slow input, an expired output, the connection dropped
+during polls, and a cancel (the client's own FunctionCallCancel).
+
+Every RPC is recorded by name (`plane.rpcs`, `plane.count(name)`), with its request (`plane.requests`), and
+every execution of an input (`plane.executions`).
+
+By hand, for a demo: `python -m tests.modal_control_plane` prints the variables to export, then serves
+until Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import collections
+import hashlib
+import http.server
+import itertools
+import os
+import random
+import secrets as _secrets
+import socket
+import string
+import threading
+import time
+import traceback
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import grpclib
+import grpclib.server
+from google.protobuf import empty_pb2
+from grpclib.const import Status
+from modal_proto import api_grpc, api_pb2
+
+TOKEN_ID = "ak-" + "wd" + "0" * 20  # the shape Modal gives: ak-/as- and 22 letters or digits
+TOKEN_SECRET = "as-" + "wdsecret" + "0" * 14
+WORKSPACE = "ada-lovelace"
+DEPLOYED_MODULE = "worker.modal_app"  # the deploy target whose class the containers run
+POLL_STEP_S = 0.02
+INLINE_OUTPUT_LIMIT = 2 * 1024 * 1024  # larger answers go through a blob, like Modal's MAX_OBJECT_SIZE_BYTES
+MAX_CRASH_BACKOFF_S = 4.0
+
+
+def _new_id(prefix: str) -> str:
+    return prefix + "-" + "".join(random.choices(string.ascii_letters + string.digits, k=22))
+
+
+def free_port() -> int:
+    """A port nobody listens on (bound and released at once): connections to it are refused."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+# ---------------------------------------------------------------- what is deployed
+
+
+@dataclass
+class DeployedClass:
+    name: str
+    class_id: str = field(default_factory=lambda: _new_id("cs"))
+    function_id: str = field(default_factory=lambda: _new_id("fu"))  # the class service function
+    definition: api_pb2.FunctionData | None = None  # what FunctionCreate sent (None for a seeded app)
+
+
+@dataclass
+class DeployedApp:
+    """An app on the control plane: seeded by a test, or what `modal deploy` published."""
+
+    classes: tuple[str, ...] = ("Transcriber",)
+    tags: dict[str, str] = field(default_factory=dict)
+    app_id: str = field(default_factory=lambda: _new_id("ap"))
+    class_objects: dict[str, DeployedClass] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name in self.classes:
+            self.class_objects.setdefault(name, DeployedClass(name))
+
+
+@dataclass
+class Deployment:
+    """What one `modal deploy` sent, in order: the records a deploy test checks."""
+
+    app_name: str
+    app_id: str
+    functions: list[api_pb2.FunctionData] = field(default_factory=list)  # FunctionCreate definitions
+    classes: list[api_pb2.ClassCreateRequest] = field(default_factory=list)
+    images: list[api_pb2.Image] = field(default_factory=list)  # ImageGetOrCreate images (each layer)
+    volumes: list[str] = field(default_factory=list)  # VolumeGetOrCreate names
+    mounts: list[str] = field(default_factory=list)  # files put through MountPutFile (sha256)
+    tags: dict[str, str] = field(default_factory=dict)
+    published: bool = False
+
+    def function(self, name: str) -> api_pb2.Function:
+        """The deployed settings (image, gpu, volumes, timeouts, retries ...) of function `name`."""
+        for definition in self.functions:
+            if definition.function_name == name:
+                return definition.ranked_functions[0].function
+        raise KeyError(f"no function {name!r} was deployed (have {[f.function_name for f in self.functions]})")
+
+    def image_commands(self) -> list[str]:
+        """Every Dockerfile command of every image layer the deploy asked for."""
+        return [command for image in self.images for command in image.dockerfile_commands]
+
+
+# ---------------------------------------------------------------- calls and their inputs
+
+
+@dataclass
+class Execution:
+    """One run of one input in a container (a retry is another Execution of the same input)."""
+
+    call_id: str
+    input_id: str
+    ordinal: int  # the input's place among all inputs the plane received (0, 1, ...)
+    attempt: int  # 0 for the first run
+    model: str
+    container: str
+    audio_sha256: str
+    started: float
+    finished: float | None = None
+    outcome: str = "running"  # running | success | failure | internal_failure | cancelled
+
+
+@dataclass
+class InputRecord:
+    """What a fault matches on: the input's ordinal, its call, its decoded arguments and bound parameters."""
+
+    ordinal: int
+    call_id: str
+    input_id: str
+    method: str
+    args: tuple
+    kwargs: dict
+    params: dict
+
+    @property
+    def audio(self) -> bytes:
+        value = self.args[0] if self.args else self.kwargs.get("audio", b"")
+        return value if isinstance(value, (bytes, bytearray)) else b""
+
+
+Match = Callable[[InputRecord], bool]
+
+
+def _as_match(match: "int | Match | None") -> Match:
+    if match is None:
+        return lambda record: True
+    if isinstance(match, int):
+        return lambda record: record.ordinal == match
+    return match
+
+
+@dataclass
+class Faults:
+    """What goes wrong, set by a test (usually through the ControlPlane methods that fill it)."""
+
+    fail_once: list[tuple[Match, str]] = field(default_factory=list)  # (match, "internal" | "raise")
+    fail_always: list[tuple[Match, str]] = field(default_factory=list)
+    slow: list[tuple[Match, float]] = field(default_factory=list)  # run after this many seconds
+    expire: list[Match] = field(default_factory=list)  # the output expires as soon as it is done
+    enter_error: str | None = None  # every container's @enter fails with this (a RuntimeError)
+    drop_polls: int = 0  # the next N FunctionGetOutputs lose their connection
+    retry_delay_scale: float = 0.05  # the deployed Retries' delays, scaled (1.0 = as deployed)
+
+
+class _Call:
+    def __init__(self, call_id: str, function_id: str, invocation_type: int) -> None:
+        self.call_id = call_id
+        self.function_id = function_id
+        self.invocation_type = invocation_type
+        self.input_id = ""
+        self.record: InputRecord | None = None
+        self.output: api_pb2.FunctionGetOutputsItem | None = None
+        self.done = threading.Event()
+        self.cancelled = threading.Event()
+        self.expired = False
+        self.cleared = False
+        self.retries = 0
+
+
+# ---------------------------------------------------------------- containers
+
+
+class _Container:
+    """One in-process container: the deployed class, its parameter set, @enter run once."""
+
+    def __init__(self, plane: "ControlPlane", model: str) -> None:
+        from modal._partial_function import _find_callables_for_obj, _PartialFunctionFlags
+
+        self.id = _new_id("ta")
+        self.model = model
+        user_cls = plane.user_class()
+        self.instance = user_cls.__new__(user_cls)
+        self.instance.model = model
+        plane._container_starts.append((self.id, model))
+        if plane.faults.enter_error:
+            raise RuntimeError(plane.faults.enter_error)
+        flags = _PartialFunctionFlags.ENTER_PRE_SNAPSHOT | _PartialFunctionFlags.ENTER_POST_SNAPSHOT
+        for enter in _find_callables_for_obj(self.instance, flags).values():
+            enter()
+        self.methods = _find_callables_for_obj(self.instance, _PartialFunctionFlags.CALLABLE_INTERFACE)
+
+
+class _ContainerCrash(Exception):
+    pass
+
+
+# ---------------------------------------------------------------- the gRPC servicer
+
+
+def _function_data(request: api_pb2.FunctionCreateRequest) -> api_pb2.FunctionData:
+    """The definition FunctionCreate sent, as FunctionData (modal 1.6 sends function_data; older, function)."""
+    if request.HasField("function_data"):
+        return request.function_data
+    return _wrap(request.function)
+
+
+def _wrap(function: api_pb2.Function) -> api_pb2.FunctionData:
+    return api_pb2.FunctionData(
+        module_name=function.module_name,
+        function_name=function.function_name,
+        function_type=function.function_type,
+        is_class=function.is_class,
+        method_definitions=function.method_definitions,
+        class_parameter_info=function.class_parameter_info,
+        supported_input_formats=function.supported_input_formats,
+        supported_output_formats=function.supported_output_formats,
+        timeout_secs=function.timeout_secs,
+        ranked_functions=[api_pb2.FunctionData.RankedFunction(rank=0, function=function)],
+    )
+
+
+def _retry_policy(definition: "api_pb2.FunctionData | None") -> api_pb2.FunctionRetryPolicy:
+    if definition is None or not definition.ranked_functions:
+        return api_pb2.FunctionRetryPolicy()
+    return definition.ranked_functions[0].function.retry_policy
+
+
+def _unimplemented(name: str):
+    async def handler(self, stream: grpclib.server.Stream) -> None:
+        await stream.recv_message()
+        self.plane._record(name, None)
+        raise grpclib.GRPCError(Status.UNIMPLEMENTED, f"{name} is not part of the loopback control plane")
+
+    handler.__name__ = name
+    return handler
+
+
+class _Servicer(api_grpc.ModalClientBase):
+    def __init__(self, plane: "ControlPlane") -> None:
+        self.plane = plane
+
+    async def _start(self, name: str, stream: grpclib.server.Stream, auth: bool = True) -> Any:
+        request = await stream.recv_message()
+        self.plane._record(name, request)
+        if auth:
+            metadata = stream.metadata or {}
+            if (metadata.get("x-modal-token-id"), metadata.get("x-modal-token-secret")) != (
+                self.plane.token_id, self.plane.token_secret,
+            ):
+                raise grpclib.GRPCError(Status.UNAUTHENTICATED, "Token is invalid or expired.")
+        return request
+
+    # --- hello, workspace, sign-in ----------------------------------------------------------------------
+
+    async def ClientHello(self, stream) -> None:
+        await stream.recv_message()
+        self.plane._record("ClientHello", None)
+        if self.plane.hello_delay_s:
+            await asyncio.sleep(self.plane.hello_delay_s)
+        metadata = stream.metadata or {}
+        if (metadata.get("x-modal-token-id"), metadata.get("x-modal-token-secret")) != (
+            self.plane.token_id, self.plane.token_secret,
+        ):
+            raise grpclib.GRPCError(Status.UNAUTHENTICATED, "Token is invalid or expired.")
+        await stream.send_message(api_pb2.ClientHelloResponse())
+
+    async def WorkspaceNameLookup(self, stream) -> None:
+        await self._start("WorkspaceNameLookup", stream)
+        await stream.send_message(
+            api_pb2.WorkspaceNameLookupResponse(workspace_name=self.plane.workspace, username=self.plane.workspace)
+        )
+
+    async def TokenFlowCreate(self, stream) -> None:
+        await self._start("TokenFlowCreate", stream, auth=False)
+        await stream.send_message(
+            api_pb2.TokenFlowCreateResponse(
+                token_flow_id="tf-loopback", web_url="https://modal.invalid/token-flow/tf-loopback",
+                code="LOOP-BACK", wait_secret="wait-secret",
+            )
+        )
+
+    async def TokenFlowWait(self, stream) -> None:
+        request = await self._start("TokenFlowWait", stream, auth=False)
+        if self.plane.token_flow_never_finishes:
+            await asyncio.sleep(request.timeout)
+            await stream.send_message(api_pb2.TokenFlowWaitResponse(timeout=True))
+            return
+        await stream.send_message(
+            api_pb2.TokenFlowWaitResponse(
+                token_id=self.plane.token_id, token_secret=self.plane.token_secret,
+                workspace_username=self.plane.workspace,
+            )
+        )
+
+    # --- deploy -------------------------------------------------------------------------------------------
+
+    async def EnvironmentGetOrCreate(self, stream) -> None:
+        await self._start("EnvironmentGetOrCreate", stream)
+        await stream.send_message(
+            api_pb2.EnvironmentGetOrCreateResponse(
+                environment_id="en-loopback",
+                metadata=api_pb2.EnvironmentMetadata(
+                    name="main",
+                    settings=api_pb2.EnvironmentSettings(image_builder_version="2025.06", webhook_suffix="loopback"),
+                ),
+            )
+        )
+
+    async def AppGetByDeploymentName(self, stream) -> None:
+        request = await self._start("AppGetByDeploymentName", stream)
+        app = self.plane.apps.get(request.name)
+        await stream.send_message(api_pb2.AppGetByDeploymentNameResponse(app_id=app.app_id if app else ""))
+
+    async def AppCreate(self, stream) -> None:
+        request = await self._start("AppCreate", stream)
+        app_id = _new_id("ap")
+        self.plane._pending_apps[app_id] = Deployment(app_name=request.description, app_id=app_id)
+        await stream.send_message(
+            api_pb2.AppCreateResponse(app_id=app_id, app_page_url=f"https://modal.invalid/apps/{app_id}")
+        )
+
+    async def AppHeartbeat(self, stream) -> None:
+        await self._start("AppHeartbeat", stream)
+        await stream.send_message(empty_pb2.Empty())
+
+    async def AppClientDisconnect(self, stream) -> None:
+        await self._start("AppClientDisconnect", stream)
+        await stream.send_message(empty_pb2.Empty())
+
+    async def FunctionPrecreate(self, stream) -> None:
+        request = await self._start("FunctionPrecreate", stream)
+        function_id = _new_id("fu")
+        self.plane._function_names[function_id] = request.function_name
+        await stream.send_message(
+            api_pb2.FunctionPrecreateResponse(
+                function_id=function_id,
+                handle_metadata=api_pb2.FunctionHandleMetadata(function_name=request.function_name),
+            )
+        )
+
+    async def MountGetOrCreate(self, stream) -> None:
+        request = await self._start("MountGetOrCreate", stream)
+        for item in request.files:
+            self.plane._deployment_for(request.app_id).mounts.append(item.filename)
+        await stream.send_message(
+            api_pb2.MountGetOrCreateResponse(
+                mount_id=_new_id("mo"), handle_metadata=api_pb2.MountHandleMetadata(content_checksum_sha256_hex="0")
+            )
+        )
+
+    async def MountBatchedCheckExistence(self, stream) -> None:
+        request = await self._start("MountBatchedCheckExistence", stream)
+        missing = [sha for sha in request.sha256_hex_hashes if sha not in self.plane._mount_files]
+        await stream.send_message(api_pb2.MountBatchedCheckExistenceResponse(missing_sha256_hex_hashes=missing))
+
+    async def MountPutFile(self, stream) -> None:
+        request = await self._start("MountPutFile", stream)
+        self.plane._mount_files.add(request.sha256_hex)
+        await stream.send_message(api_pb2.MountPutFileResponse(exists=True))
+
+    async def VolumeGetOrCreate(self, stream) -> None:
+        request = await self._start("VolumeGetOrCreate", stream)
+        volume_id = self.plane._volumes.setdefault(request.deployment_name, _new_id("vo"))
+        for deployment in self.plane._pending_apps.values():
+            if not deployment.published and request.deployment_name not in deployment.volumes:
+                deployment.volumes.append(request.deployment_name)
+        await stream.send_message(
+            api_pb2.VolumeGetOrCreateResponse(
+                volume_id=volume_id, version=api_pb2.VOLUME_FS_VERSION_V2,
+                metadata=api_pb2.VolumeMetadata(name=request.deployment_name, version=api_pb2.VOLUME_FS_VERSION_V2),
+            )
+        )
+
+    async def VolumeReload(self, stream) -> None:
+        await self._start("VolumeReload", stream)
+        await stream.send_message(empty_pb2.Empty())
+
+    async def VolumeCommit(self, stream) -> None:
+        await self._start("VolumeCommit", stream)
+        await stream.send_message(api_pb2.VolumeCommitResponse(skip_reload=False))
+
+    async def ImageGetOrCreate(self, stream) -> None:
+        request = await self._start("ImageGetOrCreate", stream)
+        self.plane._deployment_for(request.app_id).images.append(request.image)
+        await stream.send_message(
+            api_pb2.ImageGetOrCreateResponse(
+                image_id=_new_id("im"),
+                result=api_pb2.GenericResult(status=api_pb2.GenericResult.GENERIC_STATUS_SUCCESS),
+                metadata=api_pb2.ImageMetadata(python_version_info="3.11.0", workdir="/root"),
+            )
+        )
+
+    async def FunctionCreate(self, stream) -> None:
+        request = await self._start("FunctionCreate", stream)
+        definition = _function_data(request)
+        self.plane._deployment_for(request.app_id).functions.append(definition)
+        function_id = request.existing_function_id or _new_id("fu")
+        self.plane._function_names[function_id] = definition.function_name
+        self.plane._definitions[function_id] = definition
+        await stream.send_message(
+            api_pb2.FunctionCreateResponse(
+                function_id=function_id,
+                function_data=definition,
+                handle_metadata=self.plane._handle_metadata(definition),
+            )
+        )
+
+    async def ClassCreate(self, stream) -> None:
+        request = await self._start("ClassCreate", stream)
+        self.plane._deployment_for(request.app_id).classes.append(request)
+        await stream.send_message(
+            api_pb2.ClassCreateResponse(class_id=_new_id("cs"), handle_metadata=api_pb2.ClassHandleMetadata())
+        )
+
+    async def AppPublish(self, stream) -> None:
+        request = await self._start("AppPublish", stream)
+        self.plane._publish(request)
+        await stream.send_message(
+            api_pb2.AppPublishResponse(url=f"https://modal.invalid/apps/{request.app_id}", deployed_at=time.time())
+        )
+
+    async def AppSetObjects(self, stream) -> None:
+        await self._start("AppSetObjects", stream)
+        await stream.send_message(empty_pb2.Empty())
+
+    # --- lookups ------------------------------------------------------------------------------------------
+
+    async def AppGetOrCreate(self, stream) -> None:
+        request = await self._start("AppGetOrCreate", stream)
+        app = self.plane.apps.get(request.app_name)
+        if app is None:
+            raise grpclib.GRPCError(Status.NOT_FOUND, f"App '{request.app_name}' not found")
+        await stream.send_message(api_pb2.AppGetOrCreateResponse(app_id=app.app_id))
+
+    async def AppGetTags(self, stream) -> None:
+        request = await self._start("AppGetTags", stream)
+        app = self.plane._app_by_id(request.app_id)
+        await stream.send_message(api_pb2.AppGetTagsResponse(tags=app.tags))
+
+    async def AppSetTags(self, stream) -> None:
+        request = await self._start("AppSetTags", stream)
+        app = self.plane._app_by_id(request.app_id)
+        app.tags = dict(request.tags)
+        await stream.send_message(empty_pb2.Empty())
+
+    async def ClassGet(self, stream) -> None:
+        request = await self._start("ClassGet", stream)
+        deployed = self.plane._class(request.app_name, request.object_tag)
+        if deployed is None:
+            raise grpclib.GRPCError(
+                Status.NOT_FOUND, f"Lookup failed for Cls '{request.object_tag}' from the '{request.app_name}' app"
+            )
+        await stream.send_message(
+            api_pb2.ClassGetResponse(class_id=deployed.class_id, handle_metadata=api_pb2.ClassHandleMetadata())
+        )
+
+    async def FunctionGet(self, stream) -> None:
+        request = await self._start("FunctionGet", stream)
+        class_name = request.object_tag.split(".")[0]
+        deployed = self.plane._class(request.app_name, class_name) if request.object_tag.endswith(".*") else None
+        if deployed is None:
+            raise grpclib.GRPCError(
+                Status.NOT_FOUND, f"Lookup failed for Function '{request.object_tag}' from the '{request.app_name}' app"
+            )
+        definition = self.plane._definition(deployed)
+        self.plane._function_names[deployed.function_id] = definition.function_name
+        self.plane._definitions[deployed.function_id] = definition
+        await stream.send_message(
+            api_pb2.FunctionGetResponse(
+                function_id=deployed.function_id,
+                handle_metadata=self.plane._handle_metadata(definition),
+                function=definition,
+            )
+        )
+
+    # --- calls --------------------------------------------------------------------------------------------
+
+    async def FunctionBindParams(self, stream) -> None:
+        request = await self._start("FunctionBindParams", stream)
+        from modal._serialization import deserialize_proto_params
+
+        definition = self.plane._definitions.get(request.function_id)
+        if definition is None:
+            raise grpclib.GRPCError(Status.NOT_FOUND, f"no function {request.function_id}")
+        params = deserialize_proto_params(request.serialized_params)
+        bound_id = _new_id("fu")
+        self.plane._bound[bound_id] = (request.function_id, params)
+        self.plane._definitions[bound_id] = definition
+        metadata = self.plane._handle_metadata(definition)
+        await stream.send_message(api_pb2.FunctionBindParamsResponse(bound_function_id=bound_id, handle_metadata=metadata))
+
+    async def BlobCreate(self, stream) -> None:
+        request = await self._start("BlobCreate", stream)
+        blob_id = _new_id("bl")
+        url = f"{self.plane.blob_url}/blob/{blob_id}"
+        await stream.send_message(
+            api_pb2.BlobCreateResponse(
+                blob_ids=[blob_id], upload_urls=api_pb2.UploadUrlList(items=[url]),
+            )
+        )
+        self.plane._blob_md5[blob_id] = request.content_md5
+
+    async def BlobGet(self, stream) -> None:
+        request = await self._start("BlobGet", stream)
+        if request.blob_id not in self.plane.blobs:
+            raise grpclib.GRPCError(Status.NOT_FOUND, f"no blob {request.blob_id}")
+        await stream.send_message(api_pb2.BlobGetResponse(download_url=f"{self.plane.blob_url}/blob/{request.blob_id}"))
+
+    async def FunctionMap(self, stream) -> None:
+        request = await self._start("FunctionMap", stream)
+        response = await asyncio.get_running_loop().run_in_executor(None, self.plane._map, request)
+        await stream.send_message(response)
+
+    async def FunctionPutInputs(self, stream) -> None:
+        await self._start("FunctionPutInputs", stream)
+        raise grpclib.GRPCError(Status.UNIMPLEMENTED, "inputs are pipelined in FunctionMap")
+
+    async def FunctionGetOutputs(self, stream) -> None:
+        request = await self._start("FunctionGetOutputs", stream)
+        plane = self.plane
+        if plane.faults.drop_polls > 0:
+            plane.faults.drop_polls -= 1
+            plane._dropped_polls += 1
+            await asyncio.sleep(0.05)
+            stream._stream.connection._transport.abort()  # the connection dies mid-poll
+            return
+        call = plane.calls.get(request.function_call_id)
+        if call is None:
+            raise grpclib.GRPCError(Status.NOT_FOUND, f"Function call {request.function_call_id} not found")
+        deadline = time.monotonic() + max(0.0, min(request.timeout, plane.poll_cap_s))
+        while not call.done.is_set() and time.monotonic() < deadline:
+            await asyncio.sleep(POLL_STEP_S)
+        if call.expired or call.cleared or (call.done.is_set() and call.output is None):
+            await stream.send_message(api_pb2.FunctionGetOutputsResponse(num_unfinished_inputs=0))
+            return
+        if not call.done.is_set():
+            await stream.send_message(api_pb2.FunctionGetOutputsResponse(num_unfinished_inputs=1))
+            return
+        output = call.output
+        if request.clear_on_success and output.result.status == api_pb2.GenericResult.GENERIC_STATUS_SUCCESS:
+            call.cleared = True
+        await stream.send_message(
+            api_pb2.FunctionGetOutputsResponse(outputs=[output], idxs=[0], num_unfinished_inputs=0, last_entry_id="1-0")
+        )
+
+    async def FunctionCallCancel(self, stream) -> None:
+        request = await self._start("FunctionCallCancel", stream)
+        plane = self.plane
+        call = plane.calls.get(request.function_call_id)
+        if call is not None:
+            plane.cancelled_calls.append(call.call_id)
+            call.cancelled.set()
+        await stream.send_message(empty_pb2.Empty())
+
+    async def FunctionCallFromId(self, stream) -> None:
+        request = await self._start("FunctionCallFromId", stream)
+        call = self.plane.calls.get(request.function_call_id)
+        if call is None:
+            raise grpclib.GRPCError(Status.NOT_FOUND, f"Function call {request.function_call_id} not found")
+        await stream.send_message(
+            api_pb2.FunctionCallFromIdResponse(function_call_id=call.call_id, num_inputs=1)
+        )
+
+
+_implemented = {name for name in vars(_Servicer) if not name.startswith("_")}
+_Servicer = type(
+    "LoopbackServicer",
+    (_Servicer,),
+    {name: _unimplemented(name) for name in api_grpc.ModalClientBase.__abstractmethods__ if name not in _implemented},
+)
+
+
+# ---------------------------------------------------------------- blobs over HTTP
+
+
+class _BlobHandler(http.server.BaseHTTPRequestHandler):
+    plane: "ControlPlane"
+
+    def log_message(self, *args: Any) -> None:  # quiet
+        pass
+
+    def _blob_id(self) -> str:
+        return self.path.rstrip("/").rsplit("/", 1)[-1]
+
+    def do_PUT(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        data = self.rfile.read(length)
+        blob_id = self._blob_id()
+        self.plane._record("HTTP PUT", blob_id)
+        self.plane.blobs[blob_id] = data
+        self.plane.blob_bytes_in += len(data)
+        self.send_response(200)
+        self.send_header("ETag", f'"{hashlib.md5(data).hexdigest()}"')
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def do_GET(self) -> None:
+        blob_id = self._blob_id()
+        self.plane._record("HTTP GET", blob_id)
+        data = self.plane.blobs.get(blob_id)
+        if data is None:
+            self.send_response(404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+# ---------------------------------------------------------------- the plane
+
+
+class ControlPlane:
+    """`with ControlPlane() as plane:` serves on 127.0.0.1; `plane.env()` is what the client needs."""
+
+    def __init__(
+        self,
+        token_id: str = TOKEN_ID,
+        token_secret: str = TOKEN_SECRET,
+        workspace: str = WORKSPACE,
+        apps: dict[str, DeployedApp] | None = None,
+        containers: int = 4,
+        hello_delay_s: float = 0.0,
+        token_flow_never_finishes: bool = False,
+        poll_cap_s: float = 55.0,
+    ) -> None:
+        self.token_id = token_id
+        self.token_secret = token_secret
+        self.workspace = workspace
+        self.apps: dict[str, DeployedApp] = dict(apps or {})
+        self.containers = containers
+        self.hello_delay_s = hello_delay_s
+        self.token_flow_never_finishes = token_flow_never_finishes
+        self.poll_cap_s = poll_cap_s
+        self.faults = Faults()
+        self.inline_output_limit = INLINE_OUTPUT_LIMIT
+        # records
+        self.rpcs: list[str] = []
+        self.requests: list[tuple[str, Any]] = []
+        self.deployments: list[Deployment] = []
+        self.calls: dict[str, _Call] = {}
+        self.executions: list[Execution] = []
+        self.cancelled_calls: list[str] = []
+        self.blobs: dict[str, bytes] = {}
+        self.blob_bytes_in = 0
+        self.container_crashes = 0
+        self._container_starts: list[tuple[str, str]] = []
+        self._dropped_polls = 0
+        # state
+        self._lock = threading.RLock()
+        self._ordinals = itertools.count()
+        self._pending_apps: dict[str, Deployment] = {}
+        self._function_names: dict[str, str] = {}
+        self._definitions: dict[str, api_pb2.FunctionData] = {}
+        self._bound: dict[str, tuple[str, dict]] = {}
+        self._blob_md5: dict[str, str] = {}
+        self._mount_files: set[str] = set()
+        self._volumes: dict[str, str] = {}
+        self._idle: dict[str, list[_Container]] = collections.defaultdict(list)
+        self._user_cls: type | None = None
+        self._pool: ThreadPoolExecutor | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._server: grpclib.server.Server | None = None
+        self._http: http.server.ThreadingHTTPServer | None = None
+        self._threads: list[threading.Thread] = []
+        self.port = 0
+        self.blob_port = 0
+
+    # --- addresses and environment ----------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def blob_url(self) -> str:
+        return f"http://127.0.0.1:{self.blob_port}"
+
+    def env(self) -> dict[str, str]:
+        """The variables that point the real client (and `modal` CLI) at this plane."""
+        return {
+            "MODAL_SERVER_URL": self.url,
+            "MODAL_TOKEN_ID": self.token_id,
+            "MODAL_TOKEN_SECRET": self.token_secret,
+        }
+
+    # --- records --------------------------------------------------------------------------------------
+
+    def _record(self, name: str, request: Any) -> None:
+        with self._lock:
+            self.rpcs.append(name)
+            self.requests.append((name, request))
+
+    def count(self, name: str) -> int:
+        return self.rpcs.count(name)
+
+    def requests_of(self, name: str) -> list[Any]:
+        return [request for rpc, request in list(self.requests) if rpc == name]
+
+    @property
+    def calls_sent(self) -> list[str]:
+        """Function call ids in the order FunctionMap created them."""
+        return list(self.calls)
+
+    def executions_per_audio(self) -> collections.Counter:
+        """How many times each distinct chunk (by its audio's SHA-256) ran: 1 each when nothing ran twice."""
+        return collections.Counter(execution.audio_sha256 for execution in self.executions)
+
+    @property
+    def container_starts(self) -> int:
+        return len(self._container_starts)
+
+    @property
+    def dropped_polls(self) -> int:
+        return self._dropped_polls
+
+    @property
+    def deployment(self) -> Deployment:
+        """The last published deployment."""
+        published = [d for d in self.deployments if d.published]
+        if not published:
+            raise AssertionError(f"nothing was deployed; RPCs: {self.rpcs}")
+        return published[-1]
+
+    def reset_records(self) -> None:
+        with self._lock:
+            self.rpcs.clear()
+            self.requests.clear()
+            self.executions.clear()
+            self.cancelled_calls.clear()
+
+    # --- faults ---------------------------------------------------------------------------------------
+
+    def fail_once(self, match: "int | Match | None" = None, how: str = "internal") -> None:
+        """The matching input's first run fails: "internal" (the container was lost: INTERNAL_FAILURE, the
+        client's transient error) or "raise" (the method raised a ConnectionError: retried by the deployed
+        Retries)."""
+        self.faults.fail_once.append((_as_match(match), how))
+
+    def fail_always(self, match: "int | Match | None" = None, how: str = "raise") -> None:
+        self.faults.fail_always.append((_as_match(match), how))
+
+    def slow(self, match: "int | Match | None", seconds: float) -> None:
+        """The matching input waits `seconds` before it runs (a cancel ends the wait)."""
+        self.faults.slow.append((_as_match(match), seconds))
+
+    def expire_when_done(self, match: "int | Match | None" = None) -> None:
+        """The matching input's output expires as soon as it is ready (get raises OutputExpiredError)."""
+        self.faults.expire.append(_as_match(match))
+
+    def expire(self, call_ids: "list[str] | None" = None) -> None:
+        """Outputs of these calls (all, by default) expire now."""
+        for call_id in call_ids if call_ids is not None else list(self.calls):
+            self.calls[call_id].expired = True
+
+    def fail_enter(self, message: str = "weights download failed: no space left on device") -> None:
+        """Every container that starts from now crashes in @modal.enter (until heal_enter)."""
+        self.faults.enter_error = message
+
+    def heal_enter(self) -> None:
+        self.faults.enter_error = None
+
+    def drop_polls(self, count: int = 1) -> None:
+        """The next `count` FunctionGetOutputs lose their connection (modal itself retries a few)."""
+        self.faults.drop_polls += count
+
+    def wait_idle(self, timeout_s: float = 60.0) -> bool:
+        """Wait until no input is pending or running (executions recorded are then final)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if all(call.done.is_set() or call.cancelled.is_set() for call in list(self.calls.values())) and all(
+                e.outcome != "running" for e in list(self.executions)
+            ):
+                return True
+            time.sleep(0.05)
+        return False
+
+    # --- deployed apps ----------------------------------------------------------------------------------
+
+    def _deployment_for(self, app_id: str) -> Deployment:
+        deployment = self._pending_apps.get(app_id)
+        if deployment is None:
+            deployment = self._pending_apps[app_id] = Deployment(app_name="?", app_id=app_id)
+        return deployment
+
+    def _publish(self, request: api_pb2.AppPublishRequest) -> None:
+        deployment = self._deployment_for(request.app_id)
+        deployment.app_name = request.name
+        deployment.tags = dict(request.tags)
+        deployment.published = True
+        self.deployments.append(deployment)
+        previous = self.apps.get(request.name)
+        app = DeployedApp(classes=(), tags=dict(request.tags), app_id=previous.app_id if previous else request.app_id)
+        for class_name, function_id in request.class_ids.items():
+            definition = next(
+                (f for f in deployment.functions if f.function_name == f"{class_name}.*"), None
+            )
+            service_id = request.function_ids.get(f"{class_name}.*", _new_id("fu"))
+            app.class_objects[class_name] = DeployedClass(class_name, function_id, service_id, definition)
+        app.classes = tuple(app.class_objects)
+        self.apps[request.name] = app
+
+    def _app_by_id(self, app_id: str) -> DeployedApp:
+        for app in self.apps.values():
+            if app.app_id == app_id:
+                return app
+        if app_id in self._pending_apps:
+            pending = DeployedApp(classes=(), app_id=app_id)
+            self.apps.setdefault(f"(pending {app_id})", pending)
+            return pending
+        raise grpclib.GRPCError(Status.NOT_FOUND, "App not found")
+
+    def _class(self, app_name: str, class_name: str) -> DeployedClass | None:
+        app = self.apps.get(app_name)
+        if app is None:
+            return None
+        return app.class_objects.get(class_name)
+
+    def _definition(self, deployed: DeployedClass) -> api_pb2.FunctionData:
+        if deployed.definition is not None:
+            return deployed.definition
+        # a seeded app: the definition worker/modal_app.py would deploy (method `transcribe`, parameter `model`)
+        return _wrap(api_pb2.Function(
+            function_name=f"{deployed.name}.*",
+            module_name=DEPLOYED_MODULE,
+            is_class=True,
+            method_definitions={
+                "transcribe": api_pb2.MethodDefinition(function_name=f"{deployed.name}.transcribe",
+                                                      function_type=api_pb2.Function.FUNCTION_TYPE_FUNCTION),
+            },
+            class_parameter_info=api_pb2.ClassParameterInfo(
+                format=api_pb2.ClassParameterInfo.PARAM_SERIALIZATION_FORMAT_PROTO,
+                schema=[api_pb2.ClassParameterSpec(name="model", type=api_pb2.PARAM_TYPE_STRING, has_default=True,
+                                                   string_default="tiny.en")],
+            ),
+            supported_input_formats=[api_pb2.DATA_FORMAT_PICKLE],
+            supported_output_formats=[api_pb2.DATA_FORMAT_PICKLE],
+            resources=api_pb2.Resources(gpu_config=api_pb2.GPUConfig(gpu_type="T4", count=1)),
+            retry_policy=api_pb2.FunctionRetryPolicy(retries=2, backoff_coefficient=2.0, initial_delay_ms=1000),
+        ))
+
+    def _handle_metadata(self, definition: api_pb2.FunctionData) -> api_pb2.FunctionHandleMetadata:
+        methods = {
+            name: api_pb2.FunctionHandleMetadata(
+                function_name=method.function_name or f"{definition.function_name[:-2]}.{name}",
+                function_type=method.function_type or api_pb2.Function.FUNCTION_TYPE_FUNCTION,
+                is_method=True,
+                use_method_name=name,
+                supported_input_formats=list(method.supported_input_formats) or [api_pb2.DATA_FORMAT_PICKLE],
+                supported_output_formats=list(method.supported_output_formats) or [api_pb2.DATA_FORMAT_PICKLE],
+            )
+            for name, method in definition.method_definitions.items()
+        }
+        return api_pb2.FunctionHandleMetadata(
+            function_name=definition.function_name,
+            function_type=api_pb2.Function.FUNCTION_TYPE_FUNCTION,
+            is_method=False,
+            class_parameter_info=definition.class_parameter_info,
+            method_handle_metadata=methods,
+            supported_input_formats=list(definition.supported_input_formats) or [api_pb2.DATA_FORMAT_PICKLE],
+            supported_output_formats=list(definition.supported_output_formats) or [api_pb2.DATA_FORMAT_PICKLE],
+        )
+
+    def user_class(self) -> type:
+        """The deployed class's own Python class (what a container instantiates)."""
+        if self._user_cls is None:
+            import importlib
+
+            from modal._utils.async_utils import synchronizer
+
+            module = importlib.import_module(DEPLOYED_MODULE)
+            self._user_cls = synchronizer._translate_in(module.Transcriber)._user_cls
+        return self._user_cls
+
+    # --- running inputs ---------------------------------------------------------------------------------
+
+    def _map(self, request: api_pb2.FunctionMapRequest) -> api_pb2.FunctionMapResponse:
+        """FunctionMap: one call per request, its pipelined input queued for a container."""
+        from modal._serialization import deserialize
+
+        call_id = _new_id("fc")
+        call = _Call(call_id, request.function_id, request.function_call_invocation_type)
+        _service_id, params = self._bound.get(request.function_id, ("", {}))
+        items = []
+        for item in request.pipelined_inputs:
+            fn_input = item.input
+            data = self.blobs[fn_input.args_blob_id] if fn_input.args_blob_id else fn_input.args
+            args, kwargs = deserialize(data, None)
+            call.input_id = _new_id("in")
+            call.record = InputRecord(
+                next(self._ordinals), call_id, call.input_id, fn_input.method_name, tuple(args), dict(kwargs), params
+            )
+            items.append(api_pb2.FunctionPutInputsResponseItem(idx=item.idx, input_id=call.input_id, input_jwt="jwt"))
+        with self._lock:
+            self.calls[call_id] = call
+        self._executor().submit(self._run_input, call, 0)
+        return api_pb2.FunctionMapResponse(
+            function_call_id=call_id, pipelined_inputs=items, function_call_jwt="jwt",
+            retry_policy=_retry_policy(self._definitions.get(request.function_id)),
+            sync_client_retries_enabled=False,  # Modal's server retries (as for every .spawn)
+        )
+
+    def _executor(self) -> ThreadPoolExecutor:
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.containers, thread_name_prefix="loopback-container")
+            return self._pool
+
+    def _take_container(self, model: str) -> _Container:
+        with self._lock:
+            idle = self._idle[model]
+            if idle:
+                return idle.pop()
+        try:
+            return _Container(self, model)
+        except Exception as exc:
+            with self._lock:
+                self.container_crashes += 1
+            raise _ContainerCrash(f"{type(exc).__name__}: {exc}") from exc
+
+    def _run_input(self, call: _Call, attempt: int) -> None:
+        record = call.record
+        assert record is not None
+        for match, seconds in self.faults.slow:
+            if match(record) and call.cancelled.wait(seconds):
+                break
+        if call.cancelled.is_set():
+            self._finish(call, None, "cancelled")
+            return
+        model = str(record.params.get("model", "tiny.en"))
+        crashes = 0
+        while True:  # a container that crashes in @enter restarts with backoff; the input waits (a crash loop)
+            if call.cancelled.is_set() or self._stopping:
+                self._finish(call, None, "cancelled")
+                return
+            try:
+                container = self._take_container(model)
+                break
+            except _ContainerCrash:
+                crashes += 1
+                call.cancelled.wait(min(MAX_CRASH_BACKOFF_S, 0.25 * 2**crashes))
+        execution = Execution(
+            call.call_id, call.input_id, record.ordinal, attempt, model, container.id,
+            hashlib.sha256(bytes(record.audio)).hexdigest(), time.time(),
+        )
+        with self._lock:
+            self.executions.append(execution)
+        status, value = self._execute(container, record, attempt)
+        execution.finished = time.time()
+        with self._lock:
+            self._idle[model].append(container)
+        if call.cancelled.is_set():
+            execution.outcome = "cancelled"
+            self._finish(call, None, "cancelled")
+            return
+        if status == "failure":
+            policy = _retry_policy(self._definitions.get(call.function_id))
+            if attempt < policy.retries:  # the deployed modal.Retries: Modal runs the input again
+                execution.outcome = "failure"
+                delay = policy.initial_delay_ms / 1000 * (policy.backoff_coefficient or 1.0) ** attempt
+                call.retries += 1
+                if not call.cancelled.wait(delay * self.faults.retry_delay_scale):
+                    self._executor().submit(self._run_input, call, attempt + 1)
+                    return
+                self._finish(call, None, "cancelled")
+                return
+        execution.outcome = status
+        self._finish(call, self._result(status, value), status)
+
+    def _execute(self, container: _Container, record: InputRecord, attempt: int) -> tuple[str, Any]:
+        for match, how in self.faults.fail_always:
+            if match(record):
+                return self._injected(how)
+        if attempt == 0:
+            for match, how in self.faults.fail_once:
+                if match(record):
+                    return self._injected(how)
+        try:
+            return "success", container.methods[record.method](*record.args, **record.kwargs)
+        except Exception as exc:
+            return "failure", exc
+
+    @staticmethod
+    def _injected(how: str) -> tuple[str, Any]:
+        if how == "internal":
+            return "internal_failure", "the container was preempted (injected)"
+        return "failure", ConnectionError("lost the connection to the GPU worker (injected)")
+
+    def _result(self, status: str, value: Any) -> api_pb2.GenericResult:
+        from modal._serialization import serialize
+
+        if status == "success":
+            data = serialize(value)
+            if len(data) > self.inline_output_limit:
+                blob_id = _new_id("bl")
+                self.blobs[blob_id] = data
+                return api_pb2.GenericResult(status=api_pb2.GenericResult.GENERIC_STATUS_SUCCESS, data_blob_id=blob_id)
+            return api_pb2.GenericResult(status=api_pb2.GenericResult.GENERIC_STATUS_SUCCESS, data=data)
+        if status == "internal_failure":
+            return api_pb2.GenericResult(status=api_pb2.GenericResult.GENERIC_STATUS_INTERNAL_FAILURE, exception=str(value))
+        exc = value
+        try:
+            data = serialize(exc)
+        except Exception:
+            data = serialize(RuntimeError(f"{type(exc).__name__}: {exc}"))
+        return api_pb2.GenericResult(
+            status=api_pb2.GenericResult.GENERIC_STATUS_FAILURE,
+            exception=f"{type(exc).__name__}: {exc}",
+            traceback="".join(traceback.format_exception(exc)),
+            data=data,
+        )
+
+    def _finish(self, call: _Call, result: api_pb2.GenericResult | None, status: str) -> None:
+        record = call.record
+        if result is not None:
+            call.output = api_pb2.FunctionGetOutputsItem(
+                result=result, idx=0, input_id=call.input_id, data_format=api_pb2.DATA_FORMAT_PICKLE,
+                retry_count=call.retries,
+            )
+            if record is not None and any(match(record) for match in self.faults.expire):
+                call.expired = True
+        elif status == "cancelled":
+            call.output = api_pb2.FunctionGetOutputsItem(
+                result=api_pb2.GenericResult(status=api_pb2.GenericResult.GENERIC_STATUS_TERMINATED,
+                                             exception="the call was cancelled"),
+                idx=0, input_id=call.input_id, data_format=api_pb2.DATA_FORMAT_PICKLE,
+            )
+        call.done.set()
+
+    # --- serving ----------------------------------------------------------------------------------------
+
+    _stopping = False
+
+    def start(self) -> "ControlPlane":
+        ready = threading.Event()
+        errors: list[BaseException] = []
+
+        def serve() -> None:
+            loop = asyncio.new_event_loop()
+            self._loop = loop
+            asyncio.set_event_loop(loop)
+            try:
+                self._server = grpclib.server.Server([_Servicer(self)])
+                loop.run_until_complete(self._server.start("127.0.0.1", 0))
+                self.port = self._server._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+            except BaseException as exc:
+                errors.append(exc)
+                ready.set()
+                loop.close()
+                return
+            ready.set()
+            loop.run_forever()
+            self._server.close()
+            loop.run_until_complete(self._server.wait_closed())
+            loop.close()
+
+        handler = type("BlobHandler", (_BlobHandler,), {"plane": self})
+        self._http = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._http.daemon_threads = True
+        self.blob_port = self._http.server_address[1]
+        http_thread = threading.Thread(target=self._http.serve_forever, name="loopback-blobs", daemon=True)
+        grpc_thread = threading.Thread(target=serve, name="loopback-modal", daemon=True)
+        self._threads = [http_thread, grpc_thread]
+        http_thread.start()
+        grpc_thread.start()
+        if not ready.wait(10) or errors:
+            raise RuntimeError(f"the loopback control plane did not start: {errors}")
+        return self
+
+    def stop(self) -> None:
+        self._stopping = True
+        for call in list(self.calls.values()):
+            call.cancelled.set()
+        if self._loop is not None and self._loop.is_running():
+            self._loop.call_soon_threadsafe(self._loop.stop)
+        if self._http is not None:
+            self._http.shutdown()
+            self._http.server_close()
+        for thread in self._threads:
+            thread.join(10)
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def __enter__(self) -> "ControlPlane":
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+def main() -> None:
+    """Serve until Ctrl-C, printing what to export (a demo: `whisper-desk deploy`, then a Modal job)."""
+    import tempfile
+
+    with ControlPlane() as plane:
+        home = tempfile.mkdtemp(prefix="whisper-desk-loopback-")
+        print("# the loopback Modal control plane is serving; in another shell:")
+        for name, value in {**plane.env(), "MODAL_CONFIG_PATH": str(Path(home) / ".modal.toml")}.items():
+            print(f"export {name}={value}")
+        print("# then: whisper-desk deploy && whisper-desk transcribe --backend modal FILE   (Ctrl-C here stops it)")
+        try:
+            while True:
+                time.sleep(1)
+        except KeyboardInterrupt:
+            print(f"\n{len(plane.rpcs)} RPCs: {collections.Counter(plane.rpcs).most_common()}")
+
+
+if __name__ == "__main__":
+    main()
