@@ -1,21 +1,21 @@
-"""Preferences, stored by platform convention (QSettings, organization "whisper-desk"), and their dialog."""
+"""The preferences dialog (the preferences themselves: worker.preferences, shared with the command line), and
+QSettings for the window's own state (geometry, UI choices), stored by platform convention."""
 
 from __future__ import annotations
 
 import importlib.util
 import os
 import sys
-from dataclasses import dataclass, fields, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 from PySide6 import QtWidgets
 from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QDialog, QWidget
 
 from worker.backends.base import BACKEND_LABELS
-from worker.options import DEFAULT_MODEL, MODEL_NAMES, TranscriptionOptions
-from worker.timing import DEFAULT_T4_DOLLARS_PER_HOUR
+from worker.options import MODEL_NAMES
+from worker.preferences import Preferences
 
 ORGANIZATION = "whisper-desk"
 APPLICATION = "whisper-desk"
@@ -24,92 +24,6 @@ APPLICATION = "whisper-desk"
 def openai_whisper_installed() -> bool:
     """Whether the optional openai-whisper engine can load (found, not imported: that would take seconds)."""
     return all(importlib.util.find_spec(name) is not None for name in ("whisper", "torch"))
-
-
-@dataclass(frozen=True)
-class Preferences:
-    backend: str = "local"  # the backend new jobs use
-    local_engine: str = "faster"  # "faster" (faster-whisper) or "openai" (openai-whisper)
-    model: str = DEFAULT_MODEL
-    language: str = ""  # "" detects
-    task: str = "transcribe"
-    word_timestamps: bool = False
-    local_parallel: int = 1  # files at once on this computer
-    modal_parallel: int = 3  # files at once on Modal (each fanned out)
-    max_containers: int = 8  # GPU containers per Modal file
-    chunk_s: float = 30.0  # Modal chunk length
-    dollars_per_gpu_hour: float = DEFAULT_T4_DOLLARS_PER_HOUR
-    auto_export_formats: tuple[str, ...] = ()
-    auto_export_folder: str = ""  # "" writes next to the source file
-    check_modal_on_start: bool = True
-
-    def options(self) -> TranscriptionOptions:
-        return TranscriptionOptions(
-            model=self.model,
-            language=self.language.strip() or None,
-            task=self.task,  # type: ignore[arg-type]
-            word_timestamps=self.word_timestamps,
-        )
-
-    def backend_settings(self, name: str) -> dict[str, object]:
-        """Keyword arguments for worker.backends.base.create_backend(name, ...)."""
-        if name == "local":
-            return {"engine": self.local_engine}
-        return {"max_containers": self.max_containers, "chunk_s": self.chunk_s, "dollars_per_hour": self.dollars_per_gpu_hour}
-
-    def parallel(self, backend: str) -> int:
-        return max(1, self.local_parallel if backend == "local" else self.modal_parallel)
-
-    # storage
-    @classmethod
-    def load(cls, store: QSettings | None = None) -> "Preferences":
-        store = store or settings_store()
-        defaults = cls()
-        values: dict[str, Any] = {}
-        for f in fields(cls):
-            if not store.contains(f.name):
-                continue
-            default = getattr(defaults, f.name)
-            raw = store.value(f.name)
-            try:
-                values[f.name] = _coerce(raw, default)
-            except (TypeError, ValueError):
-                continue  # a damaged value falls back to its default
-        prefs = replace(defaults, **values)
-        return prefs.validated()
-
-    def save(self, store: QSettings | None = None) -> None:
-        store = store or settings_store()
-        for f in fields(self):
-            value = getattr(self, f.name)
-            store.setValue(f.name, ",".join(value) if isinstance(value, tuple) else value)
-        store.sync()
-
-    def validated(self) -> "Preferences":
-        defaults = Preferences()
-        fixes: dict[str, Any] = {}
-        if self.backend not in BACKEND_LABELS:
-            fixes["backend"] = defaults.backend
-        if self.model not in MODEL_NAMES:
-            fixes["model"] = defaults.model
-        if self.task not in ("transcribe", "translate"):
-            fixes["task"] = defaults.task
-        if self.local_engine not in ("faster", "openai"):
-            fixes["local_engine"] = defaults.local_engine
-        return replace(self, **fixes) if fixes else self
-
-
-def _coerce(raw: Any, default: Any) -> Any:
-    if isinstance(default, bool):
-        return raw if isinstance(raw, bool) else str(raw).strip().lower() in ("1", "true", "yes", "on")
-    if isinstance(default, int):
-        return int(raw)
-    if isinstance(default, float):
-        return float(raw)
-    if isinstance(default, tuple):
-        items = raw if isinstance(raw, (list, tuple)) else str(raw or "").split(",")
-        return tuple(s.strip() for s in items if str(s).strip())
-    return "" if raw is None else str(raw)
 
 
 def settings_store() -> QSettings:

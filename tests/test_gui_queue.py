@@ -190,7 +190,7 @@ def test_closing_while_a_folder_is_searched_waits_for_the_search(qtbot, window, 
     qtbot.waitUntil(searching.is_set, timeout=5000)
     window.shutdown()
 
-    assert not window.controller.scanner.isRunning()
+    assert not window.controller.scanner.running
     assert [job.name for job in library.jobs()] == ["jfk 1.flac", "jfk 2.flac", "jfk 3.flac"]  # kept for the next start
     assert {job.status for job in library.jobs()} == {"queued"}
 

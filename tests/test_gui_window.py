@@ -140,7 +140,7 @@ def test_preferences_persist_and_the_dialog_edits_them(qtbot, window, isolated_d
                         modal_parallel=4, max_containers=12, chunk_s=45.0, dollars_per_gpu_hour=0.75,
                         auto_export_formats=("srt", "txt"), auto_export_folder="/tmp/exports")
     prefs.save()
-    stored = isolated_dirs / ".config" / "whisper-desk" / "whisper-desk.conf"
+    stored = isolated_dirs / ".config" / "whisper-desk" / "preferences.json"
     assert stored.is_file()  # by platform convention (XDG config dir on Linux)
     assert Preferences.load() == prefs
     assert prefs.options() == TranscriptionOptions(model="base.en", language="de", task="translate", word_timestamps=True)

@@ -347,6 +347,11 @@ class SerialWorker:
                 self._ended.clear()
                 self._start(self._loop)
 
+    @property
+    def running(self) -> bool:
+        """Whether its background loop is still going."""
+        return not self._ended.is_set()
+
     def stop(self, timeout_s: float = 5.0) -> bool:
         """Drop the requests not started yet and wait for the one in progress; False if it is still busy."""
         with self._lock:
