@@ -7,16 +7,19 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Sequence, TextIO
+from typing import TYPE_CHECKING, Sequence, TextIO
 
 from worker import __version__
 from worker.errors import Cancelled, WhisperDeskError
 from worker.events import CancelToken, Event, Progress, SegmentsReady, TimingReport
 from worker.options import MODEL_NAMES, TranscriptionOptions
 
-SUBCOMMANDS = ("transcribe", "check", "deploy")
-CLI_FORMATS = ("txt", "srt", "vtt", "json", "tsv")
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+if TYPE_CHECKING:
+    from worker.subtitles import SubtitleRules
+
+SUBCOMMANDS = ("transcribe", "check", "deploy", "search", "watch")
+CLI_FORMATS = ("txt", "srt", "vtt", "json", "tsv", "ass")
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 CHECK_TIMEOUT_CAP_S = 10.0
 
 
@@ -27,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
         "With no subcommand (or with file paths) the desktop app starts.",
     )
     parser.add_argument("--version", action="version", version=f"whisper-desk {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="{transcribe,check,deploy}")
+    sub = parser.add_subparsers(dest="command", metavar="{transcribe,check,deploy,search,watch}")
 
     tr = sub.add_parser("transcribe", help="transcribe files and write transcripts")
     tr.add_argument("files", nargs="+", metavar="FILE")
@@ -45,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--output-dir", type=Path, help="write DIR/<input stem>.<format> for each input")
     out.add_argument("-o", "--output", type=Path, help="output file (one input only)")
     tr.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    _add_subtitle_rule_options(tr)
     tr.add_argument("--chunk-seconds", type=float, default=30.0, help="Modal: target chunk length")
     tr.add_argument("--max-containers", type=int, default=8, help="Modal: GPU containers in parallel")
 
@@ -52,7 +56,47 @@ def build_parser() -> argparse.ArgumentParser:
     ck.add_argument("--timeout", type=float, default=CHECK_TIMEOUT_CAP_S, help="seconds (at most 10)")
 
     sub.add_parser("deploy", help="deploy the T4 worker app to Modal")
+
+    from worker.search import DEFAULT_LIMIT
+    from worker.watch import DEFAULT_FORMATS, SETTLE_S
+
+    se = sub.add_parser("search", help="search every transcript in the library; one line per hit: FILE, time, text")
+    se.add_argument("query", metavar="QUERY", help='words (all must match), "a phrase", or a prefix* (any case or accent)')
+    se.add_argument("--limit", type=int, default=DEFAULT_LIMIT, help=f"at most this many hits (default: {DEFAULT_LIMIT})")
+    se.add_argument("--library", type=Path, default=None, help="the library file (default: the app's)")
+
+    wa = sub.add_parser("watch", help="transcribe each media file that lands in a folder, once; Ctrl-C stops")
+    wa.add_argument("folder", type=Path, metavar="DIR")
+    wa.add_argument("--output-dir", type=Path, default=None, help="write the outputs here (default: next to each file)")
+    wa.add_argument("--format", dest="formats", nargs="+", action="extend", choices=CLI_FORMATS, metavar="F",
+                    help=f"output formats ({', '.join(CLI_FORMATS)}; default: {', '.join(DEFAULT_FORMATS)})")
+    wa.add_argument("--backend", choices=("local", "modal"), default="local")
+    wa.add_argument("--model", choices=MODEL_NAMES, default=TranscriptionOptions().model)
+    wa.add_argument("--settle", type=float, default=SETTLE_S, metavar="SECONDS",
+                    help=f"a file is queued once unchanged this long (default: {SETTLE_S:g})")
+    wa.add_argument("--library", type=Path, default=None, help="the library file (default: the app's)")
     return parser
+
+
+def _add_subtitle_rule_options(parser: argparse.ArgumentParser) -> None:
+    """SRT/VTT/ASS cues re-cut from word timestamps (turned on for these formats); TXT/JSON/TSV ignore them."""
+    from worker import subtitles
+
+    group = parser.add_argument_group("subtitle rules (srt, vtt, ass)")
+    group.add_argument("--max-line-chars", type=int, default=subtitles.DEFAULT_MAX_LINE_CHARS, metavar="N")
+    group.add_argument("--max-lines", type=int, default=subtitles.DEFAULT_MAX_LINES, metavar="L", help="lines per cue")
+    group.add_argument("--max-cps", type=float, default=subtitles.DEFAULT_MAX_CPS, metavar="C",
+                       help="characters per second")
+    group.add_argument("--min-duration-ms", type=int, default=subtitles.DEFAULT_MIN_DURATION_MS, metavar="MS")
+    group.add_argument("--min-gap-ms", type=int, default=subtitles.DEFAULT_MIN_GAP_MS, metavar="MS")
+    group.add_argument("--karaoke", action="store_true", help="vtt/ass: each word's time (<00:00:01.000>, {\\k})")
+
+
+def _subtitle_rules(args: argparse.Namespace) -> "SubtitleRules":
+    from worker.subtitles import SubtitleRules
+
+    return SubtitleRules(max_line_chars=args.max_line_chars, max_lines=args.max_lines, max_cps=args.max_cps,
+                         min_duration_ms=args.min_duration_ms, min_gap_ms=args.min_gap_ms, karaoke=args.karaoke)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -67,6 +111,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return transcribe_command(args)
     if args.command == "check":
         return check_command(args.timeout)
+    if args.command == "search":
+        from worker.search import search_command
+
+        return search_command(args.query, args.limit, args.library, sys.stdout, sys.stderr)
+    if args.command == "watch":
+        from worker.watch import DEFAULT_FORMATS, WatchFolder, watch_command
+
+        entry = WatchFolder(str(args.folder), args.backend, args.model, tuple(args.formats or DEFAULT_FORMATS),
+                            str(args.output_dir or ""))
+        return watch_command(entry, args.library, args.settle, sys.stderr)
     if args.command == "deploy":
         return deploy_command()
     return _start_gui([])
@@ -129,14 +183,16 @@ class ProgressPrinter:
 def transcribe_command(args: argparse.Namespace) -> int:
     from worker.backends.base import create_backend
     from worker.formats import export_transcript, render
+    from worker.subtitles import RULE_FORMATS, cut_cues
     from worker.timing import summarize
 
     try:
+        rules = _subtitle_rules(args)
         options = TranscriptionOptions(
             model=args.model,
             language=args.language,
             task=args.task,
-            word_timestamps=args.word_timestamps,
+            word_timestamps=args.word_timestamps or args.format in RULE_FORMATS,  # cues are cut at words
             initial_prompt=args.initial_prompt,
             beam_size=args.beam_size,
         )
@@ -165,15 +221,17 @@ def transcribe_command(args: argparse.Namespace) -> int:
                 printer.end_line()
                 summary = summarize(transcript.timings.get("chunks") or [transcript.timings], time.monotonic() - started)
                 print(f"{path.name}: {transcript.model} on {transcript.backend}: {summary.line()}", file=sys.stderr)
+                if args.format in RULE_FORMATS and (report := cut_cues(transcript, rules).report_line()):
+                    print(f"{path.name}: subtitles: {report}", file=sys.stderr)
                 if args.output_dir is not None:
                     target = args.output_dir / f"{path.stem}.{args.format}"
-                    export_transcript(transcript, target, args.format, overwrite=args.overwrite)
+                    export_transcript(transcript, target, args.format, overwrite=args.overwrite, rules=rules)
                     print(f"{path.name}: wrote {target}", file=sys.stderr)
                 elif args.output is not None:
-                    export_transcript(transcript, args.output, args.format, overwrite=args.overwrite)
+                    export_transcript(transcript, args.output, args.format, overwrite=args.overwrite, rules=rules)
                     print(f"{path.name}: wrote {args.output}", file=sys.stderr)
                 else:
-                    rendered = render(transcript, args.format)
+                    rendered = render(transcript, args.format, rules=rules)
                     sys.stdout.write(rendered if isinstance(rendered, str) else rendered.decode("utf-8"))
                     if not str(rendered).endswith("\n"):
                         sys.stdout.write("\n")
@@ -202,7 +260,7 @@ def transcribe_command(args: argparse.Namespace) -> int:
 
 
 def check_command(timeout_s: float) -> int:
-    from worker.modal_account import check_app, check_credentials
+    from worker.modal.checks import check_app, check_credentials
 
     timeout_s = max(0.1, min(float(timeout_s), CHECK_TIMEOUT_CAP_S))
     started = time.monotonic()
@@ -218,7 +276,7 @@ def check_command(timeout_s: float) -> int:
 
 
 def deploy_command() -> int:
-    from worker.modal_account import deploy
+    from worker.modal.deploy import deploy
 
     try:
         result = deploy(log=lambda line: print(line, file=sys.stderr), cancel=None)

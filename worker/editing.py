@@ -47,9 +47,28 @@ def validate_times(start: float, end: float) -> str | None:
     return None
 
 
+def _own_spaces(words: list[Word]) -> bool:
+    """Whether the words carry their own leading spaces (" so", as Whisper makes them) or were stripped ("so")."""
+    return any(w.text[:1].isspace() for w in words)
+
+
+def words_text(words: list[Word]) -> str:
+    """The text the words spell, in either convention (see _own_spaces)."""
+    if _own_spaces(words):
+        return "".join(w.text for w in words).strip()
+    return " ".join(w.text.strip() for w in words if w.text.strip())
+
+
+def with_own_spaces(words: list[Word]) -> list[Word]:
+    """Copies in the leading-space convention (stripped words get one space each)."""
+    if _own_spaces(words):
+        return [replace(w) for w in words]
+    return [replace(w, text=" " + w.text.strip()) for w in words]
+
+
 def words_match_text(segment: Segment) -> bool:
     """True when the segment's word timestamps still spell its text (it was not edited since)."""
-    return bool(segment.words) and "".join(w.text for w in segment.words).split() == segment.text.split()
+    return bool(segment.words) and words_text(segment.words).split() == segment.text.split()
 
 
 def split_segment(segment: Segment, char_index: int) -> tuple[Segment, Segment]:
@@ -68,8 +87,7 @@ def split_segment(segment: Segment, char_index: int) -> tuple[Segment, Segment]:
         if 0 < cut < len(segment.words):
             left_words, right_words = segment.words[:cut], segment.words[cut:]
             at = min(max(right_words[0].start, segment.start), segment.end)
-            left_text = "".join(w.text for w in left_words).strip()
-            right_text = "".join(w.text for w in right_words).strip()
+            left_text, right_text = words_text(left_words), words_text(right_words)
             return (
                 Segment(segment.id, segment.start, round(at, 3), left_text, [replace(w) for w in left_words], segment.speaker),
                 Segment(segment.id + 1, round(at, 3), segment.end, right_text, [replace(w) for w in right_words], segment.speaker),
@@ -107,8 +125,8 @@ def merge_segments(first: Segment, second: Segment) -> Segment:
     """One segment spanning both, texts joined with a space; word timestamps kept when both have them."""
     words: list[Word] = []
     if first.words and second.words:
-        words = [replace(w) for w in first.words] + [replace(w) for w in second.words]
-        if words and not second.words[0].text.startswith(" "):
+        words = with_own_spaces(first.words) + with_own_spaces(second.words)
+        if not words[len(first.words)].text.startswith(" "):
             words[len(first.words)] = replace(words[len(first.words)], text=" " + words[len(first.words)].text)
     text = " ".join(part for part in (first.text.strip(), second.text.strip()) if part)
     if first.text[:1].isspace():

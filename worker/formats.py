@@ -20,9 +20,10 @@ from typing import Iterable, Sequence
 
 from worker.editing import format_timestamp, words_match_text
 from worker.errors import MediaError, WhisperDeskError
+from worker.subtitles import RULE_FORMATS, SubtitleRules, render_subtitles
 from worker.transcript import Segment, Transcript
 
-EXPORT_FORMATS: tuple[str, ...] = ("txt", "srt", "vtt", "json", "tsv", "docx")
+EXPORT_FORMATS: tuple[str, ...] = ("txt", "srt", "vtt", "json", "tsv", "docx", "ass")
 FORMAT_LABELS = {
     "txt": "Plain text (.txt)",
     "srt": "SubRip subtitles (.srt)",
@@ -30,6 +31,7 @@ FORMAT_LABELS = {
     "json": "JSON with segments and words (.json)",
     "tsv": "Tab-separated start/end/text in ms (.tsv)",
     "docx": "Word document (.docx)",
+    "ass": "ASS subtitles, karaoke-ready (.ass)",
 }
 SUBTITLE_FORMATS = ("srt", "vtt")
 BINARY_FORMATS = ("docx",)
@@ -188,12 +190,15 @@ def _subtitle_file(transcript: Transcript, fmt: str, max_line_length: int | None
 # --- rendering -------------------------------------------------------------------------------------------
 
 def render(transcript: Transcript, fmt: str, max_line_length: int | None = None, max_lines: int = 2,
-           timestamps: bool = False) -> str | bytes:
+           timestamps: bool = False, rules: SubtitleRules | None = None) -> str | bytes:
     """The transcript in `fmt` (one of EXPORT_FORMATS): str for text formats, bytes for DOCX.
 
-    `max_line_length`/`max_lines` shape subtitle cues (SRT, VTT); `timestamps` prefixes each
+    Subtitles (SRT, VTT, ASS) with `rules` are re-cut from word timestamps (worker.subtitles); without,
+    SRT/VTT keep one cue per segment, shaped by `max_line_length`/`max_lines`. `timestamps` prefixes each
     TXT/DOCX line with its time range."""
     fmt = _check_format(fmt)
+    if fmt in RULE_FORMATS and (rules is not None or fmt == "ass"):
+        return render_subtitles(transcript, fmt, rules or SubtitleRules())
     if fmt in SUBTITLE_FORMATS:
         # keep_ssa_tags: the text goes out verbatim (braces are not taken for override tags)
         return _subtitle_file(transcript, fmt, max_line_length, max_lines).to_string(fmt, keep_ssa_tags=True)
@@ -305,11 +310,13 @@ def _sync_folder(folder: Path) -> None:
 
 
 def export_transcript(transcript: Transcript, path: str | Path, fmt: str | None = None, overwrite: bool = False,
-                      max_line_length: int | None = None, max_lines: int = 2, timestamps: bool = False) -> Path:
+                      max_line_length: int | None = None, max_lines: int = 2, timestamps: bool = False,
+                      rules: SubtitleRules | None = None) -> Path:
     """Render and write one export atomically. `fmt` defaults to the path's suffix. Returns the path."""
     path = Path(path)
     fmt = _check_format(fmt or path.suffix)
-    data = render(transcript, fmt, max_line_length=max_line_length, max_lines=max_lines, timestamps=timestamps)
+    data = render(transcript, fmt, max_line_length=max_line_length, max_lines=max_lines, timestamps=timestamps,
+                  rules=rules)
     return write_atomically(path, data, overwrite=overwrite)
 
 
@@ -333,7 +340,7 @@ def export_paths(sources: Sequence[str | Path | None], folder: str | Path, forma
 
 def export_many(items: Sequence[tuple[Transcript, str | Path | None]], folder: str | Path, formats: Iterable[str],
                 overwrite: bool = False, max_line_length: int | None = None, max_lines: int = 2,
-                timestamps: bool = False) -> list[Path]:
+                timestamps: bool = False, rules: SubtitleRules | None = None) -> list[Path]:
     """Bulk export: every (transcript, source path) in every format into `folder`. Without `overwrite`,
     nothing is written when any target exists (ExportExistsError names the first). Returns the paths."""
     formats = list(formats)
@@ -346,7 +353,7 @@ def export_many(items: Sequence[tuple[Transcript, str | Path | None]], folder: s
     for (transcript, _source), paths in zip(items, planned):
         for fmt, path in zip(formats, paths):
             written.append(export_transcript(transcript, path, fmt, overwrite=overwrite, max_line_length=max_line_length,
-                                             max_lines=max_lines, timestamps=timestamps))
+                                             max_lines=max_lines, timestamps=timestamps, rules=rules))
     return written
 
 
@@ -368,7 +375,8 @@ def auto_export_paths(source: str | Path, folder: str | Path | None, formats: It
 
 
 def auto_export(transcript: Transcript, source: str | Path, formats: Iterable[str], folder: str | Path | None = None,
-                max_line_length: int | None = None, max_lines: int = 2, timestamps: bool = False) -> list[Path]:
+                max_line_length: int | None = None, max_lines: int = 2, timestamps: bool = False,
+                rules: SubtitleRules | None = None) -> list[Path]:
     """Automatic export on completion. Never overwrites: an existing file gets a numbered sibling."""
     formats = list(formats)
     written = []
@@ -377,7 +385,7 @@ def auto_export(transcript: Transcript, source: str | Path, formats: Iterable[st
             try:
                 written.append(export_transcript(transcript, unique_path(path), fmt, overwrite=False,
                                                  max_line_length=max_line_length, max_lines=max_lines,
-                                                 timestamps=timestamps))
+                                                 timestamps=timestamps, rules=rules))
                 break
             except ExportExistsError:
                 continue

@@ -184,6 +184,9 @@ def _ms(seconds: float) -> int:
 
 def _from_word_timestamps(segment: Segment, spaced: bool) -> list[TimedWord]:
     start, end = _ms(segment.start), max(_ms(segment.start), _ms(segment.end))
+    # Whisper's words carry their leading space (" so"; none: a piece of the word before); stripped words
+    # ("so") are whole words
+    own_spaces = any(w.text[:1].isspace() for w in segment.words)
     units: list[TimedWord] = []
     for word in segment.words:
         text = word.text.strip()
@@ -191,7 +194,7 @@ def _from_word_timestamps(segment: Segment, spaced: bool) -> list[TimedWord]:
             continue
         w_start = min(max(_ms(word.start), start), end)
         w_end = min(max(_ms(word.end), w_start), end)
-        joined = not word.text[:1].isspace()
+        joined = not word.text[:1].isspace() if own_spaces else not spaced
         if units and joined and spaced:  # a piece of the previous word: never split from it
             last = units[-1]
             last.text += text
