@@ -11,8 +11,9 @@ import sys
 import textwrap
 from pathlib import Path
 
-from worker.library import LEASE_S, Library, lease_owner
+from worker.library import LEASE_S, SCHEMA_VERSION, Library, lease_owner
 from worker.options import TranscriptionOptions
+from worker.transcript import Segment, Transcript
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -157,3 +158,168 @@ def test_the_lease_columns_come_with_a_migration(tmp_path: Path) -> None:
     with sqlite3.connect(path) as db:
         columns = {row[1] for row in db.execute("PRAGMA table_info(jobs)")}
     assert {"lease_owner", "lease_expires"} <= columns
+
+
+# --- a library from the previous version, damaged files, newer versions, full disks ----------------------
+
+FIXTURE = ROOT / "tests" / "fixtures" / "library_v0.sqlite3"  # written by 44fdd7c's code (make_library_v0.py)
+
+
+def raw(path: Path, sql: str) -> list[tuple]:
+    with sqlite3.connect(path) as db:
+        return db.execute(sql).fetchall()
+
+
+def previous_version_library(tmp_path: Path) -> Path:
+    path = tmp_path / "library.sqlite3"
+    path.write_bytes(FIXTURE.read_bytes())
+    return path
+
+
+def test_a_library_written_by_the_previous_version_opens_with_every_transcript_and_edit(tmp_path: Path) -> None:
+    path = previous_version_library(tmp_path)
+    jobs_before = raw(path, "SELECT id, path, backend, options, status, error, duration, position FROM jobs ORDER BY id")
+    texts_before = raw(path, "SELECT job_id, original, edited FROM transcripts ORDER BY job_id")
+    assert raw(path, "PRAGMA user_version") == [(0,)]
+
+    library = Library(path)
+    assert library.schema_version == SCHEMA_VERSION and library.notice is None
+    assert raw(path, "SELECT id, path, backend, options, status, error, duration, position FROM jobs ORDER BY id") == jobs_before
+    assert raw(path, "SELECT job_id, original, edited FROM transcripts ORDER BY job_id") == texts_before
+    jobs = library.jobs()
+    assert [(j.name, j.status) for j in jobs] == [("jfk.flac", "done"), ("hotwords.mp3", "done"), ("later.wav", "queued"),
+                                                  ("long.m4a", "running"), ("broken.mp3", "failed")]
+    assert jobs[0].options.language == "en" and jobs[0].options.word_timestamps and jobs[1].backend == "modal"
+    assert jobs[4].error == "broken.mp3: not an audio file"
+    jfk = library.transcript(jobs[0].id)
+    assert library.is_edited(jobs[0].id)
+    assert jfk.segments[0].text == "And so, my fellow Americans (checked),"  # the edit
+    assert "ask not what your country can do for you" in jfk.text
+    assert library.original_transcript(jobs[0].id).segments[0].text == "And so my fellow Americans,"
+    assert jfk.segments[0].words[0].text == "And" and jfk.timings == {"total_s": 1.25}
+    assert library.transcript(jobs[1].id).text.startswith("Hot words: Kubernetes")
+    assert not library.is_edited(jobs[1].id)
+    assert library.log_lines() == ["jfk.flac: 11.0 s of audio in 2.5 s (4.4x)", "session started"]
+    assert library.recover_interrupted() == [jobs[3].id]  # left running by the old version: nobody holds it
+    library.close()
+    reopened = Library(path)  # migrations run once
+    assert reopened.schema_version == SCHEMA_VERSION and reopened.transcript(jobs[0].id).text == jfk.text
+    reopened.close()
+
+
+def test_a_file_of_random_bytes_is_kept_aside_and_a_fresh_library_starts(tmp_path: Path) -> None:
+    path = tmp_path / "library.sqlite3"
+    garbage = os.urandom(64 * 1024)
+    path.write_bytes(garbage)
+
+    library = Library(path)
+    [aside] = tmp_path.glob("library.sqlite3.damaged-*")
+    assert aside.read_bytes() == garbage  # kept, exactly as found
+    assert library.notice == (f"The library was damaged (file is not a database): it was kept as {aside.name} "
+                              f"and a new library was started with 0 job(s) carried over.")
+    assert library.schema_version == SCHEMA_VERSION and library.jobs() == []
+    [job] = queued(library, "jfk.flac")
+    assert library.claim_job(job, lease_owner())
+    library.close()
+    assert Library(path).notice is None  # the new file is sound
+
+
+def corrupt_page_holding(path: Path, marker: bytes) -> None:
+    data = bytearray(path.read_bytes())
+    page_size = raw(path, "PRAGMA page_size")[0][0]
+    page = data.index(marker) // page_size
+    data[page * page_size:(page + 1) * page_size] = os.urandom(page_size)
+    path.write_bytes(bytes(data))
+
+
+def test_a_damaged_page_keeps_the_file_aside_and_carries_over_every_row_still_readable(tmp_path: Path) -> None:
+    path = previous_version_library(tmp_path)
+    library = Library(path)
+    for n in range(3000):
+        library.add_log_line(None, f"log line {n:05d} " + "x" * 60)
+    library.close()
+    corrupt_page_holding(path, b"log line 01500 ")
+    damaged = path.read_bytes()
+
+    library = Library(path)
+    [aside] = tmp_path.glob("library.sqlite3.damaged-*")
+    assert aside.read_bytes() == damaged
+    assert library.notice.startswith("The library was damaged (")
+    assert library.notice.endswith(f"it was kept as {aside.name} and a new library was started with 5 job(s) carried over.")
+    assert [(j.name, j.status) for j in library.jobs()] == [("jfk.flac", "done"), ("hotwords.mp3", "done"),
+                                                            ("later.wav", "queued"), ("long.m4a", "running"),
+                                                            ("broken.mp3", "failed")]
+    assert library.transcript(1).segments[0].text == "And so, my fellow Americans (checked),"
+    assert library.original_transcript(1).segments[0].text == "And so my fellow Americans,"
+    lines = library.log_lines()
+    assert "log line 01500 " + "x" * 60 not in lines  # on the damaged page
+    assert 2900 < len(lines) < 3002 and "log line 00000 " + "x" * 60 in lines and "log line 02999 " + "x" * 60 in lines
+    assert library.recover_interrupted() == [4]
+    library.close()
+
+
+def test_a_library_from_a_newer_version_opens_read_only_and_is_never_written(tmp_path: Path) -> None:
+    path = previous_version_library(tmp_path)
+    Library(path).close()
+    with sqlite3.connect(path) as db:
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 3}")
+    before = path.read_bytes()
+
+    library = Library(path)
+    assert library.read_only
+    assert library.notice == (f"This library was written by a newer Whisper Desk (schema {SCHEMA_VERSION + 3}; this "
+                              f"version knows {SCHEMA_VERSION}): it is open read-only, and nothing is saved.")
+    assert [j.name for j in library.jobs()][:2] == ["jfk.flac", "hotwords.mp3"]
+    assert library.transcript(1).segments[0].text == "And so, my fellow Americans (checked),"
+    assert library.recover_interrupted() == [] and not library.claim_job(3, lease_owner())  # runs nothing
+    library.update_job(3, status="cancelled")  # kept in memory, never written
+    assert library.job(3).status == "cancelled"
+    try:
+        library.add_job("/audio/new.wav", TranscriptionOptions(), "local")
+        raise AssertionError("a new job was written")
+    except sqlite3.OperationalError:
+        pass
+    library.close()
+    assert path.read_bytes() == before
+    assert raw(path, "SELECT status FROM jobs WHERE id = 3") == [("queued",)]
+
+
+def test_a_full_disk_keeps_transcripts_in_memory_and_saves_them_when_there_is_room(tmp_path: Path) -> None:
+    path = tmp_path / "library.sqlite3"
+    library = Library(path)
+    [job] = queued(library, "jfk.flac")
+    (pages,) = library._db.execute("PRAGMA page_count").fetchone()
+    library._db.execute(f"PRAGMA max_page_count = {pages}")  # SQLite's own "database or disk is full"
+    result = Transcript([Segment(0, 0.0, 3.0, "And so my fellow Americans " + "y" * 20000)], "en", 3.0)
+
+    library.save_transcript(job, result)
+    library.update_job(job, status="done", finished=5.0)
+    assert library.problem == ("Can't save to the library (the disk is full): changes are kept in memory and saved "
+                               "when it works again; export transcripts to be safe.")
+    assert library.unsaved == 2
+    assert library.transcript(job).text == result.text and library.job(job).status == "done"  # nothing lost
+    edit = Transcript([Segment(0, 0.0, 3.0, "And so, my fellow Americans")], "en", 3.0)
+    library.save_edit(job, edit)
+    assert library.transcript(job).text == edit.text and library.original_transcript(job).text == result.text
+    assert raw(path, "SELECT COUNT(*) FROM transcripts") == [(0,)]
+    assert not library.retry_kept()  # still full
+
+    library._db.execute("PRAGMA max_page_count = 1073741823")  # room again
+    assert library.retry_kept() and library.problem is None and library.unsaved == 0
+    assert raw(path, f"SELECT status FROM jobs WHERE id = {job}") == [("done",)]
+    library.close()
+    reopened = Library(path)
+    assert reopened.transcript(job).text == edit.text and reopened.original_transcript(job).text == result.text
+    reopened.close()
+
+
+def test_a_data_folder_that_cannot_be_written_gives_a_library_in_memory(tmp_path: Path) -> None:
+    blocker = tmp_path / "data"
+    blocker.write_text("a file where the data folder should be")
+    library = Library(blocker / "whisper-desk" / "library.sqlite3")
+    assert library.notice.startswith(f"Can't write the library at {blocker / 'whisper-desk' / 'library.sqlite3'} (")
+    assert library.notice.endswith("this session is kept in memory only, so export transcripts before closing.")
+    [job] = queued(library, "jfk.flac")
+    library.save_transcript(job, Transcript([Segment(0, 0.0, 1.0, "kept")], "en", 1.0))
+    assert library.transcript(job).text == "kept"
+    library.close()

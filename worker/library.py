@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from worker.backends.base import SentChunk
+from worker.errors import exception_line
 from worker.options import TranscriptionOptions
 from worker.transcript import Segment, Transcript
 
@@ -167,15 +168,71 @@ class Library:
     def __init__(self, path: str | Path | None = None, lease_s: float = LEASE_S) -> None:
         self.path = Path(path) if path is not None else default_library_path()
         self.lease_s = lease_s
-        if str(self.path) != ":memory:":
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.read_only = False  # a newer version's library: read, never written
+        self.notice: str | None = None  # one line for the window: what opening the library had to do
+        self.problem: str | None = None  # one line while writes fail (disk full, read-only folder)
+        self._kept: list[tuple[str, tuple[Any, ...]]] = []  # writes the disk refused, retried in order
+        self._kept_jobs: dict[int, dict[str, Any]] = {}  # ... and what they change, for reads meanwhile
+        self._kept_transcripts: dict[int, dict[str, str | None]] = {}
         self._lock = threading.RLock()
-        self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
-        self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("PRAGMA foreign_keys=ON")
-        self._migrate()
+        self._open()
+
+    def _open(self) -> None:
+        """Open (and migrate) the library file. A damaged file is set aside and a fresh library carries over
+        what can be read; an unwritable folder gives a library in memory. Both leave a `notice`."""
+        if str(self.path) == ":memory:":
+            return self._connect(":memory:")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            return self._connect(str(self.path))
+        except sqlite3.OperationalError as error:
+            if not _is_storage_error(error):
+                raise
+            reason: str = _storage_reason(error)
+        except OSError as error:
+            reason = error.strerror or str(error)
+        except sqlite3.DatabaseError as error:
+            from worker.library_repair import carry_over, set_aside
+
+            try:
+                aside = set_aside(self.path)
+                self._connect(str(self.path))
+            except (OSError, sqlite3.OperationalError) as unwritable:
+                reason = _storage_reason(unwritable) if isinstance(unwritable, sqlite3.Error) else str(unwritable)
+            else:
+                with self._lock:
+                    carried = carry_over(aside, self._db)
+                self.notice = (f"The library was damaged ({exception_line(error)}): it was kept as {aside.name} and a new "
+                               f"library was started with {carried} job(s) carried over.")
+                return None
+        self._connect(":memory:")
+        self.notice = (f"Can't write the library at {self.path} ({reason}): this session is kept in memory only, "
+                       f"so export transcripts before closing.")
+        return None
+
+    def _connect(self, target: str) -> None:
+        db = sqlite3.connect(target, check_same_thread=False, isolation_level=None)
+        try:
+            db.row_factory = sqlite3.Row
+            (version,) = db.execute("PRAGMA user_version").fetchone()  # random bytes fail here
+            if version > SCHEMA_VERSION:
+                db.execute("PRAGMA query_only = ON")
+                self._db, self.read_only = db, True
+                self.notice = (f"This library was written by a newer Whisper Desk (schema {version}; this version "
+                               f"knows {SCHEMA_VERSION}): it is open read-only, and nothing is saved.")
+                return
+            if version > 0:
+                (verdict,) = db.execute("PRAGMA quick_check(1)").fetchone()  # damaged pages
+                if verdict != "ok":
+                    raise sqlite3.DatabaseError(verdict)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA foreign_keys=ON")
+            self._db = db
+            self._migrate()
+        except BaseException:
+            db.close()
+            raise
 
     def _migrate(self) -> None:
         """Bring the schema up to SCHEMA_VERSION, one migration per transaction."""
@@ -208,9 +265,58 @@ class Library:
                 cursor = self._db.execute(sql, args)
                 self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                if self._db.in_transaction:  # a failed COMMIT may already have rolled back
+                    self._db.execute("ROLLBACK")
                 raise
             return cursor
+
+    def _write_or_keep(self, sql: str, args: tuple[Any, ...] = ()) -> bool:
+        """Write, or keep the write in memory when the disk refuses it (full, read-only; or a read-only
+        library) to retry later in order. Returns False when it was kept."""
+        with self._lock:
+            if self.read_only or (self._kept and not self.retry_kept()):
+                self._kept.append((sql, args))
+                return False
+            try:
+                self._write(sql, args)
+            except sqlite3.OperationalError as error:
+                if not _is_storage_error(error):
+                    raise
+                self._kept.append((sql, args))
+                self._note_problem(error)
+                return False
+            return True
+
+    def retry_kept(self) -> bool:
+        """Write what the disk refused before; True when nothing is left in memory. The window calls it
+        every few seconds while `problem` is set."""
+        with self._lock:
+            if self.read_only:
+                return not self._kept
+            while self._kept:
+                sql, args = self._kept[0]
+                try:
+                    self._write(sql, args)
+                except sqlite3.OperationalError as error:
+                    if _is_storage_error(error):
+                        self._note_problem(error)
+                        return False
+                    # anything else (e.g. its job was removed meanwhile) will never succeed: drop it
+                self._kept.pop(0)
+            self._kept_jobs.clear()
+            self._kept_transcripts.clear()
+            self.problem = None
+            return True
+
+    @property
+    def unsaved(self) -> int:
+        """How many writes are kept in memory, waiting for the disk."""
+        with self._lock:
+            return len(self._kept)
+
+    def _note_problem(self, error: sqlite3.Error) -> None:
+        self.problem = (f"Can't save to the library ({_storage_reason(error)}): changes are kept in memory and "
+                        f"saved when it works again; export transcripts to be safe.")
 
     def _rows(self, sql: str, args: tuple[Any, ...] = ()) -> Iterator[sqlite3.Row]:
         with self._lock:
@@ -247,15 +353,20 @@ class Library:
         if not ids:
             return []
         rows = self._rows("SELECT * FROM jobs WHERE id BETWEEN ? AND ?", (min(ids), max(ids)))
-        by_id = {row["id"]: _job_from_row(row) for row in rows}
+        by_id = {row["id"]: self._job_record(row) for row in rows}
         return [by_id[job_id] for job_id in ids]
 
     def job(self, job_id: int) -> JobRecord | None:
         rows = list(self._rows("SELECT * FROM jobs WHERE id = ?", (job_id,)))
-        return _job_from_row(rows[0]) if rows else None
+        return self._job_record(rows[0]) if rows else None
 
     def jobs(self) -> list[JobRecord]:
-        return [_job_from_row(r) for r in self._rows("SELECT * FROM jobs ORDER BY position, id")]
+        return [self._job_record(r) for r in self._rows("SELECT * FROM jobs ORDER BY position, id")]
+
+    def _job_record(self, row: sqlite3.Row) -> JobRecord:
+        """The job as stored, with any change still kept in memory applied."""
+        kept = self._kept_jobs.get(row["id"])
+        return _job_from_row({**dict(row), **kept} if kept else row)
 
     def update_job(self, job_id: int, **fields: Any) -> None:
         allowed = {"status", "error", "error_detail", "duration", "started", "finished", "elapsed", "backend", "options", "position"}
@@ -269,7 +380,9 @@ class Library:
         if not fields:
             return
         assignments = ", ".join(f"{name} = ?" for name in fields)
-        self._write(f"UPDATE jobs SET {assignments} WHERE id = ?", (*fields.values(), job_id))
+        with self._lock:
+            if not self._write_or_keep(f"UPDATE jobs SET {assignments} WHERE id = ?", (*fields.values(), job_id)):
+                self._kept_jobs.setdefault(job_id, {}).update(fields)
 
     def remove_job(self, job_id: int) -> None:
         self._write("DELETE FROM jobs WHERE id = ?", (job_id,))
@@ -294,6 +407,8 @@ class Library:
         """Atomically move a queued job to 'running' under `owner`'s lease. False when the job is not
         queued, or another live owner holds it (a job whose lease lapsed, or whose owner died, can be taken)."""
         now = time.time()
+        if self.read_only:
+            return False  # a newer version's library runs nothing here
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
@@ -319,6 +434,8 @@ class Library:
 
     def heartbeat(self, owner: str) -> int:
         """Renew every lease `owner` holds on a running job; returns how many."""
+        if self.read_only:
+            return 0
         return self._write(
             "UPDATE jobs SET lease_expires = ? WHERE lease_owner = ? AND status = 'running'",
             (time.time() + self.lease_s, owner),
@@ -335,6 +452,8 @@ class Library:
         """Jobs left 'running' by a process that is gone (lease lapsed, or its process on this host has
         exited) go back to 'queued'; jobs a live process holds are left alone. Returns the ids re-queued."""
         now = time.time()
+        if self.read_only:
+            return []
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
@@ -355,37 +474,52 @@ class Library:
         return ids
 
     # transcripts
+    # transcripts: a write the disk refuses stays in memory (and readable here) until it can be saved
     def save_transcript(self, job_id: int, transcript: Transcript) -> None:
         """The engine's result: becomes the original, and clears any edit."""
-        self._write(
-            "INSERT INTO transcripts (job_id, original, edited, updated) VALUES (?, ?, NULL, ?) "
-            "ON CONFLICT(job_id) DO UPDATE SET original = excluded.original, edited = NULL, updated = excluded.updated",
-            (job_id, json.dumps(transcript.to_dict()), time.time()),
-        )
+        original = json.dumps(transcript.to_dict())
+        with self._lock:
+            if not self._write_or_keep(
+                "INSERT INTO transcripts (job_id, original, edited, updated) VALUES (?, ?, NULL, ?) "
+                "ON CONFLICT(job_id) DO UPDATE SET original = excluded.original, edited = NULL, updated = excluded.updated",
+                (job_id, original, time.time()),
+            ):
+                self._kept_transcripts[job_id] = {"original": original, "edited": None}
 
     def save_edit(self, job_id: int, transcript: Transcript) -> None:
-        self._write(
-            "UPDATE transcripts SET edited = ?, updated = ? WHERE job_id = ?",
-            (json.dumps(transcript.to_dict()), time.time(), job_id),
-        )
+        edited = json.dumps(transcript.to_dict())
+        with self._lock:
+            if not self._write_or_keep("UPDATE transcripts SET edited = ?, updated = ? WHERE job_id = ?",
+                                       (edited, time.time(), job_id)):
+                self._kept_transcripts.setdefault(job_id, {})["edited"] = edited
 
     def revert_edit(self, job_id: int) -> None:
-        self._write("UPDATE transcripts SET edited = NULL, updated = ? WHERE job_id = ?", (time.time(), job_id))
+        with self._lock:
+            if not self._write_or_keep("UPDATE transcripts SET edited = NULL, updated = ? WHERE job_id = ?",
+                                       (time.time(), job_id)):
+                self._kept_transcripts.setdefault(job_id, {})["edited"] = None
+
+    def _transcript_texts(self, job_id: int) -> tuple[str | None, str | None]:
+        """(original, edited) JSON as saved, or as kept in memory while the disk refuses them."""
+        with self._lock:
+            rows = list(self._rows("SELECT original, edited FROM transcripts WHERE job_id = ?", (job_id,)))
+            original, edited = (rows[0]["original"], rows[0]["edited"]) if rows else (None, None)
+            kept = self._kept_transcripts.get(job_id, {})
+        return kept.get("original", original), kept["edited"] if "edited" in kept else edited
 
     def transcript(self, job_id: int) -> Transcript | None:
         """The edited transcript if there is one, else the original."""
-        rows = list(self._rows("SELECT original, edited FROM transcripts WHERE job_id = ?", (job_id,)))
-        if not rows:
-            return None
-        return Transcript.from_dict(json.loads(rows[0]["edited"] or rows[0]["original"]))
+        original, edited = self._transcript_texts(job_id)
+        text = edited or original
+        return Transcript.from_dict(json.loads(text)) if text else None
 
     def original_transcript(self, job_id: int) -> Transcript | None:
-        rows = list(self._rows("SELECT original FROM transcripts WHERE job_id = ?", (job_id,)))
-        return Transcript.from_dict(json.loads(rows[0]["original"])) if rows else None
+        original, _ = self._transcript_texts(job_id)
+        return Transcript.from_dict(json.loads(original)) if original else None
 
     def is_edited(self, job_id: int) -> bool:
-        rows = list(self._rows("SELECT edited IS NOT NULL AS e FROM transcripts WHERE job_id = ?", (job_id,)))
-        return bool(rows and rows[0]["e"])
+        original, edited = self._transcript_texts(job_id)
+        return original is not None and edited is not None
 
     # remote calls of a job (detached Modal jobs)
     def chunk_ledger(self, job_id: int) -> "LibraryChunkLedger":
@@ -445,20 +579,23 @@ class Library:
         rows = list(self._rows("SELECT * FROM watched_files WHERE path = ?", (str(path),)))
         return rows[0] if rows else None
 
-    def watched_files(self) -> list[sqlite3.Row]:
-        return list(self._rows("SELECT * FROM watched_files ORDER BY path"))
+    def watched_files(self, state: str | None = None) -> list[sqlite3.Row]:
+        """Every watched file, or those in `state`, by path."""
+        if state is None:
+            return list(self._rows("SELECT * FROM watched_files ORDER BY path"))
+        return list(self._rows("SELECT * FROM watched_files WHERE state = ? ORDER BY path", (str(state),)))
 
     def set_watched_file(self, path: str | Path, size: int, mtime: float, job_id: int | None, state: str) -> None:
         self._write(
             "INSERT INTO watched_files (path, size, mtime, job_id, state, updated) VALUES (?, ?, ?, ?, ?, ?) "
             "ON CONFLICT(path) DO UPDATE SET size = excluded.size, mtime = excluded.mtime, job_id = excluded.job_id, "
             "state = excluded.state, updated = excluded.updated",
-            (str(path), size, mtime, job_id, state, time.time()),
+            (str(path), size, mtime, job_id, str(state), time.time()),
         )
 
     # timing log
     def add_log_line(self, job_id: int | None, line: str) -> None:
-        self._write("INSERT INTO log (job_id, line, created) VALUES (?, ?, ?)", (job_id, line, time.time()))
+        self._write_or_keep("INSERT INTO log (job_id, line, created) VALUES (?, ?, ?)", (job_id, line, time.time()))
 
     def log_lines(self, job_id: int | None = None) -> list[str]:
         if job_id is None:
@@ -531,6 +668,18 @@ def _process_alive(pid: int) -> bool:
     except (OSError, IndexError):
         return True
     return state not in ("Z", "X")
+
+
+# SQLite's primary result codes for a disk that refuses writes: READONLY, IOERR, FULL, CANTOPEN
+_STORAGE_REASONS = {8: "it is read-only", 10: "a disk error", 13: "the disk is full", 14: "the file can't be opened"}
+
+
+def _is_storage_error(error: sqlite3.Error) -> bool:
+    return (getattr(error, "sqlite_errorcode", 0) & 0xFF) in _STORAGE_REASONS
+
+
+def _storage_reason(error: sqlite3.Error) -> str:
+    return _STORAGE_REASONS.get(getattr(error, "sqlite_errorcode", 0) & 0xFF) or exception_line(error)
 
 
 def _statements(script: str) -> list[str]:
