@@ -45,3 +45,113 @@ def test_memory_ledger_answers_like_the_library_one() -> None:
     assert ledger.entries() == [SentChunk(0, 0.0, 30.0, "fc-a"), SentChunk(2, 60.0, 90.0, "fc-c", True)]
     ledger.clear()
     assert ledger.entries() == []
+
+
+# ---------------------------------------------------------------- the fan-out's calls, against the stand-in
+
+import asyncio  # noqa: E402
+import threading  # noqa: E402
+
+import pytest  # noqa: E402
+
+from worker.backends.modal_fanout import ModalBackend  # noqa: E402
+from worker.errors import Cancelled  # noqa: E402
+from worker.events import CancelToken, Progress, SegmentsReady  # noqa: E402
+from worker.modal_standin import StandInRemote  # noqa: E402
+
+ENGLISH = TranscriptionOptions(language="en", beam_size=1)
+
+
+@pytest.fixture(scope="module")
+def minute_of_speech(shared_audio) -> Path:
+    return shared_audio / "multilingual.mp3"  # 60 s of dense speech: 6 chunks of 10 s
+
+
+def events_of(kind, events):
+    return [e for e in events if isinstance(e, kind)]
+
+
+def test_a_dropped_poll_asks_the_same_call_again_and_runs_nothing_twice(minute_of_speech):
+    remote = StandInRemote(run_model=False, latency_s=0.05, drop_polls={1: 2, 4: 1})
+    events: list = []
+    transcript = ModalBackend(remote=remote, chunk_s=10.0, retry_delay_s=0.01).transcribe(
+        minute_of_speech, ENGLISH, events.append, CancelToken()
+    )
+    count = transcript.timings["chunk_count"]
+    assert remote.polls_dropped == 3
+    assert [remote.calls_by_chunk[i] for i in range(count)] == [1] * count
+    assert remote.cancel_requests == []
+    assert any(e.message.startswith("asking again for chunk 2 of") for e in events_of(Progress, events))
+
+
+def test_a_call_that_ended_without_an_answer_is_sent_once_more(minute_of_speech):
+    remote = StandInRemote(run_model=False, fail_chunks={2: 1})
+    transcript = ModalBackend(remote=remote, chunk_s=10.0, retry_delay_s=0.01).transcribe(
+        minute_of_speech, ENGLISH, lambda e: None, CancelToken()
+    )
+    count = transcript.timings["chunk_count"]
+    assert [remote.calls_by_chunk[i] for i in range(count)] == [1, 1, 2] + [1] * (count - 3)
+
+
+def test_cancel_while_a_spawn_is_under_way_still_cancels_its_call(minute_of_speech):
+    started = threading.Event()
+
+    class SlowUpload(StandInRemote):
+        async def spawn(self, audio, options, chunk_index=0):
+            started.set()
+            await asyncio.sleep(0.5)  # the upload and FunctionMap take a while; the call exists after them
+            return await super().spawn(audio, options, chunk_index)
+
+    remote = SlowUpload(run_model=False, latency_s=30.0)
+    cancel = CancelToken()
+    threading.Thread(target=lambda: (started.wait(10), cancel.cancel())).start()
+    with pytest.raises(Cancelled):
+        ModalBackend(remote=remote, chunk_s=10.0, max_containers=3).transcribe(minute_of_speech, ENGLISH, lambda e: None, cancel)
+    assert len(remote._calls) >= 1  # the spawns under way at the cancel made their calls after it
+    assert sorted(remote.cancel_requests) == sorted(remote._calls)
+    assert remote.in_flight == 0
+
+
+def test_an_interrupted_job_collects_its_finished_calls_instead_of_running_them_again(tmp_path, minute_of_speech):
+    library = Library(tmp_path / "lib.sqlite3")
+    job = library.add_job(minute_of_speech, ENGLISH, "modal")
+    remote = StandInRemote(run_model=False, latency_s=0.05, chunk_latency_s={3: 5.0, 4: 5.0, 5: 5.0})
+    backend = ModalBackend(remote=remote, chunk_s=10.0, max_containers=6)
+    cancel = CancelToken()
+
+    def stop_after_three(event) -> None:
+        if isinstance(event, SegmentsReady) and event.chunk_index == 2:
+            threading.Thread(target=cancel.cancel).start()
+
+    with pytest.raises(Cancelled):
+        backend.transcribe(minute_of_speech, ENGLISH, stop_after_three, cancel, ledger=library.chunk_ledger(job.id))
+    kept = library.chunk_ledger(job.id).entries()
+    assert [(e.index, e.finished) for e in kept] == [(0, True), (1, True), (2, True)]  # the cancelled ones: forgotten
+    assert len(remote.cancel_requests) == 3
+
+    remote.chunk_latency_s.clear()
+    events: list = []
+    transcript = backend.transcribe(minute_of_speech, ENGLISH, events.append, CancelToken(), ledger=library.chunk_ledger(job.id))
+    count = transcript.timings["chunk_count"]
+    assert [s.text for s in transcript.segments] == [f"stand-in chunk {i + 1}" for i in range(count)]
+    assert [remote.calls_by_chunk[i] for i in range(3)] == [1, 1, 1]  # collected, not run again
+    assert [remote.calls_by_chunk[i] for i in range(3, count)] == [2] * (count - 3)  # cancelled first time
+    assert "collecting 3 chunks already sent to Modal" in [e.message for e in events_of(Progress, events)]
+    assert library.chunk_ledger(job.id).entries() == []  # done: nothing left to collect
+
+
+def test_expired_answers_are_run_again(tmp_path, minute_of_speech):
+    library = Library(tmp_path / "lib.sqlite3")
+    job = library.add_job(minute_of_speech, ENGLISH, "modal")
+    remote = StandInRemote(run_model=False)
+    ledger = library.chunk_ledger(job.id)
+    first = ModalBackend(remote=remote, chunk_s=10.0).transcribe(minute_of_speech, ENGLISH, lambda e: None, CancelToken())
+    count = first.timings["chunk_count"]
+    for index, call_id in enumerate(sorted(remote._calls, key=lambda c: int(c.rsplit("-", 1)[1]))):
+        ledger.sent(index, first.timings["chunks"][index]["chunk_start_s"], 0.0, call_id)  # ends unknown: re-cut
+    remote.forget_outputs()
+    again = ModalBackend(remote=remote, chunk_s=10.0, retry_delay_s=0.01).transcribe(
+        minute_of_speech, ENGLISH, lambda e: None, CancelToken(), ledger=ledger
+    )
+    assert [s.text for s in again.segments] == [s.text for s in first.segments]
+    assert [remote.calls_by_chunk[i] for i in range(count)] == [2] * count

@@ -6,12 +6,17 @@ It runs the very same worker body as the T4 class (worker.modal_app.TranscriberB
 same RemoteTranscriber interface the real ModalRemote has, with:
 - latency_s: a fixed delay per call (upload + queue + network), during which the call counts as in flight;
   chunk_latency_s: chunk index -> a different delay for that chunk (to make answers arrive out of order);
-- fail_chunks: chunk index -> how many times that chunk's call fails (with a transient, Modal-like error)
+- fail_chunks: chunk index -> how many times that chunk's call fails (ends with Modal's InternalFailure)
   before it succeeds; always_fail: chunk indexes whose calls always fail;
+- drop_polls: chunk index -> how many times asking for that chunk's answer fails (the connection drops,
+  modal.exception.ConnectionError) while its call runs on;
 - run_model=False: no model at all, a synthetic segment per chunk (for the fan-out efficiency benchmark).
 
-It counts calls (calls, calls_by_chunk), the calls in flight now (in_flight) and at most (peak_in_flight),
-the calls cancelled by the client (cancelled) and the audio bytes received (bytes_received). One instance may serve several jobs and threads at once.
+Calls are spawned (spawn -> an id), collected by id (collect) and cancelled by id (cancel), as on Modal; an
+answer stays collectable after its call ended (forget_outputs() makes them expire: OutputExpiredError).
+It counts executions (calls, calls_by_chunk), the calls in flight now (in_flight) and at most (peak_in_flight),
+the calls cancelled by the client (cancelled; cancel_requests: the ids it was asked to stop) and the audio
+bytes received (bytes_received). One instance may serve several jobs and threads at once.
 The model runs one call at a time (as one container would); calls wait for it while in flight.
 """
 
@@ -42,11 +47,17 @@ class StandInRemote:
         model: str = "tiny.en",
         run_model: bool = True,
         chunk_latency_s: dict[int, float] | None = None,
+        drop_polls: dict[int, int] | None = None,
     ) -> None:
         self.latency_s = float(latency_s)
         self.chunk_latency_s = dict(chunk_latency_s or {})
         self.fail_chunks = dict(fail_chunks or {})
         self.always_fail = set(always_fail or ())
+        self.drop_polls = dict(drop_polls or {})
+        self.polls_dropped = 0
+        self.cancel_requests: list[str] = []
+        self._calls: dict[str, tuple[int, asyncio.Task]] = {}  # call id -> (chunk index, its run)
+        self._outputs: dict[str, tuple[bool, Any]] = {}  # call id -> (succeeded, answer or error)
         self.model = model
         self.run_model = run_model
         self.calls = 0
@@ -74,6 +85,49 @@ class StandInRemote:
 
     async def aclose(self) -> None:
         pass
+
+    async def spawn(self, audio: bytes, options: dict[str, Any], chunk_index: int = 0) -> str:
+        with self._lock:
+            call_id = f"fc-standin-{len(self._calls) + 1}"
+            run = asyncio.ensure_future(self.transcribe(audio, options, chunk_index))
+            self._calls[call_id] = (chunk_index, run)
+        run.add_done_callback(lambda task: self._ended(call_id, task))
+        return call_id
+
+    def _ended(self, call_id: str, run: asyncio.Task) -> None:
+        if not run.cancelled():
+            error = run.exception()
+            self._outputs[call_id] = (error is None, error if error is not None else run.result())
+
+    async def collect(self, call_id: str) -> dict[str, Any]:
+        from modal.exception import ConnectionError as ModalConnectionError, OutputExpiredError
+
+        chunk_index, run = self._calls.get(call_id, (None, None))
+        with self._lock:
+            if chunk_index is not None and self.drop_polls.get(chunk_index, 0) > 0:
+                self.drop_polls[chunk_index] -= 1
+                self.polls_dropped += 1
+                raise ModalConnectionError("stand-in: the connection dropped while asking for an answer")
+        if run is not None and not run.done() and run.get_loop() is asyncio.get_running_loop():
+            await asyncio.wait({run})  # cancelling this wait leaves the call running
+        if call_id not in self._outputs:
+            raise OutputExpiredError()
+        succeeded, outcome = self._outputs[call_id]
+        if not succeeded:
+            raise outcome
+        return outcome
+
+    async def cancel(self, call_id: str) -> None:
+        with self._lock:
+            self.cancel_requests.append(call_id)
+        _, run = self._calls.get(call_id, (None, None))
+        if run is not None and not run.done() and run.get_loop() is asyncio.get_running_loop():
+            run.cancel()
+            await asyncio.wait({run})
+
+    def forget_outputs(self) -> None:
+        """Every answer expires (Modal keeps them 7 days)."""
+        self._outputs.clear()
 
     async def transcribe(self, audio: bytes, options: dict[str, Any], chunk_index: int = 0) -> dict[str, Any]:
         with self._lock:

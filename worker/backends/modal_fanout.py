@@ -11,8 +11,18 @@ wait for the ones before them) -> one Transcript. A short file is one chunk and 
 
 Who answers is a RemoteTranscriber: ModalRemote (the deployed app, through an explicit, bounded client) or,
 in tests and benchmarks, worker.modal_standin.StandInRemote (the same worker body, in-process).
-A chunk failing with a transient error is retried (max_retries); one that keeps failing fails its job with
-one line naming the file and the chunk. Cancel stops every outstanding call and raises Cancelled.
+
+Each chunk is one call: spawn -> call id (written to the job's ChunkLedger at once) -> collect. No chunk runs
+twice on the GPU by our doing:
+- a spawn that failed (no call exists) is sent again, up to max_retries times;
+- a poll that failed (the network, not the call) polls the same call again, up to max_poll_retries times;
+- a call that ended without an answer (Modal's InternalFailure, or its output expired) is sent again;
+- the worker refusing a chunk (bad audio, bad options) fails the job at once, with one line naming the file
+  and the chunk;
+- cancel (or a call past its time) sends FunctionCallCancel for every call sent and not finished, including
+  one whose spawn was still under way (its id is awaited, bounded), and raises Cancelled.
+A job that was interrupted (the app closed, killed or crashed) finds its calls in the ledger when it runs
+again: it collects them instead of sending those chunks again.
 """
 
 from __future__ import annotations
@@ -26,38 +36,51 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Coroutine, Protocol, TypeVar
 
+from worker.backends.base import ChunkLedger, MemoryLedger, SentChunk
 from worker.errors import Cancelled, ModalSetupError, TranscriptionError, WhisperDeskError
 from worker.events import CancelToken, Emit, Progress, SegmentsReady, Stage, TimingReport
+from worker.modal.settings import APP_NAME, CLASS_NAME, WORKER_API_VERSION, DeploySettings
 from worker.options import TranscriptionOptions
 from worker.timing import DEFAULT_T4_DOLLARS_PER_HOUR, summarize
 from worker.transcript import Segment, Transcript
 
-APP_NAME = "whisper-desk"  # worker.modal_app.APP_NAME (not imported: that would import modal)
-CLASS_NAME = "Transcriber"
 NOT_SET_UP = "Modal is not set up: run the setup wizard or `modal token new`"
 RETRY_DELAY_S = 0.5  # before the first retry of a chunk; doubles each time
-CANCEL_GRACE_S = 5.0  # how long cancelled calls get to stop (each one's own cancel request is bounded too)
+MAX_POLL_RETRIES = 5  # polls of one call that may fail (the network) before its job fails
+CANCEL_GRACE_S = 4.0  # how long a spawn under way may take to name its call, and a cancel request to go out
+CHUNK_MATCH_S = 0.05  # a chunk cut again after a restart is the one in the ledger when both ends lie this close
 _SEAM_EPSILON_S = 0.02  # a segment starting this close to a chunk's end belongs to nothing (hallucinated)
 
 # Modal exceptions (by class name) worth another try: the network or Modal hiccuped, the chunk is fine
 _TRANSIENT = frozenset(
     {"ConnectionError", "InternalFailure", "InternalError", "ServiceError", "ResourceExhaustedError",
-     "OutputExpiredError", "ClientClosed"}
+     "OutputExpiredError", "ClientClosed", "StreamTerminatedError"}
 )
+# ... of which these end the call without an answer (it runs no more): only then is a chunk sent again
+_CALL_OVER = frozenset({"InternalFailure", "OutputExpiredError"})
 
 T = TypeVar("T")
 
 
 class RemoteTranscriber(Protocol):
     """What the fan-out calls: the deployed Transcriber class, or a stand-in. Methods run on the job's event
-    loop; a cancelled transcribe() must stop its call."""
+    loop. A call, once spawned, runs until it answers or is cancelled, whoever waits for it."""
 
     async def open(self, model: str) -> None:
-        """Connect (bounded) and bind the model; raise ModalSetupError when that is impossible."""
+        """Connect and bind the model (bounded); raise ModalSetupError when that is impossible."""
         ...
 
-    async def transcribe(self, audio: bytes, options: dict[str, Any], chunk_index: int = 0) -> dict[str, Any]:
-        """One chunk -> the worker's answer (see worker/modal_app.py)."""
+    async def spawn(self, audio: bytes, options: dict[str, Any], chunk_index: int = 0) -> str:
+        """Start one chunk's call -> its id (see worker/modal_app.py for the arguments)."""
+        ...
+
+    async def collect(self, call_id: str) -> dict[str, Any]:
+        """Wait for the answer of call `call_id` (spawned by this or an earlier run); cancelling the wait
+        leaves the call running."""
+        ...
+
+    async def cancel(self, call_id: str) -> None:
+        """Stop call `call_id` (FunctionCallCancel)."""
         ...
 
     async def aclose(self) -> None:
@@ -81,8 +104,15 @@ def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, (ConnectionError, OSError)) and not isinstance(exc, TimeoutError)
 
 
+def ended_without_answer(exc: BaseException) -> bool:
+    """The call is over and gave no answer (Modal's internal failure, an expired output): polling it again
+    gives nothing, and sending the chunk again runs it only once more."""
+    return bool(_mro_names(exc) & _CALL_OVER)
+
+
 def _explain(exc: BaseException, *secrets: Any) -> str:
-    from worker.modal_account import explain_modal_error, scrub
+    from worker.modal.credentials import scrub
+    from worker.modal.errors import explain_modal_error
 
     return scrub(explain_modal_error(exc), *secrets)
 
@@ -104,10 +134,11 @@ class ModalRemote:
         self.server_url = server_url
         self._client: Any = None
         self._method: Any = None
+        self._calls: dict[str, Any] = {}  # call id -> modal.FunctionCall
         self._secret: str | None = None
 
     async def open(self, model: str) -> None:
-        from worker.modal_account import resolve_credentials, resolve_server_url
+        from worker.modal.credentials import resolve_credentials, resolve_server_url
 
         credentials = resolve_credentials()  # ModalSetupError for an unreadable config file
         if credentials is None:
@@ -142,23 +173,37 @@ class ModalRemote:
         await client.hello.aio()
         cls = modal.Cls.from_name(self.app_name, self.class_name, client=client)
         await cls.hydrate.aio(client)
-        self._method = cls(model=model).transcribe  # a deployed app without the method fails here, at once
+        method = cls(model=model).transcribe  # a deployed app without the method fails here, at once
+        await method.hydrate.aio(client)  # binds the model now: one FunctionBindParams per job, in the time limit
+        self._method = method
 
-    async def transcribe(self, audio: bytes, options: dict[str, Any], chunk_index: int = 0) -> dict[str, Any]:
+    async def spawn(self, audio: bytes, options: dict[str, Any], chunk_index: int = 0) -> str:
         if self._method is None:
             raise ModalSetupError(NOT_SET_UP)
         call = await self._method.spawn.aio(audio, options)
-        try:
-            return await call.get.aio()
-        except asyncio.CancelledError:  # the job was cancelled or the call timed out: stop it on Modal too
-            try:
-                await asyncio.wait_for(call.cancel.aio(), CANCEL_GRACE_S)
-            except Exception:
-                pass
-            raise
+        self._calls[call.object_id] = call
+        return call.object_id
+
+    def _call(self, call_id: str) -> Any:
+        call = self._calls.get(call_id)
+        if call is None:  # spawned by an earlier run of the job
+            import modal
+
+            if self._client is None:
+                raise ModalSetupError(NOT_SET_UP)
+            call = self._calls[call_id] = modal.FunctionCall.from_id(call_id, client=self._client)
+        return call
+
+    async def collect(self, call_id: str) -> dict[str, Any]:
+        return await self._call(call_id).get.aio()
+
+    async def cancel(self, call_id: str) -> None:
+        await self._call(call_id).cancel.aio()
+        self._calls.pop(call_id, None)
 
     async def aclose(self) -> None:
         client, self._client, self._method = self._client, None, None
+        self._calls.clear()
         if client is not None:
             try:
                 await asyncio.wait_for(client.__aexit__(None, None, None), CANCEL_GRACE_S)
@@ -197,6 +242,7 @@ class _Job:
     duration_s: float
     estimate: int
     started: float
+    ledger: ChunkLedger = field(default_factory=MemoryLedger)
     sent: int = 0
     total: int | None = None  # known once the last chunk is cut
     upload_bytes: int = 0
@@ -229,9 +275,10 @@ class ModalBackend:
         class_name: str = CLASS_NAME,
         max_containers: int = 8,
         chunk_s: float = 30.0,
-        call_timeout_s: float = 600.0,
+        call_timeout_s: float | None = None,
         connect_timeout_s: float = 10.0,
         max_retries: int = 2,
+        max_poll_retries: int = MAX_POLL_RETRIES,
         remote: RemoteTranscriber | None = None,
         dollars_per_hour: float = DEFAULT_T4_DOLLARS_PER_HOUR,
         retry_delay_s: float = RETRY_DELAY_S,
@@ -247,26 +294,41 @@ class ModalBackend:
         self.class_name = class_name
         self.max_containers = int(max_containers)
         self.chunk_s = float(chunk_s)
-        self.call_timeout_s = float(call_timeout_s)
+        # longer than Modal's own limits for one call (cold start + runs), so the client never gives up first
+        self.call_timeout_s = float(call_timeout_s or DeploySettings.from_env().call_timeout_s)
         self.connect_timeout_s = float(connect_timeout_s)
         self.max_retries = int(max_retries)
+        self.max_poll_retries = int(max_poll_retries)
         self.remote = remote
         self.dollars_per_hour = float(dollars_per_hour)
         self.retry_delay_s = float(retry_delay_s)
         self.server_url = server_url
 
-    def transcribe(self, path: Path, options: TranscriptionOptions, emit: Emit, cancel: CancelToken) -> Transcript:
-        """Blocking; call from a worker thread (any thread: one with a running event loop gets a helper)."""
+    def transcribe(
+        self,
+        path: Path,
+        options: TranscriptionOptions,
+        emit: Emit,
+        cancel: CancelToken,
+        ledger: ChunkLedger | None = None,
+    ) -> Transcript:
+        """Blocking; call from a worker thread (any thread: one with a running event loop gets a helper).
+        `ledger` keeps the job's calls across an interruption (Library.chunk_ledger); cleared on success."""
         path = Path(path)
         cancel.raise_if_cancelled()
-        return _run_cancellable(lambda: self._transcribe(path, options, emit, cancel), cancel, self.max_containers + 2)
+        book = ledger if ledger is not None else MemoryLedger()
+        return _run_cancellable(
+            lambda: self._transcribe(path, options, emit, cancel, book), cancel, self.max_containers + 2
+        )
 
     def close(self) -> None:
         """Nothing is held between files: each file opens (and closes) its own Modal client."""
 
     # ------------------------------------------------------------ one file
 
-    async def _transcribe(self, path: Path, options: TranscriptionOptions, emit: Emit, cancel: CancelToken) -> Transcript:
+    async def _transcribe(
+        self, path: Path, options: TranscriptionOptions, emit: Emit, cancel: CancelToken, ledger: ChunkLedger
+    ) -> Transcript:
         from worker.audio import probe_duration
 
         loop = asyncio.get_running_loop()
@@ -278,12 +340,14 @@ class ModalBackend:
             emit(Progress(Stage.UPLOADING, 0.0, message="connecting to Modal"))
         await remote.open(options.model)
         try:
-            job = _Job(path, options, emit, duration, estimate_chunk_count(duration, self.chunk_s), started)
+            job = _Job(path, options, emit, duration, estimate_chunk_count(duration, self.chunk_s), started, ledger)
             await self._fan_out(job, remote, cancel)
         finally:
             if self.remote is None:
                 await remote.aclose()
-        return self._stitched(job)
+        transcript = self._stitched(job)
+        ledger.clear()
+        return transcript
 
     def _modal_remote(self) -> ModalRemote:
         return ModalRemote(self.app_name, self.class_name, self.connect_timeout_s, self.server_url)
@@ -299,6 +363,13 @@ class ModalBackend:
             if chunk is None:
                 return None
             return _Piece(chunk.index, chunk.start_s, chunk.end_s, encode_chunk(chunk.samples))
+
+        # calls an earlier run of this job sent (it was interrupted): collected, not sent again
+        previous = {entry.index: entry for entry in job.ledger.entries()}
+        if previous:
+            count = len(previous)
+            job.progress(Stage.WAITING_GPU, 0.0, None, f"collecting {count} chunk{'s' if count != 1 else ''} already sent to Modal")
+        stale: list[SentChunk] = []  # calls for chunks that are cut differently now (another chunk length)
 
         slots = asyncio.Semaphore(self.max_containers)  # calls in flight
         outcome: asyncio.Future[None] = loop.create_future()  # set when the last answer is in, or a chunk failed
@@ -332,17 +403,24 @@ class ModalBackend:
             while True:
                 piece = await ready.get()
                 if piece is None:
+                    stale.extend(previous.values())
+                    previous.clear()
+                    for entry in stale:
+                        await self._drop_stale(job, remote, entry)
                     job.total = job.sent
                     if not tasks and not outcome.done():
                         outcome.set_result(None)
                     return
                 await slots.acquire()
                 job.sent += 1
-                job.upload_bytes += len(piece.data)
-                if not job.results and job.next_emit == 0:
+                earlier = previous.pop(piece.index, None)
+                if earlier is not None and not _same_chunk(earlier, piece):
+                    stale.append(earlier)
+                    earlier = None
+                if earlier is None and not job.results and job.next_emit == 0:
                     job.progress(Stage.UPLOADING, 0.0, piece.index, f"uploading chunk {piece.index + 1} of {job.count}")
                     job.progress(Stage.WAITING_GPU, 0.0, None, f"waiting for a GPU ({job.sent} of {job.count} chunks sent)")
-                task = loop.create_task(self._run_chunk(job, remote, piece, options))
+                task = loop.create_task(self._run_chunk(job, remote, piece, options, earlier))
                 tasks.add(task)
                 task.add_done_callback(finished)
 
@@ -359,8 +437,8 @@ class ModalBackend:
             pending = [t for t in (reader, dispatcher, *tasks) if not t.done()]
             for task in pending:
                 task.cancel()
-            if pending:  # let cancelled calls stop (each bounds its own cleanup)
-                await asyncio.wait(pending, timeout=CANCEL_GRACE_S)
+            if pending:  # let cancelled calls stop: a spawn under way names its call, then it is cancelled
+                await asyncio.wait(pending, timeout=2 * CANCEL_GRACE_S + 1.0)
             if not outcome.done():
                 outcome.cancel()
             elif not outcome.cancelled():
@@ -370,42 +448,113 @@ class ModalBackend:
             except ValueError:  # its thread is still cutting a chunk: it stops at the cancel, then is dropped
                 pass
 
-    async def _run_chunk(self, job: _Job, remote: RemoteTranscriber, piece: _Piece, options: dict[str, Any]) -> None:
+    async def _run_chunk(
+        self, job: _Job, remote: RemoteTranscriber, piece: _Piece, options: dict[str, Any], earlier: SentChunk | None
+    ) -> None:
+        """One chunk, from its call (sent now, or by an earlier run: `earlier`) to its answer."""
         where = f"{job.path.name}: chunk {piece.index + 1} of {job.count} ({_clock(piece.start_s)}–{_clock(piece.end_s)})"
-        attempts = self.max_retries + 1
-        for attempt in range(1, attempts + 1):
+        call_id = earlier.call_id if earlier is not None else None
+        if call_id is None:
+            job.upload_bytes += len(piece.data)
+        runs = 0  # calls this run sent for the chunk
+        poll_failures = 0
+        while True:
+            if call_id is None:
+                call_id = await self._send(job, remote, piece, options, where)
+                runs += 1
             try:
-                answer = await asyncio.wait_for(
-                    remote.transcribe(piece.data, options, chunk_index=piece.index), self.call_timeout_s
-                )
+                answer = await asyncio.wait_for(remote.collect(call_id), self.call_timeout_s)
                 break
+            except asyncio.CancelledError:  # the job was cancelled, or another chunk failed it
+                await _stop(remote, call_id)
+                job.ledger.forget(piece.index)
+                raise
             except TimeoutError:  # ours (asyncio.wait_for); modal's own timeouts are not builtin ones
+                await _stop(remote, call_id)
+                job.ledger.forget(piece.index)
                 raise TranscriptionError(
                     f"{where} got no answer within {self.call_timeout_s:g} s: use shorter chunks or a longer timeout"
                 ) from None
-            except Cancelled:
-                raise
             except WhisperDeskError as exc:  # the worker refused the chunk (bad options, unreadable audio)
+                job.ledger.forget(piece.index)
+                raise TranscriptionError(f"{where} failed: {exc}") from None
+            except Exception as exc:
+                if ended_without_answer(exc):  # the call runs no more: sending the chunk again runs it once more
+                    job.ledger.forget(piece.index)
+                    if runs <= self.max_retries:
+                        await self._pause(job, piece, runs, f"retrying chunk {piece.index + 1} of {job.count}", exc)
+                        call_id = None
+                        continue
+                    tries = f" after {runs} tries" if runs > 1 else ""
+                    raise TranscriptionError(f"{where} failed{tries}: {_explain(exc)}") from None
+                if is_transient(exc) and poll_failures < self.max_poll_retries:  # the call runs on: ask again
+                    poll_failures += 1
+                    await self._pause(job, piece, poll_failures, f"asking again for chunk {piece.index + 1} of {job.count}", exc)
+                    continue
+                await _stop(remote, call_id)
+                job.ledger.forget(piece.index)
+                raise TranscriptionError(f"{where} failed: {_explain(exc)}") from None
+        job.ledger.finished(piece.index)
+        self._accept(job, piece, answer)
+
+    async def _send(self, job: _Job, remote: RemoteTranscriber, piece: _Piece, options: dict[str, Any], where: str) -> str:
+        """Spawn the chunk's call (a spawn that failed made no call: it is tried again) and write it down."""
+        attempts = self.max_retries + 1
+        for attempt in range(1, attempts + 1):
+            try:
+                call_id = await self._spawn(remote, piece, options)
+            except TimeoutError:
+                raise TranscriptionError(
+                    f"{where} could not be sent within {self.call_timeout_s:g} s: check the network connection"
+                ) from None
+            except WhisperDeskError as exc:
                 raise TranscriptionError(f"{where} failed: {exc}") from None
             except Exception as exc:
                 if is_transient(exc) and attempt < attempts:
-                    stage = Stage.TRANSCRIBING if job.next_emit else Stage.WAITING_GPU
-                    reason = _explain(exc).split(":")[0]
-                    job.progress(stage, job.fraction, None, f"retrying chunk {piece.index + 1} of {job.count} ({reason})")
-                    await asyncio.sleep(self.retry_delay_s * 2 ** (attempt - 1))
+                    await self._pause(job, piece, attempt, f"sending chunk {piece.index + 1} of {job.count} again", exc)
                     continue
                 tries = f" after {attempt} tries" if attempt > 1 else ""
-                raise TranscriptionError(f"{where} failed{tries}: {_explain(exc)}") from None
-        self._accept(job, piece, answer)
+                raise TranscriptionError(f"{where} could not be sent{tries}: {_explain(exc)}") from None
+            job.ledger.sent(piece.index, piece.start_s, piece.end_s, call_id)
+            return call_id
+        raise AssertionError("unreachable")
+
+    async def _spawn(self, remote: RemoteTranscriber, piece: _Piece, options: dict[str, Any]) -> str:
+        """remote.spawn, bounded; a cancel that comes while it is under way (uploading, FunctionMap) still stops
+        the call it makes."""
+        spawning = asyncio.ensure_future(remote.spawn(piece.data, options, chunk_index=piece.index))
+        try:
+            done, _ = await asyncio.wait({spawning}, timeout=self.call_timeout_s)
+        except asyncio.CancelledError:
+            await _stop_once_named(remote, spawning)
+            raise
+        if not done:
+            spawning.cancel()
+            raise TimeoutError
+        return spawning.result()
+
+    async def _drop_stale(self, job: _Job, remote: RemoteTranscriber, entry: SentChunk) -> None:
+        """A call from an earlier run for a chunk that no longer exists as it was: stop it, forget it."""
+        if not entry.finished:
+            await _stop(remote, entry.call_id)
+        job.ledger.forget(entry.index)
+
+    async def _pause(self, job: _Job, piece: _Piece, attempt: int, doing: str, exc: BaseException) -> None:
+        stage = Stage.TRANSCRIBING if job.next_emit else Stage.WAITING_GPU
+        reason = _explain(exc).split(":")[0]
+        job.progress(stage, job.fraction, None, f"{doing} ({reason})")
+        await asyncio.sleep(self.retry_delay_s * 2 ** (attempt - 1))
 
     def _accept(self, job: _Job, piece: _Piece, answer: dict[str, Any]) -> None:
         """Check and store one chunk's answer, then emit every answer that is now next in order."""
-        version, expected = str(answer.get("api_version", "?")), _worker_api_version()
+        version, expected = str(answer.get("api_version", "?")), WORKER_API_VERSION
         if version != expected:
             raise TranscriptionError(
                 f"{job.path.name}: the deployed Modal worker speaks API v{version}, this app needs "
                 f"v{expected}: run `whisper-desk deploy`"
             )
+        if answer.get("error"):  # the worker's own refusal (bad audio, options, model): final, never retried
+            raise TranscriptionError(f"{job.path.name}: chunk {piece.index + 1} of {job.count}: {answer['error']}")
         length = piece.end_s - piece.start_s
         segments = [
             clamped.shifted(piece.start_s)
@@ -475,10 +624,30 @@ class ModalBackend:
         return transcript.renumbered()
 
 
-def _worker_api_version() -> str:
-    from worker.modal_app import WORKER_API_VERSION  # imports modal (once): only when answers come back
+def _same_chunk(entry: SentChunk, piece: _Piece) -> bool:
+    return abs(entry.start_s - piece.start_s) <= CHUNK_MATCH_S and abs(entry.end_s - piece.end_s) <= CHUNK_MATCH_S
 
-    return WORKER_API_VERSION
+
+async def _stop(remote: RemoteTranscriber, call_id: str) -> None:
+    """FunctionCallCancel for one call, bounded; a failure to stop it fails nothing else."""
+    try:
+        await asyncio.wait_for(remote.cancel(call_id), CANCEL_GRACE_S)
+    except Exception:
+        pass
+
+
+async def _stop_once_named(remote: RemoteTranscriber, spawning: asyncio.Future) -> None:
+    """A spawn was under way when its chunk was cancelled: wait (bounded) for the call it makes, then stop it."""
+    try:
+        done, _ = await asyncio.wait({spawning}, timeout=CANCEL_GRACE_S)
+    except asyncio.CancelledError:
+        done = set()
+    if not done:
+        spawning.cancel()
+        return
+    if spawning.cancelled() or spawning.exception() is not None:
+        return  # no call came of it
+    await _stop(remote, spawning.result())
 
 
 def _clock(seconds: float) -> str:
