@@ -13,6 +13,7 @@ from typing import Any
 from worker.backends.base import BACKEND_LABELS
 from worker.options import DEFAULT_MODEL, MODEL_NAMES, TranscriptionOptions
 from worker.timing import DEFAULT_T4_DOLLARS_PER_HOUR
+from worker.watch import WatchFolder, parse_watch_folders
 
 APP_NAME = "whisper-desk"
 PREFERENCES_FILE = "preferences.json"
@@ -43,6 +44,7 @@ class Preferences:
     auto_export_formats: tuple[str, ...] = ()
     auto_export_folder: str = ""  # "" writes next to the source file
     check_modal_on_start: bool = True
+    watch_folders: tuple[WatchFolder, ...] = ()  # folders whose new media files are transcribed (worker.watch)
 
     def options(self) -> TranscriptionOptions:
         return TranscriptionOptions(
@@ -97,7 +99,10 @@ class Preferences:
             if f.name not in data:
                 continue
             try:
-                values[f.name] = _coerce(data[f.name], getattr(defaults, f.name))
+                if f.name == "watch_folders":
+                    values[f.name] = parse_watch_folders(data[f.name])
+                else:
+                    values[f.name] = _coerce(data[f.name], getattr(defaults, f.name))
             except (TypeError, ValueError):
                 continue
         return replace(defaults, **values).validated()

@@ -1,0 +1,341 @@
+"""Watch folders: files are queued once they stop changing, transcribed once (across restarts too), their
+outputs written atomically; partial downloads, temporary and non-media files are ignored in one line each.
+
+The unit tests drive FolderWatcher round by round with a stand-in clock and backend; the acceptance tests run
+the real `whisper-desk watch` with tiny.en on a file copied slowly into the folder."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+from worker.library import Library
+from worker.preferences import Preferences
+from worker.queue import JobFinished, JobQueue, QueueEvent
+from worker.transcript import Segment, Transcript
+from worker.watch import (
+    FolderWatcher,
+    SettleTracker,
+    WatchFolder,
+    WatchState,
+    ignore_reason,
+    parse_watch_folders,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+WAIT_S = 60.0
+SETTLE_S = 2.0
+
+
+# --- what is watched ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name, reason", [
+    ("talk.flac", None),
+    ("Interview.MP4", None),
+    ("talk.flac.part", "partial download"),
+    ("video.mp4.crdownload", "partial download"),
+    ("talk.flac.tmp", "temporary file"),
+    ("talk.flac~", "temporary file"),
+    ("~talk.flac", "temporary file"),
+    (".talk.flac", "hidden file"),
+    ("notes.txt", "not a media file"),
+    ("README", "not a media file"),
+])
+def test_what_is_ignored_and_why(name, reason):
+    found = ignore_reason(Path("/watched") / name)
+    assert (found is None) if reason is None else (reason in found)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def test_a_file_is_ready_once_size_and_time_stop_changing():
+    clock = Clock()
+    tracker = SettleTracker(settle_s=3.0, clock=clock)
+    path = Path("/watched/talk.flac")
+    assert not tracker.observe(path, 100, 1.0)  # first sight
+    clock.advance(2.0)
+    assert not tracker.observe(path, 200, 2.0)  # still growing: the wait starts again
+    clock.advance(2.9)
+    assert not tracker.observe(path, 200, 2.0)
+    clock.advance(0.2)
+    assert tracker.observe(path, 200, 2.0)  # 3.1 s unchanged
+    clock.advance(1.0)
+    assert not tracker.observe(path, 200, 5.0)  # touched again: wait again
+    empty = Path("/watched/empty.flac")
+    tracker.observe(empty, 0, 1.0)
+    clock.advance(60)
+    assert not tracker.observe(empty, 0, 1.0)  # an empty file is never ready (a download that has not begun)
+
+
+def test_watch_folder_settings_round_trip_and_damaged_entries_fall_back():
+    entry = WatchFolder("/rec", "modal", "base.en", ("srt", "txt"), "/out")
+    assert WatchFolder.from_dict(entry.to_dict()) == entry
+    damaged = WatchFolder.from_dict({"folder": "/rec", "backend": "gpu-farm", "model": "huge", "formats": ["doc"]})
+    assert damaged == WatchFolder("/rec")
+    assert parse_watch_folders([entry.to_dict(), {"folder": ""}, "junk", {"backend": "local"}]) == (entry,)
+    assert parse_watch_folders("junk") == ()
+    assert WatchFolder("/rec", formats=()).problem() == "choose at least one output format"
+
+
+def test_preferences_keep_watch_folders():
+    entry = WatchFolder("/rec", "local", "tiny.en", ("srt",), "/out")
+    prefs = Preferences(watch_folders=(entry,))
+    assert Preferences.from_dict(prefs.to_dict()).watch_folders == (entry,)
+    assert Preferences.from_dict({"watch_folders": "junk"}).watch_folders == ()
+
+
+# --- the watcher, round by round, with a stand-in backend --------------------------------------------------
+
+class InstantBackend:
+    """Transcribes nothing: every file says "words of <stem>"; files named bad* fail as bad media."""
+
+    name = "local"
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def transcribe(self, path, options, emit, cancel, ledger=None):
+        from worker.errors import MediaError
+
+        self.calls.append(Path(path).name)
+        if Path(path).name.startswith("bad"):
+            raise MediaError(path, "not an audio or video file, or the file is damaged")
+        return Transcript(segments=[Segment(0, 0.0, 2.0, f"words of {Path(path).stem}")], language="en",
+                          duration=2.0, model=options.model, backend="local")
+
+    def close(self) -> None:
+        pass
+
+
+class Rig:
+    """A library, a queue with the stand-in backend, and a watcher on one folder, with a stand-in clock."""
+
+    def __init__(self, tmp_path: Path, backend: InstantBackend, output_dir: Path | None = None) -> None:
+        self.folder = tmp_path / "inbox"
+        self.folder.mkdir(exist_ok=True)
+        self.output_dir = output_dir
+        self.backend = backend
+        self.library_path = tmp_path / "library.sqlite3"
+        self.lines: list[str] = []
+        self.finished = threading.Condition()
+        self.finished_ids: list[int] = []
+        self.clock = Clock()
+        self.start()
+
+    def start(self) -> None:
+        self.library = Library(self.library_path)
+        self.queue = JobQueue(self.library, Preferences(), self._on_event,
+                              backend_factory=lambda name, prefs: self.backend, modal_ready=lambda: True)
+        self.queue.restore()
+        entry = WatchFolder(str(self.folder), formats=("txt", "srt"), output_dir=str(self.output_dir or ""))
+        self.watcher = FolderWatcher(self.library, self.queue, [entry], self.lines.append, SETTLE_S,
+                                     clock=self.clock)
+        self.queue.start()
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def stop(self) -> None:
+        self.queue.shutdown()
+        self.library.close()
+
+    def _on_event(self, event: QueueEvent) -> None:
+        if isinstance(event, JobFinished):
+            with self.finished:
+                self.finished_ids.append(event.job_id)
+                self.finished.notify_all()
+
+    def wait_finished(self, count: int) -> None:
+        with self.finished:
+            assert self.finished.wait_for(lambda: len(self.finished_ids) >= count, WAIT_S)
+
+    def settle(self) -> None:
+        """Two rounds SETTLE_S apart: whatever stopped changing is queued."""
+        self.watcher.poll()
+        self.clock.advance(SETTLE_S + 0.1)
+        self.watcher.poll()
+
+    def states(self) -> dict[str, str]:
+        return {Path(row["path"]).name: row["state"] for row in self.library.watched_files()}
+
+
+@pytest.fixture
+def rig(tmp_path):
+    rigs: list[Rig] = []
+
+    def make(**kwargs) -> Rig:
+        rigs.append(Rig(tmp_path, InstantBackend(), **kwargs))
+        return rigs[-1]
+
+    yield make
+    for made in rigs:
+        made.stop()
+
+
+def _media(folder: Path, name: str, data: bytes = b"RIFF fake audio bytes") -> Path:
+    path = folder / name
+    path.write_bytes(data)
+    return path
+
+
+def test_new_file_is_queued_after_it_settles_and_its_outputs_are_written(rig, tmp_path):
+    out = tmp_path / "out"
+    r = rig(output_dir=out)
+    _media(r.folder, "talk.flac")
+    r.watcher.poll()
+    assert r.backend.calls == [] and r.library.jobs() == []  # seen once: not yet known to be complete
+    r.clock.advance(SETTLE_S + 0.1)
+    r.watcher.poll()
+    r.wait_finished(1)
+    r.watcher.poll()  # the round after the job ended writes the outputs
+    assert (out / "talk.txt").read_text(encoding="utf-8").strip() == "words of talk"
+    assert "words of talk" in (out / "talk.srt").read_text(encoding="utf-8")
+    assert r.states() == {"talk.flac": WatchState.DONE}
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary file left behind
+    for _ in range(3):
+        r.clock.advance(SETTLE_S + 0.1)
+        r.watcher.poll()
+    assert r.backend.calls == ["talk.flac"]
+    assert sorted(p.name for p in out.iterdir()) == ["talk.srt", "talk.txt"]
+
+
+def test_a_growing_file_waits_until_it_stops(rig):
+    r = rig()
+    path = _media(r.folder, "growing.wav", b"x" * 10)
+    for size in range(20, 120, 10):  # a slow copy: a new piece before each round
+        r.watcher.poll()
+        r.clock.advance(SETTLE_S / 2)
+        with open(path, "ab") as handle:
+            handle.write(b"x" * 10)
+        os.utime(path, (time.time(), time.time() + size))  # a new time too, as a copy gives
+    r.watcher.poll()
+    assert r.library.jobs() == []
+    r.clock.advance(SETTLE_S + 0.1)
+    r.watcher.poll()
+    [job] = r.library.jobs()
+    assert Path(job.path).stat().st_size == 110
+
+
+def test_transcribed_once_across_restarts_and_again_only_when_the_file_changes(rig):
+    r = rig()
+    path = _media(r.folder, "talk.flac")
+    r.settle()
+    r.wait_finished(1)
+    r.watcher.poll()
+    r.restart()
+    r.settle()
+    r.settle()
+    assert r.backend.calls == ["talk.flac"]
+    assert len(r.library.jobs()) == 1
+
+    path.write_bytes(b"RIFF a new recording under the same name")
+    r.settle()
+    r.wait_finished(1)
+    r.watcher.poll()
+    assert r.backend.calls == ["talk.flac", "talk.flac"]
+    assert any("changed since it was transcribed" in line for line in r.lines)
+    assert (r.folder / "talk (2).txt").exists()  # the first transcript's outputs are never overwritten
+
+
+def test_a_file_that_arrived_while_nothing_watched_is_transcribed_at_the_next_start(rig):
+    r = rig()
+    r.stop()
+    _media(r.folder, "while-closed.m4a")
+    r.start()
+    r.settle()
+    r.wait_finished(1)
+    r.watcher.poll()
+    assert (r.folder / "while-closed.txt").exists()
+
+
+def test_stopped_before_the_job_ran_it_runs_at_the_next_start(rig):
+    r = rig()
+    r.queue.set_paused(True)
+    _media(r.folder, "talk.flac")
+    r.settle()
+    assert r.states() == {"talk.flac": WatchState.QUEUED}
+    r.restart()  # the queued job is in the library: the new queue runs it, the watcher writes its outputs
+    r.wait_finished(1)
+    r.watcher.poll()
+    assert r.states() == {"talk.flac": WatchState.DONE}
+    assert (r.folder / "talk.txt").exists()
+    assert r.backend.calls == ["talk.flac"]
+
+
+def test_partial_downloads_temporary_and_other_files_are_ignored_in_one_line_each(rig):
+    r = rig()
+    _media(r.folder, "talk.flac.part")
+    _media(r.folder, "video.mp4.crdownload")
+    _media(r.folder, "draft.wav.tmp")
+    _media(r.folder, ".hidden.flac")
+    (r.folder / "notes.txt").write_text("not audio")
+    for _ in range(3):
+        r.settle()
+    assert r.library.jobs() == [] and r.backend.calls == []
+    assert sorted(r.lines) == [
+        "draft.wav.tmp: ignored: a temporary file",
+        "notes.txt: ignored: not a media file",
+        "talk.flac.part: ignored: a partial download (waiting for the finished file)",
+        "video.mp4.crdownload: ignored: a partial download (waiting for the finished file)",
+    ]
+    (r.folder / "talk.flac.part").rename(r.folder / "talk.flac")  # the download finished
+    r.settle()
+    assert [Path(job.path).name for job in r.library.jobs()] == ["talk.flac"]
+
+
+def test_bad_media_fails_in_one_line_and_is_not_tried_again(rig):
+    r = rig()
+    _media(r.folder, "bad.mp3")
+    _media(r.folder, "good.mp3")
+    r.settle()
+    r.wait_finished(2)
+    r.watcher.poll()
+    assert r.states() == {"bad.mp3": WatchState.FAILED, "good.mp3": WatchState.DONE}
+    assert [line for line in r.lines if line.startswith("bad.mp3: failed")] == [
+        "bad.mp3: failed: bad.mp3: not an audio or video file, or the file is damaged"]
+    r.settle()
+    assert sorted(r.backend.calls) == ["bad.mp3", "good.mp3"]
+
+
+def test_a_file_already_in_the_queue_is_not_transcribed_twice(rig):
+    r = rig()
+    r.queue.set_paused(True)
+    path = _media(r.folder, "dropped.flac")
+    r.queue.add_files([path])  # the user dropped it in the window too
+    r.settle()
+    assert len(r.library.jobs()) == 1
+    r.queue.set_paused(False)
+    r.wait_finished(1)
+    r.watcher.poll()
+    assert r.backend.calls == ["dropped.flac"] and (r.folder / "dropped.txt").exists()
+
+
+def test_a_folder_that_does_not_exist_is_reported_not_fatal(tmp_path):
+    library = Library(tmp_path / "library.sqlite3")
+    lines: list[str] = []
+    try:
+        watcher = FolderWatcher(library, queue=None, folders=[WatchFolder(str(tmp_path / "nowhere"))],
+                                report=lines.append)
+        watcher.poll()
+        assert lines == ["nowhere: not watched: no such folder"]
+    finally:
+        library.close()
