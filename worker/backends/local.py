@@ -20,6 +20,7 @@ from typing import Any
 from worker.errors import Cancelled, MediaError, TranscriptionError, one_line
 from worker.events import CancelToken, Emit, Progress, SegmentsReady, Stage, TimingReport
 from worker.options import TranscriptionOptions
+from worker.stitching import ChunkStitcher
 from worker.transcript import Segment, Transcript
 
 STOP_GRACE_S = 1.0  # after terminate(), before kill()
@@ -330,9 +331,7 @@ def _transcribe_in_blocks(emit: Emit, engines: dict[str, Any], engine_kind: str,
     from worker.chunking import iter_chunks
 
     engine = _loaded_engine(emit, engines, engine_kind, threads, options.model)
-    segments: list[Segment] = []
-    languages: list[str] = []
-    parts: list[dict[str, Any]] = []
+    stitcher = ChunkStitcher()
     block_count = max(1, round(duration / block_s))
     for chunk in iter_chunks(path, target_s=block_s):
         length = chunk.end_s - chunk.start_s
@@ -340,31 +339,14 @@ def _transcribe_in_blocks(emit: Emit, engines: dict[str, Any], engine_kind: str,
         emit(Progress(Stage.TRANSCRIBING, min(1.0, chunk.start_s / duration), chunk.index, count))
 
         def on_segment(segment: Segment, chunk: Any = chunk, length: float = length, count: int = count) -> None:
-            kept = segment.clamped(length)
-            if kept is None:
-                return
-            placed = kept.shifted(chunk.start_s, new_id=len(segments))
-            segments.append(placed)
-            emit(SegmentsReady([placed]))
-            emit(Progress(Stage.TRANSCRIBING, min(1.0, placed.end / duration), chunk.index, count))
+            placed = stitcher.place(segment, chunk.start_s, length)
+            if placed is not None:
+                emit(SegmentsReady([placed]))
+                emit(Progress(Stage.TRANSCRIBING, min(1.0, placed.end / duration), chunk.index, count))
 
         part = engine.transcribe(chunk.samples, options, on_segment=on_segment)
-        parts.append(part.timings)
-        if part.language:
-            languages.append(part.language)
-    inference_s = sum(float(t["inference_s"]) for t in parts)
-    audio_s = sum(float(t["audio_s"]) for t in parts)
-    first = parts[0] if parts else {"gpu": engine.gpu, "cold_start": False, "model_load_s": 0.0, "engine": ""}
-    timings = {
-        "gpu": first["gpu"],
-        "cold_start": bool(first["cold_start"]),
-        "model_load_s": first["model_load_s"],
-        "inference_s": round(inference_s, 3),
-        "audio_s": round(audio_s, 3),
-        "rtf": round(inference_s / audio_s, 4) if audio_s > 0 else 0.0,
-        "engine": first["engine"],
-        "blocks": len(parts),
-    }
-    language = max(set(languages), key=languages.count) if languages else options.language
-    return Transcript(segments=segments, language=language, duration=round(audio_s, 3), model=engine.label,
-                      timings=timings)
+        stitcher.chunk_done(chunk.end_s, part.timings, part.language)
+    first = stitcher.chunk_timings[0] if stitcher.chunk_timings else {"gpu": engine.gpu, "engine": ""}
+    timings = {**stitcher.totals(), "gpu": first["gpu"], "engine": first["engine"], "blocks": len(stitcher.chunk_timings)}
+    return Transcript(segments=stitcher.segments, language=stitcher.language(options.language),
+                      duration=timings["audio_s"], model=engine.label, timings=timings)
