@@ -1,7 +1,7 @@
 """The Modal state in the status bar, checked in the background with a bounded time.
 
 States: "not set up" (no token), "checking", "ready", "rejected", "unreachable". Everything runs in a QThread:
-looking for a token (worker.modal_account.has_credentials: a file read, but the module's first import costs
+looking for a token (worker.modal.credentials.has_credentials: a file read, but the module's first import costs
 tens of ms) and, when asked, the network check (check_credentials, at most 10 s). The GUI thread never waits.
 """
 
@@ -19,13 +19,13 @@ _STATE_FOR_RESULT = {"ok": READY, "missing": NOT_SET_UP, "rejected": REJECTED, "
 
 
 def _has_credentials() -> bool:
-    from worker.modal_account import has_credentials
+    from worker.modal.credentials import has_credentials
 
     return has_credentials()
 
 
 def _check(timeout_s: float) -> Any:
-    from worker.modal_account import check_credentials
+    from worker.modal.checks import check_credentials
 
     return check_credentials(timeout_s=timeout_s)
 

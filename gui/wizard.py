@@ -1,6 +1,6 @@
 """The Modal setup wizard: from no token to a verified connection, a deployed T4 app and a first GPU transcript.
 
-A thin layer over worker.modal_account (the same code as `whisper-desk check` and `whisper-desk deploy`):
+A thin layer over worker.modal (the same code as `whisper-desk check` and `whisper-desk deploy`):
 every slow step runs in a QThread, is bounded and can be cancelled; the GUI thread never waits on the
 network. The token secret is never put in a label, a log view or a log record.
 
@@ -32,8 +32,8 @@ from PySide6.QtWidgets import (
 )
 
 from gui.resources import RESOURCES
-from worker import modal_account as ma
-from worker.errors import Cancelled
+from worker.modal import bounded, checks, credentials, deploy as deploying, errors as modal_errors, sign_in, warm
+from worker.errors import Cancelled, ModalSetupError
 from worker.events import CancelToken, SegmentsReady, TimingReport
 from worker.options import DEFAULT_MODEL, TranscriptionOptions
 from worker.timing import DEFAULT_T4_DOLLARS_PER_HOUR, timing_line
@@ -57,21 +57,21 @@ def _default_backend():
 class WizardServices:
     """What the wizard calls; each can be replaced (tests inject fakes or point them at a loopback server)."""
 
-    check_credentials: Callable[..., ma.CheckResult] = ma.check_credentials
-    write_token: Callable[..., Path] = ma.write_token
-    sign_in_with_browser: Callable[..., ma.SignInResult] = ma.sign_in_with_browser
-    check_app: Callable[..., ma.AppCheck] = ma.check_app
-    deploy: Callable[..., ma.DeployResult] = ma.deploy
-    warm_model_volume: Callable[..., dict] = ma.warm_model_volume
+    check_credentials: Callable[..., checks.CheckResult] = checks.check_credentials
+    write_token: Callable[..., Path] = credentials.write_token
+    sign_in_with_browser: Callable[..., sign_in.SignInResult] = sign_in.sign_in_with_browser
+    check_app: Callable[..., checks.AppCheck] = checks.check_app
+    deploy: Callable[..., deploying.DeployResult] = deploying.deploy
+    warm_model_volume: Callable[..., dict] = warm.warm_model_volume
     make_backend: Callable[[], Any] = _default_backend
 
 
 @dataclass
 class PendingToken:
-    """The token the wizard is setting up. The secret is a ma.Secret: it does not print."""
+    """The token the wizard is setting up. The secret is a credentials.Secret: it does not print."""
 
     token_id: str
-    secret: ma.Secret
+    secret: credentials.Secret
     profile: str
     saved: bool = False  # True once it is in the Modal config file (browser sign-in saves it itself)
     workspace: str | None = None
@@ -97,7 +97,7 @@ class _Task(QThread):
         except Cancelled:
             self.failed.emit(CANCELLED)
         except Exception as exc:  # shown to the user as one line
-            self.failed.emit(ma.explain_modal_error(exc))
+            self.failed.emit(modal_errors.explain_modal_error(exc))
         else:
             if self.cancel_token.cancelled:
                 self.failed.emit(CANCELLED)
@@ -183,15 +183,15 @@ class IntroPage(_Page):
 
     def initializePage(self) -> None:
         try:
-            credentials = ma.resolve_credentials()
-        except ma.ModalSetupError as exc:
+            found = credentials.resolve_credentials()
+        except ModalSetupError as exc:
             self.status.setText(str(exc))
             return
-        if credentials is None:
+        if found is None:
             self.status.setText("No Modal token is set on this computer yet.")
         else:
             self.status.setText(
-                f"A Modal token is already set ({credentials.source}). You can keep it or set up a new one."
+                f"A Modal token is already set ({found.source}). You can keep it or set up a new one."
             )
 
 
@@ -248,7 +248,7 @@ class TokenPage(_Page):
         secret_layout.setContentsMargins(0, 0, 0, 0)
         secret_layout.addWidget(self.token_secret, 1)
         secret_layout.addWidget(self.show_secret)
-        self.profile = QLineEdit(ma.DEFAULT_PROFILE)
+        self.profile = QLineEdit(credentials.DEFAULT_PROFILE)
         self.profile.setObjectName("profile")
         form.addRow("Token ID", self.token_id)
         form.addRow("Token Secret", secret_row)
@@ -267,7 +267,7 @@ class TokenPage(_Page):
             edit.textChanged.connect(self._edited)
 
     def initializePage(self) -> None:
-        if ma.env_credentials_set():
+        if credentials.env_credentials_set():
             self.env_note.setText(
                 "Note: MODAL_TOKEN_ID / MODAL_TOKEN_SECRET are set in the environment. Modal uses them instead "
                 "of any saved profile, so Whisper Desk will too while they are set."
@@ -290,10 +290,10 @@ class TokenPage(_Page):
             return "Waiting for the browser sign-in to finish (or cancel it)."
         if self._browser_token is not None:
             return None
-        profile_problem = ma.validate_profile_name(self.profile.text().strip())
+        profile_problem = credentials.validate_profile_name(self.profile.text().strip())
         if not self.token_id.text() and not self.token_secret.text():
             return "Sign in with the browser, or paste your Token ID and Token Secret."
-        problem = ma.validate_token_shape(self.token_id.text(), self.token_secret.text()) or profile_problem
+        problem = credentials.validate_token_shape(self.token_id.text(), self.token_secret.text()) or profile_problem
         return problem[0].upper() + problem[1:] + "." if problem else None
 
     def _update_reason(self) -> None:
@@ -308,7 +308,7 @@ class TokenPage(_Page):
             return self._browser_token
         return PendingToken(
             token_id=self.token_id.text().strip(),
-            secret=ma.Secret(self.token_secret.text().strip()),
+            secret=credentials.Secret(self.token_secret.text().strip()),
             profile=self.profile.text().strip(),
         )
 
@@ -320,8 +320,8 @@ class TokenPage(_Page):
 
     # browser sign-in
     def start_sign_in(self) -> None:
-        profile = self.profile.text().strip() or ma.DEFAULT_PROFILE
-        problem = ma.validate_profile_name(profile)
+        profile = self.profile.text().strip() or credentials.DEFAULT_PROFILE
+        problem = credentials.validate_profile_name(profile)
         if problem:
             self.sign_in_status.setText(problem[0].upper() + problem[1:] + ".")
             return
@@ -352,15 +352,15 @@ class TokenPage(_Page):
         self.sign_in_button.setEnabled(True)
         self.sign_in_cancel.setEnabled(False)
 
-    def _signed_in(self, result: ma.SignInResult) -> None:
+    def _signed_in(self, result: sign_in.SignInResult) -> None:
         self._sign_in_done()
         try:
-            entry = ma.read_profiles(result.path).get(result.profile, {})
-        except ma.ModalSetupError as exc:
+            entry = credentials.read_profiles(result.path).get(result.profile, {})
+        except ModalSetupError as exc:
             self._sign_in_failed(str(exc))
             return
         self._browser_token = PendingToken(
-            token_id=result.token_id, secret=ma.Secret(str(entry.get("token_secret", ""))),
+            token_id=result.token_id, secret=credentials.Secret(str(entry.get("token_secret", ""))),
             profile=result.profile, saved=True,
         )
         self.token_id.blockSignals(True)
@@ -394,7 +394,7 @@ class VerifyPage(_Page):
         super().__init__()
         self.setTitle("Check the token with Modal")
         self.setSubTitle("Modal is asked whether it accepts the token. This takes at most 10 seconds.")
-        self.result: ma.CheckResult | None = None
+        self.result: checks.CheckResult | None = None
         self.saved_path: Path | None = None
         self._task: _Task | None = None
         layout = QVBoxLayout(self)
@@ -453,7 +453,7 @@ class VerifyPage(_Page):
         self.cancel_button.setEnabled(False)
         self.retry_button.setEnabled(True)
 
-    def _checked(self, result: ma.CheckResult) -> None:
+    def _checked(self, result: checks.CheckResult) -> None:
         self._finish()
         wiz = self.wiz
         token = wiz.token
@@ -470,17 +470,17 @@ class VerifyPage(_Page):
                 except Exception as exc:
                     self.result = None
                     self.status.setText("Accepted, but the token could not be saved.")
-                    self.detail.setText(ma.explain_modal_error(exc))
+                    self.detail.setText(modal_errors.explain_modal_error(exc))
                     self.completeChanged.emit()
                     return
                 token.saved = True
             else:
-                self.saved_path = ma.config_path()
+                self.saved_path = credentials.config_path()
             token.workspace = result.workspace
             where = f"workspace {result.workspace}" if result.workspace else "your Modal account"
             self.status.setText(f"Accepted by {where}.")
-            detail = f"Saved as profile {token.profile} (active) in {_home_short(self.saved_path or ma.config_path())}."
-            if ma.env_credentials_set():
+            detail = f"Saved as profile {token.profile} (active) in {_home_short(self.saved_path or credentials.config_path())}."
+            if credentials.env_credentials_set():
                 detail += " MODAL_TOKEN_ID / MODAL_TOKEN_SECRET in the environment still win over this profile."
             self.detail.setText(detail)
         elif result.state == "rejected":
@@ -522,7 +522,7 @@ class DeployPage(_Page):
         super().__init__()
         self.setTitle("Deploy the worker app")
         self.setSubTitle("The T4 worker app goes into your Modal account once; later jobs call it by name.")
-        self.app_state: ma.AppCheck | None = None
+        self.app_state: checks.AppCheck | None = None
         self.deployed = False
         self.warmed = False
         self._task: _Task | None = None
@@ -572,7 +572,7 @@ class DeployPage(_Page):
 
         self._task = wiz.start_task("check-app", work, self._app_checked, self._failed)
 
-    def _app_checked(self, state: ma.AppCheck) -> None:
+    def _app_checked(self, state: checks.AppCheck) -> None:
         self._task = None
         self.app_state = state
         log.info("worker app: %s", state.state)
@@ -610,7 +610,7 @@ class DeployPage(_Page):
         self._task = wiz.start_task("deploy", work, self._deployed, self._failed,
                                     lambda line: self._append(self.log_view, line))
 
-    def _deployed(self, result: ma.DeployResult) -> None:
+    def _deployed(self, result: deploying.DeployResult) -> None:
         self._task = None
         self.deployed = True
         self.deploy_button.setText("Redeploy")
@@ -792,10 +792,10 @@ class ModalSetupWizard(QWizard):
         services: WizardServices | None = None,
         model: str = DEFAULT_MODEL,
         sample_path: Path = SAMPLE_PATH,
-        check_timeout_s: float = ma.CHECK_TIMEOUT_CAP_S,
-        sign_in_timeout_s: float = ma.SIGN_IN_TIMEOUT_S,
-        deploy_timeout_s: float = ma.DEPLOY_TIMEOUT_S,
-        warm_timeout_s: float = ma.WARM_TIMEOUT_S,
+        check_timeout_s: float = bounded.CHECK_TIMEOUT_CAP_S,
+        sign_in_timeout_s: float = sign_in.SIGN_IN_TIMEOUT_S,
+        deploy_timeout_s: float = deploying.DEPLOY_TIMEOUT_S,
+        warm_timeout_s: float = warm.WARM_TIMEOUT_S,
         warm_after_deploy: bool = True,
         start_id: int = INTRO,
         **service_overrides: Callable[..., Any],
@@ -813,7 +813,7 @@ class ModalSetupWizard(QWizard):
         self.server_url = server_url
         self.model = model
         self.sample_path = Path(sample_path)
-        self.check_timeout_s = min(float(check_timeout_s), ma.CHECK_TIMEOUT_CAP_S)
+        self.check_timeout_s = min(float(check_timeout_s), bounded.CHECK_TIMEOUT_CAP_S)
         self.sign_in_timeout_s = sign_in_timeout_s
         self.deploy_timeout_s = deploy_timeout_s
         self.warm_timeout_s = warm_timeout_s
@@ -834,7 +834,7 @@ class ModalSetupWizard(QWizard):
         self.resize(720, 560)
 
     def scrub(self, text: str) -> str:
-        return ma.scrub(text, self.token.secret if self.token is not None else None)
+        return credentials.scrub(text, self.token.secret if self.token is not None else None)
 
     def start_task(
         self,

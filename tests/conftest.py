@@ -77,3 +77,6 @@ class _LentBackend:
 def lent_backend(local_backend) -> _LentBackend:
     """The module's real LocalBackend, for `MainWindow(backend_factory=lambda name, prefs: lent_backend)`."""
     return _LentBackend(local_backend)
+
+
+from modal_fixtures import deployed_modal, modal_plane  # noqa: E402,F401 - the loopback Modal control plane

@@ -36,14 +36,12 @@ until Ctrl-C.
 from __future__ import annotations
 
 import asyncio
-import base64
 import collections
 import hashlib
 import http.server
 import itertools
 import os
 import random
-import secrets as _secrets
 import socket
 import string
 import threading
@@ -187,7 +185,7 @@ class Faults:
     fail_always: list[tuple[Match, str]] = field(default_factory=list)
     slow: list[tuple[Match, float]] = field(default_factory=list)  # run after this many seconds
     expire: list[Match] = field(default_factory=list)  # the output expires as soon as it is done
-    enter_error: str | None = None  # every container's @enter fails with this (a RuntimeError)
+    broken_volume: Path | None = None  # containers see this Volume, whose checkpoints do not load
     drop_polls: int = 0  # the next N FunctionGetOutputs lose their connection
     retry_delay_scale: float = 0.05  # the deployed Retries' delays, scaled (1.0 = as deployed)
 
@@ -222,8 +220,6 @@ class _Container:
         self.instance = user_cls.__new__(user_cls)
         self.instance.model = model
         plane._container_starts.append((self.id, model))
-        if plane.faults.enter_error:
-            raise RuntimeError(plane.faults.enter_error)
         flags = _PartialFunctionFlags.ENTER_PRE_SNAPSHOT | _PartialFunctionFlags.ENTER_POST_SNAPSHOT
         for enter in _find_callables_for_obj(self.instance, flags).values():
             enter()
@@ -665,6 +661,7 @@ class ControlPlane:
         hello_delay_s: float = 0.0,
         token_flow_never_finishes: bool = False,
         poll_cap_s: float = 55.0,
+        warm_containers: "dict[str, list] | None" = None,
     ) -> None:
         self.token_id = token_id
         self.token_secret = token_secret
@@ -698,7 +695,10 @@ class ControlPlane:
         self._blob_md5: dict[str, str] = {}
         self._mount_files: set[str] = set()
         self._volumes: dict[str, str] = {}
-        self._idle: dict[str, list[_Container]] = collections.defaultdict(list)
+        # idle containers per model; a shared dict keeps them warm from one plane to the next (as Modal does)
+        self._idle: dict[str, list[_Container]] = (
+            warm_containers if warm_containers is not None else collections.defaultdict(list)
+        )
         self._user_cls: type | None = None
         self._pool: ThreadPoolExecutor | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -795,12 +795,44 @@ class ControlPlane:
         for call_id in call_ids if call_ids is not None else list(self.calls):
             self.calls[call_id].expired = True
 
-    def fail_enter(self, message: str = "weights download failed: no space left on device") -> None:
-        """Every container that starts from now crashes in @modal.enter (until heal_enter)."""
-        self.faults.enter_error = message
+    def cold_containers(self) -> None:
+        """Forget the warm containers: the next inputs start new ones (and run @modal.enter)."""
+        with self._lock:
+            self._idle = collections.defaultdict(list)
+
+    def fail_enter(self) -> None:
+        """Every container that starts from now fails in @modal.enter (until heal_enter): its model Volume
+        holds checkpoints that do not load (as after a failed download), so the deployed class's own
+        loading raises inside @enter."""
+        import tempfile
+
+        import whisper
+
+        from worker.modal_app import MODELS_DIR_ENV
+
+        self.cold_containers()
+        root = Path(tempfile.mkdtemp(prefix="loopback-volume-"))
+        (root / "openai-whisper").mkdir()
+        for url in whisper._MODELS.values():  # noqa: SLF001 - the file names the Volume holds
+            (root / "openai-whisper" / os.path.basename(url)).write_bytes(b"not a checkpoint: the download broke")
+        self.faults.broken_volume = root
+        self._saved_volume_env = os.environ.get(MODELS_DIR_ENV)
+        os.environ[MODELS_DIR_ENV] = str(root)
 
     def heal_enter(self) -> None:
-        self.faults.enter_error = None
+        import shutil
+
+        from worker.modal_app import MODELS_DIR_ENV
+
+        if self.faults.broken_volume is None:
+            return
+        if self._saved_volume_env is None:
+            os.environ.pop(MODELS_DIR_ENV, None)
+        else:
+            os.environ[MODELS_DIR_ENV] = self._saved_volume_env
+        shutil.rmtree(self.faults.broken_volume, ignore_errors=True)
+        self.faults.broken_volume = None
+        self.cold_containers()
 
     def drop_polls(self, count: int = 1) -> None:
         """The next `count` FunctionGetOutputs lose their connection (modal itself retries a few)."""
@@ -950,7 +982,7 @@ class ControlPlane:
 
     def _take_container(self, model: str) -> _Container:
         with self._lock:
-            idle = self._idle[model]
+            idle = self._idle.setdefault(model, [])
             if idle:
                 return idle.pop()
         try:
@@ -990,7 +1022,7 @@ class ControlPlane:
         status, value = self._execute(container, record, attempt)
         execution.finished = time.time()
         with self._lock:
-            self._idle[model].append(container)
+            self._idle.setdefault(model, []).append(container)
         if call.cancelled.is_set():
             execution.outcome = "cancelled"
             self._finish(call, None, "cancelled")
@@ -1072,6 +1104,7 @@ class ControlPlane:
     # --- serving ----------------------------------------------------------------------------------------
 
     _stopping = False
+    _saved_volume_env: str | None = None
 
     def start(self) -> "ControlPlane":
         ready = threading.Event()
@@ -1111,6 +1144,7 @@ class ControlPlane:
 
     def stop(self) -> None:
         self._stopping = True
+        self.heal_enter()
         for call in list(self.calls.values()):
             call.cancelled.set()
         if self._loop is not None and self._loop.is_running():

@@ -16,9 +16,13 @@ remote used by the tests and benchmarks (worker/modal_standin.py) runs the very 
 On Modal, weights live in the Volume mounted at MODELS_DIR (downloaded once, atomically). Where that path
 is absent (a local `.local()` run) the body uses this computer's model cache (worker.models).
 
-Deploy-time settings come from the environment (read when this module is imported by `modal deploy`):
-WHISPER_DESK_GPU, WHISPER_DESK_MAX_CONTAINERS, WHISPER_DESK_TIMEOUT_S, WHISPER_DESK_STARTUP_TIMEOUT_S,
-WHISPER_DESK_SCALEDOWN_S, WHISPER_DESK_RETRIES.
+Deploy-time settings (GPU, limits, retries) are worker.modal.settings.DeploySettings, read from the
+environment when `modal deploy` imports this module.
+
+Failures: our own errors (bad audio, bad options, an unknown model, weights that do not load) come back at
+once as an answer, {"api_version", "error": one line}, so modal.Retries never re-runs them on a T4; Retries
+are for the infrastructure (an exception that is not ours). A model that fails to load in @modal.enter does
+not crash the container (a crash loop the client would only see at its timeout): every input gets the error.
 """
 
 # no `from __future__ import annotations`: Modal reads the class parameter's annotation as a real type
@@ -34,11 +38,8 @@ from typing import Any, Callable
 
 import modal
 
-APP_NAME = "whisper-desk"
-CLASS_NAME = "Transcriber"
-WORKER_API_VERSION = "1"  # bump when the method's arguments or answer change
-VERSION_TAG = "whisper_desk_api"  # the App tag carrying WORKER_API_VERSION (read by worker.modal_account)
-VOLUME_NAME = "whisper-desk-models"
+from worker.modal.settings import APP_NAME, VERSION_TAG, VOLUME_NAME, WORKER_API_VERSION, DeploySettings
+
 MODELS_DIR = "/models"  # where the Volume is mounted in the container
 MODELS_DIR_ENV = "WHISPER_DESK_VOLUME_DIR"  # overrides MODELS_DIR (tests point it at a temporary folder)
 DEFAULT_MODEL = "tiny.en"
@@ -51,31 +52,7 @@ SOUNDFILE_VERSION = "0.14.0"
 NUMPY_VERSION = "2.4.6"
 
 
-def _env_int(name: str, default: int) -> int:
-    value = os.environ.get(name, "").strip()
-    if not value:
-        return default
-    try:
-        number = int(value)
-    except ValueError:
-        raise ValueError(f"{name} must be a whole number, not {value!r}") from None
-    if number < 0:
-        raise ValueError(f"{name} must not be negative, not {number}")
-    return number
-
-
-# Set on purpose (each overridable at deploy time):
-GPU = os.environ.get("WHISPER_DESK_GPU", "T4")
-# two files at the app's default 8 containers each run side by side; more work waits in Modal's queue
-MAX_CONTAINERS = _env_int("WHISPER_DESK_MAX_CONTAINERS", 16)
-# one chunk (30 s of audio by default) takes seconds on a T4; 10 minutes means something is wrong
-TIMEOUT_S = _env_int("WHISPER_DESK_TIMEOUT_S", 600)
-# a cold container may first download a large model (large-v3: 3 GB) into the Volume
-STARTUP_TIMEOUT_S = _env_int("WHISPER_DESK_STARTUP_TIMEOUT_S", 900)
-# a warm container waits this long for the next chunk or file (an idle T4 costs about 2 cents a minute)
-SCALEDOWN_S = _env_int("WHISPER_DESK_SCALEDOWN_S", 120)
-# Modal retries an input whose container failed (preempted, crashed); the app retries transient errors too
-RETRIES = _env_int("WHISPER_DESK_RETRIES", 2)
+SETTINGS = DeploySettings.from_env()
 
 
 # ---------------------------------------------------------------- the body (plain Python; no Modal here)
@@ -260,6 +237,17 @@ def _make_engine(body: TranscriberBody) -> Any:
     return VolumeEngine(body.model)
 
 
+def error_answer(message: str) -> dict[str, Any]:
+    """The answer for an input that failed for a reason of ours (the client raises it without a retry)."""
+    return {"api_version": WORKER_API_VERSION, "error": message}
+
+
+def _one_line(exc: BaseException) -> str:
+    from worker.errors import exception_line
+
+    return exception_line(exc)[:300]
+
+
 def _cuda_memory_mb() -> float:
     import sys
 
@@ -297,30 +285,44 @@ def _commit_volume() -> None:
 
 
 @app.cls(
-    gpu=GPU,
+    gpu=SETTINGS.gpu,
     image=image,
     volumes={MODELS_DIR: volume},
-    timeout=TIMEOUT_S,
-    startup_timeout=STARTUP_TIMEOUT_S,
-    scaledown_window=SCALEDOWN_S,
-    max_containers=MAX_CONTAINERS,
-    retries=modal.Retries(max_retries=RETRIES, backoff_coefficient=2.0, initial_delay=1.0),
+    timeout=SETTINGS.timeout_s,
+    startup_timeout=SETTINGS.startup_timeout_s,
+    scaledown_window=SETTINGS.scaledown_s,
+    max_containers=SETTINGS.max_containers,
+    retries=modal.Retries(max_retries=SETTINGS.retries, backoff_coefficient=2.0, initial_delay=1.0),
 )
 class Transcriber:
     model: str = modal.parameter(default=DEFAULT_MODEL)
 
     @modal.enter()
     def load(self) -> None:
-        """Once per container: load the model (downloading it into the Volume the first time)."""
-        root = models_dir()
-        if root is not None:
-            try:
-                volume.reload()  # see weights another container committed since this one started
-            except Exception:
-                pass
-        self.body = TranscriberBody(self.model, commit_volume=_commit_volume if root is not None else None)
-        self.body.load()
+        """Once per container: load the model (downloading it into the Volume the first time). A failure is
+        kept and answered to every input, never raised: a raise here is a crash loop."""
+        self.body = None
+        self.load_error = None
+        try:
+            root = models_dir()
+            if root is not None and not modal.is_local():
+                try:
+                    volume.reload()  # see weights another container committed since this one started
+                except Exception:
+                    pass
+            body = TranscriberBody(self.model, commit_volume=_commit_volume if root is not None else None)
+            body.load()
+            self.body = body
+        except Exception as exc:
+            self.load_error = f"the {self.model} model did not load on Modal ({_one_line(exc)})"
 
     @modal.method()
     def transcribe(self, audio: bytes, options: dict) -> dict:
-        return self.body.transcribe(audio, options)
+        from worker.errors import WhisperDeskError
+
+        if self.body is None:
+            return error_answer(self.load_error or f"the {self.model} model is not loaded")
+        try:
+            return self.body.transcribe(audio, options)
+        except WhisperDeskError as exc:  # deterministic: an answer, never a retry
+            return error_answer(_one_line(exc))

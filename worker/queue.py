@@ -197,7 +197,7 @@ def default_backend_factory(name: str, preferences: Preferences) -> Backend:
 
 def modal_has_credentials() -> bool:
     try:
-        from worker.modal_account import has_credentials
+        from worker.modal.credentials import has_credentials
 
         return has_credentials()
     except Exception:
@@ -507,7 +507,7 @@ class JobQueue:
         light modules only (the engine loads in its own process). Modal: this process cuts and encodes the
         chunks, so numpy and PyAV load too (only for people who chose Modal)."""
         if self.preferences.backend == "modal":
-            names = ["worker.modal_account", "worker.audio", "worker.chunking", "worker.backends.modal_fanout", "av"]
+            names = ["worker.modal.checks", "worker.audio", "worker.chunking", "worker.backends.modal_fanout", "av"]
         else:
             names = ["multiprocessing.connection", "worker.audio", "worker.backends.local"]
 

@@ -1,0 +1,47 @@
+"""Fixtures for tests that drive the real `modal` client against the loopback control plane
+(tests/modal_control_plane.py); registered in conftest.
+
+- `modal_plane`: a fresh ControlPlane, with the environment pointing modal (and the `modal` CLI that
+  `whisper-desk deploy` runs) at it: MODAL_SERVER_URL, MODAL_TOKEN_ID/SECRET, HOME and MODAL_CONFIG_PATH
+  in the test's temporary home. Nothing is deployed yet.
+- `deployed_modal`: the same, after the real `whisper-desk deploy` code (worker.modal.deploy, which runs
+  `python -m modal deploy -m worker.modal_app`) ran against it; the plane's records are then cleared.
+
+Warm containers (the deployed class with its model loaded) are shared by the whole session, as Modal keeps
+containers warm between calls: a test that needs cold ones calls `modal_plane.cold_containers()`.
+"""
+
+from __future__ import annotations
+
+import collections
+
+import pytest
+
+_WARM: "collections.defaultdict[str, list]" = collections.defaultdict(list)
+
+
+@pytest.fixture
+def modal_plane(isolated_dirs, monkeypatch):
+    from modal_control_plane import ControlPlane
+
+    plane = ControlPlane(warm_containers=_WARM)
+    plane.start()
+    for name, value in plane.env().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("HOME", str(isolated_dirs))
+    monkeypatch.delenv("MODAL_PROFILE", raising=False)
+    try:
+        yield plane
+    finally:
+        plane.stop()
+
+
+@pytest.fixture
+def deployed_modal(modal_plane):
+    from worker.modal.deploy import deploy
+
+    lines: list[str] = []
+    deploy(lines.append, timeout_s=120)
+    assert modal_plane.deployment.published, lines
+    modal_plane.reset_records()
+    return modal_plane

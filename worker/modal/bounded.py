@@ -1,0 +1,86 @@
+"""Running modal's coroutines bounded, from any thread: every network step has a time limit.
+
+With a token but no network, modal's own calls retry for about 57 s; nothing here waits longer than asked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any, Awaitable, Callable
+
+from worker.errors import Cancelled
+from worker.events import CancelToken
+
+CHECK_TIMEOUT_CAP_S = 10.0  # no credential or app check ever waits longer than this
+
+
+def cap_timeout(timeout_s: float, cap: float = CHECK_TIMEOUT_CAP_S) -> float:
+    return max(0.1, min(float(timeout_s), cap))
+
+
+def run_bounded(make_coro: Callable[[], Awaitable[Any]], timeout_s: float, cancel: CancelToken | None) -> Any:
+    """Run a coroutine on a private event loop in a private thread, at most `timeout_s` (then TimeoutError).
+
+    Works from any thread, including one with a running loop. `cancel` stops it at once (Cancelled).
+    The thread is joined with a small grace; if modal's cleanup hangs past it, it is left behind (daemon).
+    """
+    if cancel is not None and cancel.cancelled:
+        raise Cancelled()
+    outcome: dict[str, Any] = {}
+
+    async def main() -> Any:
+        task = asyncio.ensure_future(make_coro())
+        loop = asyncio.get_running_loop()
+
+        def stop() -> None:
+            try:
+                loop.call_soon_threadsafe(task.cancel)
+            except RuntimeError:  # loop already closed: nothing left to stop
+                pass
+
+        if cancel is not None:
+            cancel.on_cancel(stop)
+        try:
+            return await asyncio.wait_for(task, timeout_s)
+        except asyncio.CancelledError:
+            if cancel is not None and cancel.cancelled:
+                raise Cancelled() from None
+            raise
+
+    from worker.async_loops import new_quiet_loop
+
+    def runner() -> None:
+        try:
+            with asyncio.Runner(loop_factory=new_quiet_loop) as loop_runner:
+                outcome["value"] = loop_runner.run(main())
+        except BaseException as exc:  # handed to the caller's thread
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=runner, name="modal-check", daemon=True)
+    thread.start()
+    thread.join(timeout_s + 2.0)
+    if thread.is_alive():
+        if cancel is not None and cancel.cancelled:
+            raise Cancelled()
+        raise TimeoutError()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome.get("value")
+
+
+def server_host(server_url: str) -> str:
+    from urllib.parse import urlparse
+
+    first = server_url.split(",")[0]
+    return urlparse(first).netloc or first
+
+
+async def open_client(server_url: str, token_id: str, token_secret: str):
+    """An explicit, opened modal client (never modal's cached global one, which read the config at import)."""
+    import modal
+    from modal_proto import api_pb2
+
+    client = modal.Client(server_url, api_pb2.CLIENT_TYPE_CLIENT, (token_id, token_secret))
+    await client.__aenter__()
+    return client

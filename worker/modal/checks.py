@@ -1,0 +1,196 @@
+"""The bounded checks behind `whisper-desk check` and the setup wizard: is the token accepted (and by which
+workspace), and is the worker app deployed at the API version this app speaks. Each waits at most 10 s, never
+raises for Modal's answers (they are states) and runs in any thread. `modal` is imported only inside.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+from worker.errors import Cancelled, ModalSetupError
+from worker.events import CancelToken
+from worker.modal.bounded import CHECK_TIMEOUT_CAP_S, cap_timeout, open_client, run_bounded, server_host
+from worker.modal.credentials import (
+    TOKENS_URL, Secret, plain_secret, resolve_credentials, resolve_server_url, scrub, validate_token_shape,
+)
+from worker.modal.errors import NO_TOKEN, explain_modal_error, is_auth_error, is_not_found
+from worker.modal.settings import APP_NAME, CLASS_NAME, VERSION_TAG, WORKER_API_VERSION
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    state: str  # "ok" | "missing" | "rejected" | "unreachable"
+    detail: str
+    workspace: str | None = None
+    source: str | None = None  # where the token came from: "environment", "profile NAME", "given"
+    token_id: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.state == "ok"
+
+
+def given_or_resolved(
+    token_id: str | None, token_secret: "str | Secret | None"
+) -> tuple[str, str, str] | str:
+    """(token_id, secret, source), or a one-line reason why there is no token to use."""
+    if token_id is not None or token_secret is not None:
+        if not token_id or not plain_secret(token_secret):
+            return "a Token ID and a Token Secret must both be given"
+        return token_id.strip(), (plain_secret(token_secret) or "").strip(), "given"
+    try:
+        credentials = resolve_credentials()
+    except ModalSetupError as exc:
+        return str(exc)
+    if credentials is None:
+        return NO_TOKEN
+    return credentials.token_id, credentials.token_secret.reveal(), credentials.source
+
+
+def check_credentials(
+    timeout_s: float = CHECK_TIMEOUT_CAP_S,
+    token_id: str | None = None,
+    token_secret: "str | Secret | None" = None,
+    server_url: str | None = None,
+    cancel: CancelToken | None = None,
+) -> CheckResult:
+    """Ask Modal whether the token is accepted, in at most `timeout_s` (capped at 10 s). Never raises for
+    Modal's answers (they are states); raises Cancelled when `cancel` fires. Runs in any thread."""
+    timeout = cap_timeout(timeout_s)
+    resolved = given_or_resolved(token_id, token_secret)
+    if isinstance(resolved, str):
+        return CheckResult("missing", resolved)
+    tid, secret, source = resolved
+    shape = validate_token_shape(tid, secret)
+    if shape:
+        return CheckResult("rejected", f"not a Modal token ({source}): {shape}", source=source, token_id=None)
+    url = server_url or resolve_server_url()
+    started = time.monotonic()
+
+    async def probe() -> str | None:
+        import modal
+
+        client = await open_client(url, tid, secret)
+        try:
+            await client.hello.aio()
+            # the workspace name is a nicety: give it what is left of the bound, at most 3 s
+            left = timeout - (time.monotonic() - started) - 0.2
+            if left <= 0:
+                return None
+            try:
+                workspace = modal.Workspace.from_context(client=client)
+                await asyncio.wait_for(workspace.hydrate.aio(), min(3.0, left))
+                return workspace.name
+            except (asyncio.TimeoutError, Exception):
+                return None
+        finally:
+            await client.__aexit__(None, None, None)
+
+    try:
+        workspace = run_bounded(probe, timeout, cancel)
+    except Cancelled:
+        raise
+    except (TimeoutError, asyncio.TimeoutError):
+        return CheckResult(
+            "unreachable",
+            f"no answer from Modal ({server_host(url)}) within {timeout:g} s: check the network connection and try again",
+            source=source, token_id=tid,
+        )
+    except Exception as exc:
+        if is_auth_error(exc):
+            return CheckResult(
+                "rejected",
+                f"Modal rejected the token {tid} ({source}): create a new one at {TOKENS_URL} "
+                "and run the setup wizard (or `modal token new`)",
+                source=source, token_id=tid,
+            )
+        return CheckResult("unreachable", scrub(explain_modal_error(exc), secret), source=source, token_id=tid)
+    where = f"workspace {workspace}" if workspace else "Modal"
+    return CheckResult(
+        "ok", f"token {tid} accepted by {where} ({source})", workspace=workspace, source=source, token_id=tid
+    )
+
+
+@dataclass(frozen=True)
+class AppCheck:
+    state: str  # "deployed" | "not deployed" | "unknown"
+    detail: str
+    deployed_version: str | None = None
+    expected_version: str | None = None
+
+    @property
+    def up_to_date(self) -> bool:
+        """Deployed, and at the version this app speaks (or neither version is known)."""
+        if self.state != "deployed":
+            return False
+        return self.deployed_version == self.expected_version or self.expected_version is None
+
+
+AppState = AppCheck  # the name used in the project's contract
+
+
+def check_app(
+    timeout_s: float = CHECK_TIMEOUT_CAP_S,
+    token_id: str | None = None,
+    token_secret: "str | Secret | None" = None,
+    server_url: str | None = None,
+    app_name: str = APP_NAME,
+    expected_version: str | None = None,
+    cancel: CancelToken | None = None,
+) -> AppCheck:
+    """Is the worker app deployed, and at which API version? At most `timeout_s` (capped at 10 s).
+
+    Looks up the class the app calls (`Transcriber`) and reads the version from the app's tags
+    (VERSION_TAG, set by worker/modal_app.py's App(tags=...) or by `deploy`)."""
+    timeout = cap_timeout(timeout_s)
+    expected = expected_version if expected_version is not None else WORKER_API_VERSION
+    resolved = given_or_resolved(token_id, token_secret)
+    if isinstance(resolved, str):
+        return AppCheck("unknown", resolved, expected_version=expected)
+    tid, secret, _source = resolved
+    url = server_url or resolve_server_url()
+
+    async def probe() -> str | None:
+        import modal
+
+        client = await open_client(url, tid, secret)
+        try:
+            await modal.Cls.from_name(app_name, CLASS_NAME, client=client).hydrate.aio()
+            try:
+                app = await modal.App.lookup.aio(app_name, client=client)
+                tags = await app.get_tags.aio(client=client)
+            except Exception as exc:
+                if is_not_found(exc) or is_auth_error(exc):
+                    raise
+                return None  # deployed; its version unreadable
+            return tags.get(VERSION_TAG)
+        finally:
+            await client.__aexit__(None, None, None)
+
+    try:
+        deployed = run_bounded(probe, timeout, cancel)
+    except Cancelled:
+        raise
+    except (TimeoutError, asyncio.TimeoutError):
+        return AppCheck(
+            "unknown", f"no answer from Modal ({server_host(url)}) within {timeout:g} s: check the network connection",
+            expected_version=expected,
+        )
+    except Exception as exc:
+        if is_not_found(exc):
+            return AppCheck(
+                "not deployed",
+                f"the worker app {app_name} is not deployed in this workspace: run `whisper-desk deploy` (or the setup wizard)",
+                expected_version=expected,
+            )
+        return AppCheck("unknown", scrub(explain_modal_error(exc), secret), expected_version=expected)
+    if deployed is None:
+        detail = f"{app_name} is deployed (its worker API version is not recorded"
+        detail += f"; this app speaks v{expected}): redeploy with `whisper-desk deploy` to be sure)" if expected else ")"
+    elif expected is None or deployed == expected:
+        detail = f"{app_name} is deployed at worker API v{deployed}"
+    else:
+        detail = f"{app_name} is deployed at worker API v{deployed}, this app needs v{expected}: run `whisper-desk deploy`"
+    return AppCheck("deployed", detail, deployed_version=deployed, expected_version=expected)

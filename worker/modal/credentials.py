@@ -1,0 +1,263 @@
+"""Modal credentials: the token secret that never prints, Modal's config file and its profiles.
+
+Credentials live where Modal keeps them: `~/.modal.toml` (or `MODAL_CONFIG_PATH`), one `[profile]` table per
+profile with `token_id`, `token_secret` and `active = true` on the one in use; `MODAL_TOKEN_ID` /
+`MODAL_TOKEN_SECRET` in the environment win over the file, key by key, as in Modal. Modal reads that file
+once, at import, so every check here uses an explicit client built from the credentials we resolve.
+The token secret never appears in a returned string, a log line or an exception message.
+No Qt and no `modal` import here.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from worker.errors import ModalSetupError, exception_line
+
+DEFAULT_PROFILE = "whisper-desk"
+DEFAULT_SERVER_URL = "https://api.modal.com,https://api.modal2.com"  # modal.config.DEFAULT_SERVER_URL (1.6)
+TOKENS_URL = "https://modal.com/settings/tokens"
+
+
+def mask_secret(secret: "str | Secret | None") -> str:
+    """What is shown instead of a secret: its prefix and stars ("as-****")."""
+    value = secret.reveal() if isinstance(secret, Secret) else (secret or "")
+    if not value:
+        return ""
+    return "as-****" if value.startswith("as-") else "****"
+
+
+class Secret:
+    """A token secret that does not print: str(), repr() and f-strings give "as-****"; reveal() gives it."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __str__(self) -> str:
+        return mask_secret(self._value)
+
+    __repr__ = __str__
+
+    def __format__(self, _spec: str) -> str:
+        return str(self)
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Secret):
+            return other._value == self._value
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __reduce__(self):  # never pickled into a queue, a log record or a database by accident
+        raise TypeError("a Secret cannot be pickled")
+
+
+def plain_secret(secret: "str | Secret | None") -> str | None:
+    return secret.reveal() if isinstance(secret, Secret) else secret
+
+
+_SECRET_PATTERN = re.compile(r"\bas-[A-Za-z0-9_-]{8,}")
+ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07]*\x07")
+
+
+def scrub(text: str, *secrets: "str | Secret | None") -> str:
+    """`text` with every given secret, and anything shaped like a Modal token secret, masked."""
+    for secret in secrets:
+        value = plain_secret(secret)
+        if value:
+            text = text.replace(value, mask_secret(value))
+    return _SECRET_PATTERN.sub("as-****", text)
+
+
+def config_path() -> Path:
+    """Where Modal keeps its profiles: MODAL_CONFIG_PATH, else ~/.modal.toml (read fresh on every call)."""
+    return Path(os.environ.get("MODAL_CONFIG_PATH") or os.path.expanduser("~/.modal.toml"))
+
+
+def read_profiles(path: Path | None = None) -> dict[str, dict[str, Any]]:
+    """All profiles in the Modal config file ({} when there is none). Raises ModalSetupError if unreadable."""
+    import toml  # what modal itself reads and writes this file with (a dependency of modal)
+
+    path = path or config_path()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        raise ModalSetupError(f"{path}: cannot read the Modal config ({exc.strerror or exc})") from None
+    try:
+        data = toml.loads(text)
+    except Exception as exc:
+        reason = scrub(exception_line(exc))
+        raise ModalSetupError(f"{path}: not a valid Modal config ({reason}); fix or delete it, then run the setup wizard") from None
+    if not all(isinstance(value, dict) for value in data.values()):
+        raise ModalSetupError(f"{path}: not a valid Modal config (every entry must be a [profile] table)")
+    return data
+
+
+def active_profile(profiles: dict[str, dict[str, Any]] | None = None) -> str:
+    """The profile Modal uses: MODAL_PROFILE, else the one marked `active = true`, else "default"."""
+    if os.environ.get("MODAL_PROFILE"):
+        return os.environ["MODAL_PROFILE"]
+    profiles = read_profiles() if profiles is None else profiles
+    for name, values in profiles.items():
+        if values.get("active", False) is True:
+            return name
+    return "default"
+
+
+class Credentials(NamedTuple):
+    token_id: str
+    token_secret: Secret
+    source: str  # "environment", "profile NAME" or "environment + profile NAME"
+
+
+def resolve_credentials(profile: str | None = None) -> Credentials | None:
+    """The token Modal would use (with `profile`: as if MODAL_PROFILE were set to it), or None.
+    Environment variables win over the file, key by key, as in Modal."""
+    env_id = os.environ.get("MODAL_TOKEN_ID")
+    env_secret = os.environ.get("MODAL_TOKEN_SECRET")
+    profile = None
+    file_id = file_secret = None
+    if not (env_id and env_secret):
+        profiles = read_profiles()
+        profile = profile or active_profile(profiles)
+        entry = profiles.get(profile, {})
+        file_id, file_secret = entry.get("token_id"), entry.get("token_secret")
+    token_id = env_id or file_id
+    token_secret = env_secret or file_secret
+    if not token_id or not token_secret:
+        return None
+    sources = []
+    if env_id or env_secret:
+        sources.append("environment")
+    if (not env_id and file_id) or (not env_secret and file_secret):
+        sources.append(f"profile {profile}")
+    return Credentials(str(token_id), Secret(str(token_secret)), " + ".join(sources))
+
+
+def has_credentials() -> bool:
+    try:
+        return resolve_credentials() is not None
+    except ModalSetupError:
+        return False
+
+
+def env_credentials_set() -> bool:
+    """True when MODAL_TOKEN_ID/MODAL_TOKEN_SECRET are set: they win over any saved profile."""
+    return bool(os.environ.get("MODAL_TOKEN_ID") or os.environ.get("MODAL_TOKEN_SECRET"))
+
+
+def resolve_server_url(profile: str | None = None) -> str:
+    """MODAL_SERVER_URL, else the profile's `server_url`, else Modal's default (as modal.config does)."""
+    if os.environ.get("MODAL_SERVER_URL"):
+        return os.environ["MODAL_SERVER_URL"]
+    try:
+        profiles = read_profiles()
+    except ModalSetupError:
+        profiles = {}
+    entry = profiles.get(profile or active_profile(profiles), {})
+    return str(entry.get("server_url") or DEFAULT_SERVER_URL)
+
+
+_TOKEN_ID = re.compile(r"^ak-[A-Za-z0-9_-]{8,128}$")
+_TOKEN_SECRET = re.compile(r"^as-[A-Za-z0-9_-]{8,128}$")
+_PROFILE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+
+
+def validate_token_shape(token_id: str, token_secret: "str | Secret") -> str | None:
+    """None when both look like a Modal token; otherwise one line saying what is wrong (never the secret)."""
+    token_id = (token_id or "").strip()
+    secret = (plain_secret(token_secret) or "").strip()
+    if not token_id:
+        return "enter the Token ID (it starts with ak-)"
+    if token_id.startswith("as-"):
+        return "the Token ID field holds a secret (as-…): put the Token ID (ak-…) there"
+    if not token_id.startswith("ak-"):
+        return "the Token ID must start with ak-"
+    if not _TOKEN_ID.match(token_id):
+        return "the Token ID must be ak- followed by at least 8 letters or digits, with no spaces"
+    if not secret:
+        return "enter the Token Secret (it starts with as-)"
+    if secret.startswith("ak-"):
+        return "the Token Secret field holds a Token ID (ak-…): put the secret (as-…) there"
+    if not secret.startswith("as-"):
+        return "the Token Secret must start with as-"
+    if not _TOKEN_SECRET.match(secret):
+        return "the Token Secret must be as- followed by at least 8 letters or digits, with no spaces"
+    return None
+
+
+def validate_profile_name(profile: str) -> str | None:
+    if not _PROFILE.match(profile or ""):
+        return "the profile name must be letters, digits, '-', '_' or '.', starting with a letter or digit"
+    return None
+
+
+def atomic_write_private(path: Path, text: str) -> None:
+    """Write `text` to `path` with mode 0600 so that readers see the old file or the new one, never a part."""
+    target = Path(os.path.realpath(path))  # keep a symlinked ~/.modal.toml a symlink
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.parent / f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, target)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def write_token(
+    token_id: str,
+    token_secret: "str | Secret",
+    profile: str = "default",
+    activate: bool = True,
+    server_url: str | None = None,
+    path: Path | None = None,
+) -> Path:
+    """Save a token as a Modal profile (mode 0600, atomic), keeping the other profiles. Returns the path.
+
+    With `activate`, this profile gets `active = true` and the others lose theirs (as `modal token set`
+    does); a first profile is always activated. `server_url` is stored only when given (a non-default server).
+    """
+    import toml
+
+    token_id = token_id.strip()
+    secret = (plain_secret(token_secret) or "").strip()
+    reason = validate_token_shape(token_id, secret) or validate_profile_name(profile)
+    if reason:
+        raise ModalSetupError(f"token not saved: {reason}")
+    path = path or config_path()
+    profiles = read_profiles(path)  # a broken file is reported, never overwritten
+    entry = dict(profiles.get(profile, {}))
+    entry.update(token_id=token_id, token_secret=secret)
+    if server_url:
+        entry["server_url"] = server_url
+    profiles[profile] = entry
+    if activate or len(profiles) == 1:
+        for values in profiles.values():
+            values.pop("active", None)
+        entry["active"] = True
+    atomic_write_private(path, toml.dumps(profiles))
+    return path

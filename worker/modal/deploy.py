@@ -1,0 +1,240 @@
+"""`whisper-desk deploy`: runs `python -m modal deploy -m worker.modal_app` in a subprocess (against the
+resolved profile's server and token), streams its scrubbed output, and records the worker API version in the
+app's tags. The subprocess helpers here are shared with the browser sign-in.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import queue
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from worker.errors import Cancelled, ModalSetupError
+from worker.events import CancelToken
+from worker.modal.bounded import CHECK_TIMEOUT_CAP_S, open_client, run_bounded
+from worker.modal.credentials import (
+    ANSI, TOKENS_URL, Credentials, Secret, resolve_credentials, resolve_server_url, scrub,
+)
+from worker.modal.errors import NO_TOKEN, explain_modal_error
+from worker.modal.settings import APP_NAME, VERSION_TAG, WORKER_API_VERSION
+
+DEPLOY_TIMEOUT_S = 900.0  # a first deploy builds the T4 image (torch, whisper): minutes
+DEPLOY_MODULE = "worker.modal_app"  # what `modal deploy -m` imports
+
+LogFn = Callable[[str], None]
+
+
+def project_root() -> Path:
+    return Path(__file__).resolve().parents[2]
+
+
+def subprocess_env(server_url: str | None, profile: str | None) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(PYTHONUNBUFFERED="1", PYTHONIOENCODING="utf-8", NO_COLOR="1", TERM="dumb", COLUMNS="120")
+    if server_url:
+        env["MODAL_SERVER_URL"] = server_url
+    if profile:
+        env["MODAL_PROFILE"] = profile
+    root = str(project_root())
+    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    return env
+
+
+@dataclass
+class _ProcessOutcome:
+    returncode: int | None  # None: stopped by us
+    lines: list[str]
+    timed_out: bool = False
+    cancelled: bool = False
+
+
+def _stop_process(process: subprocess.Popen) -> None:
+    """Terminate the process and its children (it runs in its own session), then kill if it lingers."""
+    if process.poll() is not None:
+        return
+    try:
+        if os.name == "posix":
+            os.killpg(process.pid, signal.SIGTERM)
+        else:
+            process.terminate()
+        process.wait(3)
+    except (ProcessLookupError, subprocess.TimeoutExpired, PermissionError):
+        try:
+            if os.name == "posix":
+                os.killpg(process.pid, signal.SIGKILL)
+            else:
+                process.kill()
+        except (ProcessLookupError, PermissionError):
+            pass
+        process.wait(5)
+
+
+def run_streamed(
+    command: list[str],
+    log: LogFn,
+    cancel: CancelToken | None,
+    timeout_s: float,
+    env: dict[str, str] | None = None,
+    secrets: tuple[str | Secret | None, ...] = (),
+    cwd: Path | None = None,
+) -> _ProcessOutcome:
+    """Run `command`, passing each output line (stdout and stderr, scrubbed) to `log` as it comes.
+    Stops the process when `cancel` fires or after `timeout_s`."""
+    process = subprocess.Popen(
+        command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        env=env, cwd=str(cwd) if cwd else None, start_new_session=(os.name == "posix"),
+    )
+    assert process.stdout is not None
+    lines_in: "queue.Queue[str | None]" = queue.Queue()
+
+    def read() -> None:
+        for raw in io.TextIOWrapper(process.stdout, encoding="utf-8", errors="replace", newline=None):
+            lines_in.put(raw)
+        lines_in.put(None)
+
+    reader = threading.Thread(target=read, name="subprocess-output", daemon=True)
+    reader.start()
+    outcome = _ProcessOutcome(returncode=None, lines=[])
+    deadline = time.monotonic() + timeout_s
+    finished_reading = False
+    while not finished_reading:
+        if cancel is not None and cancel.cancelled:
+            outcome.cancelled = True
+            break
+        if time.monotonic() > deadline:
+            outcome.timed_out = True
+            break
+        try:
+            raw = lines_in.get(timeout=0.1)
+        except queue.Empty:
+            continue
+        if raw is None:
+            finished_reading = True
+            break
+        for piece in raw.split("\r"):
+            line = scrub(ANSI.sub("", piece).rstrip(), *secrets)
+            if line.strip():
+                outcome.lines.append(line)
+                log(line)
+    if finished_reading:
+        try:
+            outcome.returncode = process.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            outcome.timed_out = True
+    if outcome.returncode is None:
+        _stop_process(process)
+    reader.join(2)
+    return outcome
+
+
+def failure_reason(lines: list[str]) -> str:
+    """The one line that says why a modal CLI command failed."""
+    text = "\n".join(lines)
+    if "Token missing" in text or "Could not authenticate client" in text:
+        return NO_TOKEN
+    if re.search(r"AuthError|Token (is )?(invalid|expired)|UNAUTHENTICATED", text):
+        return f"Modal rejected the token: create a new one at {TOKENS_URL} and run the setup wizard"
+    for line in reversed(lines):
+        stripped = line.strip(" │╭╮╰╯─")
+        match = re.match(r"^(?:Error|[A-Za-z_.]*(?:Error|Exception)):\s*(.+)$", stripped)
+        if match:
+            return match.group(1).strip()[:300]
+    return (lines[-1].strip()[:300] if lines else "no output")
+
+
+@dataclass(frozen=True)
+class DeployResult:
+    app_name: str
+    version: str | None
+    url: str | None
+    seconds: float
+
+    def __str__(self) -> str:
+        version = f" (worker API v{self.version})" if self.version else ""
+        url = f" at {self.url}" if self.url else ""
+        return f"{self.app_name}{version}{url} in {self.seconds:.0f} s"
+
+
+def deploy(
+    log: LogFn,
+    cancel: CancelToken | None = None,
+    timeout_s: float = DEPLOY_TIMEOUT_S,
+    server_url: str | None = None,
+    profile: str | None = None,
+    module: str = DEPLOY_MODULE,
+    command: list[str] | None = None,
+    version: str | None = None,
+) -> DeployResult:
+    """Deploy the T4 worker app (`python -m modal deploy -m worker.modal_app`), streaming its output to
+    `log`, then record its worker API version in the app's tags (for check_app).
+    Raises ModalSetupError with one line saying what to do, or Cancelled."""
+    if cancel is not None and cancel.cancelled:
+        raise Cancelled("deploy cancelled")
+    version = version or WORKER_API_VERSION
+    command = command or [sys.executable, "-m", "modal", "deploy", "-m", module]
+    secrets: tuple[str | Secret | None, ...] = ()
+    try:
+        credentials = resolve_credentials(profile)
+    except ModalSetupError:
+        credentials = None
+    if credentials is not None:
+        secrets = (credentials.token_secret,)
+    shown = " ".join("python" if part == sys.executable else part for part in command)
+    log(f"deploying {APP_NAME}" + (f" (worker API v{version})" if version else "") + f": {shown}")
+    started = time.monotonic()
+    outcome = run_streamed(command, log, cancel, timeout_s, subprocess_env(server_url, profile), secrets, project_root())
+    if outcome.cancelled:
+        raise Cancelled("deploy cancelled")
+    if outcome.timed_out:
+        raise ModalSetupError(
+            f"deploy did not finish within {timeout_s:g} s: check the network connection and run `whisper-desk deploy` again"
+        )
+    if outcome.returncode != 0:
+        raise ModalSetupError(f"deploy failed: {failure_reason(outcome.lines)}")
+    url = None
+    for line in outcome.lines:
+        match = re.search(r"https://\S*modal\.com/apps/\S+", line) or re.search(r"View Deployment:\s*(\S+)", line)
+        if match:
+            url = match.group(1) if match.groups() else match.group(0)
+    if version and credentials is not None:
+        _record_version(version, credentials, server_url or resolve_server_url(profile), log, cancel)
+    return DeployResult(APP_NAME, version, url, time.monotonic() - started)
+
+
+def _record_version(version: str, credentials: Credentials, server_url: str, log: LogFn,
+                    cancel: CancelToken | None) -> None:
+    """Make sure the deployed app carries VERSION_TAG=version (worker/modal_app.py may set it itself);
+    bounded, and a failure here only costs check_app its version: it is logged, not raised."""
+    secret = credentials.token_secret.reveal()
+
+    async def tag() -> bool:
+        import modal
+
+        client = await open_client(server_url, credentials.token_id, secret)
+        try:
+            app = await modal.App.lookup.aio(APP_NAME, client=client)
+            tags = await app.get_tags.aio(client=client)
+            if tags.get(VERSION_TAG) == version:
+                return False
+            await app.set_tags.aio({**tags, VERSION_TAG: version}, client=client)
+            return True
+        finally:
+            await client.__aexit__(None, None, None)
+
+    try:
+        if run_bounded(tag, CHECK_TIMEOUT_CAP_S, cancel):
+            log(f"recorded worker API v{version} on the app (tag {VERSION_TAG})")
+    except Cancelled:
+        raise
+    except Exception as exc:
+        reason = "no answer in time" if isinstance(exc, TimeoutError) else explain_modal_error(exc)
+        log(scrub(f"note: could not record the worker API version on the app ({reason})", secret))

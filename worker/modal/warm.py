@@ -1,0 +1,72 @@
+"""Warming the model cache: one call with a second of silence puts a model's weights in the app's Volume."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from typing import Any, Callable
+
+from worker.errors import Cancelled, ModalSetupError, WhisperDeskError
+from worker.events import CancelToken
+from worker.modal.bounded import open_client, run_bounded
+from worker.modal.checks import given_or_resolved
+from worker.modal.credentials import resolve_server_url, scrub
+from worker.modal.errors import explain_modal_error
+from worker.modal.settings import APP_NAME, CLASS_NAME, DeploySettings
+
+WARM_TIMEOUT_S = DeploySettings().startup_timeout_s + DeploySettings().timeout_s  # a cold T4 and a first download
+
+
+def _silence_flac(seconds: float = 1.0) -> bytes:
+    import numpy as np
+    import soundfile
+
+    buffer = io.BytesIO()
+    soundfile.write(buffer, np.zeros(int(16000 * seconds), dtype=np.float32), 16000, format="FLAC")
+    return buffer.getvalue()
+
+
+def warm_model_volume(
+    model: str,
+    timeout_s: float = WARM_TIMEOUT_S,
+    cancel: CancelToken | None = None,
+    server_url: str | None = None,
+    app_name: str = APP_NAME,
+    transcribe: Callable[[bytes, dict], dict] | None = None,
+) -> dict[str, Any]:
+    """Make sure `model`'s weights sit in the deployed app's cache Volume, returning the call's timings.
+
+    The deployed API has one method, `Transcriber(model).transcribe(audio, options)`, which loads the model
+    (downloading it into the Volume the first time) before it transcribes: so warming is a call with one
+    second of silence. `transcribe` replaces the remote call (the stand-in remote in tests)."""
+    audio = _silence_flac()
+    options = {"language": "en"}
+    if transcribe is not None:
+        if cancel is not None:
+            cancel.raise_if_cancelled()
+        return dict(transcribe(audio, options).get("timings", {}))
+    resolved = given_or_resolved(None, None)
+    if isinstance(resolved, str):
+        raise ModalSetupError(resolved)
+    tid, secret, _source = resolved
+    url = server_url or resolve_server_url()
+
+    async def call() -> dict:
+        import modal
+
+        client = await open_client(url, tid, secret)
+        try:
+            cls = modal.Cls.from_name(app_name, CLASS_NAME, client=client)
+            return await cls(model=model).transcribe.remote.aio(audio, options)
+        finally:
+            await client.__aexit__(None, None, None)
+
+    try:
+        result = run_bounded(call, timeout_s, cancel)
+    except (Cancelled, WhisperDeskError):
+        raise
+    except (TimeoutError, asyncio.TimeoutError):
+        raise ModalSetupError(f"warming {model} did not finish within {timeout_s:g} s: try again later") from None
+    except Exception as exc:
+        raise ModalSetupError(scrub(explain_modal_error(exc), secret)) from None
+    return dict(result.get("timings", {}))
