@@ -269,6 +269,7 @@ class MainWindow(QMainWindow):
         self._importers: set[QObject] = set()  # subtitle imports still reading their files
 
         self.model = QueueModel(self)
+        self.model.modal_settings = self.preferences.backend_settings("modal")  # queued Modal jobs: cost estimate
         self._build_actions()
         self._build_central()
         self._build_menus()
@@ -782,6 +783,7 @@ class MainWindow(QMainWindow):
         self.preferences = preferences
         preferences.save()
         self.controller.set_preferences(preferences)
+        self.model.modal_settings = preferences.backend_settings("modal")
 
     # --- closing -----------------------------------------------------------------------------------------
 

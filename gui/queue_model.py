@@ -14,6 +14,7 @@ from PySide6.QtWidgets import QApplication, QStyledItemDelegate, QStyleOptionVie
 
 from worker.backends.base import BACKEND_LABELS
 from worker.library import JobRecord
+from worker.timing import estimate_modal_cost
 
 FILE, DURATION, BACKEND, MODEL, STATUS, PROGRESS, ELAPSED = range(7)
 HEADERS = ("File", "Duration", "Backend", "Model", "Status", "Progress", "Elapsed")
@@ -93,6 +94,8 @@ class QueueModel(QAbstractTableModel):
         super().__init__(parent)
         self._rows: list[JobRow] = []
         self._index: dict[int, int] = {}
+        # Preferences.backend_settings("modal") (rate, chunk length, containers): queued Modal jobs show a cost estimate
+        self.modal_settings: dict[str, Any] = {}
 
     # Qt model API
     def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:
@@ -141,7 +144,8 @@ class QueueModel(QAbstractTableModel):
             if column == STATUS:
                 return "cancelling" if row.cancelling and record.status == "running" else record.status
             if column == PROGRESS:
-                return row.progress_text()
+                estimate = self._cost_estimate(record)
+                return f"{row.progress_text()} · {estimate.short()}" if estimate else row.progress_text()
             if column == ELAPSED:
                 return format_clock(row.elapsed())
         if role == _TOOLTIP:
@@ -150,10 +154,20 @@ class QueueModel(QAbstractTableModel):
                 return f"{record.error or 'failed'}\n\n{detail}".strip()
             if column == FILE:
                 return record.path
-            return row.progress_text() if column == PROGRESS else None
+            if column == PROGRESS:
+                estimate = self._cost_estimate(record)
+                return f"{row.progress_text()}\n{estimate.line()}" if estimate else row.progress_text()
+            return None
         if role == _ALIGNMENT and column in (DURATION, ELAPSED):
             return _RIGHT_ALIGNED
         return None
+
+    def _cost_estimate(self, record: JobRecord) -> Any:
+        """A queued Modal job's cost estimate (worker.timing.CostEstimate), or None."""
+        if record.status != "queued" or record.backend != "modal" or not record.duration:
+            return None
+        keys = ("dollars_per_hour", "chunk_s", "max_containers")
+        return estimate_modal_cost(record.duration, record.options.model, **{k: v for k, v in self.modal_settings.items() if k in keys})
 
     # rows
     def set_jobs(self, records: list[JobRecord]) -> None:

@@ -155,3 +155,36 @@ def test_expired_answers_are_run_again(tmp_path, minute_of_speech):
     )
     assert [s.text for s in again.segments] == [s.text for s in first.segments]
     assert [remote.calls_by_chunk[i] for i in range(count)] == [2] * count
+
+
+# ---------------------------------------------------------------- cost before and after
+
+
+def test_a_queued_modal_job_shows_a_cost_range_that_grows_with_cold_starts_and_the_model(tmp_path):
+    from PySide6.QtCore import Qt
+
+    from gui.queue_model import PROGRESS, QueueModel
+    from worker.timing import estimate_modal_cost
+
+    warm_low = estimate_modal_cost(600.0, "tiny.en", 0.59, chunk_s=30.0, max_containers=8)
+    assert 0 < warm_low.usd_low < warm_low.usd_high and warm_low.cold_containers == 8
+    assert estimate_modal_cost(600.0, "medium", 0.59).usd_low > warm_low.usd_low  # a bigger model costs more
+    assert estimate_modal_cost(600.0, "tiny.en", 1.18).usd_high == pytest.approx(2 * warm_low.usd_high)
+    assert estimate_modal_cost(20.0, "tiny.en").cold_containers == 1  # one chunk: one container
+    assert "lower bound" in warm_low.line()
+
+    library = Library(tmp_path / "lib.sqlite3")
+    modal_job = library.add_job("/audio/talk.m4a", TranscriptionOptions(model="tiny.en"), "modal")
+    local_job = library.add_job("/audio/talk.m4a", TranscriptionOptions(model="tiny.en"), "local")
+    library.update_job(modal_job.id, duration=600.0)
+    library.update_job(local_job.id, duration=600.0)
+    model = QueueModel()
+    model.modal_settings = {"dollars_per_hour": 0.59, "chunk_s": 30.0, "max_containers": 8, "other": 1}
+    model.set_jobs(library.jobs())
+    cell = model.data(model.index(0, PROGRESS), Qt.ItemDataRole.DisplayRole)
+    assert cell == f"queued · {warm_low.short()}"
+    assert warm_low.line() in model.data(model.index(0, PROGRESS), Qt.ItemDataRole.ToolTipRole)
+    assert model.data(model.index(1, PROGRESS), Qt.ItemDataRole.DisplayRole) == "queued"  # local: nothing billed
+    library.update_job(modal_job.id, status="done")
+    model.set_jobs(library.jobs())
+    assert model.data(model.index(0, PROGRESS), Qt.ItemDataRole.DisplayRole) == "done"

@@ -685,11 +685,29 @@ def _run_cancellable(make: Callable[[], Coroutine[Any, Any, T]], cancel: CancelT
 
 
 def _run_here(make: Callable[[], Coroutine[Any, Any, T]], cancel: CancelToken, workers: int) -> T:
+    """Run the job's loop in this thread. In the main thread, Ctrl-C cancels the job like `cancel` does (every
+    call sent is cancelled on Modal, the loop ends with no task left behind) and then raises KeyboardInterrupt;
+    a second Ctrl-C stops waiting for that."""
+    import signal
+    import threading
+
     from worker.async_loops import new_quiet_loop
 
     loop = new_quiet_loop()
     executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="modal-fanout")
     loop.set_default_executor(executor)
+    interrupted = False
+
+    def on_interrupt(_signum: int, _frame: Any) -> None:
+        nonlocal interrupted
+        if interrupted:
+            raise KeyboardInterrupt
+        interrupted = True
+        cancel.cancel()
+
+    previous_handler = None
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        previous_handler = signal.signal(signal.SIGINT, on_interrupt)
 
     async def main() -> T:
         task = asyncio.ensure_future(make())
@@ -710,7 +728,13 @@ def _run_here(make: Callable[[], Coroutine[Any, Any, T]], cancel: CancelToken, w
 
     try:
         return loop.run_until_complete(main())
+    except Cancelled:
+        if interrupted:
+            raise KeyboardInterrupt from None
+        raise
     finally:
+        if previous_handler is not None:
+            signal.signal(signal.SIGINT, previous_handler)
         try:
             loop.run_until_complete(loop.shutdown_asyncgens())
         finally:
