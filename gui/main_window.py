@@ -54,6 +54,7 @@ if TYPE_CHECKING:
 
 WINDOW_TITLE = "Whisper Desk"
 LOG_LINES_RESTORED = 2000  # the most recent lines shown at start (the library keeps them all)
+LIBRARY_RETRY_MS = 3000  # how often writes the disk refused are tried again
 
 
 def _format_segment_time(seconds: float) -> str:
@@ -426,6 +427,10 @@ class MainWindow(QMainWindow):
         self.totals_label.setObjectName("queueTotals")
         self.modal_label = QLabel()
         self.modal_label.setObjectName("modalState")
+        self.library_label = QLabel()  # one line when the library is not as usual (see _check_library)
+        self.library_label.setObjectName("libraryState")
+        self.library_label.hide()
+        bar.addPermanentWidget(self.library_label)
         bar.addPermanentWidget(self.totals_label)
         bar.addPermanentWidget(self.modal_label)
         self._modal_state_changed(self.modal_status.state, "")
@@ -452,6 +457,13 @@ class MainWindow(QMainWindow):
         self.table.selectionModel().selectionChanged.connect(lambda *_: self._update_actions())
 
     def _restore_library(self) -> None:
+        if self.library.notice:  # set aside as damaged, a newer version's (read-only), or kept in memory
+            self._note(self.library.notice)
+        self._library_timer = QTimer(self)
+        self._library_timer.setInterval(LIBRARY_RETRY_MS)
+        self._library_timer.timeout.connect(self._check_library)
+        self._library_timer.start()
+        self._check_library()
         self.model.set_jobs(self.controller.restore())
         self.log_panel.append_lines(self.library.log_lines()[-LOG_LINES_RESTORED:])
         finished = [r for r in self.model.rows() if r.status == "done"]
@@ -463,6 +475,15 @@ class MainWindow(QMainWindow):
         # interrupted and queued jobs start again (unless the queue is paused) once the window is up: a
         # backend's first heavy imports then run while the window is already on screen
         QTimer.singleShot(150, self._start_queue)
+
+    def _check_library(self) -> None:
+        """While the disk refuses writes, retry them and say so in one line; else show the opening notice."""
+        if self.library.problem and self.library.retry_kept():
+            self._note("The library is saved again.")
+        line = self.library.problem or self.library.notice
+        self.library_label.setText(line or "")
+        self.library_label.setToolTip(line or "")
+        self.library_label.setVisible(bool(line))
 
     def _start_queue(self) -> None:
         if not self._closed:
@@ -516,6 +537,9 @@ class MainWindow(QMainWindow):
         """Queue files and folders (as a drop or File > Open does). Folders are searched in the background:
         the jobs appear, and the status bar says how many, when controller.pathsAdded comes. Skipped files
         are noted in the log."""
+        if self.library.read_only:
+            self.statusBar().showMessage(self.library.notice or "The library is read-only.", 8000)
+            return
         self.statusBar().showMessage("Looking for audio and video files…", 8000)
         self.controller.add_paths(paths)
 
@@ -797,6 +821,7 @@ class MainWindow(QMainWindow):
             return
         self._closed = True
         self._elapsed_timer.stop()
+        self._library_timer.stop()
         for importer in list(self._importers):  # a late result must not write to the closed library
             importer.cancel()
         store = settings_store()
@@ -806,4 +831,5 @@ class MainWindow(QMainWindow):
         if self.transcript_pane.player is not None:
             self.transcript_pane.player.stop()
         if self._owns_library:
+            self.library.retry_kept()  # a last chance for writes the disk refused
             self.library.close()

@@ -3,6 +3,7 @@ back, and (below) damaged files, newer versions and full disks do not stop the a
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -288,9 +289,8 @@ def test_a_full_disk_keeps_transcripts_in_memory_and_saves_them_when_there_is_ro
     path = tmp_path / "library.sqlite3"
     library = Library(path)
     [job] = queued(library, "jfk.flac")
-    (pages,) = library._db.execute("PRAGMA page_count").fetchone()
-    library._db.execute(f"PRAGMA max_page_count = {pages}")  # SQLite's own "database or disk is full"
-    result = Transcript([Segment(0, 0.0, 3.0, "And so my fellow Americans " + "y" * 20000)], "en", 3.0)
+    fill_the_disk(library)
+    result = Transcript([Segment(0, 0.0, 3.0, "And so my fellow Americans")], "en", 3.0)
 
     library.save_transcript(job, result)
     library.update_job(job, status="done", finished=5.0)
@@ -301,7 +301,7 @@ def test_a_full_disk_keeps_transcripts_in_memory_and_saves_them_when_there_is_ro
     edit = Transcript([Segment(0, 0.0, 3.0, "And so, my fellow Americans")], "en", 3.0)
     library.save_edit(job, edit)
     assert library.transcript(job).text == edit.text and library.original_transcript(job).text == result.text
-    assert raw(path, "SELECT COUNT(*) FROM transcripts") == [(0,)]
+    assert raw(path, f"SELECT COUNT(*) FROM transcripts WHERE job_id = {job}") == [(0,)]
     assert not library.retry_kept()  # still full
 
     library._db.execute("PRAGMA max_page_count = 1073741823")  # room again
@@ -311,6 +311,23 @@ def test_a_full_disk_keeps_transcripts_in_memory_and_saves_them_when_there_is_ro
     reopened = Library(path)
     assert reopened.transcript(job).text == edit.text and reopened.original_transcript(job).text == result.text
     reopened.close()
+
+
+def fill_the_disk(library: Library) -> None:
+    """SQLite's own "database or disk is full": no more pages, and the last ones (log, transcripts) filled up."""
+    with library._lock:
+        filler = library._db.execute("INSERT INTO jobs (path, backend, options, position, created) "
+                                     "VALUES ('/filler', 'local', '{}', -1, 0)").lastrowid
+        library._db.execute("INSERT INTO transcripts (job_id, original, updated) VALUES (?, ?, 0)",
+                            (filler, json.dumps({"segments": [], "pad": "p" * 3900})))
+        (pages,) = library._db.execute("PRAGMA page_count").fetchone()
+        library._db.execute(f"PRAGMA max_page_count = {pages}")
+        size = 2000
+        while size:
+            try:
+                library._db.execute("INSERT INTO log (job_id, line, created) VALUES (NULL, ?, 0)", ("f" * size,))
+            except sqlite3.OperationalError:
+                size //= 2
 
 
 def test_a_data_folder_that_cannot_be_written_gives_a_library_in_memory(tmp_path: Path) -> None:
@@ -323,3 +340,86 @@ def test_a_data_folder_that_cannot_be_written_gives_a_library_in_memory(tmp_path
     library.save_transcript(job, Transcript([Segment(0, 0.0, 1.0, "kept")], "en", 1.0))
     assert library.transcript(job).text == "kept"
     library.close()
+
+
+# --- the window ----------------------------------------------------------------------------------------
+
+
+def open_window(qtbot, lent_backend, library: Library | None = None):
+    from gui.main_window import MainWindow
+    from worker.preferences import Preferences
+
+    window = MainWindow(library=library, preferences=Preferences(check_modal_on_start=False),
+                        backend_factory=lambda name, prefs: lent_backend)
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitExposed(window)
+    return window
+
+
+def test_the_window_starts_on_a_damaged_library_says_so_in_one_line_and_transcribes(qtbot, lent_backend, jfk):
+    from speech_text import JFK_PHRASE, normalise
+    from worker.library import default_library_path
+
+    path = default_library_path()
+    path.parent.mkdir(parents=True)
+    path.write_bytes(os.urandom(20000))
+    window = open_window(qtbot, lent_backend)
+    [aside] = path.parent.glob("library.sqlite3.damaged-*")
+    notice = window.library_label.text()
+    assert notice.startswith("The library was damaged (file is not a database)") and aside.name in notice
+    assert "\n" not in notice and window.library_label.isVisible()
+    assert notice in window.log_panel.text()
+    with qtbot.waitSignal(window.controller.pathsAdded, timeout=20000) as added:
+        window.add_paths([jfk])
+    [job] = added.args[0]
+    qtbot.waitUntil(lambda: window.library.job(job.id).status == "done", timeout=120000)
+    assert JFK_PHRASE in normalise(window.transcript_text())
+    window.close()
+    assert JFK_PHRASE in normalise(Library(path).transcript(job.id).text)  # in the new library file
+
+
+def test_the_window_keeps_a_transcript_the_full_disk_refused_and_saves_it_when_there_is_room(
+        qtbot, lent_backend, jfk, tmp_path):
+    from speech_text import JFK_PHRASE, normalise
+
+    path = tmp_path / "library.sqlite3"
+    library = Library(path)
+    job = library.add_job(str(jfk), TranscriptionOptions(), "local")
+    window = open_window(qtbot, lent_backend, library)
+    qtbot.waitUntil(lambda: library.job(job.id).status == "running", timeout=60000)
+    fill_the_disk(library)  # while the job runs
+    qtbot.waitUntil(lambda: library.job(job.id).status == "done", timeout=120000)
+    qtbot.waitUntil(lambda: window.library_label.text().startswith("Can't save to the library (the disk is full)"),
+                    timeout=10000)
+    assert raw(path, f"SELECT COUNT(*) FROM transcripts WHERE job_id = {job.id}") == [(0,)]
+    window.select_jobs([job.id])
+    assert JFK_PHRASE in normalise(window.transcript_text())  # shown, and exportable: library.transcript has it
+    assert JFK_PHRASE in normalise(library.transcript(job.id).text)
+
+    library._db.execute("PRAGMA max_page_count = 1073741823")  # room again: the window's retry saves it
+    qtbot.waitUntil(lambda: not window.library_label.isVisible(), timeout=15000)
+    assert "The library is saved again." in window.log_panel.text()
+    assert raw(path, f"SELECT status FROM jobs WHERE id = {job.id}") == [("done",)]
+    [(original,)] = raw(path, f"SELECT original FROM transcripts WHERE job_id = {job.id}")
+    assert JFK_PHRASE in normalise(original)
+    window.close()
+    library.close()
+
+
+def test_the_window_on_a_newer_library_shows_it_read_only_and_writes_nothing(qtbot, lent_backend, jfk, tmp_path):
+    path = previous_version_library(tmp_path)
+    Library(path).close()
+    with sqlite3.connect(path) as db:
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    before = path.read_bytes()
+    library = Library(path)
+    window = open_window(qtbot, lent_backend, library)
+    assert window.library_label.text() == library.notice and "read-only" in library.notice
+    assert window.model.rowCount() == 5
+    window.add_paths([jfk])
+    qtbot.wait(500)
+    assert window.model.rowCount() == 5
+    window.close()
+    library.close()
+    assert path.read_bytes() == before
