@@ -12,6 +12,7 @@ from typing import Any
 
 from worker.backends.base import BACKEND_LABELS
 from worker.options import DEFAULT_MODEL, MODEL_NAMES, TranscriptionOptions
+from worker.subtitles import SubtitleRules
 from worker.timing import DEFAULT_T4_DOLLARS_PER_HOUR
 from worker.watch import WatchFolder, parse_watch_folders
 
@@ -45,6 +46,14 @@ class Preferences:
     auto_export_folder: str = ""  # "" writes next to the source file
     check_modal_on_start: bool = True
     watch_folders: tuple[WatchFolder, ...] = ()  # folders whose new media files are transcribed (worker.watch)
+    # subtitle rules (worker.subtitles): the export dialog's and the editor's defaults
+    subtitle_max_line_chars: int = SubtitleRules.max_line_chars
+    subtitle_max_lines: int = SubtitleRules.max_lines
+    subtitle_max_cps: float = SubtitleRules.max_cps
+    subtitle_min_duration_ms: int = SubtitleRules.min_duration_ms
+    subtitle_min_gap_ms: int = SubtitleRules.min_gap_ms
+    mark_low_confidence: bool = False  # the editor marks words below the threshold
+    low_confidence_threshold: float = 0.5  # a word's probability (0..1)
 
     def options(self) -> TranscriptionOptions:
         return TranscriptionOptions(
@@ -62,6 +71,11 @@ class Preferences:
                 settings["threads"] = self.local_threads
             return settings
         return {"max_containers": self.max_containers, "chunk_s": self.chunk_s, "dollars_per_hour": self.dollars_per_gpu_hour}
+
+    def subtitle_rules(self, karaoke: bool = False) -> SubtitleRules:
+        return SubtitleRules(max_line_chars=self.subtitle_max_line_chars, max_lines=self.subtitle_max_lines,
+                             max_cps=self.subtitle_max_cps, min_duration_ms=self.subtitle_min_duration_ms,
+                             min_gap_ms=self.subtitle_min_gap_ms, karaoke=karaoke)
 
     def parallel(self, backend: str) -> int:
         return max(1, self.local_parallel if backend == "local" else self.modal_parallel)
@@ -87,6 +101,12 @@ class Preferences:
             fixes["chunk_s"] = defaults.chunk_s
         if self.dollars_per_gpu_hour < 0:
             fixes["dollars_per_gpu_hour"] = defaults.dollars_per_gpu_hour
+        try:
+            self.subtitle_rules()
+        except ValueError:
+            fixes.update({f.name: getattr(defaults, f.name) for f in fields(self) if f.name.startswith("subtitle_")})
+        if not 0.0 <= self.low_confidence_threshold <= 1.0:
+            fixes["low_confidence_threshold"] = defaults.low_confidence_threshold
         return replace(self, **fixes) if fixes else self
 
     # storage
