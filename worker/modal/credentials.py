@@ -130,7 +130,6 @@ def resolve_credentials(profile: str | None = None) -> Credentials | None:
     Environment variables win over the file, key by key, as in Modal."""
     env_id = os.environ.get("MODAL_TOKEN_ID")
     env_secret = os.environ.get("MODAL_TOKEN_SECRET")
-    profile = None
     file_id = file_secret = None
     if not (env_id and env_secret):
         profiles = read_profiles()
