@@ -15,6 +15,7 @@ from PySide6.QtCore import QEvent, QItemSelectionModel, QObject, Qt, QTimer, Sig
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QDockWidget,
     QFrame,
     QHBoxLayout,
     QHeaderView,
@@ -44,13 +45,16 @@ from gui.queue_model import (
     ProgressDelegate,
     QueueModel,
 )
+from gui.search_panel import SearchPanel
 from gui.settings import Preferences, SettingsDialog, settings_store
+from gui.watch_runner import WatchRunner
 from worker.backends.base import BACKEND_LABELS
 from worker.library import JobRecord, Library
 from worker.transcript import Transcript
 
 if TYPE_CHECKING:
     from gui.editor import TranscriptEditor
+    from worker.search import SearchHit
 
 WINDOW_TITLE = "Whisper Desk"
 LOG_LINES_RESTORED = 2000  # the most recent lines shown at start (the library keeps them all)
@@ -207,6 +211,11 @@ class TranscriptPane(QWidget):
         if not self.live:
             self.editor.highlight_time(seconds)
 
+    def show_segment(self, row: int) -> None:
+        """Select segment `row` of the shown transcript and scroll to it (in the editor)."""
+        if self.uses_editor and 0 <= row < self.editor.model.rowCount():
+            self.editor.select_row(row)
+
 
 class _DropFilter(QObject):
     """Installed on the window's child widgets that accept drops themselves (text views, line edits): it
@@ -261,6 +270,7 @@ class MainWindow(QMainWindow):
         self.library = library if library is not None else Library()
         self.preferences = preferences if preferences is not None else Preferences.load()
         self.controller = QueueController(self.library, self.preferences, backend_factory, modal_ready, self)
+        self.watch_runner = WatchRunner(self.library, self.controller.queue, self)  # Preferences' watch folders
         self.modal_status = modal_status or modal_states.ModalStatus(self)
         self._follow_id: int | None = None  # shown when nothing is selected: the running or just-finished job
         self._wizard: Any = None
@@ -316,6 +326,7 @@ class MainWindow(QMainWindow):
         self.local_action = self._action("Run on &this computer", "computer", lambda: self.set_selected_backend("local"), [], "Run the selected jobs on this computer")
         self.modal_action = self._action("Run on &Modal T4", "cloud", lambda: self.set_selected_backend("modal"), [], "Run the selected jobs on Modal T4 GPUs")
         self.settings_action = self._action("&Preferences…", "settings", self.open_settings, ["Ctrl+,"], "Backend, model, language, export defaults")
+        self.search_action = self._action("&Search transcripts…", "search", self.show_search, ["Ctrl+Shift+F"], "Search every transcript in the library")
         self.wizard_action = self._action("&Set up Modal…", "cloud", self.open_setup_wizard, [], "Connect a Modal account to run on T4 GPUs")
         self.check_action = self._action("&Check connection", None, self.modal_status.check, [], "Check the Modal token again")
         self.copy_log_action = self._action("Copy timing log", "copy", lambda: self.log_panel.copy_to_clipboard(), [])
@@ -396,10 +407,19 @@ class MainWindow(QMainWindow):
         layout.addWidget(self.splitter, 1)
         self.setCentralWidget(central)
 
+        self.search_panel = SearchPanel(self.library)
+        self.search_panel.hitChosen.connect(self.open_search_hit)
+        self.search_dock = QDockWidget("Search", self)
+        self.search_dock.setObjectName("searchDock")
+        self.search_dock.setWidget(self.search_panel)
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.search_dock)
+        self.search_dock.hide()
+
     def _build_menus(self) -> None:
         bar = self.menuBar()
         file_menu = bar.addMenu("&File")
-        for action in (self.open_action, self.import_action, None, self.export_action, None, self.quit_action):
+        for action in (self.open_action, self.import_action, None, self.search_action, None, self.export_action, None,
+                       self.quit_action):
             file_menu.addSeparator() if action is None else file_menu.addAction(action)
         queue_menu = bar.addMenu("&Queue")
         for action in (self.pause_action, None, self.cancel_action, self.retry_action, self.remove_action, None,
@@ -418,7 +438,7 @@ class MainWindow(QMainWindow):
         toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
         for action in (self.open_action, None, self.pause_action, self.cancel_action, self.retry_action,
                        self.remove_action, self.up_action, self.down_action, None, self.export_action,
-                       self.settings_action):
+                       self.search_action, self.settings_action):
             toolbar.addSeparator() if action is None else toolbar.addAction(action)
 
     def _build_statusbar(self) -> None:
@@ -452,6 +472,7 @@ class MainWindow(QMainWindow):
         c.modalSetupNeeded.connect(self._offer_setup)
         c.durationKnown.connect(self._duration_known)
         c.pausedChanged.connect(self._paused_changed)
+        self.watch_runner.line.connect(self.log_panel.append_line)
         self.modal_status.changed.connect(self._modal_state_changed)
         self.table.selectionModel().selectionChanged.connect(lambda *_: self._update_pane())
         self.table.selectionModel().selectionChanged.connect(lambda *_: self._update_actions())
@@ -489,6 +510,7 @@ class MainWindow(QMainWindow):
         if not self._closed:
             self._upgrade_pane()  # (a window never shown gets its editor here)
             self.controller.start()
+            self.watch_runner.set_folders(self.preferences.watch_folders, self.preferences.options())
 
     def _restore_geometry(self) -> None:
         store = settings_store()
@@ -798,6 +820,19 @@ class MainWindow(QMainWindow):
         importer.start(subtitle_path, audio_path)
         return importer
 
+    def show_search(self) -> None:
+        self.search_dock.show()
+        self.search_dock.raise_()
+        self.search_panel.focus_box()
+
+    def open_search_hit(self, hit: SearchHit) -> None:
+        """A search hit: its job selected, its transcript shown at the segment, and played from there."""
+        self._upgrade_pane()
+        self.select_jobs([hit.job_id])
+        self._update_pane()
+        self.transcript_pane.show_segment(hit.segment)
+        self.transcript_pane.play_from(hit.start)
+
     def open_settings(self) -> None:
         dialog = SettingsDialog(self.preferences, self)
         dialog.accepted.connect(lambda: self.apply_preferences(dialog.preferences()))
@@ -808,6 +843,7 @@ class MainWindow(QMainWindow):
         preferences.save()
         self.controller.set_preferences(preferences)
         self.model.modal_settings = preferences.backend_settings("modal")
+        self.watch_runner.set_folders(preferences.watch_folders, preferences.options())
 
     # --- closing -----------------------------------------------------------------------------------------
 
@@ -826,6 +862,8 @@ class MainWindow(QMainWindow):
             importer.cancel()
         store = settings_store()
         store.setValue("window/geometry", self.saveGeometry())
+        self.search_panel.shutdown()
+        self.watch_runner.stop()  # no new files queued while the queue stops
         self.controller.shutdown()
         self.modal_status.wait()
         if self.transcript_pane.player is not None:

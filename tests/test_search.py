@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+from worker.editing import format_timestamp
 from worker.library import Library
 from worker.options import TranscriptionOptions
 from worker.search import QueryError, parse_query, search
@@ -159,3 +163,124 @@ def test_fts_syntax_in_a_query_is_searched_as_text_never_run(library, query):
 def test_parse_query_quotes_every_term():
     assert parse_query('fellow "ask not" amer*') == '"fellow" AND "ask not" AND "amer"*'
     assert parse_query('"ask not"* country') == '"ask not"* AND "country"'
+
+
+# --- acceptance: the real CLI on a real library -----------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "worker.cli", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout, env=dict(os.environ))
+
+
+def _split_at(transcript: Transcript, phrase: str, replacement: str) -> Transcript:
+    """The first segment cut in two where `phrase` starts, and the second part's text replaced (as a user
+    would with Split and an edit in the editor)."""
+    first = transcript.segments[0]
+    cut = first.text.lower().index(phrase)
+    middle = round((first.start + first.end) / 2, 3)
+    segments = [Segment(0, first.start, middle, first.text[:cut].strip()),
+                Segment(1, middle, first.end, replacement), *transcript.segments[1:]]
+    return Transcript(segments=segments, language=transcript.language, duration=transcript.duration,
+                      model=transcript.model, backend=transcript.backend, source=transcript.source).renumbered()
+
+
+def test_cli_finds_phrases_of_a_transcribed_and_an_edited_transcript(tmp_path, jfk):
+    library_path = tmp_path / "library.sqlite3"
+    made = _cli("transcribe", str(jfk), "--library", str(library_path))
+    assert made.returncode == 0, made.stderr
+
+    found = _cli("search", '"ask not what your country"', "--library", str(library_path))
+    assert found.returncode == 0, found.stderr
+    [line] = found.stdout.splitlines()
+    file, time_text, text = line.split("\t")
+    assert (file, time_text) == (str(jfk.resolve()), "00:00:00.000")
+    assert "ask not what your country can do for you" in text.lower()
+    assert _cli("search", "AMÉRICAN*", "--library", str(library_path)).returncode == 0  # prefix, case, accents
+
+    library = Library(library_path)
+    try:
+        [job] = library.jobs()
+        edited = _split_at(library.transcript(job.id), "ask not", "ask not what your country can do for you, friends")
+        library.save_edit(job.id, edited)
+    finally:
+        library.close()
+    found = _cli("search", '"you, friends"', "--library", str(library_path))
+    assert found.returncode == 0, found.stderr
+    [line] = found.stdout.splitlines()
+    assert line == f"{jfk.resolve()}\t{format_timestamp(edited.segments[1].start)}\t" \
+                   "ask not what your country can do for you, friends"
+
+    none = _cli("search", "kangaroo", "--library", str(library_path))
+    assert (none.returncode, none.stdout) == (1, "")
+    bad = _cli("search", '"ask not', "--library", str(library_path))
+    assert bad.returncode == 2 and bad.stdout == ""
+    assert bad.stderr.strip().count("\n") == 0 and "unclosed quote" in bad.stderr
+    assert "Traceback" not in bad.stderr
+
+
+def test_cli_search_limit_and_a_missing_library(tmp_path, library):
+    for n in range(5):
+        _done_job(library, f"talk{n}.flac", f"the same phrase number {n}")
+    library.close()
+    limited = _cli("search", "phrase", "--limit", "3", "--library", str(library.path))
+    assert limited.returncode == 0 and len(limited.stdout.splitlines()) == 3
+    missing = _cli("search", "phrase", "--library", str(tmp_path / "nowhere.sqlite3"))
+    assert missing.returncode == 1 and "no library at" in missing.stderr
+    assert not (tmp_path / "nowhere.sqlite3").exists()
+
+
+# --- the window: the search box opens the transcript at the segment and plays from there --------------------
+
+def test_search_box_opens_the_editor_at_the_segment_and_plays_from_it(qtbot, library, jfk, local_backend):
+    from gui.main_window import MainWindow
+    from worker.events import CancelToken, ignore_events
+    from worker.preferences import Preferences
+
+    job = library.add_job(jfk, TranscriptionOptions(), "local")
+    transcript = local_backend.transcribe(jfk, TranscriptionOptions(), ignore_events, CancelToken())
+    library.save_transcript(job.id, transcript)
+    library.update_job(job.id, status="done")
+    edited = _split_at(transcript, "ask what you", "ask what you can do for your country.")
+    library.save_edit(job.id, edited)
+    other = _done_job(library, "other.flac", "nothing about countries here")
+
+    window = MainWindow(library=library, preferences=Preferences(check_modal_on_start=False))
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitExposed(window)
+    try:
+        qtbot.waitUntil(lambda: window.transcript_pane.uses_editor, timeout=10000)
+        window.select_jobs([other])
+        window.search_action.trigger()
+        panel = window.search_panel
+        assert window.search_dock.isVisible() and panel.box.hasFocus()
+
+        with qtbot.waitSignal(panel.searched, timeout=10000) as searched:
+            qtbot.keyClicks(panel.box, '"what you can" COUNTR*')  # typed: searched once typing pauses
+        assert searched.args == ['"what you can" COUNTR*', 1]
+        [hit] = panel.hits()
+        assert (hit.job_id, hit.segment) == (job.id, 1)
+        html_text = panel.model.item(0, 2).text()
+        assert "<b>what you can</b>" in html_text.lower().replace("</b> <b>", " ")
+        assert "<b>country</b>" in html_text.lower()
+        assert panel.model.item(0, 0).text() == "jfk.flac"
+
+        panel.view.activated.emit(panel.model.index(0, 0))  # Enter or a double click on the hit
+        assert window.selected_job_ids() == [job.id]
+        editor = window.transcript_pane.editor
+        assert editor.current_row() == 1
+        assert editor.model.segment(1).text == "ask what you can do for your country."
+        player = window.transcript_pane.player
+        assert player is not None and player.isVisible()
+        qtbot.waitUntil(lambda: player.position() >= edited.segments[1].start, timeout=20000)  # plays from there
+        player.stop()
+
+        with qtbot.waitSignal(panel.searched, timeout=10000) as searched:
+            panel.box.setText('"unclosed')
+            panel.search_now()
+        assert searched.args[1] == -1 and "unclosed quote" in panel.status.text() and panel.hits() == []
+    finally:
+        window.shutdown()

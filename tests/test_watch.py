@@ -249,7 +249,7 @@ def test_transcribed_once_across_restarts_and_again_only_when_the_file_changes(r
 
     path.write_bytes(b"RIFF a new recording under the same name")
     r.settle()
-    r.wait_finished(1)
+    r.wait_finished(2)  # (the count goes on across restarts)
     r.watcher.poll()
     assert r.backend.calls == ["talk.flac", "talk.flac"]
     assert any("changed since it was transcribed" in line for line in r.lines)
@@ -339,3 +339,127 @@ def test_a_folder_that_does_not_exist_is_reported_not_fatal(tmp_path):
         assert lines == ["nowhere: not watched: no such folder"]
     finally:
         library.close()
+
+
+# --- acceptance: the real `whisper-desk watch`, real tiny.en, a file copied slowly ---------------------------
+
+CLI_SETTLE_S = 3.0  # far above the slow copy's pauses (0.3 s), so a loaded machine still copies "continuously"
+CLI_WAIT_S = 240.0
+
+
+class WatchProcess:
+    """`whisper-desk watch` in a subprocess; its stderr lines are collected as they come."""
+
+    def __init__(self, folder: Path, out: Path, *extra: str) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "worker.cli", "watch", str(folder), "--output-dir", str(out),
+             "--format", "txt", "srt", "--settle", str(CLI_SETTLE_S), *extra],
+            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ),
+        )
+        self.lines: list[str] = []
+        self._changed = threading.Condition()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            with self._changed:
+                self.lines.append(line.rstrip("\n"))
+                self._changed.notify_all()
+
+    def wait_line(self, predicate: Callable[[str], bool], what: str) -> str:
+        with self._changed:
+            found = self._changed.wait_for(lambda: next((l for l in self.lines if predicate(l)), None)
+                                           or self.process.poll() is not None, CLI_WAIT_S)
+            line = next((l for l in self.lines if predicate(l)), None)
+        assert found and line is not None, f"no line {what!r}; stderr so far:\n" + "\n".join(self.lines)
+        return line
+
+    def interrupt(self) -> int:
+        """Ctrl-C, as a terminal sends it; the exit code."""
+        self.process.send_signal(signal.SIGINT)
+        code = self.process.wait(timeout=60)
+        self._reader.join(timeout=10)
+        return code
+
+    def stderr(self) -> str:
+        with self._changed:
+            return "\n".join(self.lines)
+
+
+def _copy_slowly(source: Path, target: Path, pieces: int = 10, pause_s: float = 0.3) -> float:
+    """Write `source` to `target` in pieces over a few seconds, as a slow copy does; the time it ended."""
+    data = source.read_bytes()
+    step = len(data) // pieces + 1
+    with open(target, "wb") as handle:
+        for start in range(0, len(data), step):
+            handle.write(data[start:start + step])
+            handle.flush()
+            time.sleep(pause_s)
+    return time.time()
+
+
+def _jobs(library_path: Path) -> list:
+    library = Library(library_path)
+    try:
+        return library.jobs()
+    finally:
+        library.close()
+
+
+def _normalised(text: str) -> str:
+    return " ".join("".join(c for c in text.lower() if c.isalnum() or c.isspace()).split())
+
+
+def test_cli_transcribes_a_slowly_copied_file_once_after_the_copy_and_never_again(tmp_path, jfk, isolated_dirs):
+    from worker.library import default_library_path
+
+    inbox, out = tmp_path / "inbox", tmp_path / "out"
+    inbox.mkdir()
+    watch = WatchProcess(inbox, out)
+    watch.wait_line(lambda l: l.startswith("watching "), "watching")
+    (inbox / "notes.txt").write_text("not audio")
+    shutil.copyfile(jfk, inbox / "clip.flac.part")
+    copy = {}
+    copier = threading.Thread(target=lambda: copy.update(ended=_copy_slowly(jfk, inbox / "jfk.flac")))
+    copier.start()
+    copier.join()
+    watch.wait_line(lambda l: l.startswith("jfk.flac: wrote") and l.endswith("jfk.srt"), "the outputs written")
+    assert "ask not what your country can do for you" in _normalised((out / "jfk.txt").read_text(encoding="utf-8"))
+    assert watch.interrupt() == 130
+    text = watch.stderr()
+    assert "Traceback" not in text
+    assert "notes.txt: ignored: not a media file" in text
+    assert "clip.flac.part: ignored: a partial download (waiting for the finished file)" in text
+
+    [job] = _jobs(default_library_path())  # the app's library (under this test's data folder)
+    assert Path(job.path).name == "jfk.flac" and job.status == "done"
+    assert job.created >= copy["ended"]  # queued only after the copy ended
+    assert Path(job.path).stat().st_size == jfk.stat().st_size
+
+    again = WatchProcess(inbox, out)  # a restart: the file is remembered
+    again.wait_line(lambda l: l.startswith("watching "), "watching")
+    time.sleep(CLI_SETTLE_S + 2)  # a few rounds more: still nothing to do
+    assert again.interrupt() == 130
+    assert "jfk.flac" not in again.stderr() and "Traceback" not in again.stderr()
+    assert len(_jobs(default_library_path())) == 1
+    assert sorted(p.name for p in out.iterdir()) == ["jfk.srt", "jfk.txt"]
+
+
+def test_cli_ctrl_c_while_transcribing_stops_cleanly_and_the_next_start_finishes(tmp_path, jfk):
+    inbox, out, library_path = tmp_path / "inbox", tmp_path / "out", tmp_path / "watch.sqlite3"
+    inbox.mkdir()
+    shutil.copyfile(jfk, inbox / "jfk.flac")  # arrived before anything watched
+    watch = WatchProcess(inbox, out, "--library", str(library_path))
+    watch.wait_line(lambda l: l == "jfk.flac: transcribing", "transcribing")
+    assert watch.interrupt() == 130
+    assert "Traceback" not in watch.stderr() and "Task was destroyed" not in watch.stderr()
+    assert not out.exists() or not list(out.iterdir())
+
+    again = WatchProcess(inbox, out, "--library", str(library_path))
+    again.wait_line(lambda l: l.startswith("jfk.flac: wrote") and l.endswith("jfk.srt"), "the outputs written")
+    assert again.interrupt() == 130
+    [job] = _jobs(library_path)
+    assert job.status == "done"
+    assert sorted(p.name for p in out.iterdir()) == ["jfk.srt", "jfk.txt"]

@@ -234,13 +234,25 @@ class FolderWatcher:
         self.report = report
         self.base_options = base_options or TranscriptionOptions()
         self.tracker = SettleTracker(settle_s, clock)
-        self.folders: list[WatchFolder] = []
+        self.folders: list[WatchFolder] = []  # the folders being watched (checked, resolved)
         self._told: set[tuple[Path, str]] = set()  # (file, line) already reported this session
         self._outputs: set[Path] = set()  # files this watcher wrote (not reported as ignored)
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # one round at a time
+        self._pending_lock = threading.Lock()
+        self._pending: tuple[list[WatchFolder], TranscriptionOptions] | None = None
         self.set_folders(folders)
 
-    def set_folders(self, folders: list[WatchFolder]) -> None:
+    def set_folders(self, folders: list[WatchFolder], base_options: TranscriptionOptions | None = None) -> None:
+        """Watch these folders from the next round on (checked there, in the watcher's thread)."""
+        with self._pending_lock:
+            self._pending = (list(folders), base_options or self.base_options)
+
+    def _apply_folders(self) -> None:
+        with self._pending_lock:
+            pending, self._pending = self._pending, None
+        if pending is None:
+            return
+        folders, self.base_options = pending
         usable = []
         for entry in folders:
             problem = entry.problem()
@@ -250,14 +262,14 @@ class FolderWatcher:
                 self._tell(Path(entry.folder), f"not watched: {problem}")
             else:
                 usable.append(replace(entry, folder=str(Path(entry.folder).expanduser().resolve())))
-        with self._lock:
-            self.folders = usable
+        self.folders = usable
 
     # --- one round ---------------------------------------------------------------------------------------
 
     def poll(self) -> None:
         """Scan every folder once and finish what the queue has done since the last round."""
         with self._lock:
+            self._apply_folders()
             folders = list(self.folders)
             present: set[Path] = set()
             roots = {Path(entry.folder) for entry in folders}
@@ -287,10 +299,10 @@ class FolderWatcher:
             self.report(f"{seen.path.name}: changed since it was transcribed: transcribing it again")
         job_id = self._existing_job(seen.path) if row is None else None
         if job_id is None:
+            self.report(f"{seen.path.name}: queued ({entry.backend}, {entry.model})")
             options = replace(self.base_options, model=entry.model)
             [record] = self.queue.add_files([seen.path], backend=entry.backend, options=options)
             job_id = record.id
-            self.report(f"{seen.path.name}: queued ({entry.backend}, {entry.model})")
         else:
             self.report(f"{seen.path.name}: already in the queue; its transcript will be written when it is done")
         self.library.set_watched_file(seen.path, seen.size, seen.mtime, job_id, WatchState.QUEUED)
@@ -425,10 +437,9 @@ def watch_command(entry: WatchFolder, library_path: Path | None, settle_s: float
     try:
         queue.restore()
         watcher = FolderWatcher(library, queue, [entry], say, settle_s, preferences.options())
-        watcher.poll()
-        target = entry.output_dir or "next to each file"
-        say(f"watching {watcher.folders[0].folder} ({entry.backend}, {entry.model}; {', '.join(entry.formats)} "
-            f"{'in ' + target if entry.output_dir else target}); Ctrl-C stops")
+        where = f"in {entry.output_dir}" if entry.output_dir else "next to each file"
+        say(f"watching {Path(entry.folder).expanduser().resolve()} ({entry.backend}, {entry.model}; "
+            f"{', '.join(entry.formats)} {where}); Ctrl-C stops")
         queue.start()
         watcher.run(threading.Event(), poll_s)
         return EXIT_OK  # not reached: only Ctrl-C ends the watch
