@@ -662,6 +662,10 @@ class TranscriptEditor(QWidget):
         self.model.modelReset.connect(self._update_actions)
         self._update_actions()
 
+        from gui.editor_tools import EditorTools  # shift, re-transcribe, fit to rules, karaoke (imports this module)
+
+        self.tools = EditorTools(self)
+
     # --- actions --------------------------------------------------------------------------------------------
 
     def _action(self, text: str, icon_name: str | None, slot: Callable[[], Any], shortcuts: list[Any], tip: str,
@@ -962,6 +966,7 @@ class TranscriptEditor(QWidget):
         """Mark the segment under the playhead and scroll to it (not while a cell is being edited)."""
         row = self.row_at_time(seconds)
         self.model._set_playing_row(row)
+        self.tools.follow(seconds, row)  # karaoke: the word being spoken
         if row >= 0 and self.view.state() != QAbstractItemView.State.EditingState:
             self.view.scrollTo(self.model.index(row, TEXT), QAbstractItemView.ScrollHint.EnsureVisible)
         return row

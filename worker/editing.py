@@ -175,3 +175,83 @@ def replace_all(texts: list[str], query: str, replacement: str, case_sensitive: 
             changed[row] = new_text
             total += count
     return changed, total
+
+
+# --- power tools: shift, regions, words under the playhead ---------------------------------------------------------
+
+def shift_segments(segments: list[Segment], rows: list[int], offset: float) -> dict[int, Segment]:
+    """New copies of the segments at `rows`, with their times and word times moved by `offset` seconds.
+
+    Raises ValueError (one line) when a segment would start before 0."""
+    offset = round(offset, 3)
+    moved: dict[int, Segment] = {}
+    for row in sorted(set(rows)):
+        segment = segments[row]
+        if segment.start + offset < -0.0005:
+            raise ValueError(f"Shifting by {offset:+.3f} s would move segment {row + 1} before {format_timestamp(0)}.")
+        moved[row] = segment.shifted(offset)
+    return moved
+
+
+def region_rows(segments: list[Segment], start: float, end: float) -> tuple[int, int]:
+    """The rows [first, stop) of the segments that overlap the time range [start, end); (n, n) when none
+    does, n being where a segment starting at `start` would go."""
+    overlapping = [row for row, s in enumerate(segments) if s.start < end and s.end > start]
+    if not overlapping:
+        at = next((row for row, s in enumerate(segments) if s.start >= start), len(segments))
+        return at, at
+    return overlapping[0], overlapping[-1] + 1
+
+
+def region_for(segments: list[Segment], rows: list[int] | None = None,
+               time_range: tuple[float, float] | None = None) -> tuple[int, int, float, float]:
+    """What a re-transcription replaces: (first row, stop row, start s, end s). `rows`: the selected segments
+    (their whole span, with any unselected rows between); `time_range`: widened to whole segments, so no
+    segment is cut in two. Raises ValueError for an empty selection or range."""
+    if rows:
+        first, stop = min(rows), max(rows) + 1
+        return first, stop, segments[first].start, max(s.end for s in segments[first:stop])
+    if time_range is None or time_range[1] <= time_range[0]:
+        raise ValueError("Choose segments, or a time range whose end is after its start.")
+    start, end = time_range
+    first, stop = region_rows(segments, start, end)
+    if stop > first:
+        start = min(start, segments[first].start)
+        end = max(end, max(s.end for s in segments[first:stop]))
+    return first, stop, round(start, 3), round(end, 3)
+
+
+def word_spans(segment: Segment) -> list[tuple[int, int]]:
+    """Where each word lies in the segment's stripped text: (start, end) character offsets, one per word
+    (empty for a word with no text). [] when the words no longer spell the text."""
+    if not words_match_text(segment):
+        return []
+    text = segment.text.strip()
+    spans, position = [], 0
+    for word in segment.words:
+        token = word.text.strip()
+        found = text.find(token, position) if token else -1
+        if found < 0:
+            spans.append((position, position))
+            continue
+        spans.append((found, found + len(token)))
+        position = found + len(token)
+    return spans
+
+
+def word_at(segment: Segment, seconds: float) -> int:
+    """The index of the word being spoken at `seconds` (the last one started), -1 before the first or
+    outside the segment, or when it has no word timestamps."""
+    if not segment.words or not segment.start <= seconds < max(segment.end, segment.words[-1].end):
+        return -1
+    current = -1
+    for index, word in enumerate(segment.words):
+        if word.start > seconds:
+            break
+        current = index
+    return current
+
+
+def low_confidence(segment: Segment, threshold: float) -> list[int]:
+    """Indices of the words whose probability is below `threshold`."""
+    return [i for i, w in enumerate(segment.words) if w.text.strip() and w.probability < threshold]

@@ -1,0 +1,538 @@
+"""The editor's power tools, on the "Tools" menu of its toolbar (gui.editor.TranscriptEditor creates them):
+
+- Shift times of every segment, or of the selected ones, by an offset (one undo step);
+- Re-transcribe the selected segments, or a time range, with another model, language or backend: the range
+  is decoded and transcribed off the GUI thread (worker.region) and replaces the old segments in one step;
+- Fit to subtitle rules: the transcript re-cut as subtitle cues (worker.subtitles), one undo step;
+- Karaoke: while playing, the word under the playhead is highlighted in its segment;
+- Mark uncertain words: words below the probability threshold of the preferences, red and underlined;
+- Export karaoke: ASS ({\\k} per word) or VTT (<00:00:01.000> before each word), written off the GUI thread.
+
+The data operations live in worker/editing.py, worker/region.py and worker/subtitles.py.
+"""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+from PySide6.QtCore import QModelIndex, QObject, QPersistentModelIndex, Signal
+from PySide6.QtGui import QAbstractTextDocumentLayout, QAction, QColor, QPainter, QPalette, QTextDocument, QUndoCommand
+from PySide6.QtWidgets import (
+    QApplication,
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QLineEdit,
+    QMenu,
+    QRadioButton,
+    QStyle,
+    QStyleOptionViewItem,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from gui import editor as editor_module
+from gui.editor import SegmentTableModel, TextDelegate, _copy_segment, _key, _ReplaceRows
+from gui.export_dialog import _Call, _start_thread
+from worker.backends.base import BACKEND_LABELS
+from worker.editing import (
+    format_timestamp,
+    low_confidence,
+    parse_timestamp,
+    region_for,
+    shift_segments,
+    word_at,
+    word_spans,
+)
+from worker.errors import Cancelled, WhisperDeskError
+from worker.events import CancelToken
+from worker.options import MODEL_NAMES, TranscriptionOptions
+from worker.preferences import Preferences
+from worker.subtitles import KARAOKE_FORMATS, SubtitleRules
+from worker.transcript import Segment
+
+if TYPE_CHECKING:
+    from gui.editor import TranscriptEditor
+    from worker.backends.base import Backend
+
+KARAOKE_COLOUR = QColor(255, 213, 79)  # the word being spoken: amber behind dark text
+UNCERTAIN_COLOUR = QColor(198, 40, 40)  # a word below the confidence threshold: red, underlined
+
+
+def default_backend(name: str) -> "Backend":
+    """A backend configured as the preferences say (runs on the re-transcription thread)."""
+    from worker.backends.base import create_backend
+
+    return create_backend(name, **Preferences.load().backend_settings(name))
+
+
+# --- undo commands -----------------------------------------------------------------------------------------------
+
+class ChangeSegments(QUndoCommand):
+    """Several rows get new versions of their segments, as one step."""
+
+    def __init__(self, label: str, model: SegmentTableModel, changes: dict[int, Segment]) -> None:
+        super().__init__(label)
+        self.model = model
+        self.before = {row: _copy_segment(model.segment(row)) for row in changes}
+        self.after = {row: _copy_segment(segment) for row, segment in changes.items()}
+
+    def redo(self) -> None:
+        for row, segment in self.after.items():
+            self.model._set_segment(row, segment)
+
+    def undo(self) -> None:
+        for row, segment in self.before.items():
+            self.model._set_segment(row, segment)
+
+
+# --- words marked in the text column -------------------------------------------------------------------------------
+
+def marked_html(text: str, spans: list[tuple[int, int]], spoken: int, uncertain: set[int]) -> str | None:
+    """The cell's text as HTML with the spoken word highlighted and uncertain words marked; None when no word
+    is marked (the cell is painted as usual)."""
+    marks = {i for i in uncertain if i < len(spans)} | ({spoken} if 0 <= spoken < len(spans) else set())
+    if not marks:
+        return None
+    out, position = [], 0
+    for index, (start, end) in enumerate(spans):
+        if index not in marks or end <= start:
+            continue
+        out.append(html.escape(text[position:start]))
+        style = []
+        if index == spoken:
+            style += [f"background-color:{KARAOKE_COLOUR.name()}", "color:#000000"]
+        if index in uncertain:
+            style += ["text-decoration:underline"] + ([] if index == spoken else [f"color:{UNCERTAIN_COLOUR.name()}"])
+        out.append(f'<span style="{";".join(style)}">{html.escape(text[start:end])}</span>')
+        position = end
+    out.append(html.escape(text[position:]))
+    return "".join(out).replace("\n", "<br>")
+
+
+class MarkedTextDelegate(TextDelegate):
+    """The editor's text delegate, painting marked words (karaoke, uncertain words) as rich text."""
+
+    def __init__(self, parent: QObject, tools: "EditorTools") -> None:
+        super().__init__(parent)
+        self.tools = tools
+
+    def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex) -> None:
+        marked = self.tools.cell_html(index.row())
+        if marked is None:
+            super().paint(painter, option, index)
+            return
+        item = QStyleOptionViewItem(option)
+        self.initStyleOption(item, index)
+        widget = item.widget
+        style = widget.style() if widget is not None else QApplication.style()
+        item.text = ""
+        style.drawControl(QStyle.ControlElement.CE_ItemViewItem, item, painter, widget)
+        rect = style.subElementRect(QStyle.SubElement.SE_ItemViewItemText, item, widget)
+        margin = style.pixelMetric(QStyle.PixelMetric.PM_FocusFrameHMargin, None, widget) + 1
+        document = QTextDocument()
+        document.setDocumentMargin(0)
+        document.setDefaultFont(item.font)
+        document.setTextWidth(max(1, rect.width() - 2 * margin))
+        document.setHtml(marked)
+        context = QAbstractTextDocumentLayout.PaintContext()
+        selected = bool(item.state & QStyle.StateFlag.State_Selected)
+        context.palette.setColor(QPalette.ColorRole.Text, item.palette.color(
+            QPalette.ColorRole.HighlightedText if selected else QPalette.ColorRole.Text))
+        painter.save()
+        painter.translate(rect.left() + margin, rect.top())
+        painter.setClipRect(0, 0, rect.width() - margin, rect.height())
+        document.documentLayout().draw(painter, context)
+        painter.restore()
+
+
+# --- dialogs -------------------------------------------------------------------------------------------------------
+
+class ShiftDialog(QDialog):
+    """Offset in seconds (negative: earlier), for all segments or the selected ones."""
+
+    def __init__(self, parent: QWidget, selected: int) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Shift times")
+        self.setObjectName("shiftDialog")
+        self.offset = QDoubleSpinBox(self)
+        self.offset.setObjectName("shiftOffset")
+        self.offset.setRange(-86400.0, 86400.0)
+        self.offset.setDecimals(3)
+        self.offset.setSingleStep(0.1)
+        self.offset.setSuffix(" s")
+        self.all_segments = QRadioButton("All segments", self)
+        self.selected_segments = QRadioButton(f"The {selected} selected segment{'s' if selected != 1 else ''}", self)
+        self.selected_segments.setEnabled(selected > 0)
+        (self.selected_segments if selected > 1 else self.all_segments).setChecked(True)
+        form = QFormLayout()
+        form.addRow("Move by", self.offset)
+        form.addRow(self.all_segments)
+        form.addRow(self.selected_segments)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel, self)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(buttons)
+
+
+class RegionDialog(QDialog):
+    """What to re-transcribe (the selection or a time range) and how (backend, model, language)."""
+
+    def __init__(self, parent: QWidget, selected: int, span: tuple[float, float], preferences: Preferences,
+                 language: str | None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Re-transcribe a region")
+        self.setObjectName("regionDialog")
+        self.selection = QRadioButton(f"The {selected} selected segment{'s' if selected != 1 else ''}", self)
+        self.selection.setEnabled(selected > 0)
+        self.time_range = QRadioButton("A time range", self)
+        (self.selection if selected else self.time_range).setChecked(True)
+        self.start_edit = QLineEdit(format_timestamp(span[0]), self)
+        self.start_edit.setObjectName("regionStart")
+        self.end_edit = QLineEdit(format_timestamp(span[1]), self)
+        self.end_edit.setObjectName("regionEnd")
+        self.backend = QComboBox(self)
+        self.backend.setObjectName("regionBackend")
+        for name, label in BACKEND_LABELS.items():
+            self.backend.addItem(label, name)
+        self.backend.setCurrentIndex(max(0, self.backend.findData(preferences.backend)))
+        self.model = QComboBox(self)
+        self.model.setObjectName("regionModel")
+        self.model.addItems(list(MODEL_NAMES))
+        self.model.setCurrentText(preferences.model)
+        self.language = QLineEdit(language or "", self)
+        self.language.setObjectName("regionLanguage")
+        self.language.setPlaceholderText("detect")
+        self.words = QCheckBox("Word timestamps", self)
+        self.words.setChecked(True)
+        form = QFormLayout()
+        form.addRow(self.selection)
+        form.addRow(self.time_range)
+        form.addRow("From", self.start_edit)
+        form.addRow("To", self.end_edit)
+        form.addRow("Backend", self.backend)
+        form.addRow("Model", self.model)
+        form.addRow("Language", self.language)
+        form.addRow(self.words)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel, self)
+        buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Re-transcribe")
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(buttons)
+
+    def request(self) -> dict[str, Any]:
+        """Keyword arguments for EditorTools.retranscribe (ValueError: a time that does not parse)."""
+        options = {"backend": self.backend.currentData(), "model": self.model.currentText(),
+                   "language": self.language.text().strip() or None, "word_timestamps": self.words.isChecked()}
+        if self.time_range.isChecked():
+            options["time_range"] = (parse_timestamp(self.start_edit.text()), parse_timestamp(self.end_edit.text()))
+        return options
+
+
+# --- the tools -------------------------------------------------------------------------------------------------------
+
+class EditorTools(QObject):
+    """See the module docstring. `backend_factory(name)` makes the backend a re-transcription runs on (on its
+    thread; closed afterwards); `preferences()` gives the subtitle rules and the confidence threshold."""
+
+    regionFinished = Signal(int, int)  # segments replaced, segments put in their place
+    regionFailed = Signal(str)  # the one-line reason
+    karaokeExported = Signal(object)  # the Path written
+    karaokeFailed = Signal(str)
+
+    def __init__(self, editor: "TranscriptEditor", backend_factory: Callable[[str], "Backend"] = default_backend,
+                 preferences: Callable[[], Preferences] = Preferences.load) -> None:
+        super().__init__(editor)
+        self.editor = editor
+        self.backend_factory = backend_factory
+        self.preferences = preferences
+        self.spoken: tuple[int, int] = (-1, -1)  # (row, word) under the playhead
+        self.mark_uncertain = False
+        self.threshold = 0.5
+        self._region: _Call | None = None
+        self._region_cancel: CancelToken | None = None
+        self._export: _Call | None = None
+
+        self.delegate = MarkedTextDelegate(editor.view, self)
+        self.delegate.splitRequested.connect(editor._split_from_editor)
+        editor.text_delegate = self.delegate
+        editor.view.setItemDelegateForColumn(editor_module.TEXT, self.delegate)
+
+        self.shift_action = self._action("Shift times…", self.open_shift_dialog,
+                                         "Move every segment, or the selected ones, earlier or later")
+        self.region_action = self._action("Re-transcribe…", self.open_region_dialog,
+                                          "Transcribe the selected segments or a time range again, with another "
+                                          "model, language or backend")
+        self.fit_action = self._action("Fit to subtitle rules", self.fit_to_rules,
+                                       "Re-cut the segments as subtitle cues (line length, lines, reading speed)")
+        self.uncertain_action = self._action("Mark uncertain words", lambda: self.set_mark_uncertain(
+            self.uncertain_action.isChecked()), "Red, underlined: words below the confidence threshold in Preferences")
+        self.uncertain_action.setCheckable(True)
+        self.karaoke_action = self._action("Export karaoke…", self.open_karaoke_export,
+                                           "ASS or VTT subtitles with each word's time")
+        self.menu = QMenu("Tools", editor)
+        for action in (self.shift_action, self.region_action, self.fit_action, None, self.uncertain_action,
+                       self.karaoke_action):
+            if action is None:
+                self.menu.addSeparator()
+            else:
+                self.menu.addAction(action)
+        self.menu.aboutToShow.connect(self.update_actions)
+        self.button = QToolButton(editor)
+        self.button.setObjectName("editorToolsButton")
+        self.button.setText("Tools")
+        self.button.setMenu(self.menu)
+        self.button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        editor.toolbar.addSeparator()
+        editor.toolbar.addWidget(self.button)
+        prefs = self.preferences()
+        self.set_mark_uncertain(prefs.mark_low_confidence, prefs.low_confidence_threshold)
+
+    def _action(self, text: str, slot: Callable[[], Any], tip: str) -> QAction:
+        action = QAction(text, self)
+        action.setToolTip(tip)
+        action.triggered.connect(lambda _checked=False: slot())
+        return action
+
+    def update_actions(self) -> None:
+        editor = self.editor
+        editable = not editor.model.read_only and editor._transcript is not None
+        has_rows = editor.model.rowCount() > 0
+        self.shift_action.setEnabled(editable and has_rows)
+        self.region_action.setEnabled(editable and self._source() is not None and self._region is None)
+        self.fit_action.setEnabled(editable and has_rows)
+        self.karaoke_action.setEnabled(has_rows and self._export is None)
+
+    def _source(self) -> Path | None:
+        transcript = self.editor._transcript
+        return Path(transcript.source) if transcript is not None and transcript.source else None
+
+    def _selected(self) -> list[int]:
+        return self.editor.selected_rows()
+
+    # --- shift ----------------------------------------------------------------------------------------------------
+
+    def open_shift_dialog(self) -> ShiftDialog:
+        dialog = ShiftDialog(self.editor, len(self._selected()))
+        dialog.accepted.connect(lambda: self.shift(dialog.offset.value(), dialog.selected_segments.isChecked()))
+        dialog.open()
+        return dialog
+
+    def shift(self, offset: float, selected_only: bool = False) -> bool:
+        """Move all (or the selected) segments by `offset` seconds, one undo step. False when refused."""
+        model = self.editor.model
+        rows = self._selected() if selected_only else list(range(model.rowCount()))
+        if not rows or round(offset, 3) == 0:
+            return False
+        try:
+            moved = shift_segments(model._segments, rows, offset)
+        except ValueError as exc:
+            self.editor.show_status(f"Not shifted: {exc}")
+            return False
+        label = f"Shift {len(rows)} segment{'s' if len(rows) != 1 else ''} by {offset:+.3f} s"
+        self.editor.push(ChangeSegments(label, model, moved))
+        self.editor.show_status(f"{label}.")
+        return True
+
+    # --- re-transcribe a region -------------------------------------------------------------------------------------
+
+    def open_region_dialog(self) -> RegionDialog:
+        rows = self._selected()
+        segments = self.editor.model._segments
+        span = (segments[rows[0]].start, segments[rows[-1]].end) if rows else (0.0, segments[-1].end if segments else 0.0)
+        transcript = self.editor._transcript
+        dialog = RegionDialog(self.editor, len(rows), span, self.preferences(), transcript.language if transcript else None)
+
+        def accepted() -> None:
+            try:
+                request = dialog.request()
+            except ValueError as exc:
+                self.editor.show_status(f"Not re-transcribed: {exc}")
+                return
+            self.retranscribe(rows=None if "time_range" in request else rows, **request)
+
+        dialog.accepted.connect(accepted)
+        dialog.open()
+        return dialog
+
+    def retranscribe(self, rows: list[int] | None = None, time_range: tuple[float, float] | None = None,
+                     backend: str = "local", model: str | None = None, language: str | None = None,
+                     word_timestamps: bool = True) -> bool:
+        """Start re-transcribing the rows' span (or `time_range`, widened to whole segments) off the GUI
+        thread; regionFinished or regionFailed follows. False when it cannot start (a status says why)."""
+        source = self._source()
+        if self.editor.model.read_only or source is None:
+            self.editor.show_status("Not re-transcribed: this transcript has no audio file to transcribe from.")
+            return False
+        if self._region is not None:
+            self.editor.show_status("A re-transcription is already running.")
+            return False
+        try:
+            options = TranscriptionOptions(model=model or self.preferences().model, language=language,
+                                           word_timestamps=word_timestamps)
+            first, stop, start, end = region_for(self.editor.model._segments, rows, time_range)
+        except ValueError as exc:
+            self.editor.show_status(f"Not re-transcribed: {exc}")
+            return False
+        before = [_copy_segment(s) for s in self.editor.model._segments[first:stop]]
+        cancel = CancelToken()
+        factory = self.backend_factory
+
+        def work() -> list[Segment]:
+            from worker.region import transcribe_region
+
+            engine = factory(backend)
+            try:
+                return transcribe_region(engine, source, start, end, options, lambda _event: None, cancel)
+            finally:
+                engine.close()
+
+        call = _Call(work)
+        call.returned.connect(lambda segments: self._region_done(first, before, segments))
+        call.raised.connect(self._region_raised)
+        self._region, self._region_cancel = call, cancel
+        self.editor.show_status(f"Re-transcribing {format_timestamp(start)}–{format_timestamp(end)} with "
+                                f"{options.model} ({BACKEND_LABELS.get(backend, backend)})…")
+        _start_thread(call)
+        return True
+
+    def cancel_region(self) -> None:
+        if self._region_cancel is not None:
+            self._region_cancel.cancel()
+
+    @property
+    def region_running(self) -> bool:
+        return self._region is not None
+
+    def _region_done(self, first: int, before: list[Segment], segments: list[Segment]) -> None:
+        self._region = self._region_cancel = None
+        model = self.editor.model
+        current = model._segments[first:first + len(before)]
+        if model.read_only or [_key(s) for s in current] != [_key(s) for s in before]:
+            self._fail_region("The segments changed while they were re-transcribed; nothing was replaced.")
+            return
+        label = f"Re-transcribe {len(before)} segment{'s' if len(before) != 1 else ''}"
+        self.editor.push(_ReplaceRows(label, model, first, before, segments))
+        self.editor.show_status(f"{label}: {len(segments)} new segment{'s' if len(segments) != 1 else ''} "
+                                "(Undo brings the old ones back).")
+        self.regionFinished.emit(len(before), len(segments))
+
+    def _region_raised(self, exc: Exception) -> None:
+        self._region = self._region_cancel = None
+        if isinstance(exc, Cancelled):
+            self._fail_region("Re-transcription cancelled; nothing was replaced.")
+        elif isinstance(exc, WhisperDeskError):
+            self._fail_region(f"Not re-transcribed: {exc}")
+        else:
+            self._fail_region(f"Not re-transcribed: {type(exc).__name__}: {exc}")
+
+    def _fail_region(self, message: str) -> None:
+        self.editor.show_status(message)
+        self.regionFailed.emit(message)
+
+    # --- fit to subtitle rules ----------------------------------------------------------------------------------------
+
+    def fit_to_rules(self, rules: SubtitleRules | None = None) -> str:
+        """Re-cut the segments as subtitle cues (one undo step). Returns what could not follow the rules."""
+        from worker.subtitles import fit_segments
+
+        transcript = self.editor.transcript()
+        if transcript is None or self.editor.model.read_only or not transcript.segments:
+            return ""
+        segments, result = fit_segments(transcript, rules or self.preferences().subtitle_rules())
+        report = result.report_line()
+        self.editor.push(_ReplaceRows("Fit to subtitle rules", self.editor.model, 0, self.editor.model.segments(), segments))
+        self.editor.show_status(f"Fitted to subtitle rules: {len(segments)} cues" + (f"; {report}." if report else
+                                                                                       ", every one follows the rules."))
+        return report
+
+    # --- karaoke and uncertain words ------------------------------------------------------------------------------------
+
+    def follow(self, seconds: float, row: int) -> None:
+        """The playhead moved (TranscriptEditor.highlight_time): highlight the word being spoken."""
+        model = self.editor.model
+        word = word_at(model.segment(row), seconds) if 0 <= row < model.rowCount() else -1
+        spoken = (row, word) if word >= 0 else (-1, -1)
+        if spoken == self.spoken:
+            return
+        previous, self.spoken = self.spoken, spoken
+        for changed in {previous[0], spoken[0]}:
+            self._repaint_row(changed)
+
+    def set_mark_uncertain(self, on: bool, threshold: float | None = None) -> None:
+        self.mark_uncertain = on
+        if threshold is not None:
+            self.threshold = threshold
+        self.uncertain_action.setChecked(on)
+        self.editor.view.viewport().update()
+
+    def cell_html(self, row: int) -> str | None:
+        """The text cell of `row` as marked HTML, or None when it shows no marked word."""
+        model = self.editor.model
+        if not 0 <= row < model.rowCount():
+            return None
+        spoken = self.spoken[1] if self.spoken[0] == row else -1
+        segment = model.segment(row)
+        uncertain = set(low_confidence(segment, self.threshold)) if self.mark_uncertain else set()
+        if spoken < 0 and not uncertain:
+            return None
+        spans = word_spans(segment)
+        return marked_html(segment.text.strip(), spans, spoken, uncertain) if spans else None
+
+    def _repaint_row(self, row: int) -> None:
+        if 0 <= row < self.editor.model.rowCount():
+            self.editor.view.viewport().update(self.editor.view.visualRect(self.editor.model.index(row, editor_module.TEXT)))
+
+    # --- karaoke export -----------------------------------------------------------------------------------------------
+
+    def open_karaoke_export(self) -> None:
+        transcript = self.editor._transcript
+        stem = Path(transcript.source).stem if transcript is not None and transcript.source else "transcript"
+        path, _filter = QFileDialog.getSaveFileName(self.editor, "Export karaoke subtitles", f"{stem}.ass",
+                                                    "ASS karaoke (*.ass);;WebVTT karaoke (*.vtt)")
+        if path:
+            self.export_karaoke(path)
+
+    def export_karaoke(self, path: str | Path, rules: SubtitleRules | None = None) -> bool:
+        """Write ASS or VTT karaoke subtitles (by the path's suffix) off the GUI thread."""
+        from dataclasses import replace
+
+        from worker.formats import write_atomically
+        from worker.subtitles import render_subtitles
+
+        path = Path(path)
+        fmt = path.suffix.lower().lstrip(".")
+        transcript = self.editor.transcript()
+        if fmt not in KARAOKE_FORMATS or transcript is None or self._export is not None:
+            self.editor.show_status(f"Not exported: karaoke is written as {' or '.join(KARAOKE_FORMATS)}."
+                                    if fmt not in KARAOKE_FORMATS else "Not exported: nothing to export now.")
+            return False
+        karaoke = replace(rules or self.preferences().subtitle_rules(), karaoke=True)
+        call = _Call(lambda: write_atomically(path, render_subtitles(transcript, fmt, karaoke), overwrite=True))
+        call.returned.connect(self._exported)
+        call.raised.connect(self._export_raised)
+        self._export = call
+        _start_thread(call)
+        return True
+
+    def _exported(self, path: Path) -> None:
+        self._export = None
+        self.editor.show_status(f"Karaoke subtitles written: {path}")
+        self.karaokeExported.emit(path)
+
+    def _export_raised(self, exc: Exception) -> None:
+        self._export = None
+        message = f"Not exported: {exc}"
+        self.editor.show_status(message)
+        self.karaokeFailed.emit(message)

@@ -1,0 +1,68 @@
+"""Re-transcribe part of a file: decode just the time range, run it through any backend, and return segments
+timed on the whole file's clock (the editor puts them in place of the old ones)."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from worker.audio import SAMPLE_RATE, iter_audio_blocks
+from worker.errors import MediaError
+from worker.events import CancelToken, Emit
+from worker.options import TranscriptionOptions
+from worker.transcript import Segment
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from worker.backends.base import Backend
+
+_BLOCK_S = 10.0  # decoded at a time; blocks after the range are never decoded
+
+
+def decode_range(path: str | Path, start_s: float, end_s: float, cancel: CancelToken | None = None) -> "np.ndarray":
+    """Samples [start_s, end_s) of the file as 16 kHz mono float32 (decoding stops at end_s)."""
+    import numpy as np
+
+    first, stop = max(0, round(start_s * SAMPLE_RATE)), max(0, round(end_s * SAMPLE_RATE))
+    kept: list[np.ndarray] = []
+    position = 0
+    blocks = iter_audio_blocks(path, block_s=_BLOCK_S, cancel=cancel)
+    try:
+        for block in blocks:
+            block_end = position + len(block)
+            if block_end > first:
+                kept.append(block[max(0, first - position):max(0, stop - position)])
+            position = block_end
+            if position >= stop:
+                break
+    finally:
+        close = getattr(blocks, "close", None)
+        if close is not None:
+            close()  # the decoder is closed now, not when collected
+    audio = np.concatenate(kept) if kept else np.zeros(0, dtype=np.float32)
+    if len(audio) < SAMPLE_RATE // 10:
+        raise MediaError(path, f"has no audio between {start_s:.1f} s and {end_s:.1f} s")
+    return audio
+
+
+def transcribe_region(backend: "Backend", path: str | Path, start_s: float, end_s: float,
+                      options: TranscriptionOptions, emit: Emit, cancel: CancelToken) -> list[Segment]:
+    """Segments of [start_s, end_s) of `path`, transcribed by `backend`, on the file's clock and kept inside
+    the range. The range is handed to the backend as a temporary 16 kHz WAV (removed afterwards)."""
+    import soundfile
+
+    path = Path(path)
+    audio = decode_range(path, start_s, end_s, cancel)
+    length = len(audio) / SAMPLE_RATE
+    with tempfile.TemporaryDirectory(prefix="whisper-desk-region-") as folder:
+        clip = Path(folder) / f"{path.stem} {start_s:.3f}-{end_s:.3f}.wav"
+        soundfile.write(str(clip), audio, SAMPLE_RATE, subtype="FLOAT")
+        transcript = backend.transcribe(clip, options, emit, cancel)
+    segments = []
+    for segment in transcript.segments:
+        kept = segment.clamped(length)
+        if kept is not None and kept.text.strip():
+            segments.append(kept.shifted(start_s, new_id=len(segments)))
+    return segments
