@@ -9,7 +9,8 @@ Flow: decode (streamed) -> chunks cut at silences (worker.chunking.iter_chunks) 
 absolute time -> SegmentsReady / TimingReport / Progress per chunk, in chunk order (answers that arrive early
 wait for the ones before them) -> one Transcript. A short file is one chunk and one call.
 
-Who answers is a RemoteTranscriber: ModalRemote (the deployed app, through an explicit, bounded client) or,
+Who answers is a RemoteTranscriber: worker.modal.remote.ModalRemote (the deployed app, through an explicit,
+bounded client) or,
 in tests and benchmarks, worker.modal_standin.StandInRemote (the same worker body, in-process).
 
 Each chunk is one call: spawn -> call id (written to the job's ChunkLedger at once) -> collect. No chunk runs
@@ -37,27 +38,18 @@ from pathlib import Path
 from typing import Any, Callable, Coroutine, Protocol, TypeVar
 
 from worker.backends.base import ChunkLedger, MemoryLedger, SentChunk
-from worker.errors import Cancelled, ModalSetupError, TranscriptionError, WhisperDeskError
+from worker.errors import Cancelled, TranscriptionError, WhisperDeskError
 from worker.events import CancelToken, Emit, Progress, SegmentsReady, Stage, TimingReport
+from worker.modal.remote import CANCEL_GRACE_S, ModalRemote, ended_without_answer, explain, is_transient
 from worker.modal.settings import APP_NAME, CLASS_NAME, WORKER_API_VERSION, DeploySettings
 from worker.options import TranscriptionOptions
 from worker.timing import DEFAULT_T4_DOLLARS_PER_HOUR, summarize
 from worker.transcript import Segment, Transcript
 
-NOT_SET_UP = "Modal is not set up: run the setup wizard or `modal token new`"
 RETRY_DELAY_S = 0.5  # before the first retry of a chunk; doubles each time
 MAX_POLL_RETRIES = 5  # polls of one call that may fail (the network) before its job fails
-CANCEL_GRACE_S = 4.0  # how long a spawn under way may take to name its call, and a cancel request to go out
 CHUNK_MATCH_S = 0.05  # a chunk cut again after a restart is the one in the ledger when both ends lie this close
 _SEAM_EPSILON_S = 0.02  # a segment starting this close to a chunk's end belongs to nothing (hallucinated)
-
-# Modal exceptions (by class name) worth another try: the network or Modal hiccuped, the chunk is fine
-_TRANSIENT = frozenset(
-    {"ConnectionError", "InternalFailure", "InternalError", "ServiceError", "ResourceExhaustedError",
-     "OutputExpiredError", "ClientClosed", "StreamTerminatedError"}
-)
-# ... of which these end the call without an answer (it runs no more): only then is a chunk sent again
-_CALL_OVER = frozenset({"InternalFailure", "OutputExpiredError"})
 
 T = TypeVar("T")
 
@@ -85,130 +77,6 @@ class RemoteTranscriber(Protocol):
 
     async def aclose(self) -> None:
         ...
-
-
-# ---------------------------------------------------------------- the real remote
-
-
-def _mro_names(exc: BaseException) -> set[str]:
-    return {klass.__name__ for klass in type(exc).__mro__ if klass.__module__.startswith(("modal", "grpclib"))}
-
-
-def is_transient(exc: BaseException) -> bool:
-    """A failure that another try may not have: a network or service hiccup (not our data, not a timeout)."""
-    if isinstance(exc, WhisperDeskError):
-        return False
-    names = _mro_names(exc)
-    if names:
-        return bool(names & _TRANSIENT)
-    return isinstance(exc, (ConnectionError, OSError)) and not isinstance(exc, TimeoutError)
-
-
-def ended_without_answer(exc: BaseException) -> bool:
-    """The call is over and gave no answer (Modal's internal failure, an expired output): polling it again
-    gives nothing, and sending the chunk again runs it only once more."""
-    return bool(_mro_names(exc) & _CALL_OVER)
-
-
-def _explain(exc: BaseException, *secrets: Any) -> str:
-    from worker.modal.credentials import scrub
-    from worker.modal.errors import explain_modal_error
-
-    return scrub(explain_modal_error(exc), *secrets)
-
-
-class ModalRemote:
-    """The deployed worker app, through an explicit modal Client (never modal's cached global one) opened
-    from the credentials Whisper Desk resolves, with every network step bounded."""
-
-    def __init__(
-        self,
-        app_name: str = APP_NAME,
-        class_name: str = CLASS_NAME,
-        connect_timeout_s: float = 10.0,
-        server_url: str | None = None,
-    ) -> None:
-        self.app_name = app_name
-        self.class_name = class_name
-        self.connect_timeout_s = connect_timeout_s
-        self.server_url = server_url
-        self._client: Any = None
-        self._method: Any = None
-        self._calls: dict[str, Any] = {}  # call id -> modal.FunctionCall
-        self._secret: str | None = None
-
-    async def open(self, model: str) -> None:
-        from worker.modal.credentials import resolve_credentials, resolve_server_url
-
-        credentials = resolve_credentials()  # ModalSetupError for an unreadable config file
-        if credentials is None:
-            raise ModalSetupError(NOT_SET_UP)
-        self._secret = credentials.token_secret.reveal()
-        url = self.server_url or resolve_server_url()
-        try:
-            await asyncio.wait_for(self._connect(url, credentials.token_id, model), self.connect_timeout_s)
-        except asyncio.CancelledError:
-            await self.aclose()
-            raise
-        except (asyncio.TimeoutError, TimeoutError):
-            await self.aclose()
-            raise ModalSetupError(
-                f"Modal did not answer within {self.connect_timeout_s:g} s: check the network connection "
-                "(`whisper-desk check` tells more)"
-            ) from None
-        except WhisperDeskError:
-            await self.aclose()
-            raise
-        except Exception as exc:
-            await self.aclose()
-            raise ModalSetupError(_explain(exc, self._secret)) from None
-
-    async def _connect(self, url: str, token_id: str, model: str) -> None:
-        import modal
-        from modal_proto import api_pb2
-
-        client = modal.Client(url, api_pb2.CLIENT_TYPE_CLIENT, (token_id, self._secret))
-        self._client = client
-        await client.__aenter__()
-        await client.hello.aio()
-        cls = modal.Cls.from_name(self.app_name, self.class_name, client=client)
-        await cls.hydrate.aio(client)
-        method = cls(model=model).transcribe  # a deployed app without the method fails here, at once
-        await method.hydrate.aio(client)  # binds the model now: one FunctionBindParams per job, in the time limit
-        self._method = method
-
-    async def spawn(self, audio: bytes, options: dict[str, Any], chunk_index: int = 0) -> str:
-        if self._method is None:
-            raise ModalSetupError(NOT_SET_UP)
-        call = await self._method.spawn.aio(audio, options)
-        self._calls[call.object_id] = call
-        return call.object_id
-
-    def _call(self, call_id: str) -> Any:
-        call = self._calls.get(call_id)
-        if call is None:  # spawned by an earlier run of the job
-            import modal
-
-            if self._client is None:
-                raise ModalSetupError(NOT_SET_UP)
-            call = self._calls[call_id] = modal.FunctionCall.from_id(call_id, client=self._client)
-        return call
-
-    async def collect(self, call_id: str) -> dict[str, Any]:
-        return await self._call(call_id).get.aio()
-
-    async def cancel(self, call_id: str) -> None:
-        await self._call(call_id).cancel.aio()
-        self._calls.pop(call_id, None)
-
-    async def aclose(self) -> None:
-        client, self._client, self._method = self._client, None, None
-        self._calls.clear()
-        if client is not None:
-            try:
-                await asyncio.wait_for(client.__aexit__(None, None, None), CANCEL_GRACE_S)
-            except Exception:
-                pass
 
 
 # ---------------------------------------------------------------- the fan-out
@@ -486,15 +354,18 @@ class ModalBackend:
                         call_id = None
                         continue
                     tries = f" after {runs} tries" if runs > 1 else ""
-                    raise TranscriptionError(f"{where} failed{tries}: {_explain(exc)}") from None
+                    raise TranscriptionError(f"{where} failed{tries}: {explain(exc)}") from None
                 if is_transient(exc) and poll_failures < self.max_poll_retries:  # the call runs on: ask again
                     poll_failures += 1
                     await self._pause(job, piece, poll_failures, f"asking again for chunk {piece.index + 1} of {job.count}", exc)
                     continue
                 await _stop(remote, call_id)
                 job.ledger.forget(piece.index)
-                raise TranscriptionError(f"{where} failed: {_explain(exc)}") from None
-        job.ledger.finished(piece.index)
+                raise TranscriptionError(f"{where} failed: {explain(exc)}") from None
+        if isinstance(answer, dict) and answer.get("error"):
+            job.ledger.forget(piece.index)  # a refusal: a later try of the job asks again (the model may load then)
+        else:
+            job.ledger.finished(piece.index)
         self._accept(job, piece, answer)
 
     async def _send(self, job: _Job, remote: RemoteTranscriber, piece: _Piece, options: dict[str, Any], where: str) -> str:
@@ -514,7 +385,7 @@ class ModalBackend:
                     await self._pause(job, piece, attempt, f"sending chunk {piece.index + 1} of {job.count} again", exc)
                     continue
                 tries = f" after {attempt} tries" if attempt > 1 else ""
-                raise TranscriptionError(f"{where} could not be sent{tries}: {_explain(exc)}") from None
+                raise TranscriptionError(f"{where} could not be sent{tries}: {explain(exc)}") from None
             job.ledger.sent(piece.index, piece.start_s, piece.end_s, call_id)
             return call_id
         raise AssertionError("unreachable")
@@ -541,7 +412,7 @@ class ModalBackend:
 
     async def _pause(self, job: _Job, piece: _Piece, attempt: int, doing: str, exc: BaseException) -> None:
         stage = Stage.TRANSCRIBING if job.next_emit else Stage.WAITING_GPU
-        reason = _explain(exc).split(":")[0]
+        reason = explain(exc).split(":")[0]
         job.progress(stage, job.fraction, None, f"{doing} ({reason})")
         await asyncio.sleep(self.retry_delay_s * 2 ** (attempt - 1))
 
