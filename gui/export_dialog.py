@@ -34,6 +34,7 @@ from PySide6.QtWidgets import (
     QPlainTextEdit,
     QProgressBar,
     QPushButton,
+    QDoubleSpinBox,
     QSpinBox,
     QVBoxLayout,
     QWidget,
@@ -50,6 +51,8 @@ from worker.formats import (
     import_subtitles,
     unique_path,
 )
+from worker.preferences import Preferences
+from worker.subtitles import RULE_FORMATS, SubtitleRules, cut_cues
 from worker.transcript import Transcript
 
 OVERWRITE, KEEP_BOTH, CANCEL = "overwrite", "keep both", "cancel"
@@ -95,11 +98,12 @@ class ExportWriter(QThread):
     ended = Signal(object)  # this writer, once written / failures / unwritten are final
 
     def __init__(self, plan: list[tuple[Transcript, str, Path]], choice: str, *, max_line_length: int | None,
-                 max_lines: int, timestamps: bool) -> None:
+                 max_lines: int, timestamps: bool, rules: SubtitleRules | None = None) -> None:
         super().__init__()
         self.plan, self.choice = plan, choice
         self.render_options: dict[str, Any] = {"max_line_length": max_line_length, "max_lines": max_lines,
-                                               "timestamps": timestamps}
+                                               "timestamps": timestamps, "rules": rules}
+        self.notes: list[str] = []  # per subtitle file: what could not follow the rules (one line)
         self.written: list[Path] = []
         self.failures: list[str] = []
         self._cancelled = False
@@ -129,6 +133,9 @@ class ExportWriter(QThread):
         try:
             self.written.append(export_transcript(transcript, target, fmt, overwrite=self.choice == OVERWRITE,
                                                   **self.render_options))
+            rules = self.render_options["rules"]
+            if rules is not None and fmt in RULE_FORMATS and (report := cut_cues(transcript, rules).report_line()):
+                self.notes.append(f"{target.name}: {report}")
         except WhisperDeskError as exc:
             self.failures.append(str(exc))
         except Exception as exc:  # unexpected (e.g. an unwrapped OSError): reported, never lost in the thread
@@ -149,8 +156,10 @@ class ExportDialog(QDialog):
         self.ask_overwrite: AskOverwrite = ask_overwrite or (lambda existing: ask_overwrite_dialog(self, existing))
         self.written: list[Path] = []
         self.failures: list[str] = []
+        self.notes: list[str] = []  # subtitle rules that could not all hold, one line per file
         self._writer: ExportWriter | None = None  # while files are being written
         settings = _settings()
+        prefs = Preferences.load()
 
         count = len(self.items)
         names = ", ".join(Path(s).name if s else "untitled" for _t, s in self.items[:3]) + ("…" if count > 3 else "")
@@ -176,17 +185,43 @@ class ExportDialog(QDialog):
         self.max_line_length.setRange(0, 200)
         self.max_line_length.setSpecialValueText("no limit")
         self.max_line_length.setSuffix(" characters")
-        self.max_line_length.setValue(int(settings.value("export/max_line_length", 42)))
-        self.max_line_length.setToolTip("Subtitles (SRT, VTT): longer segments are re-wrapped and split into several cues")
+        self.max_line_length.setValue(int(settings.value("export/max_line_length", prefs.subtitle_max_line_chars)))
+        self.max_line_length.setToolTip("Subtitles (SRT, VTT, ASS): cues re-cut from word timestamps to follow the "
+                                        "rules; no limit: one cue per segment")
         self.max_lines = QSpinBox()
         self.max_lines.setObjectName("maxLines")
         self.max_lines.setRange(1, 6)
-        self.max_lines.setValue(int(settings.value("export/max_lines", 2)))
+        self.max_lines.setValue(int(settings.value("export/max_lines", prefs.subtitle_max_lines)))
+        self.max_cps = QDoubleSpinBox()
+        self.max_cps.setObjectName("maxCps")
+        self.max_cps.setRange(1.0, 60.0)
+        self.max_cps.setDecimals(1)
+        self.max_cps.setSuffix(" characters/s")
+        self.max_cps.setValue(float(settings.value("export/max_cps", prefs.subtitle_max_cps)))
+        self.min_duration = QSpinBox()
+        self.min_duration.setObjectName("minDuration")
+        self.min_duration.setRange(0, 10_000)
+        self.min_duration.setSingleStep(100)
+        self.min_duration.setSuffix(" ms")
+        self.min_duration.setValue(int(settings.value("export/min_duration_ms", prefs.subtitle_min_duration_ms)))
+        self.min_gap = QSpinBox()
+        self.min_gap.setObjectName("minGap")
+        self.min_gap.setRange(0, 2_000)
+        self.min_gap.setSingleStep(10)
+        self.min_gap.setSuffix(" ms")
+        self.min_gap.setValue(int(settings.value("export/min_gap_ms", prefs.subtitle_min_gap_ms)))
+        self.karaoke = QCheckBox("Karaoke: each word's time (VTT, ASS)")
+        self.karaoke.setObjectName("karaoke")
+        self.karaoke.setChecked(str(settings.value("export/karaoke", "false")).lower() == "true")
         self.timestamps = QCheckBox("Start each line with its time range (TXT, DOCX)")
         self.timestamps.setObjectName("timestamps")
         self.timestamps.setChecked(str(settings.value("export/timestamps", "false")).lower() == "true")
         form.addRow("Max line length", self.max_line_length)
         form.addRow("Lines per cue", self.max_lines)
+        form.addRow("Reading speed at most", self.max_cps)
+        form.addRow("Cues last at least", self.min_duration)
+        form.addRow("Gap between cues", self.min_gap)
+        form.addRow(self.karaoke)
         form.addRow(self.timestamps)
 
         self.folder_edit = QLineEdit(str(folder) if folder else self._default_folder(settings))
@@ -268,6 +303,14 @@ class ExportDialog(QDialog):
     def _line_limit(self) -> int | None:
         return self.max_line_length.value() or None
 
+    def rules(self) -> SubtitleRules | None:
+        """The subtitle rules chosen; None with no line limit (one cue per segment)."""
+        if not self.max_line_length.value():
+            return None
+        return SubtitleRules(max_line_chars=self.max_line_length.value(), max_lines=self.max_lines.value(),
+                             max_cps=self.max_cps.value(), min_duration_ms=self.min_duration.value(),
+                             min_gap_ms=self.min_gap.value(), karaoke=self.karaoke.isChecked())
+
     def planned(self) -> list[tuple[Transcript, str, Path]]:
         """(transcript, format, path) for every file the export writes."""
         folder = Path(self.folder_edit.text().strip()).expanduser()
@@ -291,7 +334,7 @@ class ExportDialog(QDialog):
                 self.summary.setPlainText("Export cancelled: nothing was written.")
                 return False
         self._writer = ExportWriter(plan, choice, max_line_length=self._line_limit(), max_lines=self.max_lines.value(),
-                                    timestamps=self.timestamps.isChecked())
+                                    timestamps=self.timestamps.isChecked(), rules=self.rules())
         self._writer.progress.connect(self._show_progress)
         self._writer.ended.connect(self._writer_ended)
         self._set_writing(True, len(plan))
@@ -333,6 +376,7 @@ class ExportDialog(QDialog):
         self._writer = None
         writer.wait()  # `ended` comes just before the thread stops
         self.written, self.failures = list(writer.written), list(writer.failures)
+        self.notes = list(writer.notes)
         self._set_writing(False)
         self._remember()
         self._show_summary(writer.unwritten)
@@ -366,6 +410,9 @@ class ExportDialog(QDialog):
             where = f" to {next(iter(folders))}" if len(folders) == 1 else ""
             lines.append(f"Wrote {len(self.written)} file{'s' if len(self.written) != 1 else ''}{where}:")
             lines += [f"  {p.name}" if where else f"  {p}" for p in self.written]
+        if self.notes:
+            lines.append("Subtitle rules that could not all hold:")
+            lines += [f"  {note}" for note in self.notes]
         if self.failures:
             lines.append(f"{len(self.failures)} could not be written:")
             lines += [f"  {reason}" for reason in self.failures]
@@ -379,6 +426,10 @@ class ExportDialog(QDialog):
         settings.setValue("export/folder", self.folder_edit.text().strip())
         settings.setValue("export/max_line_length", self.max_line_length.value())
         settings.setValue("export/max_lines", self.max_lines.value())
+        settings.setValue("export/max_cps", self.max_cps.value())
+        settings.setValue("export/min_duration_ms", self.min_duration.value())
+        settings.setValue("export/min_gap_ms", self.min_gap.value())
+        settings.setValue("export/karaoke", "true" if self.karaoke.isChecked() else "false")
         settings.setValue("export/timestamps", "true" if self.timestamps.isChecked() else "false")
 
 

@@ -102,6 +102,29 @@ class SettingsDialog(QDialog):
         folder_row.addWidget(self.export_folder, 1)
         folder_row.addWidget(browse)
 
+        # subtitle rules (worker.subtitles) and the editor's uncertain words
+        self.subtitle_chars = _spin(1, 200, preferences.subtitle_max_line_chars)
+        self.subtitle_chars.setSuffix(" characters per line")
+        self.subtitle_lines = _spin(1, 6, preferences.subtitle_max_lines)
+        self.subtitle_lines.setSuffix(" lines per cue")
+        self.subtitle_cps = QtWidgets.QDoubleSpinBox()
+        self.subtitle_cps.setRange(1.0, 60.0)
+        self.subtitle_cps.setDecimals(1)
+        self.subtitle_cps.setSuffix(" characters per second")
+        self.subtitle_cps.setValue(preferences.subtitle_max_cps)
+        self.subtitle_duration = _spin(0, 10_000, preferences.subtitle_min_duration_ms)
+        self.subtitle_duration.setSuffix(" ms at least")
+        self.subtitle_gap = _spin(0, 2_000, preferences.subtitle_min_gap_ms)
+        self.subtitle_gap.setSuffix(" ms between cues")
+        self.mark_uncertain = QtWidgets.QCheckBox("Mark uncertain words in the editor")
+        self.mark_uncertain.setChecked(preferences.mark_low_confidence)
+        self.uncertain_threshold = QtWidgets.QDoubleSpinBox()
+        self.uncertain_threshold.setRange(0.0, 1.0)
+        self.uncertain_threshold.setSingleStep(0.05)
+        self.uncertain_threshold.setDecimals(2)
+        self.uncertain_threshold.setValue(preferences.low_confidence_threshold)
+        self.uncertain_threshold.setToolTip("Words the model gave a lower probability than this are marked")
+
         transcription = QtWidgets.QGroupBox("Transcription")
         form = QtWidgets.QFormLayout(transcription)
         form.addRow("Run on", self.backend)
@@ -125,11 +148,21 @@ class SettingsDialog(QDialog):
         form.addRow("Formats", formats_row)
         form.addRow("Folder", folder_row)
 
+        subtitles = QtWidgets.QGroupBox("Subtitles and editor")
+        form = QtWidgets.QFormLayout(subtitles)
+        form.addRow("Line length", self.subtitle_chars)
+        form.addRow("Lines", self.subtitle_lines)
+        form.addRow("Reading speed", self.subtitle_cps)
+        form.addRow("Cue duration", self.subtitle_duration)
+        form.addRow("Gap", self.subtitle_gap)
+        form.addRow("", self.mark_uncertain)
+        form.addRow("Uncertain below", self.uncertain_threshold)
+
         buttons = QtWidgets.QDialogButtonBox(QtWidgets.QDialogButtonBox.StandardButton.Ok | QtWidgets.QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
         layout = QtWidgets.QVBoxLayout(self)
-        for box in (transcription, queue, export):
+        for box in (transcription, queue, export, subtitles):
             layout.addWidget(box)
         layout.addWidget(buttons)
 
@@ -155,6 +188,13 @@ class SettingsDialog(QDialog):
             auto_export_formats=tuple(f for f, box in self.export_checks.items() if box.isChecked()),
             auto_export_folder=self.export_folder.text().strip(),
             check_modal_on_start=self.check_modal.isChecked(),
+            subtitle_max_line_chars=self.subtitle_chars.value(),
+            subtitle_max_lines=self.subtitle_lines.value(),
+            subtitle_max_cps=self.subtitle_cps.value(),
+            subtitle_min_duration_ms=self.subtitle_duration.value(),
+            subtitle_min_gap_ms=self.subtitle_gap.value(),
+            mark_low_confidence=self.mark_uncertain.isChecked(),
+            low_confidence_threshold=self.uncertain_threshold.value(),
         )
 
 

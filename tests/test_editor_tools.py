@@ -270,3 +270,38 @@ def test_karaoke_export_writes_ass_with_k_tags_and_vtt_with_word_times(qtbot, ed
         assert sum(1 for packet in container.demux(stream) if packet.pts is not None) == len(pysubs2.load(str(tmp_path / "jfk.vtt")))
     assert not editor.tools.export_karaoke(tmp_path / "jfk.srt")
     assert "karaoke is written as vtt or ass" in editor.status_label.text()
+
+
+# --- the same rules in the export dialog and in Preferences ---------------------------------------------------------------
+
+def test_export_dialog_takes_its_rule_defaults_from_preferences_and_reports_what_could_not_hold(qtbot, tmp_path):
+    from gui.export_dialog import ExportDialog
+
+    Preferences(subtitle_max_line_chars=24, subtitle_max_lines=1, subtitle_max_cps=9.0, subtitle_min_duration_ms=1500,
+                subtitle_min_gap_ms=120).save()
+    dialog = ExportDialog([(jfk_transcript(), "/talks/jfk.flac")], folder=tmp_path, formats=["srt", "txt"],
+                          ask_overwrite=lambda _existing: "overwrite")
+    qtbot.addWidget(dialog)
+    assert dialog.rules() == SubtitleRules(max_line_chars=24, max_lines=1, max_cps=9.0, min_duration_ms=1500,
+                                           min_gap_ms=120)
+    with qtbot.waitSignal(dialog.exportFinished, timeout=30_000):
+        dialog.export_button.click()
+    subs = pysubs2.load(str(tmp_path / "jfk.srt"))
+    assert all(len(e.plaintext) <= 24 and "\n" not in e.plaintext for e in subs)
+    assert all(b.start - a.end >= 120 for a, b in zip(subs, subs[1:]))
+    assert "cues exceed 9 characters per second" in dialog.summary.toPlainText()  # jfk speaks faster than 9 cps
+    assert (tmp_path / "jfk.txt").read_text(encoding="utf-8").split() == jfk_transcript().text.split()
+
+
+def test_preferences_dialog_edits_the_subtitle_rules_and_the_threshold(qtbot):
+    from gui.settings import SettingsDialog
+
+    dialog = SettingsDialog(Preferences())
+    qtbot.addWidget(dialog)
+    dialog.subtitle_chars.setValue(32)
+    dialog.subtitle_cps.setValue(20.0)
+    dialog.mark_uncertain.setChecked(True)
+    dialog.uncertain_threshold.setValue(0.35)
+    prefs = dialog.preferences()
+    assert prefs.subtitle_rules() == SubtitleRules(max_line_chars=32, max_cps=20.0)
+    assert prefs.mark_low_confidence and prefs.low_confidence_threshold == 0.35
