@@ -61,7 +61,7 @@ def app_command() -> list[str]:
     script = Path(sys.executable).parent / "whisper-desk"
     if script.exists():
         return [str(script)]
-    return [sys.executable, "-m", "worker.cli"]  # what the console script runs
+    return [sys.executable, "-m", "gui.launcher"]  # what the console script runs
 
 
 def rss_mb(pid: int) -> float:

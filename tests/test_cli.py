@@ -132,7 +132,78 @@ def test_check_with_unreachable_server_is_bounded_and_hides_the_secret(tmp_path:
 
 def test_without_a_display_the_app_says_how_to_use_the_terminal(jfk: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
-    result = subprocess.run([sys.executable, "-m", "worker.cli", str(jfk)], cwd=ROOT, env=env,
+    result = subprocess.run([sys.executable, "-m", "gui.launcher", str(jfk)], cwd=ROOT, env=env,
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 1
     assert "whisper-desk transcribe FILE" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_transcribe_goes_through_the_library_like_the_window(tmp_path: Path, jfk: Path, isolated_dirs: Path) -> None:
+    import shutil
+
+    from worker.library import Library, default_library_path
+    from worker.preferences import Preferences
+
+    Preferences(word_timestamps=True, language="en").save()  # the window's preferences are the CLI's defaults
+    folder = tmp_path / "talks"
+    (folder / "day 1").mkdir(parents=True)
+    shutil.copy(jfk, folder / "day 1" / "speech.flac")
+    (folder / "notes.txt").write_text("not audio")
+
+    result = run_cli("transcribe", str(folder), "--format", "json")
+
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert JFK_REFERENCE in normalise(data["text"]) and data["language"] == "en"
+    assert all(segment["words"] for segment in data["segments"])
+    assert f"{folder}: skipped 1 file(s) that are not audio or video (notes.txt)" in result.stderr.splitlines()
+    library = Library(default_library_path())
+    try:
+        [job] = library.jobs()
+        assert (job.name, job.status, job.backend, job.options.model) == ("speech.flac", "done", "local", "tiny.en")
+        assert job.path == str((folder / "day 1" / "speech.flac").resolve()) and job.elapsed and job.error is None
+        assert library.transcript(job.id).text == data["text"]
+        assert any("summary wall=" in line for line in library.log_lines(job.id))
+    finally:
+        library.close()
+
+
+def test_no_library_keeps_nothing_and_library_picks_the_file(tmp_path: Path, jfk: Path) -> None:
+    from worker.library import Library, default_library_path
+
+    assert run_cli("transcribe", str(jfk), "--no-library").returncode == 0
+    assert not default_library_path().exists()
+
+    chosen = tmp_path / "elsewhere.sqlite3"
+    assert run_cli("transcribe", str(jfk), "--library", str(chosen)).returncode == 0
+    library = Library(chosen)
+    try:
+        assert [job.status for job in library.jobs()] == ["done"]
+    finally:
+        library.close()
+    assert not default_library_path().exists()
+
+
+def test_ctrl_c_cancels_through_the_queue_and_exits_130(tmp_path: Path, jfk: Path, shared_audio: Path) -> None:
+    import signal
+
+    from worker.library import Library
+
+    chosen = tmp_path / "library.sqlite3"
+    app = subprocess.Popen([sys.executable, "-m", "worker.cli", "transcribe", str(jfk), str(shared_audio / "hotwords.mp3"),
+                            "--library", str(chosen)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    seen = ""
+    while "jfk.flac: transcribing" not in seen:  # the first job is under way
+        line = app.stderr.readline()
+        assert line, seen
+        seen += line
+    app.send_signal(signal.SIGINT)
+    _, rest = app.communicate(timeout=60)
+
+    assert app.returncode == 130, seen + rest
+    assert "Traceback" not in rest and "Task was destroyed" not in rest and "jfk.flac: cancelled" in rest
+    library = Library(chosen)
+    try:
+        assert [job.status for job in library.jobs()] == ["cancelled", "cancelled"]  # nothing left to run later
+    finally:
+        library.close()

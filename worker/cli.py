@@ -1,20 +1,24 @@
-"""`whisper-desk`: the desktop app with no subcommand, or `transcribe`, `check`, `deploy` for scripts."""
+"""The command line's subcommands (`transcribe`, `check`, `deploy`, `search`, `watch`). The `whisper-desk`
+script (gui.launcher) passes subcommands here and starts the window otherwise; this module never imports gui."""
 
 from __future__ import annotations
 
 import argparse
-import os
+import queue as queue_module
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence, TextIO
 
 from worker import __version__
-from worker.errors import Cancelled, WhisperDeskError
-from worker.events import CancelToken, Event, Progress, SegmentsReady, TimingReport
-from worker.options import MODEL_NAMES, TranscriptionOptions
+from worker.errors import WhisperDeskError
+from worker.options import DEFAULT_MODEL, MODEL_NAMES, TranscriptionOptions
+from worker.preferences import LOCAL_ENGINES, TASKS
 
 if TYPE_CHECKING:
+    from worker.library import JobRecord, Library
+    from worker.queue import JobQueue, QueueEvent
     from worker.subtitles import SubtitleRules
 
 SUBCOMMANDS = ("transcribe", "check", "deploy", "search", "watch")
@@ -27,30 +31,34 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="whisper-desk",
         description="Transcribe audio and video with Whisper, on this computer or on Modal T4 GPUs. "
-        "With no subcommand (or with file paths) the desktop app starts.",
+        "With no subcommand (or with file paths) `whisper-desk` starts the desktop app.",
     )
     parser.add_argument("--version", action="version", version=f"whisper-desk {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="{transcribe,check,deploy,search,watch}")
 
     tr = sub.add_parser("transcribe", help="transcribe files and write transcripts")
     tr.add_argument("files", nargs="+", metavar="FILE")
-    tr.add_argument("--backend", choices=("local", "modal"), default="local")
-    tr.add_argument("--engine", choices=("faster", "openai"), default="faster", help="local engine (default: faster-whisper)")
-    tr.add_argument("--model", choices=MODEL_NAMES, default=TranscriptionOptions().model)
-    tr.add_argument("--language", default=None, help="language code (default: detect)")
-    tr.add_argument("--task", choices=("transcribe", "translate"), default="transcribe")
-    tr.add_argument("--word-timestamps", action="store_true")
+    # defaults (None here): the preferences the window uses (worker.preferences)
+    tr.add_argument("--backend", choices=("local", "modal"), default=None, help="default: the preferences' (local)")
+    tr.add_argument("--engine", choices=LOCAL_ENGINES, default=None, help="local engine (default: faster-whisper)")
+    tr.add_argument("--model", choices=MODEL_NAMES, default=None, help=f"default: the preferences' ({DEFAULT_MODEL})")
+    tr.add_argument("--language", default=None, help="language code (default: the preferences', else detect)")
+    tr.add_argument("--task", choices=TASKS, default=None)
+    tr.add_argument("--word-timestamps", action=argparse.BooleanOptionalAction, default=None)
     tr.add_argument("--initial-prompt", default=None)
     tr.add_argument("--beam-size", type=int, default=5)
     tr.add_argument("--threads", type=int, default=None, help="local: CPU threads for the engine (default: automatic)")
+    where = tr.add_mutually_exclusive_group()
+    where.add_argument("--library", type=Path, default=None, help="the library file (default: the app's)")
+    where.add_argument("--no-library", action="store_true", help="keep nothing: no job or transcript in the library")
     tr.add_argument("--format", choices=CLI_FORMATS, default="txt")
     out = tr.add_mutually_exclusive_group()
     out.add_argument("--output-dir", type=Path, help="write DIR/<input stem>.<format> for each input")
     out.add_argument("-o", "--output", type=Path, help="output file (one input only)")
     tr.add_argument("--overwrite", action="store_true", help="replace existing output files")
     _add_subtitle_rule_options(tr)
-    tr.add_argument("--chunk-seconds", type=float, default=30.0, help="Modal: target chunk length")
-    tr.add_argument("--max-containers", type=int, default=8, help="Modal: GPU containers in parallel")
+    tr.add_argument("--chunk-seconds", type=float, default=None, help="Modal: target chunk length (default: 30)")
+    tr.add_argument("--max-containers", type=int, default=None, help="Modal: GPU containers in parallel (default: 8)")
 
     ck = sub.add_parser("check", help="check Modal credentials and the deployed worker app")
     ck.add_argument("--timeout", type=float, default=CHECK_TIMEOUT_CAP_S, help="seconds (at most 10)")
@@ -101,14 +109,12 @@ def _subtitle_rules(args: argparse.Namespace) -> "SubtitleRules":
 
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
-    if not args_list or (args_list[0] not in SUBCOMMANDS and not args_list[0].startswith("-")):
-        return _start_gui(args_list)
     parser = build_parser()
     args = parser.parse_args(args_list)
     if args.command == "transcribe":
         if args.output is not None and len(args.files) > 1:
             parser.error("-o/--output takes one input file; use --output-dir for several")
-        return transcribe_command(args)
+        return transcribe_command(args, parser)
     if args.command == "check":
         return check_command(args.timeout)
     if args.command == "search":
@@ -123,76 +129,114 @@ def main(argv: Sequence[str] | None = None) -> int:
         return watch_command(entry, args.library, args.settle, sys.stderr)
     if args.command == "deploy":
         return deploy_command()
-    return _start_gui([])
-
-
-def _no_display() -> bool:
-    """On Linux/BSD with no X11 or Wayland display and no Qt platform chosen, a window cannot open."""
-    if not sys.platform.startswith(("linux", "freebsd", "openbsd")):
-        return False
-    return not any(os.environ.get(name) for name in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"))
-
-
-def _start_gui(paths: list[str]) -> int:
-    if _no_display():
-        print("whisper-desk: no display to open the window on; to transcribe from a terminal, run "
-              "`whisper-desk transcribe FILE...` (see `whisper-desk --help`)", file=sys.stderr)
-        return EXIT_FAILED
-    try:
-        from gui.app import main as gui_main
-    except ImportError as exc:  # pragma: no cover - only without the GUI package
-        print(f"whisper-desk: the desktop app is not available ({exc})", file=sys.stderr)
-        return EXIT_FAILED
-    return gui_main(paths)
+    parser.print_help(sys.stderr)
+    return EXIT_USAGE
 
 
 class ProgressPrinter:
-    """A one-line progress bar on a terminal, one line per stage change otherwise."""
+    """What `transcribe` tells the terminal while the queue works: per file, a one-line progress bar on a
+    terminal (one line per stage change otherwise), its timing and summary lines, and one line when it fails.
+    Called from the queue's threads: it only writes lines."""
 
-    def __init__(self, name: str, stream: TextIO) -> None:
-        self.name = name
+    def __init__(self, stream: TextIO) -> None:
         self.stream = stream
         self.is_tty = stream.isatty()
-        self._last_label = ""
+        self.names: dict[int, str] = {}
+        self._labels: dict[int, str] = {}
+        self._bar_open = False
+        self._lock = threading.Lock()
 
-    def __call__(self, event: Event) -> None:
-        if isinstance(event, Progress):
-            label = event.label()
-            if self.is_tty:
-                filled = int(event.fraction * 24)
-                bar = "#" * filled + "-" * (24 - filled)
-                self.stream.write(f"\r{self.name} [{bar}] {event.fraction:4.0%} {label:<40}")
-                self.stream.flush()
-            elif label != self._last_label:
-                self.stream.write(f"{self.name}: {label}\n")
-            self._last_label = label
-        elif isinstance(event, TimingReport) and event.chunk_index is not None:
-            from worker.timing import timing_line
+    def __call__(self, event: "QueueEvent") -> None:
+        from worker.queue import JobFinished, JobProgress, LogLine, Note
 
-            self.end_line()
-            self.stream.write(f"{self.name}: {timing_line(event.timings, event.chunk_index, event.timings.get('chunk_count'))}\n")
-        elif isinstance(event, SegmentsReady):
-            pass
+        with self._lock:
+            if isinstance(event, JobProgress):
+                self._progress(event.job_id, event.fraction, event.label)
+            elif isinstance(event, LogLine) and event.job_id in self.names:
+                name = self.names[event.job_id]
+                if not event.text.startswith(f"{name}: failed: "):  # said once, as the job's ending
+                    self._line(event.text)
+            elif isinstance(event, JobFinished) and event.job_id in self.names:
+                if event.error:
+                    self._line(failure_line(self.names[event.job_id], event.error))
+            elif isinstance(event, Note):
+                self._line(event.text)
 
-    def end_line(self) -> None:
-        if self.is_tty and self._last_label:
+    def _progress(self, job_id: int, fraction: float, label: str) -> None:
+        name = self.names.get(job_id, "?")
+        if self.is_tty:
+            filled = int(fraction * 24)
+            bar = "#" * filled + "-" * (24 - filled)
+            self.stream.write(f"\r{name} [{bar}] {fraction:4.0%} {label:<40}")
+            self.stream.flush()
+            self._bar_open = True
+        elif label != self._labels.get(job_id):
+            self.stream.write(f"{name}: {label}\n")
+            self.stream.flush()
+        self._labels[job_id] = label
+
+    def _line(self, text: str) -> None:
+        if self._bar_open:
             self.stream.write("\n")
-            self._last_label = ""
+            self._bar_open = False
+        self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def line(self, text: str) -> None:
+        with self._lock:
+            self._line(text)
 
 
-def transcribe_command(args: argparse.Namespace) -> int:
-    from worker.backends.base import create_backend
-    from worker.formats import export_transcript, render
-    from worker.subtitles import RULE_FORMATS, cut_cues
-    from worker.timing import summarize
+def failure_line(name: str, reason: str) -> str:
+    """A job's one-line reason (worker.queue.describe_failure), naming the file once."""
+    return reason if reason.startswith(name) else f"{name}: {reason}"
 
+
+def media_arguments(paths: Sequence[str]) -> tuple[list[Path], list[str]]:
+    """Files as given (a bad one fails with its reason), folders searched as the window does."""
+    from worker.audio import collect_media
+
+    files: list[Path] = []
+    notes: list[str] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found, skipped = collect_media([path])
+            files += found
+            notes += skipped
+        else:
+            files.append(path)
+    return files, notes
+
+
+def transcribe_command(args: argparse.Namespace, parser: argparse.ArgumentParser | None = None) -> int:
+    """Files through the one job queue (worker.queue), written to the library unless --no-library; outputs in
+    the order given. Ctrl-C cancels every job through the queue, waits a bounded time, and exits 130."""
+    from dataclasses import replace
+
+    from worker.library import Library
+    from worker.preferences import Preferences
+    from worker.queue import JobFinished, JobQueue, JobStatus
+    from worker.subtitles import RULE_FORMATS
+
+    stored = Preferences.load()
+    preferences = replace(
+        stored,
+        backend=args.backend or stored.backend,
+        local_engine=args.engine or stored.local_engine,
+        local_threads=stored.local_threads if args.threads is None else args.threads,
+        chunk_s=stored.chunk_s if args.chunk_seconds is None else args.chunk_seconds,
+        max_containers=stored.max_containers if args.max_containers is None else args.max_containers,
+        auto_export_formats=(),  # the command line writes what its options say, nothing more
+    )
+    word_timestamps = stored.word_timestamps if args.word_timestamps is None else args.word_timestamps
     try:
         rules = _subtitle_rules(args)
         options = TranscriptionOptions(
-            model=args.model,
-            language=args.language,
-            task=args.task,
-            word_timestamps=args.word_timestamps or args.format in RULE_FORMATS,  # cues are cut at words
+            model=args.model or stored.model,
+            language=args.language or stored.language.strip() or None,
+            task=args.task or stored.task,  # type: ignore[arg-type]
+            word_timestamps=word_timestamps or args.format in RULE_FORMATS,  # cues are cut at words
             initial_prompt=args.initial_prompt,
             beam_size=args.beam_size,
         )
@@ -200,64 +244,109 @@ def transcribe_command(args: argparse.Namespace) -> int:
         print(f"whisper-desk: {exc}", file=sys.stderr)
         return EXIT_USAGE
 
-    settings: dict[str, object]
-    if args.backend == "local":
-        settings = {"engine": args.engine, "threads": args.threads}
-    else:
-        settings = {"chunk_s": args.chunk_seconds, "max_containers": args.max_containers}
+    files, notes = media_arguments(args.files)
+    if args.output is not None and len(files) != 1:
+        message = "-o/--output takes one input file; use --output-dir for several"
+        if parser is not None:
+            parser.error(message)
+        print(f"whisper-desk: {message}", file=sys.stderr)
+        return EXIT_USAGE
+    printer = ProgressPrinter(sys.stderr)
+    for note in notes:
+        printer.line(note)
+    if not files:
+        return EXIT_FAILED
     if args.output_dir is not None:
         args.output_dir.mkdir(parents=True, exist_ok=True)
 
-    cancel = CancelToken()
-    backend = create_backend(args.backend, **settings)
+    library = Library(":memory:" if args.no_library else args.library)
+    finished: "queue_module.Queue[JobFinished]" = queue_module.Queue()
+
+    def listen(event: "QueueEvent") -> None:
+        printer(event)
+        if isinstance(event, JobFinished):
+            finished.put(event)
+
+    jobs = JobQueue(library, preferences, listen, only_own_jobs=True)
     failures = 0
     try:
-        for file_name in args.files:
-            path = Path(file_name)
-            printer = ProgressPrinter(path.name, sys.stderr)
-            started = time.monotonic()
-            try:
-                transcript = backend.transcribe(path, options, printer, cancel)
-                printer.end_line()
-                summary = summarize(transcript.timings.get("chunks") or [transcript.timings], time.monotonic() - started)
-                print(f"{path.name}: {transcript.model} on {transcript.backend}: {summary.line()}", file=sys.stderr)
-                if args.format in RULE_FORMATS and (report := cut_cues(transcript, rules).report_line()):
-                    print(f"{path.name}: subtitles: {report}", file=sys.stderr)
-                if args.output_dir is not None:
-                    target = args.output_dir / f"{path.stem}.{args.format}"
-                    export_transcript(transcript, target, args.format, overwrite=args.overwrite, rules=rules)
-                    print(f"{path.name}: wrote {target}", file=sys.stderr)
-                elif args.output is not None:
-                    export_transcript(transcript, args.output, args.format, overwrite=args.overwrite, rules=rules)
-                    print(f"{path.name}: wrote {args.output}", file=sys.stderr)
-                else:
-                    rendered = render(transcript, args.format, rules=rules)
-                    sys.stdout.write(rendered if isinstance(rendered, str) else rendered.decode("utf-8"))
-                    if not str(rendered).endswith("\n"):
-                        sys.stdout.write("\n")
-                    sys.stdout.flush()
-            except KeyboardInterrupt:
-                cancel.cancel()
-                printer.end_line()
-                print(f"{path.name}: cancelled", file=sys.stderr)
-                return 130
-            except Cancelled:
-                printer.end_line()
-                print(f"{path.name}: cancelled", file=sys.stderr)
-                failures += 1
-            except WhisperDeskError as exc:
-                printer.end_line()
-                message = str(exc)
-                print(message if message.startswith(path.name) else f"{path.name}: {message}", file=sys.stderr)
-                failures += 1
-            except Exception as exc:  # one line per file, never a traceback
-                printer.end_line()
-                print(f"{path.name}: unexpected error: {type(exc).__name__}: {exc}", file=sys.stderr)
-                failures += 1
-    finally:
-        backend.close()
+        records = jobs.add_files(files, preferences.backend, options)
+        order = [record.id for record in records]
+        printer.names.update({record.id: record.name for record in records})
+        endings: dict[int, JobFinished] = {}
+        written = 0
+        while written < len(order):
+            event = finished.get()  # Ctrl-C interrupts this wait
+            endings[event.job_id] = event
+            while written < len(order) and order[written] in endings:  # outputs in the order given
+                ending = endings[order[written]]
+                if ending.status != JobStatus.DONE:
+                    failures += 1
+                elif not _write_output(args, rules, library, records[written], printer):
+                    failures += 1
+                written += 1
+    except KeyboardInterrupt:
+        return _interrupted(jobs, printer)
+    except BaseException:
+        jobs.shutdown(timeout_s=CANCEL_WAIT_S, requeue=False)
+        library.close()
+        raise
+    jobs.shutdown(timeout_s=CANCEL_WAIT_S, requeue=False)  # closes the backends
+    library.close()
     return EXIT_FAILED if failures else EXIT_OK
 
+
+CANCEL_WAIT_S = 15.0  # after Ctrl-C: how long the backends get to stop (Modal: their calls cancelled)
+
+
+def _interrupted(jobs: "JobQueue", printer: ProgressPrinter) -> int:
+    """Ctrl-C: cancel every job through the queue, wait (bounded) for the backends to stop, exit 130. A second
+    Ctrl-C during that wait is ignored: the wait ends on its own."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    running = jobs.running_ids()
+    jobs.cancel(list(printer.names))
+    jobs.shutdown(timeout_s=CANCEL_WAIT_S, requeue=False)
+    for job_id in running:
+        printer.line(f"{printer.names.get(job_id, job_id)}: cancelled")
+    jobs.library.close()
+    return EXIT_INTERRUPTED
+
+
+def _write_output(args: argparse.Namespace, rules: "SubtitleRules", library: "Library", record: "JobRecord",
+                  printer: ProgressPrinter) -> bool:
+    """The finished job's transcript where the options say (a file, a folder, or stdout); False on failure."""
+    from worker.formats import export_transcript, render
+    from worker.subtitles import RULE_FORMATS, cut_cues
+
+    transcript = library.transcript(record.id)
+    name = record.name
+    if transcript is None:
+        printer.line(f"{name}: the transcript is missing from the library")
+        return False
+    try:
+        if args.format in RULE_FORMATS and (report := cut_cues(transcript, rules).report_line()):
+            printer.line(f"{name}: subtitles: {report}")
+        if args.output_dir is not None:
+            target = args.output_dir / f"{Path(record.path).stem}.{args.format}"
+            export_transcript(transcript, target, args.format, overwrite=args.overwrite, rules=rules)
+            printer.line(f"{name}: wrote {target}")
+        elif args.output is not None:
+            export_transcript(transcript, args.output, args.format, overwrite=args.overwrite, rules=rules)
+            printer.line(f"{name}: wrote {args.output}")
+        else:
+            rendered = render(transcript, args.format, rules=rules)
+            text = rendered if isinstance(rendered, str) else rendered.decode("utf-8")
+            sys.stdout.write(text if text.endswith("\n") else text + "\n")
+            sys.stdout.flush()
+    except WhisperDeskError as exc:
+        printer.line(failure_line(name, str(exc)))
+        return False
+    except OSError as exc:
+        printer.line(f"{name}: could not write the output: {exc}")
+        return False
+    return True
 
 def check_command(timeout_s: float) -> int:
     from worker.modal.checks import check_app, check_credentials

@@ -237,7 +237,7 @@ def auto_export(transcript: Transcript, source: Path, preferences: Preferences) 
         try:
             if folder:
                 Path(folder).mkdir(parents=True, exist_ok=True)
-            for path in formats.auto_export(transcript, source, [fmt], folder):
+            for path in formats.auto_export(transcript, source, [fmt], folder, rules=preferences.subtitle_rules()):
                 notes.append(f"exported {path}")
         except Exception as exc:  # an export problem never fails the transcription
             notes.append(f"automatic export to {fmt.upper()} failed: {one_line(str(exc))}")
@@ -413,7 +413,9 @@ class JobQueue:
         owner: str | None = None,
         probe_delay_s: float = PROBE_DELAY_S,
         heartbeat_s: float = HEARTBEAT_S,
+        only_own_jobs: bool = False,
     ) -> None:
+        """`only_own_jobs`: run only the jobs added through this queue (the CLI: never the window's queue)."""
         self.library = library
         self.preferences = preferences
         self.listener: Listener = listener or (lambda _event: None)
@@ -426,6 +428,7 @@ class JobQueue:
         self._runs: dict[int, _Run] = {}
         self._ending: list[_Run] = []  # ended in the queue, their thread still finishing
         self._partial: dict[int, list[Segment]] = {}  # kept after the job ends (until it restarts or is removed)
+        self._own: set[int] | None = set() if only_own_jobs else None
         self.paused = False
         self._shutting_down = False
         self._closed = False  # after shutdown: late results are ignored (the library may be closed)
@@ -467,6 +470,8 @@ class JobQueue:
 
     def _queue_files(self, paths: list[str], backend: str | None, options: TranscriptionOptions | None) -> list[JobRecord]:
         records = self.library.add_jobs(paths, options or self.preferences.options(), backend or self.preferences.backend)
+        if self._own is not None:
+            self._own.update(record.id for record in records)
         for record in records:
             self._report(JobAdded(record))
             if not self._shutting_down:  # the prober has stopped; the next start probes what is left
@@ -565,6 +570,8 @@ class JobQueue:
             busy = Counter(run.record.backend for run in self._runs.values())
             for record in self.library.jobs():
                 if record.status != JobStatus.QUEUED or record.id in self._runs:
+                    continue
+                if self._own is not None and record.id not in self._own:
                     continue
                 if busy[record.backend] >= self.preferences.parallel(record.backend):
                     continue
