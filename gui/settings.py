@@ -158,11 +158,17 @@ class SettingsDialog(QDialog):
         form.addRow("", self.mark_uncertain)
         form.addRow("Uncertain below", self.uncertain_threshold)
 
+        from gui.watch_folders import WatchFoldersEditor
+
+        self.watch_folders = WatchFoldersEditor(preferences.watch_folders, preferences.backend, preferences.model)
+        watch = QtWidgets.QGroupBox("Watch folders")
+        QtWidgets.QVBoxLayout(watch).addWidget(self.watch_folders)
+
         buttons = QtWidgets.QDialogButtonBox(QtWidgets.QDialogButtonBox.StandardButton.Ok | QtWidgets.QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
         layout = QtWidgets.QVBoxLayout(self)
-        for box in (transcription, queue, export, subtitles):
+        for box in (transcription, queue, export, subtitles, watch):
             layout.addWidget(box)
         layout.addWidget(buttons)
 
@@ -195,6 +201,7 @@ class SettingsDialog(QDialog):
             subtitle_min_gap_ms=self.subtitle_gap.value(),
             mark_low_confidence=self.mark_uncertain.isChecked(),
             low_confidence_threshold=self.uncertain_threshold.value(),
+            watch_folders=self.watch_folders.folders(),
         )
 
 

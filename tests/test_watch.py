@@ -453,13 +453,65 @@ def test_cli_ctrl_c_while_transcribing_stops_cleanly_and_the_next_start_finishes
     shutil.copyfile(jfk, inbox / "jfk.flac")  # arrived before anything watched
     watch = WatchProcess(inbox, out, "--library", str(library_path))
     watch.wait_line(lambda l: l == "jfk.flac: transcribing", "transcribing")
-    assert watch.interrupt() == 130
+    assert watch.interrupt() == 130  # (the model is still loading, or the job is running)
     assert "Traceback" not in watch.stderr() and "Task was destroyed" not in watch.stderr()
-    assert not out.exists() or not list(out.iterdir())
 
     again = WatchProcess(inbox, out, "--library", str(library_path))
-    again.wait_line(lambda l: l.startswith("jfk.flac: wrote") and l.endswith("jfk.srt"), "the outputs written")
+    deadline = time.monotonic() + CLI_WAIT_S
+    while not ((out / "jfk.txt").exists() and (out / "jfk.srt").exists()) and time.monotonic() < deadline:
+        time.sleep(0.2)
     assert again.interrupt() == 130
+    assert "Traceback" not in again.stderr()
     [job] = _jobs(library_path)
     assert job.status == "done"
     assert sorted(p.name for p in out.iterdir()) == ["jfk.srt", "jfk.txt"]
+
+
+# --- the window: Preferences' watch folders, run off the GUI thread ----------------------------------------
+
+def test_preferences_dialog_edits_watch_folders(qtbot, tmp_path):
+    from gui.settings import SettingsDialog
+    from gui.watch_folders import FORMATS, OUTPUT
+
+    entry = WatchFolder(str(tmp_path / "rec"), "local", "tiny.en", ("txt",), "")
+    dialog = SettingsDialog(Preferences(watch_folders=(entry,), model="base.en"))
+    qtbot.addWidget(dialog)
+    editor = dialog.watch_folders
+    assert editor.table.rowCount() == 1 and dialog.preferences().watch_folders == (entry,)
+
+    editor.add_row(WatchFolder(str(tmp_path / "calls"), editor.default_backend, editor.default_model))
+    editor.table.item(1, FORMATS).setText("SRT; vtt, nonsense")
+    editor.table.item(1, OUTPUT).setText(str(tmp_path / "subtitles"))
+    assert dialog.preferences().watch_folders == (
+        entry, WatchFolder(str(tmp_path / "calls"), "local", "base.en", ("srt", "vtt"), str(tmp_path / "subtitles")))
+    editor.table.selectRow(0)
+    editor._remove_selected()
+    assert [w.folder for w in dialog.preferences().watch_folders] == [str(tmp_path / "calls")]
+
+
+def test_window_watches_the_preferences_folders_and_transcribes_a_new_file(qtbot, library, lent_backend, jfk,
+                                                                           tmp_path):
+    from gui.main_window import MainWindow
+
+    inbox, out = tmp_path / "inbox", tmp_path / "out"
+    inbox.mkdir()
+    prefs = Preferences(check_modal_on_start=False,
+                        watch_folders=(WatchFolder(str(inbox), formats=("txt",), output_dir=str(out)),))
+    window = MainWindow(library=library, preferences=prefs, backend_factory=lambda name, p: lent_backend)
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitExposed(window)
+    try:
+        qtbot.waitUntil(lambda: window.watch_runner.service is not None, timeout=10000)
+        shutil.copyfile(jfk, inbox / "jfk.flac")
+        qtbot.waitUntil(lambda: (out / "jfk.txt").exists(), timeout=int(CLI_WAIT_S * 1000))
+        assert "ask not what your country" in _normalised((out / "jfk.txt").read_text(encoding="utf-8"))
+        qtbot.waitUntil(lambda: any(line.endswith("jfk.txt") and "wrote" in line for line in window.log_panel.lines()),
+                        timeout=10000)
+        [job] = library.jobs()
+        assert window.model.row_of(job.id) is not None and job.status == "done"
+
+        window.apply_preferences(Preferences(check_modal_on_start=False))  # no folders: the watcher stops
+        assert window.watch_runner.service is None
+    finally:
+        window.shutdown()
