@@ -82,6 +82,11 @@ class ChunkStitcher:
             ready.append(StitchedChunk(number, answer.end_s, placed, answer.timings))
         return ready
 
+    @property
+    def waiting(self) -> int:
+        """Answers held until the chunks before them arrive."""
+        return len(self._waiting)
+
     def language(self, default: str | None = None) -> str | None:
         """The language most chunks heard (the first heard on a tie); `default` when none said."""
         return self.languages.most_common(1)[0][0] if self.languages else default

@@ -31,7 +31,6 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,13 +42,13 @@ from worker.events import CancelToken, Emit, Progress, SegmentsReady, Stage, Tim
 from worker.modal.remote import CANCEL_GRACE_S, ModalRemote, ended_without_answer, explain, is_transient
 from worker.modal.settings import APP_NAME, CLASS_NAME, WORKER_API_VERSION, DeploySettings
 from worker.options import TranscriptionOptions
+from worker.stitching import ChunkStitcher
 from worker.timing import DEFAULT_T4_DOLLARS_PER_HOUR, summarize
 from worker.transcript import Segment, Transcript
 
 RETRY_DELAY_S = 0.5  # before the first retry of a chunk; doubles each time
 MAX_POLL_RETRIES = 5  # polls of one call that may fail (the network) before its job fails
 CHUNK_MATCH_S = 0.05  # a chunk cut again after a restart is the one in the ledger when both ends lie this close
-_SEAM_EPSILON_S = 0.02  # a segment starting this close to a chunk's end belongs to nothing (hallucinated)
 
 T = TypeVar("T")
 
@@ -114,14 +113,8 @@ class _Job:
     sent: int = 0
     total: int | None = None  # known once the last chunk is cut
     upload_bytes: int = 0
-    results: dict[int, tuple[float, list[Segment], dict[str, Any], str | None, str]] = field(default_factory=dict)
-    next_emit: int = 0
     fraction: float = 0.0
-    segments: list[Segment] = field(default_factory=list)
-    chunk_timings: list[dict[str, Any]] = field(default_factory=list)
-    languages: Counter = field(default_factory=Counter)
-    models: list[str] = field(default_factory=list)
-    end_s: float = 0.0
+    stitcher: ChunkStitcher = field(default_factory=ChunkStitcher)  # answers in any order, segments out in order
 
     @property
     def count(self) -> int:
@@ -285,7 +278,7 @@ class ModalBackend:
                 if earlier is not None and not _same_chunk(earlier, piece):
                     stale.append(earlier)
                     earlier = None
-                if earlier is None and not job.results and job.next_emit == 0:
+                if earlier is None and not job.stitcher.waiting and job.stitcher.next_index == 0:
                     job.progress(Stage.UPLOADING, 0.0, piece.index, f"uploading chunk {piece.index + 1} of {job.count}")
                     job.progress(Stage.WAITING_GPU, 0.0, None, f"waiting for a GPU ({job.sent} of {job.count} chunks sent)")
                 task = loop.create_task(self._run_chunk(job, remote, piece, options, earlier))
@@ -411,7 +404,7 @@ class ModalBackend:
         job.ledger.forget(entry.index)
 
     async def _pause(self, job: _Job, piece: _Piece, attempt: int, doing: str, exc: BaseException) -> None:
-        stage = Stage.TRANSCRIBING if job.next_emit else Stage.WAITING_GPU
+        stage = Stage.TRANSCRIBING if job.stitcher.next_index else Stage.WAITING_GPU
         reason = explain(exc).split(":")[0]
         job.progress(stage, job.fraction, None, f"{doing} ({reason})")
         await asyncio.sleep(self.retry_delay_s * 2 ** (attempt - 1))
@@ -426,50 +419,25 @@ class ModalBackend:
             )
         if answer.get("error"):  # the worker's own refusal (bad audio, options, model): final, never retried
             raise TranscriptionError(f"{job.path.name}: chunk {piece.index + 1} of {job.count}: {answer['error']}")
-        length = piece.end_s - piece.start_s
-        segments = [
-            clamped.shifted(piece.start_s)
-            for clamped in (Segment.from_dict(s).clamped(length, _SEAM_EPSILON_S) for s in answer.get("segments") or [])
-            if clamped is not None
-        ]
         timings = dict(answer.get("timings") or {})
         timings.update(chunk_index=piece.index, chunk_start_s=round(piece.start_s, 3), upload_bytes=len(piece.data))
-        job.results[piece.index] = (piece.end_s, segments, timings, answer.get("language"), str(answer.get("model") or ""))
-        job.end_s = max(job.end_s, piece.end_s)
-        self._flush(job)
-
-    def _flush(self, job: _Job) -> None:
-        while job.next_emit in job.results:
-            index = job.next_emit
-            end_s, segments, timings, language, model = job.results.pop(index)
-            job.next_emit += 1
-            timings["chunk_count"] = job.count
-            job.segments.extend(segments)
-            job.chunk_timings.append(timings)
-            if language:
-                job.languages[language] += 1
-            if model:
-                job.models.append(model)
-            if segments:
-                job.emit(SegmentsReady(segments, chunk_index=index))
-            job.emit(TimingReport(timings, chunk_index=index))
-            job.progress(Stage.TRANSCRIBING, end_s / job.duration_s if job.duration_s > 0 else 1.0, index)
+        segments = [Segment.from_dict(s) for s in answer.get("segments") or []]
+        for chunk in job.stitcher.add(piece.index, piece.start_s, piece.end_s, segments, timings,
+                                      answer.get("language"), str(answer.get("model") or "")):
+            chunk.timings["chunk_count"] = job.count
+            if chunk.segments:
+                job.emit(SegmentsReady(chunk.segments, chunk_index=chunk.index))
+            job.emit(TimingReport(chunk.timings, chunk_index=chunk.index))
+            job.progress(Stage.TRANSCRIBING, chunk.end_s / job.duration_s if job.duration_s > 0 else 1.0, chunk.index)
 
     def _stitched(self, job: _Job) -> Transcript:
         wall_s = time.monotonic() - job.started
-        summary = summarize(job.chunk_timings, wall_s, self.dollars_per_hour)
-        chunks = job.chunk_timings
-        first = chunks[0] if chunks else {}
-        inference_s = sum(float(t.get("inference_s") or 0.0) for t in chunks)
-        audio_s = sum(float(t.get("audio_s") or 0.0) for t in chunks)
-        minutes = job.end_s / 60.0
+        stitcher = job.stitcher
+        chunks = stitcher.chunk_timings
+        summary = summarize(chunks, wall_s, self.dollars_per_hour)
+        minutes = stitcher.end_s / 60.0
         timings: dict[str, Any] = {
-            "gpu": first.get("gpu", "cpu"),
-            "cold_start": any(bool(t.get("cold_start")) for t in chunks),
-            "model_load_s": round(sum(float(t.get("model_load_s") or 0.0) for t in chunks), 3),
-            "inference_s": round(inference_s, 3),
-            "audio_s": round(audio_s, 3),
-            "rtf": round(inference_s / audio_s, 4) if audio_s > 0 else 0.0,
+            **stitcher.totals(),
             "wall_s": round(wall_s, 3),
             "gpu_seconds": round(summary.compute_s, 3),
             "cost_usd": round(summary.cost_usd, 6),
@@ -481,12 +449,11 @@ class ModalBackend:
             "upload_bytes_per_min": round(job.upload_bytes / minutes) if minutes > 0 else 0,
             "chunks": chunks,
         }
-        language = job.languages.most_common(1)[0][0] if job.languages else job.options.language
-        model = job.models[0] if job.models else job.options.model
+        model = stitcher.models[0] if stitcher.models else job.options.model
         transcript = Transcript(
-            segments=job.segments,
-            language=language,
-            duration=round(job.end_s, 3),
+            segments=stitcher.segments,
+            language=stitcher.language(job.options.language),
+            duration=round(stitcher.end_s, 3),
             model=model,
             backend="modal",
             timings=timings,
