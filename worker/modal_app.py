@@ -182,7 +182,7 @@ class TranscriberBody:
         from worker.options import TranscriptionOptions
 
         try:
-            opts = TranscriptionOptions.from_dict({**dict(options or {}), "model": self.model})
+            opts = _checked_types(TranscriptionOptions.from_dict({**dict(options or {}), "model": self.model}))
         except (TypeError, ValueError) as exc:
             raise TranscriptionError(f"bad options for the worker: {exc}") from None
         samples, decode_s = _decode(audio)
@@ -212,6 +212,23 @@ class TranscriberBody:
             "model": transcript.model,
             "timings": timings,
         }
+
+
+_OPTION_TYPES = {"language": (str, type(None)), "word_timestamps": (bool,), "initial_prompt": (str, type(None)),
+                 "beam_size": (int,)}
+MAX_BEAM_SIZE = 20
+
+
+def _checked_types(opts: Any) -> Any:
+    """The options as the engine needs them, or ValueError naming the first one that is not (a value of the
+    wrong type would fail deep inside Whisper instead, as an error that is not ours)."""
+    for name, types in _OPTION_TYPES.items():
+        value = getattr(opts, name)
+        if not isinstance(value, types) or (name == "beam_size" and isinstance(value, bool)):
+            raise ValueError(f"{name} cannot be {value!r}")
+    if not 1 <= opts.beam_size <= MAX_BEAM_SIZE:
+        raise ValueError(f"beam_size must be from 1 to {MAX_BEAM_SIZE}, not {opts.beam_size}")
+    return opts
 
 
 def _make_engine(body: TranscriberBody) -> Any:
