@@ -248,6 +248,8 @@ class EditorTools(QObject):
 
     regionFinished = Signal(int, int)  # segments replaced, segments put in their place
     regionFailed = Signal(str)  # the one-line reason
+    fitFinished = Signal(str)  # what could not follow the rules ("" when everything does)
+    fitFailed = Signal(str)
     karaokeExported = Signal(object)  # the Path written
     karaokeFailed = Signal(str)
 
@@ -263,6 +265,7 @@ class EditorTools(QObject):
         self._region: _Call | None = None
         self._region_cancel: CancelToken | None = None
         self._export: _Call | None = None
+        self._fit: _Call | None = None
 
         self.delegate = MarkedTextDelegate(editor.view, self)
         self.delegate.splitRequested.connect(editor._split_from_editor)
@@ -311,7 +314,7 @@ class EditorTools(QObject):
         has_rows = editor.model.rowCount() > 0
         self.shift_action.setEnabled(editable and has_rows)
         self.region_action.setEnabled(editable and self._source() is not None and self._region is None)
-        self.fit_action.setEnabled(editable and has_rows)
+        self.fit_action.setEnabled(editable and has_rows and self._fit is None)
         self.karaoke_action.setEnabled(has_rows and self._export is None)
 
     def _source(self) -> Path | None:
@@ -443,19 +446,54 @@ class EditorTools(QObject):
 
     # --- fit to subtitle rules ----------------------------------------------------------------------------------------
 
-    def fit_to_rules(self, rules: SubtitleRules | None = None) -> str:
-        """Re-cut the segments as subtitle cues (one undo step). Returns what could not follow the rules."""
-        from worker.subtitles import fit_segments
-
+    def fit_to_rules(self, rules: SubtitleRules | None = None) -> bool:
+        """Start re-cutting the segments as subtitle cues off the GUI thread (segments whose word timestamps
+        are missing get them from the audio first: worker.alignment); fitFinished(report) follows, and the
+        change is one undo step. False when there is nothing to fit or a fit is running."""
         transcript = self.editor.transcript()
-        if transcript is None or self.editor.model.read_only or not transcript.segments:
-            return ""
-        segments, result = fit_segments(transcript, rules or self.preferences().subtitle_rules())
-        report = result.report_line()
-        self.editor.push(_ReplaceRows("Fit to subtitle rules", self.editor.model, 0, self.editor.model.segments(), segments))
-        self.editor.show_status(f"Fitted to subtitle rules: {len(segments)} cues" + (f"; {report}." if report else
-                                                                                       ", every one follows the rules."))
-        return report
+        if transcript is None or self.editor.model.read_only or not transcript.segments or self._fit is not None:
+            return False
+        rules = rules or self.preferences().subtitle_rules()
+        source = self._source()
+        cancel = CancelToken()
+
+        def work() -> tuple[list[Segment], str]:
+            from worker.alignment import align_missing_words, needs_words
+            from worker.subtitles import fit_segments
+
+            with_words = transcript
+            if source is not None and needs_words(transcript) and source.is_file():
+                try:
+                    with_words, _count = align_missing_words(transcript, source, cancel)
+                except WhisperDeskError:
+                    pass  # timed by characters; the report says how many
+            segments, result = fit_segments(with_words, rules)
+            return segments, result.report_line()
+
+        before = self.editor.model.segments()
+        call = _Call(work)
+        call.returned.connect(lambda value: self._fitted(before, *value))
+        call.raised.connect(lambda exc: self._fit_failed(f"Not fitted: {exc}"))
+        self._fit = call
+        self.editor.show_status("Fitting to the subtitle rules…")
+        _start_thread(call)
+        return True
+
+    def _fitted(self, before: list[Segment], segments: list[Segment], report: str) -> None:
+        self._fit = None
+        model = self.editor.model
+        if model.read_only or [_key(s) for s in model._segments] != [_key(s) for s in before]:
+            self._fit_failed("The transcript changed while it was being fitted; nothing was changed.")
+            return
+        self.editor.push(_ReplaceRows("Fit to subtitle rules", model, 0, before, segments))
+        self.editor.show_status(f"Fitted to subtitle rules: {len(segments)} cues"
+                                + (f"; {report}." if report else ", every one follows the rules."))
+        self.fitFinished.emit(report)
+
+    def _fit_failed(self, message: str) -> None:
+        self._fit = None
+        self.editor.show_status(message)
+        self.fitFailed.emit(message)
 
     # --- karaoke and uncertain words ------------------------------------------------------------------------------------
 

@@ -41,7 +41,8 @@ from PySide6.QtWidgets import (
 )
 
 from gui.threads import keep_alive
-from worker.errors import MediaError, WhisperDeskError
+from worker.errors import Cancelled, MediaError, WhisperDeskError
+from worker.events import CancelToken
 from worker.formats import (
     EXPORT_FORMATS,
     FORMAT_LABELS,
@@ -107,9 +108,13 @@ class ExportWriter(QThread):
         self.written: list[Path] = []
         self.failures: list[str] = []
         self._cancelled = False
+        self._cancel = CancelToken()  # stops a word alignment half-way
+        self._aligner: Any = None
+        self._with_words: dict[int, Transcript] = {}  # id(transcript) -> with the word timestamps it lacked
 
     def cancel(self) -> None:
         self._cancelled = True
+        self._cancel.cancel()
 
     @property
     def cancelled(self) -> bool:
@@ -125,8 +130,31 @@ class ExportWriter(QThread):
             if self._cancelled:
                 break
             self.progress.emit(number, len(self.plan), path.name)
+            if fmt in RULE_FORMATS and self.render_options["rules"] is not None:
+                transcript = self._words_for(transcript)
             self._write(transcript, fmt, path)
+        self._aligner = None  # the alignment models go with it
         self.ended.emit(self)
+
+    def _words_for(self, transcript: Transcript) -> Transcript:
+        """Cues are cut at words: word timestamps a transcript lacks (edited text, made without them) are
+        computed from its audio file (worker.alignment), once per transcript. Without the audio they stay
+        missing and the cues are timed by characters (the notes say so)."""
+        from worker.alignment import Aligner, needs_words
+
+        key = id(transcript)
+        if key not in self._with_words:
+            self._with_words[key] = transcript
+            source = Path(transcript.source) if transcript.source else None
+            if source is not None and source.is_file() and needs_words(transcript):
+                self._aligner = self._aligner or Aligner()
+                try:
+                    self._with_words[key], _count = self._aligner.align(transcript, source, self._cancel)
+                except Cancelled:
+                    pass
+                except Exception as exc:  # timed by characters instead; said once in the notes
+                    self.notes.append(f"{source.name}: word timestamps could not be computed ({exc})")
+        return self._with_words[key]
 
     def _write(self, transcript: Transcript, fmt: str, path: Path) -> None:
         target = unique_path(path) if self.choice == KEEP_BOTH and path.exists() else path

@@ -160,7 +160,9 @@ def test_the_region_dialog_reads_a_time_range(qtbot, editor):
 
 def test_fit_to_subtitle_rules_recuts_the_segments_in_one_undo_step(qtbot, editor):
     before = editor.transcript()
-    report = editor.tools.fit_to_rules(SubtitleRules(max_line_chars=20, max_lines=1))
+    with qtbot.waitSignal(editor.tools.fitFinished, timeout=60_000) as finished:
+        assert editor.tools.fit_to_rules(SubtitleRules(max_line_chars=20, max_lines=1))
+    report = finished.args[0]
     after = editor.transcript()
     assert len(after.segments) > len(before.segments)
     assert all(len(s.text.strip()) <= 20 for s in after.segments)
@@ -173,12 +175,27 @@ def test_fit_to_subtitle_rules_recuts_the_segments_in_one_undo_step(qtbot, edito
     assert editor.transcript().segments == before.segments
 
 
+def test_fit_computes_the_word_timestamps_an_edit_removed_from_the_audio(qtbot, editor):
+    editor.edit_text(1, "ask what you can do for your planet")  # the words no longer spell the text
+    assert not editor.transcript().segments[1].words
+    with qtbot.waitSignal(editor.tools.fitFinished, timeout=120_000) as finished:
+        assert editor.tools.fit_to_rules(SubtitleRules(max_line_chars=16, max_lines=1))
+    assert "timed by characters" not in finished.args[0]
+    after = editor.transcript().segments
+    assert all(s.words for s in after)  # aligned to the audio, then cut
+    planet = next(w for s in after for w in s.words if w.text.strip() == "planet")
+    assert 9.9 <= planet.start <= 10.6  # where "country" is spoken in jfk.flac
+    assert " ".join(s.text.strip() for s in after).endswith("for your planet")
+    assert editor.undo_stack.count() == 2
+
+
 def test_fit_uses_the_rules_in_preferences(qtbot, jfk):
     Preferences(subtitle_max_line_chars=15, subtitle_max_lines=2).save()
     widget = TranscriptEditor()
     qtbot.addWidget(widget)
     widget.set_transcript(jfk_transcript())
-    widget.tools.fit_to_rules()
+    with qtbot.waitSignal(widget.tools.fitFinished, timeout=60_000):
+        assert widget.tools.fit_to_rules()
     fitted = widget.transcript().segments
     assert len(fitted) > 2 and all(len(s.text.strip()) <= 2 * 15 + 1 for s in fitted)  # two lines of 15
 

@@ -289,3 +289,47 @@ def test_cli_srt_with_32_characters_and_2_lines_keeps_every_word(tmp_path: Path,
     assert [(a, b) for a, b, _ in decoded] == [(e.start, e.end) for e in subs]
     assert words_of(" ".join(t for _, _, t in decoded)) == words_of(transcript.text)
     assert len(words_of(transcript.text)) > 150  # the whole recording, not a fragment
+
+
+# --- word timestamps computed when missing ---------------------------------------------------------------------------
+
+def test_missing_word_timestamps_are_computed_from_the_audio(jfk: Path) -> None:
+    from worker.alignment import align_missing_words, needs_words
+
+    reference = jfk_transcript()
+    transcript = jfk_transcript()
+    for segment in transcript.segments:
+        segment.words = []  # e.g. transcribed without word timestamps, or imported from an SRT
+    transcript.segments[1].text = " ask what you can do for your planet"  # and one edited
+    assert needs_words(transcript) == [0, 1]
+    aligned, count = align_missing_words(transcript, jfk)
+    assert count == 2 and needs_words(aligned) == []
+    assert transcript.segments[0].words == []  # the input is not changed
+    got = [w for s in aligned.segments for w in s.words]
+    expected = [w for s in reference.segments for w in s.words]
+    assert [w.text.strip() for w in got] == [w.text.strip() for w in expected][:-1] + ["planet"]
+    close = sum(abs(a.start - b.start) <= 0.1 for a, b in zip(got, expected))
+    assert close >= len(expected) - 2, [(a.text, a.start, b.start) for a, b in zip(got, expected)]
+    assert got[-1].probability < 0.2  # "planet" was never said: the model doubts it
+    # the re-cut now uses the computed words, not the characters
+    result = cut_cues(aligned, SubtitleRules(max_line_chars=20, max_lines=1))
+    assert result.estimated_segments == 0 and "timed by characters" not in result.report_line()
+
+
+def test_sequential_audio_reads_ranges_in_one_pass(jfk: Path) -> None:
+    import numpy as np
+
+    from worker.audio import SAMPLE_RATE, decode_audio
+    from worker.region import SequentialAudio, decode_range
+
+    whole = decode_audio(jfk)
+    reader = SequentialAudio(jfk)
+    try:
+        for start, end in ((0.5, 2.0), (1.5, 9.0), (8.0, 10.5), (1.0, 1.5), (10.8, 20.0)):  # the 4th goes back
+            part = reader.read(start, end)
+            assert np.array_equal(part, whole[round(start * SAMPLE_RATE):round(end * SAMPLE_RATE)])
+    finally:
+        reader.close()
+    assert len(decode_range(jfk, 2.0, 3.0)) == SAMPLE_RATE
+    with pytest.raises(Exception, match="jfk.flac: has no audio between 30.0 s and 31.0 s"):
+        decode_range(jfk, 30.0, 31.0)
