@@ -46,7 +46,7 @@ from gui.queue_model import (
     QueueModel,
 )
 from gui.search_panel import SearchPanel
-from gui.settings import Preferences, SettingsDialog, settings_store
+from gui.settings import Preferences, SettingsDialog, load_preferences, settings_store
 from gui.watch_runner import WatchRunner
 from worker.backends.base import BACKEND_LABELS
 from worker.library import JobRecord, Library
@@ -268,7 +268,7 @@ class MainWindow(QMainWindow):
         self.setAcceptDrops(True)
         self._owns_library = library is None
         self.library = library if library is not None else Library()
-        self.preferences = preferences if preferences is not None else Preferences.load()
+        self.preferences = preferences if preferences is not None else load_preferences()
         self.controller = QueueController(self.library, self.preferences, backend_factory, modal_ready, self)
         self.watch_runner = WatchRunner(self.library, self.controller.queue, self)  # Preferences' watch folders
         self.modal_status = modal_status or modal_states.ModalStatus(self)

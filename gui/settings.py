@@ -6,7 +6,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 
 from PySide6 import QtWidgets
@@ -15,7 +15,7 @@ from PySide6.QtWidgets import QDialog, QWidget
 
 from worker.backends.base import BACKEND_LABELS
 from worker.options import MODEL_NAMES
-from worker.preferences import Preferences
+from worker.preferences import Preferences, preferences_path
 
 ORGANIZATION = "whisper-desk"
 APPLICATION = "whisper-desk"
@@ -33,6 +33,23 @@ def settings_store() -> QSettings:
         for fmt in (QSettings.Format.NativeFormat, QSettings.Format.IniFormat):
             QSettings.setPath(fmt, QSettings.Scope.UserScope, config_home)
     return QSettings(ORGANIZATION, APPLICATION)
+
+
+def load_preferences() -> Preferences:
+    """The shared preferences (worker.preferences). On the first start after an update, the ones older versions
+    kept in QSettings are carried over once, into the shared file."""
+    if preferences_path().exists():
+        return Preferences.load()
+    store = settings_store()
+    legacy = {f.name: store.value(f.name) for f in fields(Preferences) if store.contains(f.name)}
+    if not legacy:
+        return Preferences()
+    preferences = Preferences.from_dict(legacy)
+    try:
+        preferences.save()
+    except OSError:
+        pass  # a read-only config folder: they still apply to this session
+    return preferences
 
 
 class SettingsDialog(QDialog):
