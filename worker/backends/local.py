@@ -293,6 +293,13 @@ BLOCK_S = 10 * 60.0
 
 
 def _loaded_engine(emit: Emit, engines: dict[str, Any], engine_kind: str, threads: int | None, model: str) -> Any:
+    engine, cold = _loading_engine(engines, engine_kind, threads, model)
+    _wait_loaded(emit, engine, cold)
+    return engine
+
+
+def _loading_engine(engines: dict[str, Any], engine_kind: str, threads: int | None, model: str) -> tuple[Any, bool]:
+    """The engine for `model`, its model loading in the background unless loaded; and whether it was not."""
     from worker.engines import create_engine
 
     engine = engines.get(model)
@@ -300,21 +307,27 @@ def _loaded_engine(emit: Emit, engines: dict[str, Any], engine_kind: str, thread
         engines.clear()  # one model in memory at a time
         engine = create_engine(engine_kind, model, threads)
         engines[model] = engine
-    if not engine.loaded:
-        emit(Progress(Stage.LOADING_MODEL, 0.0, message=f"loading {model}"))
-        engine.load()
-    return engine
+    cold = not engine.loaded
+    engine.start_loading()
+    return engine, cold
+
+
+def _wait_loaded(emit: Emit, engine: Any, cold: bool) -> None:
+    if cold:
+        emit(Progress(Stage.LOADING_MODEL, 0.0, message=f"loading {engine.model_name}"))
+    engine.load()
 
 
 def _transcribe_whole(emit: Emit, engines: dict[str, Any], engine_kind: str, threads: int | None, path: Path,
                       options: TranscriptionOptions) -> Transcript:
     from worker.audio import decode_audio
 
+    engine, cold = _loading_engine(engines, engine_kind, threads, options.model)  # loads while the file decodes
     decode_started = time.perf_counter()
     audio = decode_audio(path)
     decode_s = time.perf_counter() - decode_started
     duration = len(audio) / 16000
-    engine = _loaded_engine(emit, engines, engine_kind, threads, options.model)
+    _wait_loaded(emit, engine, cold)
     emit(Progress(Stage.TRANSCRIBING, 0.0))
 
     def on_segment(segment: Any) -> None:

@@ -1,0 +1,79 @@
+"""The batched faster-whisper engine: windows are cut into sentence segments at their aligned words, and no
+window's last sentence is lost (real tiny.en on real speech; stand-in words only for the cutting rules)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import jiwer
+import pytest
+
+from worker.engines import create_engine
+from worker.engines.faster import MAX_SEGMENT_S, PAUSE_S, sentences
+from worker.options import TranscriptionOptions
+from speech_text import normalise
+
+# The English half of multilingual.mp3 (0-29 s): the MIT licence's first two paragraphs.
+MIT_ENGLISH = (
+    "Permission is hereby granted, free of charge, to any person obtaining a copy of this software and associated "
+    "documentation files (the Software), to deal in the Software without restriction, including without limitation "
+    "the rights to use, copy, modify, merge, publish, distribute, sublicense, and/or sell copies of the Software, "
+    "and to permit persons to whom the Software is furnished to do so, subject to the following conditions: "
+    "The above copyright notice and this permission notice shall be included in all copies or substantial "
+    "portions of the Software."
+)
+
+
+def window(*words: tuple[float, float, str]) -> SimpleNamespace:
+    """A decoded window as faster-whisper yields it, with aligned words."""
+    return SimpleNamespace(
+        start=words[0][0], end=words[-1][1], text="".join(w[2] for w in words),
+        words=[SimpleNamespace(start=s, end=e, word=w, probability=0.9) for s, e, w in words],
+    )
+
+
+def test_a_window_is_cut_after_sentence_ends_and_at_long_pauses() -> None:
+    cut = sentences(window((0.0, 0.4, " Ask"), (0.4, 0.8, " not."), (1.0, 1.5, " What"), (1.5, 2.0, " your"),
+                           (2.0 + PAUSE_S, 2.5 + PAUSE_S, " country"), (2.5 + PAUSE_S, 3.0 + PAUSE_S, " can?")))
+    assert [(start, end, text) for start, end, text, _ in cut] == [
+        (0.0, 0.8, "Ask not."), (1.0, 2.0, "What your"), (2.0 + PAUSE_S, 3.0 + PAUSE_S, "country can?")]
+    assert [len(words) for *_, words in cut] == [2, 2, 2]
+
+
+def test_a_long_sentence_is_cut_after_a_comma_within_the_limit_and_keeps_every_word() -> None:
+    words = [(i * 0.5, i * 0.5 + 0.4, f" w{i}," if i in (5, 15) else f" w{i}") for i in range(60)]  # 30 s, no stop
+    cut = sentences(window(*words))
+    assert " ".join(text for _, _, text, _ in cut).split() == [w.strip() for _, _, w in words]
+    assert all(end - start <= MAX_SEGMENT_S for start, end, _, _ in cut)
+    assert cut[0][2].endswith("w15,")  # the last comma inside the limit
+
+
+def test_a_window_without_words_stays_one_segment() -> None:
+    bare = SimpleNamespace(start=1.0, end=4.0, text=" Hello there.", words=None)
+    assert sentences(bare) == [(1.0, 4.0, " Hello there.", [])]
+
+
+@pytest.fixture(scope="module")
+def engine():
+    engine = create_engine("faster", "tiny.en", threads=1)
+    yield engine
+    engine.close()
+
+
+def test_the_end_of_every_window_is_kept_and_segments_are_sentences(engine, shared_audio: Path) -> None:
+    from worker.audio import decode_audio
+
+    audio = decode_audio(shared_audio / "multilingual.mp3")[: 29 * 16000]  # the English half
+    transcript = engine.transcribe(audio, TranscriptionOptions(word_timestamps=True))
+
+    text = normalise(transcript.text)
+    assert jiwer.wer(normalise(MIT_ENGLISH), text) <= 0.2, transcript.text
+    assert text.endswith("substantial portions of the software"), transcript.text  # the window's last sentence
+    segments = transcript.segments
+    assert len(segments) >= 3 and all(s.end - s.start <= MAX_SEGMENT_S + 0.5 for s in segments)
+    assert all(a.end <= b.start for a, b in zip(segments, segments[1:]))
+    for segment in segments:  # a segment is its words, and spans them
+        assert normalise(" ".join(w.text for w in segment.words)) == normalise(segment.text)
+        assert segment.start == pytest.approx(segment.words[0].start, abs=0.01)
+        assert segment.end == pytest.approx(segment.words[-1].end, abs=0.01)
