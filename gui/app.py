@@ -19,6 +19,8 @@ from PySide6.QtWidgets import QApplication
 
 from gui.icons import icon
 from gui.settings import APPLICATION, ORGANIZATION
+from gui.single_instance import Handover, InstanceServer, hand_over
+from worker.library import default_library_path
 
 REPORT_SHOWN_ENV = "WHISPER_DESK_REPORT_SHOWN"
 
@@ -60,9 +62,23 @@ def main(argv: list[str] | None = None) -> int:
     app.setDesktopFileName("whisper-desk")
     app.setWindowIcon(icon("app"))
 
+    # one window per library: a window already open on it takes these files instead
+    library_path = default_library_path()
+    handover = hand_over(library_path, paths)
+    if handover is Handover.HANDED:
+        print(f"Whisper Desk is already open: {len(paths)} file(s) handed to it.", flush=True)
+        return 0
+    if handover is Handover.NO_ANSWER:
+        print(f"Whisper Desk is already open on {library_path} but does not answer; close it or try again.",
+              file=sys.stderr, flush=True)
+        return 1
+    instance = InstanceServer(library_path)
+    instance.listen()
+
     from gui.main_window import MainWindow
 
     window = MainWindow()
+    instance.filesReceived.connect(lambda files: _take_launch(window, files))
     report = os.environ.get(REPORT_SHOWN_ENV)
     if report:
         ShownProbe(window, lambda: _report_shown(report))
@@ -77,5 +93,15 @@ def main(argv: list[str] | None = None) -> int:
     heartbeat.timeout.connect(lambda: None)
 
     code = app.exec()
+    instance.close()
     window.shutdown()
     return int(code)
+
+
+def _take_launch(window, files: list[str]) -> None:  # noqa: ANN001
+    """A later launch's files are queued as if dropped, and the window comes to the front."""
+    if files:
+        QTimer.singleShot(0, lambda: window.add_paths(files))  # out of the socket's slot
+    window.showNormal() if window.isMinimized() else window.show()
+    window.raise_()
+    window.activateWindow()
