@@ -19,12 +19,13 @@ import threading
 import time
 from pathlib import Path
 
+import jiwer
 import numpy as np
 import pytest
 import soundfile as sf
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from modal_control_plane import ControlPlane, DeployedApp, Faults  # noqa: E402
+from modal_control_plane import ControlPlane, Faults  # noqa: E402
 from speech_text import JFK_PHRASE, JFK_REFERENCE, normalise  # noqa: E402
 
 from worker.backends.modal_fanout import ModalBackend  # noqa: E402
@@ -37,27 +38,14 @@ ROOT = Path(__file__).resolve().parent.parent
 ENGLISH = TranscriptionOptions(language="en", beam_size=1)
 MIT_PHRASE = "permission is hereby granted"
 NOISE = ("Traceback", "Task was destroyed", "Event loop is closed", "never retrieved", "coroutine was never awaited")
-WARM = collections.defaultdict(list)  # containers stay warm from one plane to the next, as on Modal
-
-
-@pytest.fixture(scope="module")
-def plane():
-    with ControlPlane(apps={"whisper-desk": DeployedApp()}, containers=3, warm_containers=WARM) as served:
-        yield served
 
 
 @pytest.fixture
-def cp(plane, monkeypatch):
-    """The plane with fresh records and no faults; this process (and its children) pointed at it."""
-    plane.wait_idle(60)
-    plane.reset_records()
-    plane.calls.clear()
-    plane.faults = Faults()
-    for name, value in plane.env().items():
-        monkeypatch.setenv(name, value)
-    yield plane
-    plane.faults = Faults()
-    plane.wait_idle(60)
+def cp(deployed_modal):
+    """The control plane after the real `whisper-desk deploy`; this process (and its children) point at it."""
+    yield deployed_modal
+    deployed_modal.faults = Faults()
+    deployed_modal.wait_idle(60)
 
 
 @pytest.fixture(scope="module")
@@ -117,3 +105,161 @@ def test_cli_long_file_runs_each_chunk_once_and_the_transcript_is_right(cp, medl
     assert cp.count("FunctionBindParams") == 1  # the model is bound once per job, not once per chunk
     assert cp.count("FunctionCallCancel") == 0
     assert not any(noise in stderr for noise in NOISE), stderr
+
+
+# ---------------------------------------------------------------- the model is bound once, when connecting
+
+
+def delay_rpc(plane: ControlPlane, name: str, seconds: float, monkeypatch) -> None:
+    """The plane answers RPC `name` only after `seconds` (its other RPCs go on meanwhile)."""
+    [key] = [key for key in plane._server._mapping if key.endswith("/" + name)]
+    handler = plane._server._mapping[key]
+
+    async def later(stream) -> None:
+        await asyncio.sleep(seconds)
+        await handler.func(stream)
+
+    monkeypatch.setitem(plane._server._mapping, key, handler._replace(func=later))
+
+
+def test_the_model_is_bound_once_per_job_when_connecting(cp, medley, monkeypatch):
+    """Defect 7: FunctionBindParams went out lazily with each concurrent first spawn (8 chunks, 8 binds)."""
+    delay_rpc(cp, "FunctionBindParams", 1.0, monkeypatch)  # the first chunks are ready while the bind is under way
+    thread, outcome, _ = transcribe_in_thread(medley, chunk_s=12.0, max_containers=4)
+    transcript = finish(thread, outcome).get("transcript")
+    assert transcript is not None, outcome
+    assert transcript.timings["chunk_count"] >= 5
+    assert cp.count("FunctionBindParams") == 1
+    binds = [name for name in cp.rpcs if name in ("FunctionBindParams", "FunctionMap")]
+    assert binds[0] == "FunctionBindParams"  # bound before the first call went out
+
+
+def test_a_bind_that_fails_fails_the_connect_step_before_any_upload(cp, jfk, monkeypatch):
+    import grpclib
+    from grpclib.const import Status
+
+    from worker.errors import ModalSetupError
+
+    class Refused(dict):
+        def __setitem__(self, key, value):
+            raise grpclib.GRPCError(Status.INVALID_ARGUMENT, "the class parameter model is not valid here")
+
+    monkeypatch.setattr(cp, "_bound", Refused())
+    started = time.monotonic()
+    thread, outcome, _ = transcribe_in_thread(jfk, chunk_s=4.0, connect_timeout_s=10.0)
+    error = finish(thread, outcome, 60).get("error")
+    assert isinstance(error, ModalSetupError), outcome
+    assert time.monotonic() - started < 15 and "\n" not in str(error)
+    assert cp.count("FunctionBindParams") >= 1
+    assert cp.count("BlobCreate") == 0 and cp.count("FunctionMap") == 0  # nothing uploaded, nothing ran
+
+
+# ---------------------------------------------------------------- retries: nothing runs twice by our doing
+
+
+def transcribe_in_thread(path: Path, options=ENGLISH, cancel: CancelToken | None = None, **settings):
+    """ModalBackend(**settings).transcribe in a thread: (thread, outcome dict with "transcript" or "error",
+    events list)."""
+    outcome: dict[str, object] = {}
+    events: list = []
+    token = cancel or CancelToken()
+
+    def run() -> None:
+        try:
+            outcome["transcript"] = ModalBackend(**settings).transcribe(path, options, events.append, token)
+        except BaseException as exc:  # handed to the test
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, outcome, events
+
+
+def finish(thread: threading.Thread, outcome: dict, timeout_s: float = 300.0):
+    thread.join(timeout_s)
+    assert not thread.is_alive(), "the job did not end"
+    return outcome
+
+
+def test_a_dropped_connection_while_polling_asks_the_same_call_again(cp, jfk):
+    """Defect 3: a transient error from `get` spawned the chunk again while its first call ran on."""
+    cp.slow(None, 1.0)  # every call is still running when its polls lose their connection
+    cp.drop_polls(12)  # modal retries a few itself; the rest reach the fan-out
+    thread, outcome, events = transcribe_in_thread(jfk, chunk_s=4.0, retry_delay_s=0.05)
+    transcript = finish(thread, outcome).get("transcript")
+    assert transcript is not None, outcome
+    assert jiwer.wer(JFK_REFERENCE, normalise(transcript.text)) <= 0.1, transcript.text  # short chunks: a seam word may go
+    chunks = transcript.timings["chunk_count"]
+    assert chunks >= 2 and cp.dropped_polls == 12
+    assert cp.count("FunctionMap") == chunks  # never sent again
+    assert runs_per_chunk(cp) == [1] * chunks
+    assert any(isinstance(e, Progress) and e.message.startswith("asking again for chunk") for e in events)
+
+
+def test_a_transient_failure_costs_one_extra_run_at_most(cp, jfk):
+    cp.fail_once(0, how="internal")  # the container was lost: the client sees InternalFailure and sends it again
+    cp.fail_once(1, how="raise")  # the method raised something not ours: the deployed Retries run it again
+    thread, outcome, _ = transcribe_in_thread(jfk, chunk_s=4.0, retry_delay_s=0.05)
+    transcript = finish(thread, outcome).get("transcript")
+    assert transcript is not None, outcome
+    assert jiwer.wer(JFK_REFERENCE, normalise(transcript.text)) <= 0.1, transcript.text  # short chunks: a seam word may go
+    chunks = transcript.timings["chunk_count"]
+    assert runs_per_chunk(cp) == [1] * (chunks - 2) + [2, 2]
+    assert cp.count("FunctionCallCancel") == 0
+
+
+def test_a_refused_chunk_runs_once_and_fails_its_job_at_once(cp, jfk):
+    english_only = TranscriptionOptions(model="tiny.en", task="translate")
+    thread, outcome, _ = transcribe_in_thread(jfk, english_only)
+    error = finish(thread, outcome, 120).get("error")
+    assert isinstance(error, TranscriptionError), outcome
+    assert str(error).startswith("jfk.flac: chunk 1 of 1") and "English-only" in str(error) and "\n" not in str(error)
+    assert cp.wait_idle(30)
+    assert len(cp.executions) == 1  # answered once, never re-run
+
+
+# ---------------------------------------------------------------- cancel
+
+
+def test_a_cancel_while_a_call_is_being_sent_still_cancels_it(cp, jfk, monkeypatch):
+    """Defect 8: a cancel that came during spawn (blob upload, FunctionMap) left the call it made running."""
+    mapping = threading.Event()
+    original = cp._map
+    maps = {"started": 0, "answered": 0}
+
+    def slow_map(request):
+        maps["started"] += 1
+        mapping.set()
+        time.sleep(1.5)  # FunctionMap takes a while; the call exists when it answers
+        try:
+            return original(request)
+        finally:
+            maps["answered"] += 1
+
+    monkeypatch.setattr(cp, "_map", slow_map)
+    cp.slow(None, 30.0)
+    cancel = CancelToken()
+    thread, outcome, _ = transcribe_in_thread(jfk, cancel=cancel, chunk_s=4.0)
+    assert mapping.wait(120)
+    cancel.cancel()
+    assert isinstance(finish(thread, outcome, 60).get("error"), Cancelled), outcome
+    wait_for(lambda: maps["answered"] == maps["started"], 30, "the FunctionMaps under way")
+    time.sleep(0.5)  # a FunctionCallCancel the client sends for them arrives now, or never
+    assert cp.wait_idle(30)
+    assert cp.calls, "no call was made"
+    assert set(cp.calls) <= set(cp.cancelled_calls)  # every call made, even after the cancel, was cancelled
+    assert cp.executions == []
+
+
+def test_cancel_stops_every_call_sent_and_not_finished(cp, medley):
+    cp.slow(lambda record: record.ordinal >= 2, 60.0)  # two chunks answer, the rest are still running
+    cancel = CancelToken()
+    thread, outcome, events = transcribe_in_thread(medley, cancel=cancel, chunk_s=12.0, max_containers=4)
+    wait_for(lambda: sum(isinstance(e, SegmentsReady) for e in events) >= 2 and len(cp.calls) >= 4, what="two answers")
+    cancel.cancel()
+    started = time.monotonic()
+    assert isinstance(finish(thread, outcome, 60).get("error"), Cancelled), outcome
+    assert time.monotonic() - started < 10
+    finished = {call_id for call_id, call in cp.calls.items() if call.output is not None and call_id not in cp.cancelled_calls}
+    assert len(finished) == 2
+    assert set(cp.cancelled_calls) == set(cp.calls) - finished
