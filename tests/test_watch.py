@@ -329,6 +329,61 @@ def test_a_file_already_in_the_queue_is_not_transcribed_twice(rig):
     assert r.backend.calls == ["dropped.flac"] and (r.folder / "dropped.txt").exists()
 
 
+def test_two_watchers_on_one_library_queue_a_file_once(rig, tmp_path):
+    """The window and `whisper-desk watch` on the same folder and library: one job, whoever sees it first."""
+    r = rig()
+    r.queue.set_paused(True)
+    other_library = Library(r.library_path)  # another process's connection
+    other_queue = JobQueue(other_library, Preferences(), backend_factory=lambda name, prefs: r.backend,
+                           modal_ready=lambda: True)
+    other_queue.set_paused(True)
+    other = FolderWatcher(other_library, other_queue, [WatchFolder(str(r.folder))], r.lines.append, SETTLE_S,
+                          clock=r.clock)
+    try:
+        _media(r.folder, "talk.flac")
+        r.watcher.poll()
+        other.poll()
+        r.clock.advance(SETTLE_S + 0.1)
+        other.poll()
+        r.watcher.poll()
+        assert len(r.library.jobs()) == 1
+        assert r.lines.count("talk.flac: queued (local, tiny.en)") == 1
+    finally:
+        other_queue.shutdown()
+        other_library.close()
+
+
+def test_a_claim_left_by_a_watcher_that_stopped_is_taken_again(rig, monkeypatch):
+    import worker.watch as watch
+
+    r = rig()
+    path = _media(r.folder, "talk.flac")
+    stat = path.stat()
+    r.library.claim_watched_file(path.resolve(), stat.st_size, stat.st_mtime, WatchState.CLAIMED, 60)
+    r.settle()
+    assert r.library.jobs() == []  # another watcher is about to queue it
+    monkeypatch.setattr(watch, "CLAIM_STALE_S", -1.0)  # ... but it never did
+    r.settle()
+    r.wait_finished(1)
+    r.watcher.poll()
+    assert r.states() == {"talk.flac": WatchState.DONE} and r.backend.calls == ["talk.flac"]
+
+
+def test_a_file_that_changes_before_its_job_starts_is_not_queued_twice(rig):
+    r = rig()
+    r.queue.set_paused(True)
+    path = _media(r.folder, "talk.flac")
+    r.settle()
+    with open(path, "ab") as handle:
+        handle.write(b" and a little more")
+    r.settle()
+    assert len(r.library.jobs()) == 1
+    r.queue.set_paused(False)
+    r.wait_finished(1)
+    r.watcher.poll()
+    assert r.backend.calls == ["talk.flac"] and r.states() == {"talk.flac": WatchState.DONE}
+
+
 def test_a_folder_that_does_not_exist_is_reported_not_fatal(tmp_path):
     library = Library(tmp_path / "library.sqlite3")
     lines: list[str] = []

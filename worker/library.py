@@ -530,13 +530,14 @@ class Library:
     def append_segments(self, job_id: int, segments: Iterable[Segment]) -> None:
         """Index segments as they stream in, after the job's last indexed one. A job with a saved transcript
         keeps that transcript's index until the new one is saved; a batch that starts before the last indexed
-        segment means the job started over (retry, recovery), so its partial index is replaced."""
+        segment means the job started over (retry, recovery), so its partial index is replaced. The index is
+        a convenience: a write the disk refuses is skipped, never a job's failure (saving re-indexes it)."""
         segments = list(segments)
-        if not segments:
+        if not segments or self.read_only:
             return
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
             try:
+                self._db.execute("BEGIN IMMEDIATE")
                 job_known = self._db.execute("SELECT 1 FROM jobs WHERE id = ?", (job_id,)).fetchone()
                 saved = self._db.execute("SELECT 1 FROM transcripts WHERE job_id = ?", (job_id,)).fetchone()
                 if job_known and not saved:
@@ -554,8 +555,12 @@ class Library:
                         [(job_id, first_index + n, s.start, s.text) for n, s in enumerate(segments)],
                     )
                 self._db.execute("COMMIT")
+            except sqlite3.Error:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
                 raise
 
     def search_segments(self, match: str, limit: int, marks: tuple[str, str], ellipsis: str,
@@ -584,6 +589,32 @@ class Library:
         if state is None:
             return list(self._rows("SELECT * FROM watched_files ORDER BY path"))
         return list(self._rows("SELECT * FROM watched_files WHERE state = ? ORDER BY path", (str(state),)))
+
+    def claim_watched_file(self, path: str | Path, size: int, mtime: float, state: str, stale_s: float) -> bool:
+        """Atomically note that this process takes `path` as it is now (size, mtime) in `state`, unless it is
+        already noted so (another watcher on this library took it first); a claim older than `stale_s` that
+        was never followed up (its process stopped) can be taken again. True when taken."""
+        now = time.time()
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                row = self._db.execute("SELECT size, mtime, state, updated FROM watched_files WHERE path = ?",
+                                       (str(path),)).fetchone()
+                taken = row is not None and (row["size"], row["mtime"]) == (size, mtime) and not (
+                    row["state"] == str(state) and row["updated"] < now - stale_s)
+                if not taken:
+                    self._db.execute(
+                        "INSERT INTO watched_files (path, size, mtime, job_id, state, updated) "
+                        "VALUES (?, ?, ?, NULL, ?, ?) ON CONFLICT(path) DO UPDATE SET size = excluded.size, "
+                        "mtime = excluded.mtime, job_id = NULL, state = excluded.state, updated = excluded.updated",
+                        (str(path), size, mtime, str(state), now),
+                    )
+                self._db.execute("COMMIT")
+            except BaseException:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
+            return not taken
 
     def set_watched_file(self, path: str | Path, size: int, mtime: float, job_id: int | None, state: str) -> None:
         self._write(

@@ -36,6 +36,7 @@ WATCH_BACKENDS = ("local", "modal")
 PARTIAL_DOWNLOAD_SUFFIXES = (".part", ".partial", ".crdownload", ".download", ".opdownload", ".!qb", ".!ut")
 TEMPORARY_SUFFIXES = (".tmp", ".temp", ".swp", ".bak", "~")
 STOP_TIMEOUT_S = 15.0  # Ctrl-C: how long running jobs get to stop
+CLAIM_STALE_S = 60.0  # a claim not followed by its job within this long was left by a watcher that stopped
 
 Report = Callable[[str], None]
 
@@ -43,6 +44,7 @@ Report = Callable[[str], None]
 class WatchState(str, Enum):
     """What became of a watched file (watched_files.state)."""
 
+    CLAIMED = "claimed"  # a watcher is queueing it (two watchers on one library never both queue a file)
     QUEUED = "queued"  # its job is queued or running
     DONE = "done"  # transcribed; outputs written
     FAILED = "failed"  # the job failed (bad media, ...): not tried again unless the file changes
@@ -51,6 +53,10 @@ class WatchState(str, Enum):
 
     def __str__(self) -> str:
         return self.value
+
+
+SINCE = {WatchState.QUEUED: "it was queued", WatchState.DONE: "it was transcribed", WatchState.FAILED: "it failed",
+         WatchState.CANCELLED: "it was cancelled", WatchState.REMOVED: "its job was removed"}
 
 
 @dataclass(frozen=True)
@@ -290,14 +296,22 @@ class FolderWatcher:
 
     def _consider(self, entry: WatchFolder, seen: FileSeen) -> None:
         row = self.library.watched_file(seen.path)
-        if row is not None and (row["size"], row["mtime"]) == (seen.size, seen.mtime):
-            return  # already queued or transcribed, as it is now
+        if row is not None and (row["size"], row["mtime"]) == (seen.size, seen.mtime) and not _stale_claim(row):
+            return  # already queued or transcribed as it is now (or being queued by another watcher)
         if not self.tracker.observe(seen.path, seen.size, seen.mtime) or not _readable(seen.path):
             return
         self.tracker.forget(seen.path)
-        if row is not None:
-            self.report(f"{seen.path.name}: changed since it was transcribed: transcribing it again")
-        job_id = self._existing_job(seen.path) if row is None else None
+        if row is not None and row["state"] == WatchState.QUEUED and self._job_waits(row["job_id"]):
+            # changed before its job started: that job reads the file as it is now
+            self.library.set_watched_file(seen.path, seen.size, seen.mtime, row["job_id"], WatchState.QUEUED)
+            return
+        if not self.library.claim_watched_file(seen.path, seen.size, seen.mtime, WatchState.CLAIMED, CLAIM_STALE_S):
+            return  # another watcher on this library took it first
+        changed = row is not None and row["state"] != WatchState.CLAIMED
+        if changed:
+            since = SINCE.get(row["state"], "it was seen")
+            self.report(f"{seen.path.name}: changed since {since}: transcribing it again")
+        job_id = None if changed else self._existing_job(seen.path)
         if job_id is None:
             self.report(f"{seen.path.name}: queued ({entry.backend}, {entry.model})")
             options = replace(self.base_options, model=entry.model)
@@ -306,6 +320,10 @@ class FolderWatcher:
         else:
             self.report(f"{seen.path.name}: already in the queue; its transcript will be written when it is done")
         self.library.set_watched_file(seen.path, seen.size, seen.mtime, job_id, WatchState.QUEUED)
+
+    def _job_waits(self, job_id: int | None) -> bool:
+        record = self.library.job(job_id) if job_id is not None else None
+        return record is not None and record.status == "queued"
 
     def _existing_job(self, path: Path) -> int | None:
         """A job for this very file that is queued, running or done (a drop, or a watcher stopped between
@@ -376,6 +394,10 @@ class FolderWatcher:
                     self.report(problem)
                 last_problem = problem
             stop.wait(poll_s)
+
+
+def _stale_claim(row: Any) -> bool:
+    return row["state"] == WatchState.CLAIMED and row["updated"] < time.time() - CLAIM_STALE_S
 
 
 def _folder_of(path: Path, folders: list[WatchFolder]) -> WatchFolder | None:
