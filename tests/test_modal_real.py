@@ -263,3 +263,59 @@ def test_cancel_stops_every_call_sent_and_not_finished(cp, medley):
     finished = {call_id for call_id, call in cp.calls.items() if call.output is not None and call_id not in cp.cancelled_calls}
     assert len(finished) == 2
     assert set(cp.cancelled_calls) == set(cp.calls) - finished
+
+
+def test_ctrl_c_in_the_cli_cancels_every_call_on_modal_and_exits_130_quietly(cp, medley):
+    """Defect 9: Ctrl-C exited at once, the spawned chunks ran on (billed), and the closed loop printed
+    "Task was destroyed but it is pending!" and "Event loop is closed"."""
+    cp.slow(None, 60.0)  # every call is still running at the Ctrl-C
+    app = cli("transcribe", str(medley), "--backend", "modal", "--chunk-seconds", "12", "--max-containers", "3")
+    try:
+        wait_for(lambda: len(cp.calls) >= 3, 180, "three calls sent")
+        time.sleep(0.5)
+        app.send_signal(signal.SIGINT)
+        started = time.monotonic()
+        stdout, stderr = app.communicate(timeout=60)
+    finally:
+        if app.poll() is None:
+            app.kill()
+    assert app.returncode == 130, stderr
+    assert time.monotonic() - started < 20
+    assert not any(noise in stderr for noise in NOISE), stderr
+    assert cp.wait_idle(30)
+    assert len(cp.calls) >= 3 and set(cp.calls) <= set(cp.cancelled_calls)  # every call sent was cancelled
+    assert cp.executions == []  # none of them ran on a GPU
+
+
+MAIN_THREAD_JOB = """
+import sys
+from worker.backends.modal_fanout import ModalBackend
+from worker.events import CancelToken
+from worker.options import TranscriptionOptions
+try:
+    ModalBackend(chunk_s=12.0, max_containers=3).transcribe(sys.argv[1], TranscriptionOptions(language="en"),
+                                                            lambda event: None, CancelToken())
+except KeyboardInterrupt:
+    print("interrupted", flush=True)
+    sys.exit(130)
+"""
+
+
+def test_ctrl_c_while_a_job_runs_in_the_main_thread_cancels_its_calls_first(cp, medley):
+    """The backend's side of defect 9: a caller that runs the job in its main thread (a script) gets
+    KeyboardInterrupt only after every call was cancelled, with the loop closed cleanly."""
+    cp.slow(None, 60.0)
+    app = subprocess.Popen([sys.executable, "-c", MAIN_THREAD_JOB, str(medley)], cwd=ROOT, env=dict(os.environ),
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: len(cp.calls) >= 3, 180, "three calls sent")
+        time.sleep(0.5)
+        app.send_signal(signal.SIGINT)
+        stdout, stderr = app.communicate(timeout=60)
+    finally:
+        if app.poll() is None:
+            app.kill()
+    assert app.returncode == 130 and stdout.strip() == "interrupted", (stdout, stderr)
+    assert not any(noise in stderr for noise in NOISE), stderr
+    assert cp.wait_idle(30)
+    assert set(cp.calls) <= set(cp.cancelled_calls) and cp.executions == []
