@@ -49,6 +49,7 @@ from gui.search_panel import SearchPanel
 from gui.settings import Preferences, SettingsDialog, load_preferences, settings_store
 from gui.watch_runner import WatchRunner
 from worker.backends.base import BACKEND_LABELS
+from worker.job_status import JobStatus
 from worker.library import JobRecord, Library
 from worker.transcript import Transcript
 
@@ -487,7 +488,7 @@ class MainWindow(QMainWindow):
         self._check_library()
         self.model.set_jobs(self.controller.restore())
         self.log_panel.append_lines(self.library.log_lines()[-LOG_LINES_RESTORED:])
-        finished = [r for r in self.model.rows() if r.status == "done"]
+        finished = [r for r in self.model.rows() if r.status == JobStatus.DONE]
         if finished:
             self._follow_id = max(finished, key=lambda r: r.record.finished or 0).id
         self._update_pane()
@@ -641,8 +642,8 @@ class MainWindow(QMainWindow):
     def _update_actions(self) -> None:
         ids = self.selected_job_ids()
         statuses = [self.model.job_row(i).status for i in ids if self.model.job_row(i) is not None]
-        self.cancel_action.setEnabled(any(s in ("queued", "running") for s in statuses))
-        self.retry_action.setEnabled(any(s in ("failed", "cancelled", "done") for s in statuses))
+        self.cancel_action.setEnabled(any(not JobStatus(s).finished for s in statuses))
+        self.retry_action.setEnabled(any(JobStatus(s).finished for s in statuses))
         for action in (self.remove_action, self.up_action, self.down_action, self.local_action, self.modal_action):
             action.setEnabled(bool(ids))
 
@@ -656,7 +657,7 @@ class MainWindow(QMainWindow):
         self.model.update_record(record)
         self._update_totals()
         self._update_actions()
-        if record.id == self.transcript_pane.job_id and record.status != "running":
+        if record.id == self.transcript_pane.job_id and record.status != JobStatus.RUNNING:
             self._update_pane()
 
     def _job_removed(self, job_id: int) -> None:
@@ -690,7 +691,7 @@ class MainWindow(QMainWindow):
     def _job_finished(self, job_id: int, status: str) -> None:
         if not self.controller.running_ids():
             self._elapsed_timer.stop()
-        if status == "done":
+        if status == JobStatus.DONE:
             self._follow_id = job_id
         self._update_pane()
         self._update_totals()
@@ -713,7 +714,7 @@ class MainWindow(QMainWindow):
 
     def _update_totals(self) -> None:
         totals = self.model.totals()
-        parts = [f"{totals[s]} {s}" for s in ("queued", "running", "done", "failed", "cancelled") if totals[s]]
+        parts = [f"{totals[s]} {s}" for s in JobStatus if totals[s]]
         text = " · ".join(parts) if parts else "queue empty"
         if self.controller.paused:
             text = "paused · " + text
@@ -742,7 +743,7 @@ class MainWindow(QMainWindow):
         if self.controller.is_running(record.id):
             self.transcript_pane.show_job(record, self.controller.partial_transcript(record.id), live=True)
             return
-        if job_id == self.transcript_pane.job_id and not self.transcript_pane.live and record.status == "done" \
+        if job_id == self.transcript_pane.job_id and not self.transcript_pane.live and record.status == JobStatus.DONE \
                 and self.transcript_pane.transcript() is not None:
             return  # already shown (keeps the editor's cursor and undo history)
         self.transcript_pane.show_job(record, self.library.transcript(record.id))
@@ -790,7 +791,7 @@ class MainWindow(QMainWindow):
 
         ids = [i for i in self.selected_job_ids() if self.library.transcript(i) is not None]
         if not ids:
-            ids = [r.id for r in self.library.jobs() if r.status == "done" and self.library.transcript(r.id) is not None]
+            ids = [r.id for r in self.library.jobs() if r.status == JobStatus.DONE and self.library.transcript(r.id) is not None]
         if not ids:
             self.statusBar().showMessage("No finished transcripts to export.", 8000)
             return None

@@ -13,6 +13,7 @@ from PySide6.QtGui import QPainter
 from PySide6.QtWidgets import QApplication, QStyledItemDelegate, QStyleOptionViewItem
 
 from worker.backends.base import BACKEND_LABELS
+from worker.job_status import JobStatus
 from worker.library import JobRecord
 from worker.timing import estimate_modal_cost
 
@@ -28,7 +29,6 @@ _ALIGNMENT = int(Qt.ItemDataRole.TextAlignmentRole)
 _OWN_ROLES = frozenset({int(JOB_ID_ROLE), int(FRACTION_ROLE), int(STATUS_ROLE)})
 _HANDLED_ROLES = frozenset({_DISPLAY, _TOOLTIP, _ALIGNMENT}) | _OWN_ROLES
 _RIGHT_ALIGNED = int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-FINISHED_STATES = ("done", "failed", "cancelled")
 
 
 def format_clock(seconds: float | None) -> str:
@@ -59,19 +59,19 @@ class JobRow:
         return self.record.status
 
     def elapsed(self) -> float | None:
-        if self.record.status == "running" and self.running_since is not None:
+        if self.record.status == JobStatus.RUNNING and self.running_since is not None:
             return time.monotonic() - self.running_since
         return self.record.elapsed
 
     def progress_text(self) -> str:
         status = self.record.status
-        if status == "failed":
+        if status == JobStatus.FAILED:
             return self.record.error or "failed"
-        if status == "cancelled":
+        if status == JobStatus.CANCELLED:
             return "cancelled"
-        if status == "done":
+        if status == JobStatus.DONE:
             return "done"
-        if status == "queued":
+        if status == JobStatus.QUEUED:
             return "queued"
         if self.cancelling:
             return "cancelling…"
@@ -82,9 +82,9 @@ class JobRow:
         return text
 
     def bar_fraction(self) -> float:
-        if self.record.status == "done":
+        if self.record.status == JobStatus.DONE:
             return 1.0
-        if self.record.status in ("queued", "failed"):
+        if self.record.status in (JobStatus.QUEUED, JobStatus.FAILED):
             return 0.0
         return max(0.0, min(1.0, self.fraction))
 
@@ -128,7 +128,7 @@ class QueueModel(QAbstractTableModel):
             if role == JOB_ID_ROLE:
                 return record.id
             if role == STATUS_ROLE:
-                return record.status
+                return str(record.status)
             return row.bar_fraction()
         if role == _DISPLAY:
             if column == FILE:
@@ -142,14 +142,14 @@ class QueueModel(QAbstractTableModel):
             if column == MODEL:
                 return record.options.model
             if column == STATUS:
-                return "cancelling" if row.cancelling and record.status == "running" else record.status
+                return "cancelling" if row.cancelling and record.status == JobStatus.RUNNING else str(record.status)
             if column == PROGRESS:
                 estimate = self._cost_estimate(record)
                 return f"{row.progress_text()} · {estimate.short()}" if estimate else row.progress_text()
             if column == ELAPSED:
                 return format_clock(row.elapsed())
         if role == _TOOLTIP:
-            if record.status == "failed":
+            if record.status == JobStatus.FAILED:
                 detail = record.error_detail or ""
                 return f"{record.error or 'failed'}\n\n{detail}".strip()
             if column == FILE:
@@ -164,7 +164,7 @@ class QueueModel(QAbstractTableModel):
 
     def _cost_estimate(self, record: JobRecord) -> Any:
         """A queued Modal job's cost estimate (worker.timing.CostEstimate), or None."""
-        if record.status != "queued" or record.backend != "modal" or not record.duration:
+        if record.status != JobStatus.QUEUED or record.backend != "modal" or not record.duration:
             return None
         keys = ("dollars_per_hour", "chunk_s", "max_containers")
         return estimate_modal_cost(record.duration, record.options.model, **{k: v for k, v in self.modal_settings.items() if k in keys})
@@ -202,7 +202,7 @@ class QueueModel(QAbstractTableModel):
         if row is None:
             return
         self._rows[row].record = record
-        if record.status != "running":
+        if record.status != JobStatus.RUNNING:
             self._rows[row].cancelling = False
         self._changed(row)
 
@@ -236,7 +236,7 @@ class QueueModel(QAbstractTableModel):
 
     def refresh_elapsed(self) -> None:
         for number, row in enumerate(self._rows):
-            if row.record.status == "running":
+            if row.record.status == JobStatus.RUNNING:
                 self._changed(number, ELAPSED, ELAPSED)
 
     # lookups

@@ -24,12 +24,12 @@ import traceback
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
-from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Union
 
 from worker.errors import Cancelled, ModalSetupError, WhisperDeskError, exception_line, one_line
 from worker.events import CancelToken, Event, Progress, SegmentsReady, Stage, TimingReport
+from worker.job_status import FINISHED_STATUSES, JobStatus  # noqa: F401 - part of the queue's interface
 from worker.library import HEARTBEAT_S, JobRecord, Library
 from worker.options import TranscriptionOptions
 from worker.timing import summarize, timing_line
@@ -40,22 +40,6 @@ if TYPE_CHECKING:
     from worker.preferences import Preferences
 
 
-class JobStatus(str, Enum):
-    QUEUED = "queued"
-    RUNNING = "running"
-    DONE = "done"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-    def __str__(self) -> str:
-        return self.value
-
-    @property
-    def finished(self) -> bool:
-        return self in FINISHED_STATUSES
-
-
-FINISHED_STATUSES = frozenset({JobStatus.DONE, JobStatus.FAILED, JobStatus.CANCELLED})
 
 log = logging.getLogger("whisper_desk.queue")
 
@@ -467,6 +451,14 @@ class JobQueue:
         the preferences'."""
         with self._lock:
             return self._queue_files([str(Path(file).resolve()) for file in files], backend, options)
+
+    def adopt(self, job_ids: Iterable[int]) -> None:
+        """Run these queued jobs of the library too (with only_own_jobs: jobs this caller queued in an earlier
+        run, such as a watch folder's files before a restart)."""
+        with self._lock:
+            if self._own is not None:
+                self._own.update(job_ids)
+            self.schedule()
 
     def _queue_files(self, paths: list[str], backend: str | None, options: TranscriptionOptions | None) -> list[JobRecord]:
         records = self.library.add_jobs(paths, options or self.preferences.options(), backend or self.preferences.backend)
