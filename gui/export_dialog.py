@@ -52,6 +52,7 @@ from worker.formats import (
     import_subtitles,
     unique_path,
 )
+from worker.job_status import JobStatus
 from worker.preferences import Preferences
 from worker.subtitles import RULE_FORMATS, SubtitleRules, cut_cues
 from worker.transcript import Transcript
@@ -612,7 +613,7 @@ class ImportForReview(QObject):
 
         record = self.library.add_job(audio, TranscriptionOptions(), "local")
         now = time.time()
-        self.library.update_job(record.id, status="done", duration=transcript.duration, started=now, finished=now,
+        self.library.update_job(record.id, status=JobStatus.DONE, duration=transcript.duration, started=now, finished=now,
                                 elapsed=0.0)
         self.library.save_transcript(record.id, transcript)
         self.library.add_log_line(record.id, f"imported {self._subtitles.name} ({len(transcript.segments)} cues) for review")
