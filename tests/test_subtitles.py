@@ -333,3 +333,18 @@ def test_sequential_audio_reads_ranges_in_one_pass(jfk: Path) -> None:
     assert len(decode_range(jfk, 2.0, 3.0)) == SAMPLE_RATE
     with pytest.raises(Exception, match="jfk.flac: has no audio between 30.0 s and 31.0 s"):
         decode_range(jfk, 30.0, 31.0)
+
+
+def test_cli_rules_default_to_the_preferences(tmp_path: Path, jfk: Path) -> None:
+    from worker.preferences import Preferences
+
+    Preferences(subtitle_max_line_chars=18, subtitle_max_lines=1).save()  # the test's own config folder
+    srt = tmp_path / "jfk.srt"
+    result = _run_cli("transcribe", str(jfk), "--format", "srt", "--no-library", "-o", str(srt))
+    assert result.returncode == 0, result.stderr
+    subs = pysubs2.load(str(srt))
+    assert len(subs) >= 4 and all(len(e.plaintext) <= 18 and "\n" not in e.plaintext for e in subs)
+    wider = _run_cli("transcribe", str(jfk), "--format", "srt", "--no-library", "--max-line-chars", "40", "-o",
+                     str(tmp_path / "wide.srt"))
+    assert wider.returncode == 0, wider.stderr
+    assert any(len(e.plaintext) > 18 for e in pysubs2.load(str(tmp_path / "wide.srt")))

@@ -18,6 +18,7 @@ from worker.preferences import LOCAL_ENGINES, TASKS
 
 if TYPE_CHECKING:
     from worker.library import JobRecord, Library
+    from worker.preferences import Preferences
     from worker.queue import JobQueue, QueueEvent
     from worker.subtitles import SubtitleRules
 
@@ -87,24 +88,32 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_subtitle_rule_options(parser: argparse.ArgumentParser) -> None:
-    """SRT/VTT/ASS cues re-cut from word timestamps (turned on for these formats); TXT/JSON/TSV ignore them."""
-    from worker import subtitles
+    """SRT/VTT/ASS cues re-cut from word timestamps (turned on for these formats); TXT/JSON/TSV ignore them.
+    Defaults (None here): the preferences' subtitle rules."""
+    from worker.subtitles import SubtitleRules
 
-    group = parser.add_argument_group("subtitle rules (srt, vtt, ass)")
-    group.add_argument("--max-line-chars", type=int, default=subtitles.DEFAULT_MAX_LINE_CHARS, metavar="N")
-    group.add_argument("--max-lines", type=int, default=subtitles.DEFAULT_MAX_LINES, metavar="L", help="lines per cue")
-    group.add_argument("--max-cps", type=float, default=subtitles.DEFAULT_MAX_CPS, metavar="C",
-                       help="characters per second")
-    group.add_argument("--min-duration-ms", type=int, default=subtitles.DEFAULT_MIN_DURATION_MS, metavar="MS")
-    group.add_argument("--min-gap-ms", type=int, default=subtitles.DEFAULT_MIN_GAP_MS, metavar="MS")
+    rules = SubtitleRules()
+    group = parser.add_argument_group("subtitle rules (srt, vtt, ass; defaults: the preferences')")
+    group.add_argument("--max-line-chars", type=int, default=None, metavar="N",
+                       help=f"characters per line ({rules.max_line_chars})")
+    group.add_argument("--max-lines", type=int, default=None, metavar="L",
+                       help=f"lines per cue ({rules.max_lines})")
+    group.add_argument("--max-cps", type=float, default=None, metavar="C",
+                       help=f"characters per second ({rules.max_cps:g})")
+    group.add_argument("--min-duration-ms", type=int, default=None, metavar="MS",
+                       help=f"shortest cue ({rules.min_duration_ms})")
+    group.add_argument("--min-gap-ms", type=int, default=None, metavar="MS",
+                       help=f"gap between cues ({rules.min_gap_ms})")
     group.add_argument("--karaoke", action="store_true", help="vtt/ass: each word's time (<00:00:01.000>, {\\k})")
 
 
-def _subtitle_rules(args: argparse.Namespace) -> "SubtitleRules":
-    from worker.subtitles import SubtitleRules
+def _subtitle_rules(args: argparse.Namespace, stored: "Preferences") -> "SubtitleRules":
+    """The rules the options give, the preferences' for those not given (ValueError: a bad value)."""
+    from dataclasses import replace
 
-    return SubtitleRules(max_line_chars=args.max_line_chars, max_lines=args.max_lines, max_cps=args.max_cps,
-                         min_duration_ms=args.min_duration_ms, min_gap_ms=args.min_gap_ms, karaoke=args.karaoke)
+    given = {"max_line_chars": args.max_line_chars, "max_lines": args.max_lines, "max_cps": args.max_cps,
+             "min_duration_ms": args.min_duration_ms, "min_gap_ms": args.min_gap_ms}
+    return replace(stored.subtitle_rules(karaoke=args.karaoke), **{k: v for k, v in given.items() if v is not None})
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -231,7 +240,7 @@ def transcribe_command(args: argparse.Namespace, parser: argparse.ArgumentParser
     )
     word_timestamps = stored.word_timestamps if args.word_timestamps is None else args.word_timestamps
     try:
-        rules = _subtitle_rules(args)
+        rules = _subtitle_rules(args, stored)
         options = TranscriptionOptions(
             model=args.model or stored.model,
             language=args.language or stored.language.strip() or None,
