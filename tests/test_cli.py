@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 
 import pysubs2
-import pytest
 from speech_text import JFK_REFERENCE, normalise
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -11,7 +11,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 
 from gui.main_window import MainWindow
 from gui.queue_model import FILE, STATUS

@@ -162,7 +162,7 @@ def _open_source(path: Path) -> _Source:
         if context is None or not context.is_decoder:
             name = getattr(context, "name", None) or "unknown"
             raise MediaError(path, f"its audio format ({name}) is not supported")
-        stream.thread_type = "AUTO"
+        context.thread_type = "AUTO"
         return _Source(path, container, stream, _declared_duration(path, container, stream))
     except BaseException:
         container.close()

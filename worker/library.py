@@ -726,7 +726,7 @@ def _statements(script: str) -> list[str]:
     return statements
 
 
-def _job_from_row(row: sqlite3.Row) -> JobRecord:
+def _job_from_row(row: sqlite3.Row | dict[str, Any]) -> JobRecord:
     return JobRecord(
         id=row["id"],
         path=row["path"],

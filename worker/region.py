@@ -88,7 +88,7 @@ def transcribe_region(backend: "Backend", path: str | Path, start_s: float, end_
         clip = Path(folder) / f"{path.stem} {start_s:.3f}-{end_s:.3f}.wav"
         soundfile.write(str(clip), audio, SAMPLE_RATE, subtype="FLOAT")
         transcript = backend.transcribe(clip, options, emit, cancel)
-    segments = []
+    segments: list[Segment] = []
     for segment in transcript.segments:
         kept = segment.clamped(length)
         if kept is not None and kept.text.strip():

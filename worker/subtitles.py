@@ -155,7 +155,7 @@ def timed_words(transcript: Transcript) -> tuple[list[TimedWord], int]:
     words: list[TimedWord] = []
     estimated = 0
     previous_speaker: str | None = None
-    for index, segment in enumerate(transcript.segments):
+    for segment in transcript.segments:
         if not segment.text.strip():
             continue
         if words_match_text(segment):
