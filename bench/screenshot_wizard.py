@@ -2,7 +2,7 @@
 
     xvfb-run -a env QT_QPA_PLATFORM=xcb python -m bench.screenshot_wizard [OUT_DIR]   # default: docs/ (offscreen works too)
 
-The wizard talks to a loopback fake Modal server (tests/grpc_stub.py) with a made-up token, in a temporary
+The wizard talks to a loopback fake Modal server (tests/modal_control_plane.py) with a made-up token, in a temporary
 Modal config: no real account, token or network is used, and no secret can end up in a picture.
 The deploy page runs a scripted stand-in for `modal deploy`'s output. The "Try it" page transcribes the
 bundled sample for real: through the Modal backend with the in-process stand-in remote when that exists
@@ -95,18 +95,18 @@ def sample_backend_factory() -> Callable[[], Any]:
 def save_wizard_screenshots(out_dir: Path, make_backend: Callable[[], Any] | None = None) -> list[Path]:
     """Drive the wizard through its five pages and save one PNG per page into `out_dir`."""
     sys.path.insert(0, str(ROOT / "tests"))
-    from grpc_stub import FakeApp, FakeModalServer
+    from modal_control_plane import ControlPlane, DeployedApp
     from PySide6.QtWidgets import QApplication
 
     from bench.qt_wait import wait_until
     from gui.wizard import ModalSetupWizard
-    from worker import modal_account as ma
+    from worker.modal import deploy as deploying, settings, warm
 
     out_dir.mkdir(parents=True, exist_ok=True)
     app = QApplication.instance() or QApplication([])
     saved: list[Path] = []
     old_env = {key: os.environ.get(key) for key in ("HOME", "MODAL_CONFIG_PATH", "MODAL_TOKEN_ID", "MODAL_TOKEN_SECRET")}
-    with tempfile.TemporaryDirectory() as tmp, FakeModalServer(token_id=DEMO_ID, token_secret=DEMO_SECRET) as server:
+    with tempfile.TemporaryDirectory() as tmp, ControlPlane(token_id=DEMO_ID, token_secret=DEMO_SECRET) as server:
         os.environ["HOME"] = tmp  # the page then shows ~/.modal.toml, as for a user
         os.environ["MODAL_CONFIG_PATH"] = str(Path(tmp) / ".modal.toml")
         os.environ.pop("MODAL_TOKEN_ID", None)
@@ -115,9 +115,9 @@ def save_wizard_screenshots(out_dir: Path, make_backend: Callable[[], Any] | Non
         fake_deploy.write_text(textwrap.dedent(FAKE_DEPLOY))
 
         def deployed_then(log, cancel=None, **kwargs):
-            server.apps["whisper-desk"] = FakeApp()  # what the scripted deploy "created"
-            version = ma.local_worker_version() or "1"
-            return ma.deploy(log, cancel=cancel, command=[sys.executable, str(fake_deploy)], version=version, **kwargs)
+            server.apps["whisper-desk"] = DeployedApp()  # what the scripted deploy "created"
+            version = settings.WORKER_API_VERSION
+            return deploying.deploy(log, cancel=cancel, command=[sys.executable, str(fake_deploy)], version=version, **kwargs)
 
         def warm_remote(audio: bytes, options: dict) -> dict:
             return {"timings": {"gpu": "Tesla T4", "cold_start": True, "model_load_s": 6.8, "inference_s": 0.21,
@@ -126,7 +126,7 @@ def save_wizard_screenshots(out_dir: Path, make_backend: Callable[[], Any] | Non
         wizard = ModalSetupWizard(
             server_url=server.url,
             deploy=deployed_then,
-            warm_model_volume=functools.partial(ma.warm_model_volume, transcribe=warm_remote),
+            warm_model_volume=functools.partial(warm.warm_model_volume, transcribe=warm_remote),
             make_backend=make_backend or sample_backend_factory(),
         )
         try:

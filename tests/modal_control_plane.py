@@ -84,6 +84,7 @@ def free_port() -> int:
 @dataclass
 class DeployedClass:
     name: str
+    methods: tuple[str, ...] = ("transcribe",)  # for a seeded app (a deploy sends its own)
     class_id: str = field(default_factory=lambda: _new_id("cs"))
     function_id: str = field(default_factory=lambda: _new_id("fu"))  # the class service function
     definition: api_pb2.FunctionData | None = None  # what FunctionCreate sent (None for a seeded app)
@@ -97,10 +98,11 @@ class DeployedApp:
     tags: dict[str, str] = field(default_factory=dict)
     app_id: str = field(default_factory=lambda: _new_id("ap"))
     class_objects: dict[str, DeployedClass] = field(default_factory=dict)
+    methods: tuple[str, ...] = ("transcribe",)  # () seeds an old or foreign deploy without our method
 
     def __post_init__(self) -> None:
         for name in self.classes:
-            self.class_objects.setdefault(name, DeployedClass(name))
+            self.class_objects.setdefault(name, DeployedClass(name, self.methods))
 
 
 @dataclass
@@ -310,8 +312,8 @@ class _Servicer(api_grpc.ModalClientBase):
         await self._start("TokenFlowCreate", stream, auth=False)
         await stream.send_message(
             api_pb2.TokenFlowCreateResponse(
-                token_flow_id="tf-loopback", web_url="https://modal.invalid/token-flow/tf-loopback",
-                code="LOOP-BACK", wait_secret="wait-secret",
+                token_flow_id="tf-fake", web_url="https://modal.invalid/token-flow/tf-fake",
+                code="FAKE-CODE", wait_secret="wait-secret",
             )
         )
 
@@ -870,7 +872,9 @@ class ControlPlane:
                 (f for f in deployment.functions if f.function_name == f"{class_name}.*"), None
             )
             service_id = request.function_ids.get(f"{class_name}.*", _new_id("fu"))
-            app.class_objects[class_name] = DeployedClass(class_name, function_id, service_id, definition)
+            app.class_objects[class_name] = DeployedClass(
+                class_name, tuple(definition.method_definitions) if definition else (), function_id, service_id, definition
+            )
         app.classes = tuple(app.class_objects)
         self.apps[request.name] = app
 
@@ -899,8 +903,9 @@ class ControlPlane:
             module_name=DEPLOYED_MODULE,
             is_class=True,
             method_definitions={
-                "transcribe": api_pb2.MethodDefinition(function_name=f"{deployed.name}.transcribe",
-                                                      function_type=api_pb2.Function.FUNCTION_TYPE_FUNCTION),
+                method: api_pb2.MethodDefinition(function_name=f"{deployed.name}.{method}",
+                                                 function_type=api_pb2.Function.FUNCTION_TYPE_FUNCTION)
+                for method in deployed.methods
             },
             class_parameter_info=api_pb2.ClassParameterInfo(
                 format=api_pb2.ClassParameterInfo.PARAM_SERIALIZATION_FORMAT_PROTO,
@@ -1162,6 +1167,26 @@ class ControlPlane:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+
+def modal_reads(config: Path) -> dict:
+    """What the real modal package reads from the config file `config`: its profiles, the active one, and the
+    token id it would use. Modal reads the file at import, so this asks a fresh Python process."""
+    import json
+    import subprocess
+    import sys
+
+    code = (
+        "import json, modal.config as c; "
+        "print(json.dumps({'profiles': sorted(c.config_profiles()), 'active': c._config_active_profile(), "
+        "'token_id': c.config.get('token_id'), 'secret_set': bool(c.config.get('token_secret'))}))"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MODAL_")}
+    env["MODAL_CONFIG_PATH"] = str(config)
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    if out.returncode != 0:
+        raise AssertionError(f"modal could not read {config}: {out.stderr.strip().splitlines()[-1:]}")
+    return json.loads(out.stdout)
 
 
 def main() -> None:

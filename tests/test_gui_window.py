@@ -15,7 +15,7 @@ from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QAction, QColor, QGuiApplication, QIcon, QPalette
 from PySide6.QtWidgets import QApplication, QWizard
 
-from grpc_stub import FakeModalServer, free_port
+from modal_control_plane import ControlPlane, free_port
 from gui import status as modal_states
 from gui.icons import available, icon
 from gui.log_panel import LogPanel
@@ -208,7 +208,7 @@ def test_modal_state_is_checked_in_the_background(qtbot, isolated_dirs):
     assert status.token_known is False
     qtbot.waitUntil(lambda: not status.busy(), timeout=3000)
 
-    with FakeModalServer(token_id=GOOD_ID, token_secret=GOOD_SECRET) as server:
+    with ControlPlane(token_id=GOOD_ID, token_secret=GOOD_SECRET) as server:
         _write_modal_profile(isolated_dirs, server.url)
         started = time.monotonic()
         status.check()

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from grpc_stub import FakeApp, FakeModalServer, free_port, modal_reads
-from worker import modal_account as ma
+from modal_control_plane import ControlPlane, DeployedApp, free_port, modal_reads
+from worker.modal import checks, credentials, deploy as deploying, errors as modal_errors, settings, sign_in, warm
 from worker.errors import Cancelled, ModalSetupError
 from worker.events import CancelToken
 
@@ -28,7 +28,7 @@ SECRETS = (GOOD_SECRET, BAD_SECRET)
 
 @pytest.fixture(scope="module")
 def server():
-    with FakeModalServer(token_id=GOOD_ID, token_secret=GOOD_SECRET) as fake:
+    with ControlPlane(token_id=GOOD_ID, token_secret=GOOD_SECRET) as fake:
         yield fake
 
 
@@ -52,44 +52,44 @@ def assert_no_secret(*texts: object) -> None:
 
 
 def test_good_token_is_accepted_with_its_workspace(server):
-    result = ma.check_credentials(token_id=GOOD_ID, token_secret=GOOD_SECRET, server_url=server.url)
+    result = checks.check_credentials(token_id=GOOD_ID, token_secret=GOOD_SECRET, server_url=server.url)
     assert result.state == "ok"
     assert result.workspace == "ada-lovelace"
     assert "ada-lovelace" in result.detail and GOOD_ID in result.detail
-    assert "ClientHello" in server.calls
+    assert "ClientHello" in server.rpcs
     assert_no_secret(result, result.detail, repr(result))
 
 
 def test_saved_profile_and_server_url_from_the_environment(server, monkeypatch):
-    ma.write_token(GOOD_ID, GOOD_SECRET, profile="whisper-desk")
+    credentials.write_token(GOOD_ID, GOOD_SECRET, profile="whisper-desk")
     monkeypatch.setenv("MODAL_SERVER_URL", server.url)
-    result = ma.check_credentials()
+    result = checks.check_credentials()
     assert result.state == "ok"
     assert result.source == "profile whisper-desk"
 
 
 def test_bad_token_is_rejected_plainly(server):
-    result = ma.check_credentials(token_id=BAD_ID, token_secret=BAD_SECRET, server_url=server.url)
+    result = checks.check_credentials(token_id=BAD_ID, token_secret=BAD_SECRET, server_url=server.url)
     assert result.state == "rejected"
     assert "rejected" in result.detail and "setup wizard" in result.detail
     assert_no_secret(result, result.detail)
 
 
 def test_environment_token_wins_over_the_saved_profile(server, monkeypatch):
-    ma.write_token(GOOD_ID, GOOD_SECRET, profile="default")
+    credentials.write_token(GOOD_ID, GOOD_SECRET, profile="default")
     monkeypatch.setenv("MODAL_TOKEN_ID", BAD_ID)
     monkeypatch.setenv("MODAL_TOKEN_SECRET", BAD_SECRET)
-    credentials = ma.resolve_credentials()
-    assert credentials.token_id == BAD_ID and credentials.source == "environment"
-    assert ma.env_credentials_set()
-    result = ma.check_credentials(server_url=server.url)
+    found = credentials.resolve_credentials()
+    assert found.token_id == BAD_ID and found.source == "environment"
+    assert credentials.env_credentials_set()
+    result = checks.check_credentials(server_url=server.url)
     assert result.state == "rejected" and result.source == "environment"
 
 
 def test_closed_port_is_unreachable_within_the_ten_second_cap():
     url = f"http://127.0.0.1:{free_port()}"
     started = time.monotonic()
-    result = ma.check_credentials(timeout_s=60, token_id=GOOD_ID, token_secret=GOOD_SECRET, server_url=url)
+    result = checks.check_credentials(timeout_s=60, token_id=GOOD_ID, token_secret=GOOD_SECRET, server_url=url)
     elapsed = time.monotonic() - started
     assert result.state == "unreachable"
     assert elapsed < 12, f"check took {elapsed:.1f} s"
@@ -99,19 +99,19 @@ def test_closed_port_is_unreachable_within_the_ten_second_cap():
 
 def test_missing_token_is_reported_at_once():
     started = time.monotonic()
-    result = ma.check_credentials()
+    result = checks.check_credentials()
     assert result.state == "missing"
     assert time.monotonic() - started < 1.0
     assert "setup wizard" in result.detail and "modal token new" in result.detail
-    assert not ma.has_credentials()
-    assert ma.check_app().state == "unknown"
+    assert not credentials.has_credentials()
+    assert checks.check_app().state == "unknown"
 
 
 def test_malformed_token_is_not_sent(server):
-    calls_before = len(server.calls)
-    result = ma.check_credentials(token_id="ak-short", token_secret=GOOD_SECRET, server_url=server.url)
+    calls_before = len(server.rpcs)
+    result = checks.check_credentials(token_id="ak-short", token_secret=GOOD_SECRET, server_url=server.url)
     assert result.state == "rejected" and "ak-" in result.detail
-    assert len(server.calls) == calls_before
+    assert len(server.rpcs) == calls_before
 
 
 def test_cancel_stops_a_slow_check(server):
@@ -120,7 +120,7 @@ def test_cancel_stops_a_slow_check(server):
     threading.Timer(0.3, cancel.cancel).start()
     started = time.monotonic()
     with pytest.raises(Cancelled):
-        ma.check_credentials(token_id=GOOD_ID, token_secret=GOOD_SECRET, server_url=server.url, cancel=cancel)
+        checks.check_credentials(token_id=GOOD_ID, token_secret=GOOD_SECRET, server_url=server.url, cancel=cancel)
     assert time.monotonic() - started < 3
 
 
@@ -128,7 +128,7 @@ def test_check_from_a_thread_with_a_running_event_loop(server):
     import asyncio
 
     async def inside_a_loop():
-        return ma.check_credentials(token_id=GOOD_ID, token_secret=GOOD_SECRET, server_url=server.url)
+        return checks.check_credentials(token_id=GOOD_ID, token_secret=GOOD_SECRET, server_url=server.url)
 
     assert asyncio.run(inside_a_loop()).state == "ok"
 
@@ -138,25 +138,25 @@ def test_check_from_a_thread_with_a_running_event_loop(server):
 
 def test_check_app_states(server):
     kwargs = dict(token_id=GOOD_ID, token_secret=GOOD_SECRET, server_url=server.url)
-    missing = ma.check_app(expected_version="3", **kwargs)
+    missing = checks.check_app(expected_version="3", **kwargs)
     assert missing.state == "not deployed" and "whisper-desk deploy" in missing.detail
 
-    server.apps["whisper-desk"] = FakeApp(tags={ma.VERSION_TAG: "3"})
-    same = ma.check_app(expected_version="3", **kwargs)
+    server.apps["whisper-desk"] = DeployedApp(tags={settings.VERSION_TAG: "3"})
+    same = checks.check_app(expected_version="3", **kwargs)
     assert same.state == "deployed" and same.deployed_version == "3" and same.up_to_date
 
-    older = ma.check_app(expected_version="4", **kwargs)
+    older = checks.check_app(expected_version="4", **kwargs)
     assert older.state == "deployed" and not older.up_to_date
     assert "v3" in older.detail and "v4" in older.detail and "whisper-desk deploy" in older.detail
 
-    server.apps["whisper-desk"] = FakeApp(tags={})
-    unversioned = ma.check_app(expected_version="3", **kwargs)
+    server.apps["whisper-desk"] = DeployedApp(tags={})
+    unversioned = checks.check_app(expected_version="3", **kwargs)
     assert unversioned.state == "deployed" and unversioned.deployed_version is None and not unversioned.up_to_date
 
-    server.apps["whisper-desk"] = FakeApp(classes=("SomethingElse",))
-    assert ma.check_app(expected_version="3", **kwargs).state == "not deployed"
+    server.apps["whisper-desk"] = DeployedApp(classes=("SomethingElse",))
+    assert checks.check_app(expected_version="3", **kwargs).state == "not deployed"
 
-    rejected = ma.check_app(token_id=BAD_ID, token_secret=BAD_SECRET, server_url=server.url)
+    rejected = checks.check_app(token_id=BAD_ID, token_secret=BAD_SECRET, server_url=server.url)
     assert rejected.state == "unknown" and "setup wizard" in rejected.detail
     assert_no_secret(rejected.detail)
 
@@ -165,67 +165,67 @@ def test_check_app_states(server):
 
 
 def test_write_token_is_private_keeps_profiles_and_modal_reads_it(isolated_dirs):
-    config = ma.config_path()
+    config = credentials.config_path()
     config.write_text('[work]\ntoken_id = "ak-worktoken00000000"\ntoken_secret = "as-worksecret0000000"\nactive = true\n'
                       'loglevel = "INFO"\n')
     os.chmod(config, 0o644)
-    written = ma.write_token(GOOD_ID, GOOD_SECRET, profile="whisper-desk")
+    written = credentials.write_token(GOOD_ID, GOOD_SECRET, profile="whisper-desk")
     assert written == config
     assert stat.S_IMODE(config.stat().st_mode) == 0o600
-    profiles = ma.read_profiles()
+    profiles = credentials.read_profiles()
     assert profiles["work"]["token_id"] == "ak-worktoken00000000" and profiles["work"]["loglevel"] == "INFO"
     assert "active" not in profiles["work"]
     assert profiles["whisper-desk"] == {"token_id": GOOD_ID, "token_secret": GOOD_SECRET, "active": True}
-    assert ma.active_profile() == "whisper-desk"
+    assert credentials.active_profile() == "whisper-desk"
     seen = modal_reads(config)
     assert seen == {"profiles": ["whisper-desk", "work"], "active": "whisper-desk", "token_id": GOOD_ID, "secret_set": True}
     assert sorted(p.name for p in config.parent.iterdir() if "modal" in p.name) == [".modal.toml"]
 
 
 def test_write_token_without_activating_keeps_the_active_profile():
-    ma.write_token(GOOD_ID, GOOD_SECRET, profile="default")
-    ma.write_token(BAD_ID, BAD_SECRET, profile="spare", activate=False)
-    profiles = ma.read_profiles()
+    credentials.write_token(GOOD_ID, GOOD_SECRET, profile="default")
+    credentials.write_token(BAD_ID, BAD_SECRET, profile="spare", activate=False)
+    profiles = credentials.read_profiles()
     assert profiles["default"]["active"] is True and "active" not in profiles["spare"]
-    assert ma.resolve_credentials().token_id == GOOD_ID
+    assert credentials.resolve_credentials().token_id == GOOD_ID
 
 
 def test_first_profile_is_created_private_and_active():
-    config = ma.config_path()
+    config = credentials.config_path()
     assert not config.exists()
-    ma.write_token(GOOD_ID, GOOD_SECRET, activate=False)
+    credentials.write_token(GOOD_ID, GOOD_SECRET, activate=False)
     assert stat.S_IMODE(config.stat().st_mode) == 0o600
-    assert ma.read_profiles()["default"]["active"] is True
+    assert credentials.read_profiles()["default"]["active"] is True
     assert modal_reads(config)["token_id"] == GOOD_ID
 
 
 def test_a_failed_write_leaves_the_old_file_whole(monkeypatch):
-    config = ma.config_path()
-    ma.write_token(GOOD_ID, GOOD_SECRET, profile="default")
+    config = credentials.config_path()
+    credentials.write_token(GOOD_ID, GOOD_SECRET, profile="default")
     before = config.read_bytes()
 
     def broken_replace(src, dst):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(ma.os, "replace", broken_replace)
+    monkeypatch.setattr(credentials.os, "replace", broken_replace)
     with pytest.raises(OSError):
-        ma.write_token(BAD_ID, BAD_SECRET, profile="other")
+        credentials.write_token(BAD_ID, BAD_SECRET, profile="other")
     assert config.read_bytes() == before
     assert [p.name for p in config.parent.iterdir() if p.name.endswith(".tmp")] == []
 
 
 def test_a_broken_config_is_reported_not_overwritten():
-    config = ma.config_path()
+    config = credentials.config_path()
     config.write_text("this is [not toml\n")
     with pytest.raises(ModalSetupError) as info:
-        ma.write_token(GOOD_ID, GOOD_SECRET)
+        credentials.write_token(GOOD_ID, GOOD_SECRET)
     assert ".modal.toml" in str(info.value) and "\n" not in str(info.value)
     assert config.read_text() == "this is [not toml\n"
-    assert ma.check_credentials().state == "missing"
+    assert checks.check_credentials().state == "missing"
 
 
 def test_token_shape_reasons_never_echo_the_secret():
-    assert ma.validate_token_shape(GOOD_ID, GOOD_SECRET) is None
+    assert credentials.validate_token_shape(GOOD_ID, GOOD_SECRET) is None
     cases = [
         ("", GOOD_SECRET, "Token ID"),
         ("xk-abcdefghijk", GOOD_SECRET, "ak-"),
@@ -236,23 +236,23 @@ def test_token_shape_reasons_never_echo_the_secret():
         ("ak-abc", GOOD_SECRET, "at least 8"),
     ]
     for token_id, secret, expected in cases:
-        reason = ma.validate_token_shape(token_id, secret)
+        reason = credentials.validate_token_shape(token_id, secret)
         assert reason and expected in reason, (token_id, reason)
         assert_no_secret(reason)
     with pytest.raises(ModalSetupError) as info:
-        ma.write_token(GOOD_ID, "as-x y", profile="p")
+        credentials.write_token(GOOD_ID, "as-x y", profile="p")
     assert "as-x y" not in str(info.value)
-    assert ma.validate_profile_name("whisper-desk") is None and ma.validate_profile_name("a b")
+    assert credentials.validate_profile_name("whisper-desk") is None and credentials.validate_profile_name("a b")
 
 
 def test_secret_never_prints():
-    secret = ma.Secret(GOOD_SECRET)
+    secret = credentials.Secret(GOOD_SECRET)
     assert str(secret) == repr(secret) == f"{secret}" == "as-****"
     assert secret.reveal() == GOOD_SECRET
-    credentials = ma.Credentials(GOOD_ID, secret, "profile x")
-    assert_no_secret(repr(credentials), str(credentials))
-    assert ma.scrub(f"header x-modal-token-secret: {GOOD_SECRET} end") == "header x-modal-token-secret: as-**** end"
-    assert ma.scrub("custom s3cr3t-value here", "s3cr3t-value") == "custom **** here"
+    found = credentials.Credentials(GOOD_ID, secret, "profile x")
+    assert_no_secret(repr(found), str(found))
+    assert credentials.scrub(f"header x-modal-token-secret: {GOOD_SECRET} end") == "header x-modal-token-secret: as-**** end"
+    assert credentials.scrub("custom s3cr3t-value here", "s3cr3t-value") == "custom **** here"
 
 
 # --- explain_modal_error ----------------------------------------------------------------------------------
@@ -274,7 +274,7 @@ def test_every_modal_exception_gets_one_line_saying_what_to_do():
     for klass in classes:
         text = f"something happened with {GOOD_SECRET}\nsecond line"
         exc = klass(text, "im-123") if klass.__name__ == "ImageBuildError" else klass(text)
-        message = ma.explain_modal_error(exc)
+        message = modal_errors.explain_modal_error(exc)
         assert message and "\n" not in message, klass
         assert ": " in message, (klass, message)
         assert_no_secret(message)
@@ -301,12 +301,12 @@ def test_explanations_for_the_common_failures():
     }
     for klass, phrase in expected.items():
         exc = klass("x", "im-1") if klass is me.ImageBuildError else klass("x")
-        assert phrase in ma.explain_modal_error(exc), klass.__name__
+        assert phrase in modal_errors.explain_modal_error(exc), klass.__name__
     token_missing = me.AuthError("Token missing. Could not authenticate client. If you have token credentials...")
-    assert ma.explain_modal_error(token_missing) == "no Modal token is set: run the setup wizard (or `modal token new`)"
-    assert "network" in ma.explain_modal_error(TimeoutError())
-    assert "network" in ma.explain_modal_error(ConnectionRefusedError(111, "Connection refused"))
-    assert ma.explain_modal_error(ModalSetupError("already one line")) == "already one line"
+    assert modal_errors.explain_modal_error(token_missing) == "no Modal token is set: run the setup wizard (or `modal token new`)"
+    assert "network" in modal_errors.explain_modal_error(TimeoutError())
+    assert "network" in modal_errors.explain_modal_error(ConnectionRefusedError(111, "Connection refused"))
+    assert modal_errors.explain_modal_error(ModalSetupError("already one line")) == "already one line"
 
 
 def test_explains_the_errors_modal_really_raises(server):
@@ -323,9 +323,9 @@ def test_explains_the_errors_modal_really_raises(server):
 
     with pytest.raises(modal.exception.AuthError) as info:
         asyncio.run(hello(BAD_SECRET))
-    assert "setup wizard" in ma.explain_modal_error(info.value)
+    assert "setup wizard" in modal_errors.explain_modal_error(info.value)
     bare = grpclib.GRPCError(grpclib.Status.NOT_FOUND, "no such app")
-    assert "whisper-desk deploy" in ma.explain_modal_error(bare)
+    assert "whisper-desk deploy" in modal_errors.explain_modal_error(bare)
 
 
 # --- deploy and sign-in subprocesses -----------------------------------------------------------------------
@@ -347,7 +347,7 @@ def test_deploy_streams_scrubbed_output_and_reports_the_url(tmp_path):
         print("\\x1b[32m✓\\x1b[0m App deployed in 3.1s! 🎉")
         print("View Deployment: https://modal.com/apps/ada/main/deployed/whisper-desk")
     """)
-    result = ma.deploy(lines.append, command=command, timeout_s=30)
+    result = deploying.deploy(lines.append, command=command, timeout_s=30)
     assert result.url == "https://modal.com/apps/ada/main/deployed/whisper-desk"
     assert result.app_name == "whisper-desk"
     assert "Building image im-123" in lines and "✓ App deployed in 3.1s! 🎉" in lines
@@ -357,20 +357,20 @@ def test_deploy_streams_scrubbed_output_and_reports_the_url(tmp_path):
 
 
 def test_deploy_records_the_worker_version_for_check_app(server, tmp_path):
-    ma.write_token(GOOD_ID, GOOD_SECRET, profile="whisper-desk")
+    credentials.write_token(GOOD_ID, GOOD_SECRET, profile="whisper-desk")
     command = script(tmp_path, "print('App deployed')\n")
-    server.apps["whisper-desk"] = FakeApp(tags={"team": "audio"})
-    assert not ma.check_app(server_url=server.url, expected_version="7").up_to_date
+    server.apps["whisper-desk"] = DeployedApp(tags={"team": "audio"})
+    assert not checks.check_app(server_url=server.url, expected_version="7").up_to_date
     lines: list[str] = []
-    result = ma.deploy(lines.append, command=command, server_url=server.url, profile="whisper-desk", version="7")
+    result = deploying.deploy(lines.append, command=command, server_url=server.url, profile="whisper-desk", version="7")
     assert result.version == "7" and "worker API v7" in str(result)
-    assert server.apps["whisper-desk"].tags == {"team": "audio", ma.VERSION_TAG: "7"}
-    assert f"recorded worker API v7 on the app (tag {ma.VERSION_TAG})" in lines
-    assert ma.check_app(server_url=server.url, expected_version="7").up_to_date
+    assert server.apps["whisper-desk"].tags == {"team": "audio", settings.VERSION_TAG: "7"}
+    assert f"recorded worker API v7 on the app (tag {settings.VERSION_TAG})" in lines
+    assert checks.check_app(server_url=server.url, expected_version="7").up_to_date
 
     server.apps.clear()  # the version cannot be recorded: a note, not a failure
     lines.clear()
-    assert ma.deploy(lines.append, command=command, server_url=server.url, version="7").version == "7"
+    assert deploying.deploy(lines.append, command=command, server_url=server.url, version="7").version == "7"
     assert any(line.startswith("note: could not record the worker API version") for line in lines)
     assert_no_secret(*lines)
 
@@ -381,7 +381,7 @@ def test_deploy_without_a_token_says_to_run_the_wizard(tmp_path):
     lines: list[str] = []
     started = time.monotonic()
     with pytest.raises(ModalSetupError) as info:
-        ma.deploy(lines.append, command=[sys.executable, "-m", "modal", "deploy", str(app)], timeout_s=60)
+        deploying.deploy(lines.append, command=[sys.executable, "-m", "modal", "deploy", str(app)], timeout_s=60)
     assert str(info.value) == "deploy failed: no Modal token is set: run the setup wizard (or `modal token new`)"
     assert any("Token missing" in line for line in lines)
     assert time.monotonic() - started < 30
@@ -395,7 +395,7 @@ def test_deploy_failure_is_one_line(tmp_path):
         sys.exit(1)
     """)
     with pytest.raises(ModalSetupError) as info:
-        ma.deploy(lambda line: None, command=command, timeout_s=30)
+        deploying.deploy(lambda line: None, command=command, timeout_s=30)
     assert str(info.value) == "deploy failed: Image build for im-1 failed"
 
 
@@ -417,40 +417,40 @@ def test_deploy_cancel_and_timeout_stop_the_process(tmp_path):
 
     started = time.monotonic()
     with pytest.raises(Cancelled):
-        ma.deploy(log, cancel=cancel, command=command, timeout_s=60)
+        deploying.deploy(log, cancel=cancel, command=command, timeout_s=60)
     assert time.monotonic() - started < 10
     pid = int(pid_file.read_text())
     assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text().lower()
 
     with pytest.raises(ModalSetupError) as info:
-        ma.deploy(lambda line: None, command=command, timeout_s=1.5)
+        deploying.deploy(lambda line: None, command=command, timeout_s=1.5)
     assert "did not finish within 1.5 s" in str(info.value)
 
 
 def test_sign_in_with_browser_runs_modal_token_new(server, monkeypatch):
     monkeypatch.setenv("BROWSER", "true")  # a "browser" that opens nothing
-    config = ma.config_path()
+    config = credentials.config_path()
     config.write_text('[work]\ntoken_id = "ak-worktoken00000000"\ntoken_secret = "as-worksecret0000000"\nactive = true\n')
     lines: list[str] = []
-    result = ma.sign_in_with_browser(lines.append, profile="whisper-desk", server_url=server.url, timeout_s=60)
+    result = sign_in.sign_in_with_browser(lines.append, profile="whisper-desk", server_url=server.url, timeout_s=60)
     assert result.profile == "whisper-desk" and result.token_id == GOOD_ID
     assert any("https://modal.invalid/token-flow/tf-fake" in line for line in lines)
     assert any("FAKE-CODE" in line for line in lines)
     assert_no_secret(*lines)
     assert stat.S_IMODE(config.stat().st_mode) == 0o600
-    profiles = ma.read_profiles()
+    profiles = credentials.read_profiles()
     assert profiles["work"]["token_id"] == "ak-worktoken00000000"
     assert profiles["whisper-desk"]["token_secret"] == GOOD_SECRET and profiles["whisper-desk"]["active"] is True
-    assert ma.check_credentials(server_url=server.url).state == "ok"
+    assert checks.check_credentials(server_url=server.url).state == "ok"
 
 
 @pytest.mark.parametrize("existing", [False, True], ids=["no-config", "existing-config"])
 def test_cancelled_sign_in_leaves_the_config_as_it_was(server, monkeypatch, existing):
     monkeypatch.setenv("BROWSER", "true")
     server.token_flow_never_finishes = True
-    config = ma.config_path()
+    config = credentials.config_path()
     if existing:
-        ma.write_token(GOOD_ID, GOOD_SECRET, profile="work")
+        credentials.write_token(GOOD_ID, GOOD_SECRET, profile="work")
     before = config.read_bytes() if existing else None
     cancel = CancelToken()
 
@@ -459,7 +459,7 @@ def test_cancelled_sign_in_leaves_the_config_as_it_was(server, monkeypatch, exis
             cancel.cancel()
 
     with pytest.raises(Cancelled):
-        ma.sign_in_with_browser(log, cancel=cancel, server_url=server.url, timeout_s=60)
+        sign_in.sign_in_with_browser(log, cancel=cancel, server_url=server.url, timeout_s=60)
     if existing:
         assert config.read_bytes() == before
     else:
@@ -482,13 +482,16 @@ def test_warm_model_volume_sends_a_second_of_flac_and_returns_timings():
         seen.update(rate=rate, seconds=len(samples) / rate, options=options)
         return {"segments": [], "timings": {"gpu": "Tesla T4", "cold_start": True, "model_load_s": 2.5}}
 
-    timings = ma.warm_model_volume("tiny.en", transcribe=remote)
+    timings = warm.warm_model_volume("tiny.en", transcribe=remote)
     assert timings["gpu"] == "Tesla T4"
     assert seen == {"rate": 16000, "seconds": 1.0, "options": {"language": "en"}}
 
 
-def test_the_module_imports_neither_modal_nor_qt():
-    code = "import sys, worker.modal_account; print(sorted(m for m in sys.modules if m.split('.')[0] in ('modal', 'PySide6')))"
+def test_the_package_imports_neither_modal_nor_qt():
+    code = (
+        "import sys, worker.modal.checks, worker.modal.deploy, worker.modal.sign_in, worker.modal.warm, "
+        "worker.modal.settings; print(sorted(m for m in sys.modules if m.split('.')[0] in ('modal', 'PySide6')))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
                          cwd=Path(__file__).resolve().parents[1])
     assert out.returncode == 0, out.stderr

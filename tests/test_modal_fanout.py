@@ -21,7 +21,7 @@ from worker.modal_standin import StandInRemote
 from worker.options import TranscriptionOptions
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from grpc_stub import FakeApp, FakeModalServer, free_port  # noqa: E402
+from modal_control_plane import ControlPlane, DeployedApp, free_port  # noqa: E402
 from speech_text import JFK_REFERENCE, normalise  # noqa: E402
 
 GAPS_S = (19.0, 20.0, 19.0, 21.0, 20.0)  # silence after each of five JFK sentences: about one per 30 s chunk
@@ -308,7 +308,7 @@ def test_without_a_token_the_modal_path_says_to_run_the_wizard_at_once(jfk):
 
 @pytest.fixture(scope="module")
 def fake_modal():
-    with FakeModalServer(token_id=GOOD_ID, token_secret=GOOD_SECRET) as server:
+    with ControlPlane(token_id=GOOD_ID, token_secret=GOOD_SECRET) as server:
         yield server
 
 
@@ -320,9 +320,9 @@ def test_the_modal_path_explains_what_the_server_says(fake_modal, jfk, monkeypat
     with pytest.raises(ModalSetupError) as not_deployed:
         ModalBackend().transcribe(jfk, ENGLISH, Recorder(), CancelToken())
     assert "whisper-desk deploy" in str(not_deployed.value)
-    assert {"ClientHello", "ClassGet"} <= set(fake_modal.calls)
+    assert {"ClientHello", "ClassGet"} <= set(fake_modal.rpcs)
 
-    fake_modal.apps["whisper-desk"] = FakeApp()  # an app without our method: an old or foreign deploy
+    fake_modal.apps["whisper-desk"] = DeployedApp(methods=())  # an app without our method: an old or foreign deploy
     with pytest.raises(ModalSetupError) as no_method:
         ModalBackend().transcribe(jfk, ENGLISH, Recorder(), CancelToken())
     assert "whisper-desk deploy" in str(no_method.value)

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from PySide6.QtWidgets import QLabel, QPlainTextEdit, QWizard
 
-from grpc_stub import FakeApp, FakeModalServer, free_port, modal_reads
+from modal_control_plane import ControlPlane, DeployedApp, free_port, modal_reads
 from gui.wizard import DEPLOY, TOKEN, TRY, VERIFY, ModalSetupWizard
-from worker import modal_account as ma
+from worker.modal import checks, credentials, deploy as deploying, settings, warm
 
 GOOD_ID = "ak-wizardtoken000000000"
 GOOD_SECRET = "as-wizardsecret00000000"
@@ -27,7 +27,7 @@ WORK_PROFILE = '[work]\ntoken_id = "ak-worktoken00000000"\ntoken_secret = "as-wo
 
 @pytest.fixture(scope="module")
 def server():
-    with FakeModalServer(token_id=GOOD_ID, token_secret=GOOD_SECRET) as fake:
+    with ControlPlane(token_id=GOOD_ID, token_secret=GOOD_SECRET) as fake:
         yield fake
 
 
@@ -70,7 +70,7 @@ def config_files(config: Path) -> list[str]:
 def make_wizard(qtbot, fresh):
     def make(**kwargs) -> ModalSetupWizard:
         kwargs.setdefault("server_url", fresh.url)
-        kwargs.setdefault("check_app", functools.partial(ma.check_app, expected_version="3"))
+        kwargs.setdefault("check_app", functools.partial(checks.check_app, expected_version="3"))
         wizard = ModalSetupWizard(**kwargs)
         qtbot.addWidget(wizard)
         wizard.show()
@@ -130,7 +130,7 @@ def test_intro_explains_and_offers(make_wizard):
 
 
 def test_good_token_is_verified_then_saved_private_keeping_profiles(qtbot, make_wizard, fresh):
-    config = ma.config_path()
+    config = credentials.config_path()
     config.write_text(WORK_PROFILE)
     wizard = make_wizard()
     go_to_token_page(wizard)
@@ -144,7 +144,7 @@ def test_good_token_is_verified_then_saved_private_keeping_profiles(qtbot, make_
     assert "profile whisper-desk (active)" in page.detail.text()
     assert next_enabled(wizard)
     assert stat.S_IMODE(config.stat().st_mode) == 0o600
-    profiles = ma.read_profiles()
+    profiles = credentials.read_profiles()
     assert profiles["work"]["token_id"] == "ak-worktoken00000000" and "active" not in profiles["work"]
     assert profiles["whisper-desk"]["token_secret"] == GOOD_SECRET
     assert modal_reads(config) == {
@@ -157,7 +157,7 @@ def test_good_token_is_verified_then_saved_private_keeping_profiles(qtbot, make_
 def test_shape_is_checked_before_anything_is_sent(make_wizard, fresh):
     wizard = make_wizard()
     go_to_token_page(wizard)
-    calls = len(fresh.calls)
+    calls = len(fresh.rpcs)
     page = wizard.token_page
     paste(wizard, GOOD_SECRET, GOOD_ID)  # swapped fields
     assert not next_enabled(wizard)
@@ -168,7 +168,7 @@ def test_shape_is_checked_before_anything_is_sent(make_wizard, fresh):
     assert not next_enabled(wizard) and "profile name" in page.reason.text()
     wizard.next()
     assert wizard.currentId() == TOKEN
-    assert len(fresh.calls) == calls
+    assert len(fresh.rpcs) == calls
     assert_secret_not_shown(wizard)
 
 
@@ -193,7 +193,7 @@ def test_bad_token_is_rejected_plainly_and_nothing_is_saved(qtbot, make_wizard):
     assert page.status.text() == "Modal rejected this token."
     assert "Nothing was saved" in page.detail.text()
     assert not next_enabled(wizard)
-    assert not ma.config_path().exists()
+    assert not credentials.config_path().exists()
     assert_secret_not_shown(wizard)
 
 
@@ -207,7 +207,7 @@ def test_closed_port_fails_within_the_bound(qtbot, make_wizard):
     assert elapsed < 12, f"verify took {elapsed:.1f} s"
     assert wizard.verify_page.status.text() == "Could not reach Modal."
     assert "within 10 s" in wizard.verify_page.detail.text()
-    assert not ma.config_path().exists()
+    assert not credentials.config_path().exists()
 
 
 def test_environment_credentials_are_pointed_out(make_wizard, monkeypatch):
@@ -223,7 +223,7 @@ def test_environment_credentials_are_pointed_out(make_wizard, monkeypatch):
 
 def test_browser_sign_in_streams_modal_token_new(qtbot, make_wizard, monkeypatch):
     monkeypatch.setenv("BROWSER", "true")  # a browser that opens nothing
-    config = ma.config_path()
+    config = credentials.config_path()
     config.write_text(WORK_PROFILE)
     wizard = make_wizard()
     go_to_token_page(wizard)
@@ -237,8 +237,8 @@ def test_browser_sign_in_streams_modal_token_new(qtbot, make_wizard, monkeypatch
     verify(qtbot, wizard)
     assert wizard.verify_page.status.text() == "Accepted by workspace ada-lovelace."
     assert stat.S_IMODE(config.stat().st_mode) == 0o600
-    assert set(ma.read_profiles()) == {"work", "whisper-desk"}
-    assert ma.active_profile() == "whisper-desk"
+    assert set(credentials.read_profiles()) == {"work", "whisper-desk"}
+    assert credentials.active_profile() == "whisper-desk"
     assert_secret_not_shown(wizard)
 
 
@@ -246,7 +246,7 @@ def test_browser_sign_in_streams_modal_token_new(qtbot, make_wizard, monkeypatch
 
 
 def test_already_deployed_at_the_same_version_is_skipped(qtbot, make_wizard, fresh):
-    fresh.apps["whisper-desk"] = FakeApp(tags={ma.VERSION_TAG: "3"})
+    fresh.apps["whisper-desk"] = DeployedApp(tags={settings.VERSION_TAG: "3"})
     deploys = []
     wizard = make_wizard(deploy=lambda *a, **k: deploys.append(1))
     reach_deploy_page(qtbot, wizard)
@@ -257,7 +257,7 @@ def test_already_deployed_at_the_same_version_is_skipped(qtbot, make_wizard, fre
 
 
 def test_other_version_offers_a_redeploy(qtbot, make_wizard, fresh):
-    fresh.apps["whisper-desk"] = FakeApp(tags={ma.VERSION_TAG: "2"})
+    fresh.apps["whisper-desk"] = DeployedApp(tags={settings.VERSION_TAG: "2"})
     wizard = make_wizard()
     reach_deploy_page(qtbot, wizard)
     page = wizard.deploy_page
@@ -282,8 +282,8 @@ def test_deploy_streams_its_log_then_warms_the_model(qtbot, make_wizard, tmp_pat
                             "audio_s": 1.0, "rtf": 0.1}}
 
     wizard = make_wizard(
-        deploy=functools.partial(ma.deploy, command=command),
-        warm_model_volume=functools.partial(ma.warm_model_volume, transcribe=warm_remote),
+        deploy=functools.partial(deploying.deploy, command=command),
+        warm_model_volume=functools.partial(warm.warm_model_volume, transcribe=warm_remote),
     )
     reach_deploy_page(qtbot, wizard)
     page = wizard.deploy_page
@@ -308,7 +308,7 @@ def test_deploy_cancel_stops_it(qtbot, make_wizard, tmp_path):
         print("Building image im-slow", flush=True)
         time.sleep(60)
     """)
-    wizard = make_wizard(deploy=functools.partial(ma.deploy, command=command))
+    wizard = make_wizard(deploy=functools.partial(deploying.deploy, command=command))
     reach_deploy_page(qtbot, wizard)
     page = wizard.deploy_page
     page.deploy_button.click()
@@ -322,7 +322,7 @@ def test_deploy_cancel_stops_it(qtbot, make_wizard, tmp_path):
 
 
 def test_try_it_shows_the_transcript_and_gpu_timing(qtbot, make_wizard, fresh, jfk):
-    fresh.apps["whisper-desk"] = FakeApp(tags={ma.VERSION_TAG: "3"})
+    fresh.apps["whisper-desk"] = DeployedApp(tags={settings.VERSION_TAG: "3"})
     backend = SampleBackend()
     wizard = make_wizard(make_backend=lambda: backend, sample_path=jfk)
     reach_deploy_page(qtbot, wizard)
@@ -383,12 +383,12 @@ class SampleBackend:
 def test_cancel_at_any_step_leaves_the_config_as_it_was(qtbot, make_wizard, fresh, tmp_path, monkeypatch,
                                                         step, existing):
     monkeypatch.setenv("BROWSER", "true")
-    config = ma.config_path()
+    config = credentials.config_path()
     if existing:
         config.write_text(WORK_PROFILE)
     before = config.read_bytes() if existing else None
     command = fake_cli(tmp_path, "import time\nprint('building', flush=True)\ntime.sleep(60)\n")
-    wizard = make_wizard(deploy=functools.partial(ma.deploy, command=command))
+    wizard = make_wizard(deploy=functools.partial(deploying.deploy, command=command))
 
     if step != "intro":
         go_to_token_page(wizard)
@@ -450,8 +450,8 @@ def test_screenshot_script_saves_every_page(tmp_path):
 
 
 def test_opening_at_the_deploy_page_uses_the_saved_token(qtbot, make_wizard, fresh):
-    ma.write_token(GOOD_ID, GOOD_SECRET, profile="whisper-desk", server_url=fresh.url)
-    fresh.apps["whisper-desk"] = FakeApp(tags={ma.VERSION_TAG: "3"})
+    credentials.write_token(GOOD_ID, GOOD_SECRET, profile="whisper-desk", server_url=fresh.url)
+    fresh.apps["whisper-desk"] = DeployedApp(tags={settings.VERSION_TAG: "3"})
     wizard = make_wizard(start_id=DEPLOY)
     assert wizard.currentId() == DEPLOY
     qtbot.waitUntil(lambda: wizard.deploy_page._task is None, timeout=5000)
