@@ -266,6 +266,8 @@ class EditorTools(QObject):
         self._region_cancel: CancelToken | None = None
         self._export: _Call | None = None
         self._fit: _Call | None = None
+        self._fit_before: list[Segment] = []
+        self._region_plan: tuple[int, list[Segment]] = (0, [])
 
         self.delegate = MarkedTextDelegate(editor.view, self)
         self.delegate.splitRequested.connect(editor._split_from_editor)
@@ -277,6 +279,8 @@ class EditorTools(QObject):
         self.region_action = self._action("Re-transcribe…", self.open_region_dialog,
                                           "Transcribe the selected segments or a time range again, with another "
                                           "model, language or backend")
+        self.cancel_region_action = self._action("Cancel re-transcription", self.cancel_region,
+                                                 "Stop the re-transcription running now (nothing is replaced)")
         self.fit_action = self._action("Fit to subtitle rules", self.fit_to_rules,
                                        "Re-cut the segments as subtitle cues (line length, lines, reading speed)")
         self.uncertain_action = self._action("Mark uncertain words", lambda: self.set_mark_uncertain(
@@ -285,8 +289,8 @@ class EditorTools(QObject):
         self.karaoke_action = self._action("Export karaoke…", self.open_karaoke_export,
                                            "ASS or VTT subtitles with each word's time")
         self.menu = QMenu("Tools", editor)
-        for action in (self.shift_action, self.region_action, self.fit_action, None, self.uncertain_action,
-                       self.karaoke_action):
+        for action in (self.shift_action, self.region_action, self.cancel_region_action, self.fit_action, None,
+                       self.uncertain_action, self.karaoke_action):
             if action is None:
                 self.menu.addSeparator()
             else:
@@ -314,6 +318,7 @@ class EditorTools(QObject):
         has_rows = editor.model.rowCount() > 0
         self.shift_action.setEnabled(editable and has_rows)
         self.region_action.setEnabled(editable and self._source() is not None and self._region is None)
+        self.cancel_region_action.setEnabled(self._region is not None)
         self.fit_action.setEnabled(editable and has_rows and self._fit is None)
         self.karaoke_action.setEnabled(has_rows and self._export is None)
 
@@ -402,8 +407,10 @@ class EditorTools(QObject):
                 engine.close()
 
         call = _Call(work)
-        call.returned.connect(lambda segments: self._region_done(first, before, segments))
+        self._region_plan = (first, before)
+        call.returned.connect(self._region_done)  # bound methods: nothing arrives once the editor is gone
         call.raised.connect(self._region_raised)
+        self.destroyed.connect(cancel.cancel)  # closing the editor stops the backend (and any billing)
         self._region, self._region_cancel = call, cancel
         self.editor.show_status(f"Re-transcribing {format_timestamp(start)}–{format_timestamp(end)} with "
                                 f"{options.model} ({BACKEND_LABELS.get(backend, backend)})…")
@@ -418,8 +425,9 @@ class EditorTools(QObject):
     def region_running(self) -> bool:
         return self._region is not None
 
-    def _region_done(self, first: int, before: list[Segment], segments: list[Segment]) -> None:
+    def _region_done(self, segments: list[Segment]) -> None:
         self._region = self._region_cancel = None
+        first, before = self._region_plan
         model = self.editor.model
         current = model._segments[first:first + len(before)]
         if model.read_only or [_key(s) for s in current] != [_key(s) for s in before]:
@@ -472,15 +480,17 @@ class EditorTools(QObject):
 
         before = self.editor.model.segments()
         call = _Call(work)
-        call.returned.connect(lambda value: self._fitted(before, *value))
-        call.raised.connect(lambda exc: self._fit_failed(f"Not fitted: {exc}"))
+        self._fit_before = before
+        call.returned.connect(self._fitted)
+        call.raised.connect(self._fit_raised)
         self._fit = call
         self.editor.show_status("Fitting to the subtitle rules…")
         _start_thread(call)
         return True
 
-    def _fitted(self, before: list[Segment], segments: list[Segment], report: str) -> None:
+    def _fitted(self, value: tuple[list[Segment], str]) -> None:
         self._fit = None
+        (segments, report), before = value, self._fit_before
         model = self.editor.model
         if model.read_only or [_key(s) for s in model._segments] != [_key(s) for s in before]:
             self._fit_failed("The transcript changed while it was being fitted; nothing was changed.")
@@ -489,6 +499,9 @@ class EditorTools(QObject):
         self.editor.show_status(f"Fitted to subtitle rules: {len(segments)} cues"
                                 + (f"; {report}." if report else ", every one follows the rules."))
         self.fitFinished.emit(report)
+
+    def _fit_raised(self, exc: Exception) -> None:
+        self._fit_failed(f"Not fitted: {exc}")
 
     def _fit_failed(self, message: str) -> None:
         self._fit = None

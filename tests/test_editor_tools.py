@@ -148,6 +148,19 @@ def test_retranscribe_refuses_an_edit_made_meanwhile_and_a_missing_file(qtbot, e
     assert editor.undo_stack.count() == 0
 
 
+def test_cancel_a_retranscription_from_the_tools_menu(qtbot, editor):
+    before = editor.transcript()
+    with qtbot.waitSignal(editor.tools.regionFailed, timeout=120_000) as failed:
+        assert editor.tools.retranscribe(rows=[0, 1], model="tiny.en")
+        editor.tools.update_actions()
+        assert editor.tools.cancel_region_action.isEnabled() and not editor.tools.region_action.isEnabled()
+        editor.tools.cancel_region_action.trigger()
+    assert failed.args[0] == "Re-transcription cancelled; nothing was replaced."
+    assert editor.transcript().segments == before.segments and editor.undo_stack.count() == 0
+    editor.tools.update_actions()
+    assert editor.tools.region_action.isEnabled() and not editor.tools.cancel_region_action.isEnabled()
+
+
 def test_the_region_dialog_reads_a_time_range(qtbot, editor):
     dialog = editor.tools.open_region_dialog()
     assert not dialog.selection.isEnabled() and dialog.time_range.isChecked()
