@@ -13,8 +13,9 @@ SYSTEM_PACKAGES=(libegl1 libgl1 libxkbcommon0 libxkbcommon-x11-0 libfontconfig1 
   libpulse0 libx11-xcb1 libxcb-icccm4 libxcb-keysyms1 libxcb-cursor0 libxcb-image0 libxcb-render-util0
   libxcb-shape0 libxcb-xinerama0 libxcb-xkb1 libxcb-randr0 libxcb-xfixes0 libxcb-sync1 libxcb-shm0
   libxcb-render0 fonts-dejavu-core)
-# the tests also run the real window on Xvfb and read the screen back with OCR, and speak test speech (espeak-ng)
-[[ $with_tests == 1 ]] && SYSTEM_PACKAGES+=(xvfb xauth tesseract-ocr tesseract-ocr-eng espeak-ng)
+# the tests also run the real window on Xvfb and read the screen back with OCR, and speak test speech (espeak-ng);
+# scripts/stress_suite.sh loads every core with stress-ng
+[[ $with_tests == 1 ]] && SYSTEM_PACKAGES+=(xvfb xauth tesseract-ocr tesseract-ocr-eng espeak-ng stress-ng)
 
 if command -v apt-get >/dev/null; then
   sudo_cmd=""
