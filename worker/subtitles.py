@@ -43,6 +43,7 @@ _SENTENCE_END = tuple(".?!…。？！")
 _CLAUSE_END = tuple(",;:—–、，；：")
 _CLOSERS = "\"')]}»”’"
 _MAX_LINGER_MS = 1500  # how long a cue may stay up after its last word to be read
+_MAX_LEAD_MS = 500  # how early a cue may appear before its first word, when it needs the time to be read
 _PAUSE_MS = 1000  # a silence this long inside a cue is as bad as breaking mid-clause
 
 
@@ -387,17 +388,20 @@ def _cue_cost(words: list[TimedWord], i: int, j: int, chars: int, rules: Subtitl
 
 
 def _time_cues(cues: list[Cue], rules: SubtitleRules, duration_ms: int) -> None:
-    """Final times: each cue as long as reading needs (within its room); no overlaps; gaps kept."""
-    previous_end = None
+    """Final times: each cue as long as reading needs, within its room (it may appear up to _MAX_LEAD_MS
+    before its first word and stay up to _MAX_LINGER_MS after its last); no overlaps; gaps kept."""
+    previous_end: int | None = None
     for index, cue in enumerate(cues):
-        spoken_start, spoken_end = cue.words[0].start, cue.words[-1].end
-        start = spoken_start if previous_end is None else max(spoken_start, previous_end + rules.min_gap_ms)
-        reading = start + max(rules.min_duration_ms, _ceil_div(cue.chars * 1000, rules.max_cps))
-        wanted = max(spoken_end, min(reading, spoken_end + _MAX_LINGER_MS), start + rules.min_duration_ms)
+        words = cue.words
+        spoken_start, spoken_end = words[0].start, words[-1].end
+        needed = max(rules.min_duration_ms, _ceil_div(cue.chars * 1000, rules.max_cps))
         if index + 1 < len(cues):
             limit = cues[index + 1].words[0].start - rules.min_gap_ms
         else:
             limit = max(spoken_end + _MAX_LINGER_MS, duration_ms)
+        lower = 0 if previous_end is None else previous_end + rules.min_gap_ms
+        start = max(lower, min(spoken_start, max(spoken_start - _MAX_LEAD_MS, limit - needed)))
+        wanted = max(spoken_end, start + rules.min_duration_ms, min(start + needed, spoken_end + _MAX_LINGER_MS))
         end = min(wanted, limit)
         cue.start, cue.end = start, max(end, start + 1)
         previous_end = cue.end
