@@ -348,3 +348,17 @@ def test_cli_rules_default_to_the_preferences(tmp_path: Path, jfk: Path) -> None
                      str(tmp_path / "wide.srt"))
     assert wider.returncode == 0, wider.stderr
     assert any(len(e.plaintext) > 18 for e in pysubs2.load(str(tmp_path / "wide.srt")))
+
+
+def test_subtitles_exported_on_completion_follow_the_preferences_rules(tmp_path: Path) -> None:
+    from worker.preferences import Preferences
+    from worker.queue import auto_export
+
+    prefs = Preferences(auto_export_formats=("srt", "txt"), auto_export_folder=str(tmp_path),
+                        subtitle_max_line_chars=20, subtitle_max_lines=1)
+    assert prefs.options().word_timestamps  # subtitles on completion: jobs get word timestamps
+    assert not Preferences(auto_export_formats=("txt",)).options().word_timestamps
+    notes = auto_export(jfk_transcript(), tmp_path / "jfk.flac", prefs)
+    assert notes == [f"exported {tmp_path / 'jfk.srt'}", f"exported {tmp_path / 'jfk.txt'}"]
+    subs = pysubs2.load(str(tmp_path / "jfk.srt"))
+    assert len(subs) > 2 and all(len(e.plaintext) <= 20 and "\n" not in e.plaintext for e in subs)

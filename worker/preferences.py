@@ -12,7 +12,7 @@ from typing import Any
 
 from worker.backends.base import BACKEND_LABELS
 from worker.options import DEFAULT_MODEL, MODEL_NAMES, TranscriptionOptions
-from worker.subtitles import SubtitleRules
+from worker.subtitles import RULE_FORMATS, SubtitleRules
 from worker.timing import DEFAULT_T4_DOLLARS_PER_HOUR
 from worker.watch import WatchFolder, parse_watch_folders
 
@@ -60,7 +60,8 @@ class Preferences:
             model=self.model,
             language=self.language.strip() or None,
             task=self.task,  # type: ignore[arg-type]
-            word_timestamps=self.word_timestamps,
+            # subtitles exported on completion are cut at words
+            word_timestamps=self.word_timestamps or any(f in RULE_FORMATS for f in self.auto_export_formats),
         )
 
     def backend_settings(self, name: str) -> dict[str, object]:
