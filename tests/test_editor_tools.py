@@ -338,3 +338,25 @@ def test_preferences_dialog_edits_the_subtitle_rules_and_the_threshold(qtbot):
     prefs = dialog.preferences()
     assert prefs.subtitle_rules() == SubtitleRules(max_line_chars=32, max_cps=20.0)
     assert prefs.mark_low_confidence and prefs.low_confidence_threshold == 0.35
+
+
+# --- the Qt-free rules behind the tools (worker.editing) ---------------------------------------------------------------------
+
+def test_regions_words_under_the_playhead_and_shifts_without_qt():
+    from worker.editing import region_for, shift_segments, word_at, word_spans
+
+    segments = jfk_transcript().segments  # 0.00-7.54 and 8.06-10.50
+    assert region_for(segments, rows=[1]) == (1, 2, 8.06, 10.5)
+    assert region_for(segments, time_range=(7.0, 9.0)) == (0, 2, 0.0, 10.5)  # widened to whole segments
+    assert region_for(segments, time_range=(7.6, 8.0)) == (1, 1, 7.6, 8.0)  # a gap: nothing replaced, new inserted
+    with pytest.raises(ValueError):
+        region_for(segments, time_range=(5.0, 5.0))
+    first = segments[0]
+    assert word_at(first, -0.1) == -1 and word_at(first, 0.0) == 0
+    assert word_at(first, first.words[3].start) == 3 and word_at(first, 7.6) == -1  # after the last word
+    spans = word_spans(first)
+    assert [first.text.strip()[a:b] for a, b in spans] == [w.text.strip() for w in first.words]
+    moved = shift_segments(segments, [1], -8.0)
+    assert list(moved) == [1] and moved[1].start == 0.06 and moved[1].words[0].start == round(segments[1].words[0].start - 8.0, 3)
+    with pytest.raises(ValueError, match="segment 2 before 00:00:00.000"):
+        shift_segments(segments, [1], -8.1)
