@@ -55,7 +55,14 @@ class TimingReport:
     chunk_index: int | None = None
 
 
-Event = Union[Progress, SegmentsReady, TimingReport]
+@dataclass(frozen=True)
+class Note:
+    """A line for the job's log: something the user should know that is not an error."""
+
+    text: str
+
+
+Event = Union[Progress, SegmentsReady, TimingReport, Note]
 Emit = Callable[[Event], None]
 
 

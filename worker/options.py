@@ -33,6 +33,9 @@ class TranscriptionOptions:
             str(self.speakers).isdigit() and 1 <= int(self.speakers) <= MAX_SPEAKERS
         ):
             raise ValueError(f"speakers must be auto or a number from 1 to {MAX_SPEAKERS}, not {self.speakers!r}")
+        if self.speakers is not None and not self.word_timestamps:
+            # speaker labels split segments at the words where the voice changes: every engine must time words
+            object.__setattr__(self, "word_timestamps", True)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

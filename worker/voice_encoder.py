@@ -198,26 +198,71 @@ def _hann() -> np.ndarray:
     return 0.5 - 0.5 * np.cos(2 * np.pi * n / MEL_WINDOW)  # periodic, as scipy's get_window("hann")
 
 
-def mel_frames(wav: np.ndarray, block_frames: int = 6000) -> np.ndarray:
-    """(frames, 40) float32 mel power spectrogram, frame t centred on sample t*160, len(wav)//160+1 frames.
-    Computed in blocks so a long file never needs the full STFT in memory."""
-    wav = np.asarray(wav, dtype=np.float32)
-    padded = np.pad(wav, MEL_WINDOW // 2)
-    n_frames = 1 + (len(padded) - MEL_WINDOW) // MEL_HOP if len(padded) >= MEL_WINDOW else 0
-    out = np.empty((n_frames, MEL_CHANNELS), dtype=np.float32)
+class MelStream:
+    """The mel power spectrogram of audio fed block by block (so a long file never sits in memory at once):
+    frame t is centred on sample t*160 (zero padding at both ends), as librosa's centred frames. Also keeps
+    each 10 ms hop's mean square, for window loudness and silence."""
+
+    def __init__(self) -> None:
+        self._pending = np.zeros(MEL_WINDOW // 2, dtype=np.float32)  # the left padding
+        self._next = 0  # the next frame to compute; its first sample sits at _pending[0]
+        self._samples = 0
+        self._tail_energy = np.zeros(0, dtype=np.float32)
+        self._mels: list[np.ndarray] = []
+        self._energy: list[np.ndarray] = []
+
+    def feed(self, block: np.ndarray) -> None:
+        block = np.asarray(block, dtype=np.float32)
+        self._samples += len(block)
+        self._pending = np.concatenate([self._pending, block])
+        self._energy_of(block)
+        self._compute(final=False)
+
+    def finish(self) -> tuple[np.ndarray, np.ndarray]:
+        """(frames, 40) float32 mels, len(audio)//160 + 1 frames; and (len(audio)//160,) hop mean squares."""
+        self._pending = np.concatenate([self._pending, np.zeros(MEL_WINDOW // 2, dtype=np.float32)])
+        self._compute(final=True)
+        mels = np.concatenate(self._mels) if self._mels else np.zeros((0, MEL_CHANNELS), dtype=np.float32)
+        energy = np.concatenate(self._energy) if self._energy else np.zeros(0, dtype=np.float32)
+        return mels, energy
+
+    def _energy_of(self, block: np.ndarray) -> None:
+        joined = np.concatenate([self._tail_energy, block])
+        whole = len(joined) - len(joined) % MEL_HOP
+        if whole:
+            self._energy.append(np.mean(joined[:whole].reshape(-1, MEL_HOP).astype(np.float64) ** 2, axis=1).astype(np.float32))
+        self._tail_energy = joined[whole:]
+
+    def _compute(self, final: bool) -> None:
+        available = 1 + (len(self._pending) - MEL_WINDOW) // MEL_HOP if len(self._pending) >= MEL_WINDOW else 0
+        if final:
+            available = min(available, self._samples // MEL_HOP + 1 - self._next)
+        if available <= 0:
+            return
+        self._mels.append(_mel_block(self._pending, available))
+        self._next += available
+        self._pending = self._pending[available * MEL_HOP :]
+
+
+def _mel_block(samples: np.ndarray, count: int, block_frames: int = 4000) -> np.ndarray:
     basis = mel_filterbank().T.astype(np.float32)
     window = _hann().astype(np.float32)
-    for start in range(0, n_frames, block_frames):
-        count = min(block_frames, n_frames - start)
+    out = np.empty((count, MEL_CHANNELS), dtype=np.float32)
+    for start in range(0, count, block_frames):
+        n = min(block_frames, count - start)
         frames = np.lib.stride_tricks.as_strided(
-            padded[start * MEL_HOP :],
-            shape=(count, MEL_WINDOW),
-            strides=(padded.strides[0] * MEL_HOP, padded.strides[0]),
+            samples[start * MEL_HOP :], shape=(n, MEL_WINDOW), strides=(samples.strides[0] * MEL_HOP, samples.strides[0])
         )
         spectrum = np.fft.rfft(frames * window, axis=1)
-        power = (spectrum.real**2 + spectrum.imag**2).astype(np.float32)
-        out[start : start + count] = power @ basis
+        out[start : start + n] = (spectrum.real**2 + spectrum.imag**2).astype(np.float32) @ basis
     return out
+
+
+def mel_frames(wav: np.ndarray) -> np.ndarray:
+    """(frames, 40) float32 mel power spectrogram of a whole waveform (librosa.feature.melspectrogram's)."""
+    stream = MelStream()
+    stream.feed(wav)
+    return stream.finish()[0]
 
 
 def normalisation_gain(wav: np.ndarray, increase_only: bool = True) -> float:

@@ -1,0 +1,352 @@
+"""Speaker labels: accuracy, speed and memory (docs/benchmarks.md, "Speakers").
+
+Accuracy is the share of words attributed to the right speaker after the best one-to-one mapping between
+found and true speakers (a word counts as wrong when its speaker has no partner, or when it has none).
+Dialogues:
+- real: turns cut from the shared recordings (../shared/audio: the reader of multilingual.mp3's English half,
+  JFK, the hotwords.mp3 speaker, the two speakers of stereo_diarization.wav's channels), joined with short
+  pauses, for 2, 3 (A-B-A-C) and 4 speakers;
+- synthetic: espeak-ng voices taking turns (2, 3 and 4 voices).
+Every dialogue is transcribed by the local engine (tiny.en, word timestamps) and labelled with the speaker
+count found automatically. Speed: a 10-minute dialogue, local transcription time vs label_speakers time.
+Memory: peak RSS of a fresh process running label_speakers vs the local engine process's peak.
+Thresholds: cosine similarity of speakers' averaged embeddings, same voice in different recordings vs
+different voices (what KNOWN_VOICE_SIMILARITY is set from).
+
+    python -m bench.speakers_bench [--quick] [--write docs/speakers-bench.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile
+
+ROOT = Path(__file__).resolve().parents[1]
+AUDIO = ROOT.parent / "shared" / "audio"
+RATE = 16000
+PAUSE_S = 0.6  # between turns
+
+
+@dataclass(frozen=True)
+class Turn:
+    start: float
+    end: float
+    speaker: str
+
+
+@dataclass(frozen=True)
+class Dialogue:
+    name: str
+    path: Path
+    turns: list[Turn]
+
+    @property
+    def speakers(self) -> list[str]:
+        return sorted({t.speaker for t in self.turns})
+
+
+def _decode(name: str) -> np.ndarray:
+    from worker.audio import decode_audio
+
+    return decode_audio(AUDIO / name)
+
+
+def _channel(name: str, channel: int) -> np.ndarray:
+    data, rate = soundfile.read(AUDIO / name, dtype="float32", always_2d=True)
+    assert rate == RATE
+    return data[:, channel]
+
+
+def real_pieces() -> dict[str, tuple[str, np.ndarray]]:
+    """Turns cut at pauses from the shared recordings: key -> (speaker, 16 kHz samples)."""
+    reader = _decode("multilingual.mp3")  # English for its first 30 s
+    jfk = _decode("jfk.flac")
+
+    def cut(audio: np.ndarray, a: float, b: float) -> np.ndarray:
+        return audio[int(a * RATE) : int(b * RATE)]
+
+    return {
+        "A1": ("reader", cut(reader, 0.0, 8.9)),
+        "A2": ("reader", cut(reader, 9.0, 14.8)),
+        "A3": ("reader", cut(reader, 14.8, 30.0)),
+        "B1": ("jfk", cut(jfk, 0.0, 8.1)),
+        "B2": ("jfk", cut(jfk, 8.1, 11.0)),
+        "C": ("hotwords", _decode("hotwords.mp3")),
+        "D": ("curtain", _channel("stereo_diarization.wav", 0)),
+        "E": ("horizon", _channel("stereo_diarization.wav", 1)),
+    }
+
+
+# (tiny.en tends to drop the short hotwords turn when it closes a dialogue, so it comes second)
+REAL_DIALOGUES = {
+    "real, 2 speakers (A-B-A-B)": ["A1", "B1", "A2", "B2"],
+    "real, 3 speakers (A-B-A-C)": ["A1", "C", "A3", "B1"],
+    "real, 4 speakers (A-B-A-C-A-D)": ["A1", "C", "A2", "B1", "A3", "D"],
+}
+
+
+def _trimmed(samples: np.ndarray, floor_db: float = -45.0) -> np.ndarray:
+    """Without the leading and trailing silence (so the pause between turns is what we say it is)."""
+    hop = 160
+    frames = samples[: len(samples) // hop * hop].reshape(-1, hop)
+    loud = np.flatnonzero(10 * np.log10(np.mean(frames**2, axis=1) + 1e-12) > floor_db)
+    if not len(loud):
+        return samples
+    return samples[loud[0] * hop : (loud[-1] + 1) * hop]
+
+
+def join_turns(pieces: list[tuple[str, np.ndarray]], path: Path, pause_s: float = PAUSE_S) -> list[Turn]:
+    """Write the pieces one after another with `pause_s` of silence between them; the turns' times."""
+    out, turns, t = [], [], 0.0
+    pause = np.zeros(int(pause_s * RATE), dtype=np.float32)
+    for index, (speaker, samples) in enumerate(pieces):
+        samples = _trimmed(samples.astype(np.float32))
+        if index:
+            out.append(pause)
+            t += pause_s
+        out.append(samples)
+        turns.append(Turn(round(t, 3), round(t + len(samples) / RATE, 3), speaker))
+        t += len(samples) / RATE
+    out.append(np.zeros(RATE, dtype=np.float32))  # a second of silence at the end: a last turn cut at the file's
+    soundfile.write(path, np.concatenate(out), RATE, subtype="PCM_16")  # end tends to be dropped by Whisper
+    return turns
+
+
+def real_dialogue(folder: Path, keys: list[str], name: str = "dialogue.wav") -> Dialogue:
+    pieces = real_pieces()
+    path = folder / name
+    turns = join_turns([pieces[k] for k in keys], path)
+    return Dialogue(path.stem, path, turns)
+
+
+# the four voices (of 55 base+variant pairs tried) whose averaged embeddings are least alike: espeak-ng's
+# voices share one synthesiser, and to the speaker encoder they sound closer than real people do
+ESPEAK_VOICES = ["en-us+m1", "en-us+f1", "en-029+m7", "en-029+klatt4"]
+ESPEAK_LINES = [
+    "Good morning, did you manage to look at the report I sent over last night?",
+    "I did, and I think the numbers in the second section need another check before Friday.",
+    "That is fair. The sales figures came in late, so some of them are still estimates.",
+    "Could we ask the finance team to confirm them by Wednesday afternoon?",
+    "I will send them a message after this call and copy both of you.",
+    "Thanks. Then the only open question is who presents the results at the meeting.",
+    "I am happy to do it, as long as someone else takes the questions about the budget.",
+    "Fine by me. I know the budget well enough to answer most of what they will ask.",
+]
+
+
+def espeak_dialogue(folder: Path, voices: int, turns: int = 8, name: str | None = None) -> Dialogue:
+    """`voices` espeak-ng voices taking `turns` turns: A-B-A-C... so every voice speaks, some more than once."""
+    order = [0, 1, 0, 2, 1, 3, 0, 2][:turns] if voices > 2 else [0, 1] * (turns // 2)
+    order = [i % voices for i in order]
+    pieces = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for index, voice in enumerate(order):
+            wav = Path(tmp) / f"{index}.wav"
+            line = ESPEAK_LINES[index % len(ESPEAK_LINES)]
+            subprocess.run(["espeak-ng", "-v", ESPEAK_VOICES[voice], "-s", "160", "-w", str(wav), line], check=True)
+            data, rate = soundfile.read(wav, dtype="float32")
+            pieces.append((ESPEAK_VOICES[voice], _resampled(data, rate)))
+    path = folder / (name or f"espeak_{voices}.wav")
+    return Dialogue(path.stem, path, join_turns(pieces, path))
+
+
+def _resampled(samples: np.ndarray, rate: int) -> np.ndarray:
+    if rate == RATE:
+        return samples
+    times = np.arange(int(len(samples) * RATE / rate)) / RATE
+    return np.interp(times, np.arange(len(samples)) / rate, samples).astype(np.float32)
+
+
+def word_accuracy(transcript, turns: list[Turn]) -> tuple[float, int, int]:
+    """(share of words right after the best one-to-one speaker mapping, words, speakers found). A word's true
+    speaker is the turn its middle falls in (or the nearest turn)."""
+    pairs = []
+    for segment in transcript.segments:
+        for word in segment.words or []:
+            middle = (word.start + word.end) / 2
+            turn = min(turns, key=lambda t: 0 if t.start <= middle <= t.end else min(abs(middle - t.start), abs(middle - t.end)))
+            pairs.append((segment.speaker, turn.speaker))
+    if not pairs:
+        return 0.0, 0, 0
+    found = sorted({p for p, _ in pairs if p is not None})
+    truth = sorted({t for _, t in pairs})
+    best = 0
+    for chosen in itertools.permutations(truth, min(len(found), len(truth))):
+        mapping = dict(zip(found, chosen))
+        best = max(best, sum(1 for p, t in pairs if p is not None and mapping.get(p) == t))
+    if len(found) > len(truth):  # more found than true: try every subset of found speakers
+        for chosen in itertools.permutations(found, len(truth)):
+            mapping = dict(zip(chosen, truth))
+            best = max(best, sum(1 for p, t in pairs if mapping.get(p) == t))
+    return best / len(pairs), len(pairs), len(found)
+
+
+# --- running ---------------------------------------------------------------------------------------------
+
+
+def transcribe_local(path: Path, speakers: str = "auto"):
+    """The local backend's transcript (word timestamps on, as speakers ask) and its wall time."""
+    from worker.backends.local import LocalBackend
+    from worker.events import CancelToken, ignore_events
+    from worker.options import TranscriptionOptions
+
+    backend = LocalBackend()
+    try:
+        options = TranscriptionOptions(speakers=speakers, word_timestamps=True)
+        backend.start()
+        started = time.perf_counter()
+        transcript = backend.transcribe(path, options, ignore_events, CancelToken())
+        return transcript, time.perf_counter() - started
+    finally:
+        backend.close()
+
+
+def label(path: Path, transcript, speakers: str = "auto"):
+    from worker.options import TranscriptionOptions
+    from worker.speakers import label_speakers
+
+    started = time.perf_counter()
+    labelled = label_speakers(path, transcript, TranscriptionOptions(speakers=speakers, word_timestamps=True))
+    return labelled, time.perf_counter() - started
+
+
+def _peak_rss_mb(code: str) -> float:
+    """Peak RSS (MB) of a fresh Python process running `code`."""
+    script = code + "\nimport resource; print('PEAK', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+    out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    return int(out.split("PEAK")[-1].split()[0]) / 1024
+
+
+def measure_accuracy(folder: Path, log) -> list[dict]:
+    rows = []
+    dialogues = [real_dialogue(folder, keys, f"real_{i}.wav") for i, keys in enumerate(REAL_DIALOGUES.values())]
+    names = list(REAL_DIALOGUES)
+    if shutil.which("espeak-ng"):
+        for voices in (2, 3, 4):
+            dialogues.append(espeak_dialogue(folder, voices))
+            names.append(f"espeak-ng, {voices} voices")
+    for name, dialogue in zip(names, dialogues):
+        transcript, transcribe_s = transcribe_local(dialogue.path)
+        labelled, label_s = label(dialogue.path, transcript)
+        accuracy, words, found = word_accuracy(labelled, dialogue.turns)
+        row = {"dialogue": name, "length_s": dialogue.turns[-1].end, "speakers": len(dialogue.speakers),
+               "found": found, "words": words, "accuracy": accuracy, "transcribe_s": transcribe_s, "label_s": label_s}
+        log(json.dumps(row))
+        rows.append(row)
+    return rows
+
+
+def measure_thresholds(folder: Path) -> dict:
+    """Cosine similarity of averaged embeddings: one voice in two different recordings, and two voices."""
+    from worker.speakers import voice_embedding
+
+    pieces = real_pieces()
+    # same voice, different audio: the reader's first and last parts, JFK's two halves
+    same = [("A1", "A3"), ("A2", "A3"), ("A1", "A2"), ("B1", "B2")]
+    embeddings = {key: voice_embedding(samples) for key, (_, samples) in pieces.items()}
+    same_scores = [float(embeddings[a] @ embeddings[b]) for a, b in same]
+    different = [
+        float(embeddings[a] @ embeddings[b])
+        for a, b in itertools.combinations(embeddings, 2)
+        if pieces[a][0] != pieces[b][0]
+    ]
+    return {"same": same_scores, "different": different}
+
+
+def measure_speed_and_memory(folder: Path, minutes: float, log) -> dict:
+    """A dialogue of about `minutes` minutes made of espeak-ng and real turns: transcription vs labelling."""
+    dialogue_parts = [espeak_dialogue(folder, 3, name="part_espeak.wav"), real_dialogue(folder, REAL_DIALOGUES["real, 3 speakers (A-B-A-C)"], "part_real.wav")]
+    one = np.concatenate([soundfile.read(d.path, dtype="float32")[0] for d in dialogue_parts])
+    repeats = int(np.ceil(minutes * 60 * RATE / len(one)))
+    long_path = folder / "long_dialogue.wav"
+    soundfile.write(long_path, np.tile(one, repeats)[: int(minutes * 60 * RATE)], RATE, subtype="PCM_16")
+    transcript, transcribe_s = transcribe_local(long_path)
+    log(f"transcribed {minutes:.0f} min in {transcribe_s:.1f} s")
+    saved = folder / "long.json"
+    saved.write_text(json.dumps(transcript.to_dict()))
+    labelled, label_s = label(long_path, transcript)
+    log(f"labelled in {label_s:.1f} s: {len(labelled.speakers)} speakers")
+    engine_peak = _peak_rss_mb(
+        "from worker.engines import create_engine\nfrom worker.audio import decode_audio\n"
+        "from worker.options import TranscriptionOptions\n"
+        f"e = create_engine('faster', 'tiny.en'); e.transcribe(decode_audio({str(long_path)!r}), "
+        "TranscriptionOptions(word_timestamps=True))"
+    )
+    label_peak = _peak_rss_mb(
+        "import json\nfrom worker.transcript import Transcript\nfrom worker.options import TranscriptionOptions\n"
+        "from worker.speakers import label_speakers\n"
+        f"t = Transcript.from_dict(json.load(open({str(saved)!r})))\n"
+        f"label_speakers({str(long_path)!r}, t, TranscriptionOptions(speakers='auto'))"
+    )
+    return {"audio_s": minutes * 60, "transcribe_s": transcribe_s, "label_s": label_s,
+            "engine_peak_mb": engine_peak, "label_peak_mb": label_peak, "found": len(labelled.speakers)}
+
+
+def report(rows: list[dict], thresholds: dict, speed: dict | None) -> str:
+    from worker.speakers import AUTO_MERGE_SIMILARITY, KNOWN_VOICE_SIMILARITY, WINDOW_HOP_S
+
+    lines = ["## Speakers", ""]
+    lines.append(
+        f"Generated by `python -m bench.speakers_bench` on {time.strftime('%Y-%m-%d %H:%M')} (2 CPUs, shared). "
+        "Transcripts by the local engine (tiny.en, word timestamps), then `worker.speakers.label_speakers` with "
+        f"the speaker count found automatically (windows every {WINDOW_HOP_S} s, clusters merged down to "
+        f"cosine {AUTO_MERGE_SIMILARITY}). Accuracy: the share of words attributed to the right speaker after "
+        "the best one-to-one mapping of found to true speakers."
+    )
+    lines += ["", "| dialogue | length s | speakers | found | words | words right | label s / transcribe s |",
+              "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for r in rows:
+        lines.append(f"| {r['dialogue']} | {r['length_s']:.1f} | {r['speakers']} | {r['found']} | {r['words']} | "
+                     f"{r['accuracy'] * 100:.1f} % | {r['label_s'] / r['transcribe_s']:.2f} |")
+    met = all(r["accuracy"] >= 0.9 and r["found"] == r["speakers"] for r in rows)
+    lines += ["", f"Goal (≥ 90 % of words right, count found automatically, 2–4 speakers): {'met' if met else 'NOT met on every dialogue'}."]
+    if speed:
+        ratio = speed["label_s"] / speed["transcribe_s"]
+        mem = speed["label_peak_mb"] / speed["engine_peak_mb"]
+        lines += ["", f"Speed and memory, a {speed['audio_s'] / 60:.0f}-minute dialogue (espeak-ng and real turns repeated):", "",
+                  "| | local transcription | speaker labels | ratio | goal |", "| --- | ---: | ---: | ---: | --- |",
+                  f"| wall time | {speed['transcribe_s']:.1f} s | {speed['label_s']:.1f} s | {ratio:.2f} | ≤ 0.15: {'met' if ratio <= 0.15 else 'NOT met'} |",
+                  f"| peak RSS (fresh process) | {speed['engine_peak_mb']:.0f} MB | {speed['label_peak_mb']:.0f} MB | {mem:.2f} | ≤ 1: {'met' if mem <= 1 else 'NOT met'} |"]
+    same, different = thresholds["same"], thresholds["different"]
+    lines += ["", "Known voices: cosine similarity of averaged embeddings (whole turns of the shared recordings).", "",
+              "| pairs | count | min | max |", "| --- | ---: | ---: | ---: |",
+              f"| same speaker, different audio | {len(same)} | {min(same):.3f} | {max(same):.3f} |",
+              f"| different speakers | {len(different)} | {min(different):.3f} | {max(different):.3f} |", "",
+              f"`KNOWN_VOICE_SIMILARITY` = {KNOWN_VOICE_SIMILARITY}: a speaker takes a known voice's name at or above it."]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="accuracy and thresholds only (no 10-minute file)")
+    parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument("--write", type=Path, help="write the report (markdown) here")
+    args = parser.parse_args(argv)
+    log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        rows = measure_accuracy(folder, log)
+        thresholds = measure_thresholds(folder)
+        log(json.dumps(thresholds))
+        speed = None if args.quick else measure_speed_and_memory(folder, args.minutes, log)
+    text = report(rows, thresholds, speed)
+    if args.write:
+        args.write.write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
