@@ -124,6 +124,16 @@ MIGRATIONS: list[str] = [
         updated REAL NOT NULL
     );
     """,
+    # known voices (worker.speakers): a named speaker's averaged voice embedding (float32 bytes, never audio)
+    """
+    CREATE TABLE known_voices (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL,
+        embedding BLOB NOT NULL,
+        count INTEGER NOT NULL DEFAULT 1,
+        created REAL NOT NULL
+    );
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -154,6 +164,18 @@ class JobRecord:
     @property
     def name(self) -> str:
         return Path(self.path).name
+
+
+@dataclass(frozen=True)
+class KnownVoice:
+    """A voice named once and recognised in later files: `embedding` is the L2-normalised average of the
+    `count` speaker embeddings saved under `name`."""
+
+    id: int
+    name: str
+    embedding: tuple[float, ...]
+    count: int
+    created: float
 
 
 def default_library_path() -> Path:
@@ -623,6 +645,49 @@ class Library:
             "state = excluded.state, updated = excluded.updated",
             (str(path), size, mtime, job_id, str(state), time.time()),
         )
+
+    # known voices
+    def save_voice(self, name: str, embedding: Iterable[float]) -> int:
+        """Save a speaker's voice embedding under `name` (trimmed, not empty). Saving a name again (in any
+        case) refines that voice: the average of everything saved under it. Returns the voice's id."""
+        import numpy as np
+
+        name = name.strip()
+        if not name:
+            raise ValueError("a known voice needs a name")
+        vector = np.asarray(list(embedding), dtype=np.float32)
+        if vector.ndim != 1 or not vector.size or not np.all(np.isfinite(vector)) or not np.any(vector):
+            raise ValueError("not a voice embedding")
+        vector /= np.linalg.norm(vector)
+        with self._lock:
+            row = next(self._rows("SELECT * FROM known_voices WHERE name = ? COLLATE NOCASE ORDER BY id", (name,)), None)
+            if row is None:
+                cursor = self._write(
+                    "INSERT INTO known_voices (name, embedding, count, created) VALUES (?, ?, 1, ?)",
+                    (name, vector.tobytes(), time.time()),
+                )
+                return int(cursor.lastrowid)
+            old = np.frombuffer(row["embedding"], dtype=np.float32)
+            if old.shape != vector.shape:
+                raise ValueError(f"the voice {row['name']!r} was saved by another speaker model")
+            merged = old * row["count"] + vector
+            merged /= np.linalg.norm(merged)
+            self._write("UPDATE known_voices SET embedding = ?, count = count + 1 WHERE id = ?", (merged.tobytes(), row["id"]))
+            return int(row["id"])
+
+    def voices(self) -> list[KnownVoice]:
+        """Every known voice, by name."""
+        import numpy as np
+
+        return [
+            KnownVoice(r["id"], r["name"], tuple(float(x) for x in np.frombuffer(r["embedding"], dtype=np.float32)),
+                       r["count"], r["created"])
+            for r in self._rows("SELECT * FROM known_voices ORDER BY name COLLATE NOCASE, id")
+        ]
+
+    def delete_voice(self, voice_id: int) -> None:
+        """Forget a known voice (transcripts keep the names they were given)."""
+        self._write("DELETE FROM known_voices WHERE id = ?", (voice_id,))
 
     # timing log
     def add_log_line(self, job_id: int | None, line: str) -> None:
