@@ -10,7 +10,6 @@ inference_s, audio_s, rtf) plus `engine`.
 
 from __future__ import annotations
 
-import threading
 import time
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -92,23 +91,13 @@ class WhisperEngine:
         self._model: Any = None
         self._load_s = 0.0
         self._used = False
-        self._loading: threading.Thread | None = None
-        self._load_error: BaseException | None = None
 
     @property
     def loaded(self) -> bool:
         return self._model is not None
 
     def load(self) -> float:
-        """Load the model if needed (or wait for start_loading's); returns the seconds loading took (0 when it
-        was already loaded)."""
-        loading, self._loading = self._loading, None
-        if loading is not None:
-            loading.join()
-            error, self._load_error = self._load_error, None
-            if error is not None:
-                raise error
-            return self._load_s
+        """Load the model if needed; returns the seconds it took (0 when it was already loaded)."""
         if self._model is not None:
             return 0.0
         started = time.perf_counter()
@@ -116,25 +105,6 @@ class WhisperEngine:
         self._load_s = time.perf_counter() - started
         self._used = False
         return self._load_s
-
-    def start_loading(self) -> None:
-        """Load the model on a background thread (while the caller decodes audio, say); load() and transcribe()
-        wait for it, and raise its error."""
-        if self._model is not None or self._loading is not None:
-            return
-
-        def load() -> None:
-            try:
-                started = time.perf_counter()
-                model, self.label = self._load()
-                self._load_s = time.perf_counter() - started
-                self._used = False
-                self._model = model  # last: `loaded` turns true with everything set
-            except BaseException as exc:  # noqa: BLE001 - handed to the thread that waits in load()
-                self._load_error = exc
-
-        self._loading = threading.Thread(target=load, name=f"load-{self.model_name}", daemon=True)
-        self._loading.start()
 
     def transcribe(
         self,
