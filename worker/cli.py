@@ -47,6 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--task", choices=TASKS, default=None)
     tr.add_argument("--word-timestamps", action=argparse.BooleanOptionalAction, default=None)
     tr.add_argument("--initial-prompt", default=None)
+    tr.add_argument("--speakers", default=None, metavar="auto|N",
+                    help="label speakers: auto (count found), or how many (1-8); off: no labels (default: the preferences')")
     tr.add_argument("--beam-size", type=int, default=5)
     tr.add_argument("--threads", type=int, default=None, help="local: CPU threads for the engine (default: automatic)")
     where = tr.add_mutually_exclusive_group()
@@ -218,6 +220,12 @@ def media_arguments(paths: Sequence[str]) -> tuple[list[Path], list[str]]:
     return files, notes
 
 
+def _speakers_choice(given: str | None, default: str) -> str | None:
+    """--speakers: auto, a count, or off; not given: the preferences' default."""
+    choice = (default if given is None else given).strip().lower()
+    return None if choice in ("", "off", "none", "0") else choice
+
+
 def transcribe_command(args: argparse.Namespace, parser: argparse.ArgumentParser | None = None) -> int:
     """Files through the one job queue (worker.queue), written to the library unless --no-library; outputs in
     the order given. Ctrl-C cancels every job through the queue, waits a bounded time, and exits 130."""
@@ -248,6 +256,7 @@ def transcribe_command(args: argparse.Namespace, parser: argparse.ArgumentParser
             word_timestamps=word_timestamps or args.format in RULE_FORMATS,  # cues are cut at words
             initial_prompt=args.initial_prompt,
             beam_size=args.beam_size,
+            speakers=_speakers_choice(args.speakers, stored.speakers_default),
         )
     except ValueError as exc:
         print(f"whisper-desk: {exc}", file=sys.stderr)

@@ -68,6 +68,7 @@ class Cue:
     start: float
     end: float
     lines: list[str]
+    speaker: str | None = None  # the speaker's name (None: no speakers)
 
 
 @dataclass
@@ -171,7 +172,8 @@ def subtitle_cues(transcript: Transcript, max_line_length: int | None = None, ma
         for index, group in enumerate(groups):
             cue_start = starts[index]
             cue_end = starts[index + 1] if index + 1 < len(groups) else seg_end
-            cues.append(Cue(round(cue_start, 3), round(max(cue_start, cue_end), 3), [_line_text(line) for line in group]))
+            cues.append(Cue(round(cue_start, 3), round(max(cue_start, cue_end), 3), [_line_text(line) for line in group],
+                            transcript.speaker_name(segment)))
     return cues
 
 
@@ -183,6 +185,9 @@ def _subtitle_file(transcript: Transcript, fmt: str, max_line_length: int | None
         lines = [line.replace("-->", "->") for line in cue.lines]
         if fmt == "vtt":
             lines = [html.escape(line, quote=False) for line in lines]
+        if cue.speaker and lines:  # SRT `Name: text`, VTT's voice tag `<v Name>text`
+            name = cue.speaker.replace("-->", "->")
+            lines[0] = f"<v {html.escape(name)}>{lines[0]}" if fmt == "vtt" else f"{name}: {lines[0]}"
         subs.append(pysubs2.SSAEvent(start=round(cue.start * 1000), end=round(cue.end * 1000), text=r"\N".join(lines)))
     return subs
 
@@ -203,20 +208,52 @@ def render(transcript: Transcript, fmt: str, max_line_length: int | None = None,
         # keep_ssa_tags: the text goes out verbatim (braces are not taken for override tags)
         return _subtitle_file(transcript, fmt, max_line_length, max_lines).to_string(fmt, keep_ssa_tags=True)
     if fmt == "json":
-        return json.dumps(transcript.to_dict(), ensure_ascii=False, indent=2) + "\n"
+        return json.dumps(_json_dict(transcript), ensure_ascii=False, indent=2) + "\n"
     if fmt == "tsv":
-        rows = ["start\tend\ttext"]
+        named = bool(transcript.speakers)
+        rows = ["start\tend\tspeaker\ttext" if named else "start\tend\ttext"]
         for segment in transcript.segments:
             text = " ".join(segment.text.split())
-            rows.append(f"{round(segment.start * 1000)}\t{round(segment.end * 1000)}\t{text}")
+            speaker = f"{' '.join((transcript.speaker_name(segment) or '').split())}\t" if named else ""
+            rows.append(f"{round(segment.start * 1000)}\t{round(segment.end * 1000)}\t{speaker}{text}")
         return "\n".join(rows) + "\n"
     if fmt == "txt":
+        if transcript.speakers:
+            return "\n".join(f"{_text_line(turn, timestamps, name)}\n" for name, turn in _turns(transcript))
         return "".join(_text_line(segment, timestamps) + "\n" for segment in transcript.segments if segment.text.strip())
     return _docx_bytes(transcript, timestamps)
 
 
-def _text_line(segment: Segment, timestamps: bool) -> str:
-    text = segment.text.strip()
+def _json_dict(transcript: Transcript) -> dict:
+    """The transcript as JSON; with speakers, each segment's "speaker" is the name (its id in
+    "speaker_id") and the speakers are listed without their voice embeddings."""
+    data = transcript.to_dict()
+    if transcript.speakers:
+        for segment, item in zip(transcript.segments, data["segments"]):
+            item["speaker_id"] = segment.speaker
+            item["speaker"] = transcript.speaker_name(segment)
+        for speaker in data["speakers"]:
+            speaker.pop("embedding", None)
+    return data
+
+
+def _turns(transcript: Transcript) -> list[tuple[str | None, Segment]]:
+    """Consecutive segments of one speaker joined into one (a turn), with the speaker's name."""
+    turns: list[tuple[str | None, Segment]] = []
+    for segment in transcript.segments:
+        if not segment.text.strip():
+            continue
+        name = transcript.speaker_name(segment)
+        if turns and turns[-1][0] == name:
+            last = turns[-1][1]
+            turns[-1] = (name, Segment(last.id, last.start, segment.end, f"{last.text.strip()} {segment.text.strip()}"))
+        else:
+            turns.append((name, segment))
+    return turns
+
+
+def _text_line(segment: Segment, timestamps: bool, speaker: str | None = None) -> str:
+    text = f"{speaker}: {segment.text.strip()}" if speaker else segment.text.strip()
     if not timestamps:
         return text
     return f"[{format_timestamp(segment.start)} --> {format_timestamp(segment.end)}] {text}"
@@ -230,13 +267,15 @@ def _docx_bytes(transcript: Transcript, timestamps: bool) -> bytes:
     title = Path(transcript.source).name if transcript.source else "Transcript"
     document.core_properties.title = title
     document.add_heading(title, level=1)
-    for segment in transcript.segments:
-        if not segment.text.strip():
-            continue
+    # with speakers, one paragraph per turn: the speaker's name in bold, then what they said
+    paragraphs = _turns(transcript) if transcript.speakers else [(None, s) for s in transcript.segments if s.text.strip()]
+    for name, segment in paragraphs:
         paragraph = document.add_paragraph()
         if timestamps:
             run = paragraph.add_run(f"[{format_timestamp(segment.start)} --> {format_timestamp(segment.end)}] ")
             run.font.color.rgb = RGBColor(0x80, 0x80, 0x80)
+        if name:
+            paragraph.add_run(f"{name}: ").bold = True
         paragraph.add_run(segment.text.strip())
     buffer = io.BytesIO()
     document.save(buffer)

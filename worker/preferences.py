@@ -54,6 +54,7 @@ class Preferences:
     subtitle_min_gap_ms: int = SubtitleRules.min_gap_ms
     mark_low_confidence: bool = False  # the editor marks words below the threshold
     low_confidence_threshold: float = 0.5  # a word's probability (0..1)
+    speakers_default: str = ""  # label speakers in new jobs: "" off, "auto", or a count ("2".."8")
 
     def options(self) -> TranscriptionOptions:
         return TranscriptionOptions(
@@ -62,6 +63,7 @@ class Preferences:
             task=self.task,  # type: ignore[arg-type]
             # subtitles exported on completion are cut at words
             word_timestamps=self.word_timestamps or any(f in RULE_FORMATS for f in self.auto_export_formats),
+            speakers=self.speakers_default or None,
         )
 
     def backend_settings(self, name: str) -> dict[str, object]:
@@ -108,6 +110,10 @@ class Preferences:
             fixes.update({f.name: getattr(defaults, f.name) for f in fields(self) if f.name.startswith("subtitle_")})
         if not 0.0 <= self.low_confidence_threshold <= 1.0:
             fixes["low_confidence_threshold"] = defaults.low_confidence_threshold
+        try:
+            TranscriptionOptions(speakers=self.speakers_default or None)
+        except ValueError:
+            fixes["speakers_default"] = defaults.speakers_default
         return replace(self, **fixes) if fixes else self
 
     # storage

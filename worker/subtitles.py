@@ -435,10 +435,12 @@ def fit_segments(transcript: Transcript, rules: SubtitleRules = SubtitleRules())
 
 def render_subtitles(transcript: Transcript, fmt: str, rules: SubtitleRules = SubtitleRules()) -> str:
     """SRT, VTT or ASS text of the cues. With `rules.karaoke`, VTT and ASS carry each word's time."""
-    return render_cues(cut_cues(transcript, rules), fmt)
+    return render_cues(cut_cues(transcript, rules), fmt, {s.id: s.name for s in transcript.speakers})
 
 
-def render_cues(result: CutResult, fmt: str) -> str:
+def render_cues(result: CutResult, fmt: str, speaker_names: dict[str, str] | None = None) -> str:
+    """With `speaker_names` (speaker id -> name), each cue names its speaker: SRT `Name: text`, VTT
+    `<v Name>text`, ASS the event's Name field."""
     import pysubs2
 
     fmt = fmt.lower().lstrip(".")
@@ -455,7 +457,14 @@ def render_cues(result: CutResult, fmt: str) -> str:
             text = _vtt_karaoke(cue)
         else:
             text = r"\N".join(_escaped(line, fmt) for line in cue.lines)
-        subs.append(pysubs2.SSAEvent(start=cue.start, end=cue.end, text=text))
+        speaker = cue.words[0].speaker if cue.words else None
+        name = speaker_names.get(speaker, speaker) if speaker_names and speaker is not None else None
+        if name and fmt == "srt":
+            text = f"{_escaped(name, fmt)}: {text}"
+        elif name and fmt == "vtt":
+            text = f"<v {_escaped(name, fmt).replace('>', '&gt;')}>{text}"
+        actor = name.replace(",", " ") if name and fmt == "ass" else ""  # a comma would end ASS's Name field
+        subs.append(pysubs2.SSAEvent(start=cue.start, end=cue.end, text=text, name=actor))
     # keep_ssa_tags: SRT/VTT text goes out verbatim (VTT timestamp tags included)
     return subs.to_string(fmt, keep_ssa_tags=fmt != "ass")
 
