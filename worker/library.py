@@ -19,6 +19,7 @@ from typing import Any, Iterable, Iterator
 
 from worker.backends.base import SentChunk
 from worker.errors import exception_line
+from worker.job_status import JobStatus
 from worker.options import TranscriptionOptions
 from worker.transcript import Segment, Transcript
 
@@ -142,7 +143,7 @@ SCHEMA_VERSION = len(MIGRATIONS)
 LEASE_S = 30.0
 HEARTBEAT_S = LEASE_S / 3
 
-STATUSES = ("queued", "running", "done", "failed", "cancelled")
+STATUSES = tuple(status.value for status in JobStatus)
 
 
 @dataclass
@@ -151,7 +152,7 @@ class JobRecord:
     path: str
     backend: str
     options: TranscriptionOptions
-    status: str
+    status: JobStatus
     error: str | None
     error_detail: str | None
     duration: float | None
@@ -797,7 +798,7 @@ def _job_from_row(row: sqlite3.Row | dict[str, Any]) -> JobRecord:
         path=row["path"],
         backend=row["backend"],
         options=TranscriptionOptions.from_dict(json.loads(row["options"])),
-        status=row["status"],
+        status=JobStatus(row["status"]),
         error=row["error"],
         error_detail=row["error_detail"],
         duration=row["duration"],
