@@ -566,9 +566,11 @@ class _Servicer(api_grpc.ModalClientBase):
         if call is None:
             raise grpclib.GRPCError(Status.NOT_FOUND, f"Function call {request.function_call_id} not found")
         deadline = time.monotonic() + max(0.0, min(request.timeout, plane.poll_cap_s))
-        while not call.done.is_set() and time.monotonic() < deadline:
+        while time.monotonic() < deadline and not (call.done.is_set() and not (call.expired or call.cleared)):
             await asyncio.sleep(POLL_STEP_S)
         if call.expired or call.cleared or (call.done.is_set() and call.output is None):
+            # nothing will come: after the poll's wait, no output and nothing unfinished (modal's get then raises
+            # OutputExpiredError, once its own timeout has run out)
             await stream.send_message(api_pb2.FunctionGetOutputsResponse(num_unfinished_inputs=0))
             return
         if not call.done.is_set():
