@@ -93,11 +93,12 @@ def run_streamed(
         command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         env=env, cwd=str(cwd) if cwd else None, start_new_session=(os.name == "posix"),
     )
-    assert process.stdout is not None
+    output = process.stdout
+    assert output is not None
     lines_in: "queue.Queue[str | None]" = queue.Queue()
 
     def read() -> None:
-        for raw in io.TextIOWrapper(process.stdout, encoding="utf-8", errors="replace", newline=None):
+        for raw in io.TextIOWrapper(output, encoding="utf-8", errors="replace", newline=None):
             lines_in.put(raw)
         lines_in.put(None)
 
