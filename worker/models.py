@@ -225,9 +225,13 @@ def faster_whisper_cache_dir() -> Path:
 
 def _cached_faster_whisper(name: str) -> str | None:
     """A complete local copy of the model: the app's cache first, then faster-whisper's default cache."""
-    from faster_whisper.utils import download_model
+    from faster_whisper.utils import _MODELS, download_model
+    from huggingface_hub.constants import HF_HUB_CACHE
 
+    folder = "models--" + _MODELS.get(name, name).replace("/", "--")  # the hub cache's layout
     for cache_dir in (str(faster_whisper_cache_dir()), None):
+        if not (Path(cache_dir or HF_HUB_CACHE) / folder).is_dir():
+            continue  # nothing there: skip huggingface_hub's look-up, whose imports alone take ~0.1 s
         try:
             path = download_model(name, local_files_only=True, cache_dir=cache_dir)
         except Exception:  # not cached there (huggingface_hub raises its own LocalEntryNotFoundError)
