@@ -357,6 +357,12 @@ def open_window(qtbot, lent_backend, library: Library | None = None):
     return window
 
 
+def finished(qtbot, library: Library, job_id: int) -> None:  # noqa: ANN001
+    qtbot.waitUntil(lambda: library.job(job_id).status in ("done", "failed", "cancelled"), timeout=300000)
+    record = library.job(job_id)
+    assert record.status == "done", record.error
+
+
 def test_the_window_starts_on_a_damaged_library_says_so_in_one_line_and_transcribes(qtbot, lent_backend, jfk):
     from speech_text import JFK_PHRASE, normalise
     from worker.library import default_library_path
@@ -373,7 +379,7 @@ def test_the_window_starts_on_a_damaged_library_says_so_in_one_line_and_transcri
     with qtbot.waitSignal(window.controller.pathsAdded, timeout=20000) as added:
         window.add_paths([jfk])
     [job] = added.args[0]
-    qtbot.waitUntil(lambda: window.library.job(job.id).status == "done", timeout=120000)
+    finished(qtbot, window.library, job.id)
     assert JFK_PHRASE in normalise(window.transcript_text())
     window.close()
     assert JFK_PHRASE in normalise(Library(path).transcript(job.id).text)  # in the new library file
@@ -389,7 +395,7 @@ def test_the_window_keeps_a_transcript_the_full_disk_refused_and_saves_it_when_t
     window = open_window(qtbot, lent_backend, library)
     qtbot.waitUntil(lambda: library.job(job.id).status == "running", timeout=60000)
     fill_the_disk(library)  # while the job runs
-    qtbot.waitUntil(lambda: library.job(job.id).status == "done", timeout=120000)
+    finished(qtbot, library, job.id)
     qtbot.waitUntil(lambda: window.library_label.text().startswith("Can't save to the library (the disk is full)"),
                     timeout=10000)
     assert raw(path, f"SELECT COUNT(*) FROM transcripts WHERE job_id = {job.id}") == [(0,)]
