@@ -213,7 +213,7 @@ def test_modal_state_is_checked_in_the_background(qtbot, isolated_dirs):
         started = time.monotonic()
         status.check()
         assert status.state == modal_states.CHECKING and status.busy()  # returned at once: the check is in a thread
-        assert time.monotonic() - started < 0.5
+        assert time.monotonic() - started < 5.0  # generous for a loaded machine (CHECKING above shows it did not wait)
         qtbot.waitUntil(lambda: status.state != modal_states.CHECKING, timeout=15000)
         assert status.state == modal_states.READY, status.detail
         assert status.token_known is True

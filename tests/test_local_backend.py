@@ -115,7 +115,8 @@ def test_cancel_mid_job_stops_at_once_and_the_next_job_works(backend: LocalBacke
 
     with pytest.raises(Cancelled):
         backend.transcribe(shared_audio / "multilingual.mp3", TranscriptionOptions(), emit, cancel)
-    assert segments and cancelled_at and time.monotonic() - cancelled_at[0] < 2.0
+    # at once: well before the rest of the minute-long file (generous for a loaded machine)
+    assert segments and cancelled_at and time.monotonic() - cancelled_at[0] < 6.0
     assert backend.pid is None  # the process was stopped
 
     transcript, _ = run(backend, jfk, TranscriptionOptions(beam_size=1))

@@ -101,7 +101,7 @@ def test_missing_token_is_reported_at_once():
     started = time.monotonic()
     result = checks.check_credentials()
     assert result.state == "missing"
-    assert time.monotonic() - started < 1.0
+    assert time.monotonic() - started < 5.0  # no network wait (10 s); generous for a loaded machine
     assert "setup wizard" in result.detail and "modal token new" in result.detail
     assert not credentials.has_credentials()
     assert checks.check_app().state == "unknown"
