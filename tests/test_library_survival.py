@@ -330,6 +330,23 @@ def fill_the_disk(library: Library) -> None:
                 size //= 2
 
 
+def test_a_job_is_not_started_when_the_full_disk_refuses_its_claim(tmp_path: Path) -> None:
+    library = Library(tmp_path / "library.sqlite3")
+    [job] = queued(library, "jfk.flac")
+    fill_the_disk(library)
+    with library._lock:  # the jobs' pages too: a claim writes the lease into the job's row
+        for n in range(10000):
+            try:
+                library._db.execute("INSERT INTO jobs (path, backend, options, position, created) "
+                                    "VALUES (?, 'local', '{}', 0, 0)", (f"/filler/{n}",))
+            except sqlite3.OperationalError:
+                break
+    assert not library.claim_job(job, lease_owner())
+    assert library.problem.startswith("Can't save to the library (the disk is full)")
+    assert library.job(job).status == "queued"
+    library.close()
+
+
 def test_a_data_folder_that_cannot_be_written_gives_a_library_in_memory(tmp_path: Path) -> None:
     blocker = tmp_path / "data"
     blocker.write_text("a file where the data folder should be")

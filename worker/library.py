@@ -428,10 +428,21 @@ class Library:
     # leases: one process runs a job, however many share the library
     def claim_job(self, job_id: int, owner: str) -> bool:
         """Atomically move a queued job to 'running' under `owner`'s lease. False when the job is not
-        queued, or another live owner holds it (a job whose lease lapsed, or whose owner died, can be taken)."""
+        queued, or another live owner holds it (a job whose lease lapsed, or whose owner died, can be taken),
+        or the disk refuses the claim (then `problem` says so: nothing runs that the library cannot record)."""
         now = time.time()
         if self.read_only:
             return False  # a newer version's library runs nothing here
+        with self._lock:
+            try:
+                return self._claim(job_id, owner, now)
+            except sqlite3.OperationalError as error:
+                if not _is_storage_error(error):
+                    raise
+                self._note_problem(error)
+                return False
+
+    def _claim(self, job_id: int, owner: str, now: float) -> bool:
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
@@ -451,7 +462,8 @@ class Library:
                     )
                 self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
                 raise
         return free
 
