@@ -40,7 +40,7 @@ from PySide6.QtWidgets import (
 
 from gui import editor as editor_module
 from gui.editor import SegmentTableModel, TextDelegate, _copy_segment, _key, _ReplaceRows
-from gui.export_dialog import _Call, _start_thread
+from gui.background import Call
 from worker.backends.base import BACKEND_LABELS
 from worker.editing import (
     format_timestamp,
@@ -262,10 +262,10 @@ class EditorTools(QObject):
         self.spoken: tuple[int, int] = (-1, -1)  # (row, word) under the playhead
         self.mark_uncertain = False
         self.threshold = 0.5
-        self._region: _Call | None = None
+        self._region: Call | None = None
         self._region_cancel: CancelToken | None = None
-        self._export: _Call | None = None
-        self._fit: _Call | None = None
+        self._export: Call | None = None
+        self._fit: Call | None = None
         self._fit_before: list[Segment] = []
         self._region_plan: tuple[int, list[Segment]] = (0, [])
 
@@ -406,7 +406,7 @@ class EditorTools(QObject):
             finally:
                 engine.close()
 
-        call = _Call(work)
+        call = Call(work)
         self._region_plan = (first, before)
         call.returned.connect(self._region_done)  # bound methods: nothing arrives once the editor is gone
         call.raised.connect(self._region_raised)
@@ -414,7 +414,7 @@ class EditorTools(QObject):
         self._region, self._region_cancel = call, cancel
         self.editor.show_status(f"Re-transcribing {format_timestamp(start)}–{format_timestamp(end)} with "
                                 f"{options.model} ({BACKEND_LABELS.get(backend, backend)})…")
-        _start_thread(call)
+        call.start()
         return True
 
     def cancel_region(self) -> None:
@@ -479,13 +479,13 @@ class EditorTools(QObject):
             return segments, result.report_line()
 
         before = self.editor.model.segments()
-        call = _Call(work)
+        call = Call(work)
         self._fit_before = before
         call.returned.connect(self._fitted)
         call.raised.connect(self._fit_raised)
         self._fit = call
         self.editor.show_status("Fitting to the subtitle rules…")
-        _start_thread(call)
+        call.start()
         return True
 
     def _fitted(self, value: tuple[list[Segment], str]) -> None:
@@ -570,11 +570,11 @@ class EditorTools(QObject):
                                     if fmt not in KARAOKE_FORMATS else "Not exported: nothing to export now.")
             return False
         karaoke = replace(rules or self.preferences().subtitle_rules(), karaoke=True)
-        call = _Call(lambda: write_atomically(path, render_subtitles(transcript, fmt, karaoke), overwrite=True))
+        call = Call(lambda: write_atomically(path, render_subtitles(transcript, fmt, karaoke), overwrite=True))
         call.returned.connect(self._exported)
         call.raised.connect(self._export_raised)
         self._export = call
-        _start_thread(call)
+        call.start()
         return True
 
     def _exported(self, path: Path) -> None:

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from PySide6.QtCore import QObject, QSettings, QThread, Signal
+from PySide6.QtCore import QObject, QSettings, Signal
 from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -40,7 +40,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from gui.threads import keep_alive
+from gui.background import Call
 from worker.errors import Cancelled, MediaError, WhisperDeskError
 from worker.events import CancelToken
 from worker.formats import (
@@ -87,13 +87,7 @@ def ask_overwrite_dialog(parent: QWidget | None, existing: list[Path]) -> str:
 
 # --- background threads ------------------------------------------------------------------------------------
 
-def _start_thread(thread: QThread) -> None:
-    """Start a parentless thread and keep it referenced until it has ended, even if its starter is gone."""
-    keep_alive(thread)
-    thread.start()
-
-
-class ExportWriter(QThread):
+class ExportWriter(Call):
     """Writes the planned files one by one off the GUI thread; cancel() stops after the file being written."""
 
     progress = Signal(int, int, str)  # number of the file being written (from 1), files in all, its name
@@ -367,7 +361,7 @@ class ExportDialog(QDialog):
         self._writer.progress.connect(self._show_progress)
         self._writer.ended.connect(self._writer_ended)
         self._set_writing(True, len(plan))
-        _start_thread(self._writer)
+        self._writer.start()
         return True
 
     def cancel_export(self) -> None:
@@ -421,7 +415,7 @@ class ExportDialog(QDialog):
         writer.cancel()
         if writer.wait(CLOSE_WAIT_MS):
             self._writer_ended(writer)
-        else:  # stuck (e.g. on a dead network share): let it go; keep_alive holds it until it ends
+        else:  # stuck (e.g. on a dead network share): let it go; gui.background holds it until it ends
             self._writer = None
 
     def done(self, result: int) -> None:  # accept() and reject() end here
@@ -482,25 +476,6 @@ def _matching_audio(subtitles: Path) -> Path | None:
     return None
 
 
-class _Call(QThread):
-    """Runs one function off the GUI thread: its value comes back in `returned`, an exception in `raised`."""
-
-    returned = Signal(object)
-    raised = Signal(object)
-
-    def __init__(self, function: Callable[[], Any]) -> None:
-        super().__init__()
-        self._function = function
-
-    def run(self) -> None:
-        try:
-            value = self._function()
-        except Exception as exc:  # worded for the user on the GUI thread
-            self.raised.emit(exc)
-        else:
-            self.returned.emit(value)
-
-
 class ImportForReview(QObject):
     """Opens an SRT/VTT with its audio as a transcript to review. The file dialogs and the library write run on
     the GUI thread; reading the subtitles and probing the audio (which may decode it all) run in the background.
@@ -519,7 +494,7 @@ class ImportForReview(QObject):
         self._subtitles = Path()
         self._audio: Path | None = None
         self._transcript: Transcript | None = None
-        self._call: _Call | None = None  # the background step in progress
+        self._call: Call | None = None  # the background step in progress
         self._then: Callable[[Any], None] = lambda _value: None
         self._explain: Callable[[Exception], str] = str
         self._dropped = False
@@ -561,10 +536,10 @@ class ImportForReview(QObject):
     def _in_background(self, function: Callable[[], Any], then: Callable[[Any], None],
                        explain: Callable[[Exception], str]) -> None:
         self._then, self._explain = then, explain
-        self._call = _Call(function)
+        self._call = Call(function)
         self._call.returned.connect(self._call_returned)
         self._call.raised.connect(self._call_raised)
-        _start_thread(self._call)
+        self._call.start()
 
     def _call_returned(self, value: Any) -> None:
         self._call = None

@@ -1,7 +1,7 @@
 """The main window: the queue, the transcript of the selected (or just finished) job, the timing log.
 
-Everything slow happens elsewhere: jobs in QThreads (gui.job_runner), the Modal check in a QThread
-(gui.status), durations probed in a background thread. The editor, player, export dialog and setup wizard
+Everything slow happens elsewhere: jobs, folder scans and duration probes in the job queue's threads
+(worker.queue, bridged by gui.job_runner), the Modal check and other one-off work in gui.background calls. The editor, player, export dialog and setup wizard
 are other modules, imported when first needed.
 """
 

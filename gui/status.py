@@ -1,6 +1,6 @@
 """The Modal state in the status bar, checked in the background with a bounded time.
 
-States: "not set up" (no token), "checking", "ready", "rejected", "unreachable". Everything runs in a QThread:
+States: "not set up" (no token), "checking", "ready", "rejected", "unreachable". Everything runs in the background (gui.background):
 looking for a token (worker.modal.credentials.has_credentials: a file read, but the module's first import costs
 tens of ms) and, when asked, the network check (check_credentials, at most 10 s). The GUI thread never waits.
 """
@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from PySide6.QtCore import QObject, QThread, QTimer, Signal
+from PySide6.QtCore import QObject, QTimer, Signal
+
+from gui.background import Call
 
 NOT_SET_UP, CHECKING, READY, REJECTED, UNREACHABLE = "not set up", "checking", "ready", "rejected", "unreachable"
 UNKNOWN = "not checked"
@@ -30,7 +32,7 @@ def _check(timeout_s: float) -> Any:
     return check_credentials(timeout_s=timeout_s)
 
 
-class _CheckThread(QThread):
+class _Check(Call):
     done = Signal(str, str)  # state, detail ("" state: a token exists and no network check was asked)
 
     def __init__(self, has_credentials: Callable[[], bool], check: Callable[[float], Any] | None, timeout_s: float) -> None:
@@ -75,8 +77,8 @@ class ModalStatus(QObject):
         self.state = UNKNOWN
         self.detail = ""
         self.token_known: bool | None = None  # None until a check has looked
-        self._thread: _CheckThread | None = None
-        self._threads: set[_CheckThread] = set()  # kept alive until finished
+        self._thread: _Check | None = None
+        self._threads: set[_Check] = set()  # kept alive until finished
         self._generation = 0
         self._deadline = QTimer(self)
         self._deadline.setSingleShot(True)
@@ -88,7 +90,7 @@ class ModalStatus(QObject):
             return  # one check at a time
         self._generation += 1
         generation = self._generation
-        thread = _CheckThread(self._has_credentials, self._check if network else None, self.timeout_s)
+        thread = _Check(self._has_credentials, self._check if network else None, self.timeout_s)
         thread.done.connect(lambda state, detail: self._finished(generation, state, detail))
         thread.finished.connect(lambda t=thread: self._thread_ended(t))
         self._thread = thread
@@ -109,7 +111,7 @@ class ModalStatus(QObject):
         elif self.state in (UNKNOWN, NOT_SET_UP):
             self._set(UNKNOWN, detail)
 
-    def _thread_ended(self, thread: _CheckThread) -> None:
+    def _thread_ended(self, thread: _Check) -> None:
         self._threads.discard(thread)
         if self._thread is thread:
             self._thread = None

@@ -1,7 +1,7 @@
 """The Modal setup wizard: from no token to a verified connection, a deployed T4 app and a first GPU transcript.
 
 A thin layer over worker.modal (the same code as `whisper-desk check` and `whisper-desk deploy`):
-every slow step runs in a QThread, is bounded and can be cancelled; the GUI thread never waits on the
+every slow step runs in the background (gui.background), is bounded and can be cancelled; the GUI thread never waits on the
 network. The token secret is never put in a label, a log view or a log record.
 
 Tests and docs inject `server_url` (a loopback fake Modal server) and any of the service functions.
@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from PySide6.QtCore import QThread, Qt, Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QFont, QFontDatabase
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
     QWizardPage,
 )
 
+from gui.background import Call
 from gui.resources import RESOURCES
 from worker.modal import bounded, checks, credentials, deploy as deploying, errors as modal_errors, sign_in, warm
 from worker.errors import Cancelled, ModalSetupError, TranscriptionError
@@ -78,7 +79,7 @@ class PendingToken:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-class _Task(QThread):
+class _Task(Call):
     """Runs fn(log, cancel) off the GUI thread. Emits output lines, then exactly one of succeeded/failed."""
 
     line = Signal(str)
@@ -86,7 +87,7 @@ class _Task(QThread):
     failed = Signal(str)  # a one-line message; CANCELLED when cancelled
 
     def __init__(self, name: str, fn: Callable[[Callable[[str], None], CancelToken], Any], parent=None) -> None:
-        super().__init__(parent)
+        super().__init__(parent=parent)
         self.name = name
         self._fn = fn
         self.cancel_token = CancelToken()

@@ -17,7 +17,7 @@ from editor_fixtures import jfk_transcript
 from gui.editor import TranscriptEditor
 import gui.export_dialog
 from gui.export_dialog import CANCEL, KEEP_BOTH, OVERWRITE, ExportDialog, ImportForReview, ask_overwrite_dialog
-from gui.threads import kept_threads
+from gui.background import running_calls
 from worker.formats import EXPORT_FORMATS, export_transcript
 from worker.library import Library
 from worker.options import TranscriptionOptions
@@ -216,7 +216,7 @@ def test_closing_while_writing_stops_and_waits_for_the_thread(qtbot, out, monkey
     qtbot.waitUntil(lambda: started == ["jfk.txt"], timeout=5000)
     with qtbot.waitSignal(dialog.exported, timeout=1000) as exported:  # what was written is still reported
         dialog.reject()
-    assert not dialog.is_writing() and not any(t.isRunning() for t in kept_threads())
+    assert not dialog.is_writing() and not running_calls()
     assert exported.args == [[out / "jfk.txt"]] and started == ["jfk.txt"]
 
 
