@@ -518,7 +518,7 @@ def test_cli_ctrl_c_while_transcribing_stops_cleanly_and_the_next_start_finishes
     assert again.interrupt() == 130
     assert "Traceback" not in again.stderr()
     [job] = _jobs(library_path)
-    assert job.status == "done"
+    assert job.status == "done", watch.stderr() + "\n---\n" + again.stderr()
     assert sorted(p.name for p in out.iterdir()) == ["jfk.srt", "jfk.txt"]
 
 

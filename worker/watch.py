@@ -319,6 +319,7 @@ class FolderWatcher:
             job_id = record.id
         else:
             self.report(f"{seen.path.name}: already in the queue; its transcript will be written when it is done")
+            self.queue.adopt([job_id])  # a queue that runs only its own jobs runs this one too
         self.library.set_watched_file(seen.path, seen.size, seen.mtime, job_id, WatchState.QUEUED)
 
     def _job_waits(self, job_id: int | None) -> bool:
@@ -455,20 +456,28 @@ def watch_command(entry: WatchFolder, library_path: Path | None, settle_s: float
 
     preferences = replace(Preferences.load(), auto_export_formats=())  # the watcher writes this folder's outputs
     library = Library(library_path or default_library_path())
-    queue = JobQueue(library, preferences, on_queue_event)
+    queue = JobQueue(library, preferences, on_queue_event, only_own_jobs=True)  # never the window's other jobs
+    folder = Path(entry.folder).expanduser().resolve()
+    service: WatchService | None = None
     try:
         queue.restore()
         watcher = FolderWatcher(library, queue, [entry], say, settle_s, preferences.options())
         where = f"in {entry.output_dir}" if entry.output_dir else "next to each file"
-        say(f"watching {Path(entry.folder).expanduser().resolve()} ({entry.backend}, {entry.model}; "
-            f"{', '.join(entry.formats)} {where}); Ctrl-C stops")
-        queue.start()
-        watcher.run(threading.Event(), poll_s)
+        say(f"watching {folder} ({entry.backend}, {entry.model}; {', '.join(entry.formats)} {where}); Ctrl-C stops")
+        # this folder's files queued before a restart (or while the window watched it) run here too
+        queue.adopt(row["job_id"] for row in library.watched_files(WatchState.QUEUED)
+                    if row["job_id"] is not None and Path(row["path"]).is_relative_to(folder))
+        service = WatchService(watcher, poll_s)  # rounds run in a thread: Ctrl-C never cuts one in half
+        service.start()
+        while not service.stop_event.wait(poll_s):
+            pass
         return EXIT_OK  # not reached: only Ctrl-C ends the watch
     except KeyboardInterrupt:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not break the clean stop
         say("stopping: a job that was running resumes at the next start")
         return EXIT_INTERRUPTED
     finally:
+        if service is not None:
+            service.stop(STOP_TIMEOUT_S)  # the round in progress ends first
         queue.shutdown(timeout_s=STOP_TIMEOUT_S, requeue=True)
         library.close()
