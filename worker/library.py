@@ -359,10 +359,10 @@ class Library:
             try:
                 (max_position,) = self._db.execute("SELECT COALESCE(MAX(position), 0) FROM jobs").fetchone()
                 ids = [
-                    int(self._db.execute(
+                    _row_id(self._db.execute(
                         "INSERT INTO jobs (path, backend, options, position, created) VALUES (?, ?, ?, ?, ?)",
                         (str(path), backend, options_json, max_position + offset, now),
-                    ).lastrowid)
+                    ))
                     for offset, path in enumerate(paths, start=1)
                 ]
                 self._db.execute("COMMIT")
@@ -679,7 +679,7 @@ class Library:
                     "INSERT INTO known_voices (name, embedding, count, created) VALUES (?, ?, 1, ?)",
                     (name, vector.tobytes(), time.time()),
                 )
-                return int(cursor.lastrowid)
+                return _row_id(cursor)
             old = np.frombuffer(row["embedding"], dtype=np.float32)
             if old.shape != vector.shape:
                 raise ValueError(f"the voice {row['name']!r} was saved by another speaker model")
@@ -789,6 +789,12 @@ def _is_storage_error(error: sqlite3.Error) -> bool:
 
 def _storage_reason(error: sqlite3.Error) -> str:
     return _STORAGE_REASONS.get(getattr(error, "sqlite_errorcode", 0) & 0xFF) or exception_line(error)
+
+
+def _row_id(cursor: sqlite3.Cursor) -> int:
+    """The rowid of the row an INSERT just made."""
+    assert cursor.lastrowid is not None
+    return cursor.lastrowid
 
 
 def _statements(script: str) -> list[str]:
