@@ -56,13 +56,13 @@ class TimingReport:
 
 
 @dataclass(frozen=True)
-class Note:
+class JobNote:
     """A line for the job's log: something the user should know that is not an error."""
 
     text: str
 
 
-Event = Union[Progress, SegmentsReady, TimingReport, Note]
+Event = Union[Progress, SegmentsReady, TimingReport, JobNote]
 Emit = Callable[[Event], None]
 
 

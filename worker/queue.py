@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Union
 
 from worker.errors import Cancelled, ModalSetupError, WhisperDeskError, exception_line, one_line
-from worker.events import CancelToken, Event, Note, Progress, SegmentsReady, Stage, TimingReport
+from worker.events import CancelToken, Event, JobNote, Progress, SegmentsReady, Stage, TimingReport
 from worker.job_status import FINISHED_STATUSES, JobStatus  # noqa: F401 - part of the queue's interface
 from worker.library import HEARTBEAT_S, JobRecord, Library
 from worker.options import TranscriptionOptions
@@ -650,7 +650,7 @@ class JobQueue:
                 (run.job_timings if event.chunk_index is None else run.chunk_timings).append(timings)
                 count = timings.get("chunk_count") or run.chunk_count
                 self._log(run.job_id, timing_line(timings, event.chunk_index, count))
-            elif isinstance(event, Note):
+            elif isinstance(event, JobNote):
                 self._log(run.job_id, event.text)
 
     def _segments(self, run: _Run, segments: list[Segment]) -> None:

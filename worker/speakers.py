@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from worker.audio import iter_audio_blocks
-from worker.events import CancelToken, Emit, Note, Progress, Stage
+from worker.events import CancelToken, Emit, JobNote, Progress, Stage
 from worker.options import TranscriptionOptions
 from worker.transcript import Segment, Speaker, Transcript, Word
 from worker.voice_encoder import MEL_HOP, NORM_TARGET_DBFS, PARTIAL_FRAMES, SAMPLE_RATE, MelStream, normalised, shared_encoder
@@ -73,7 +73,7 @@ def label_speakers(
     embeddings = _embed(mels, windows, cancel)
     requested = None if options.speakers == "auto" else int(options.speakers)
     if len(windows) < 2 or speech_s < MIN_SPEECH_S:
-        say(Note(f"speakers: only {speech_s:.1f} s of speech, too little to tell voices apart; one speaker"))
+        say(JobNote(f"speakers: only {speech_s:.1f} s of speech, too little to tell voices apart; one speaker"))
         labels = np.zeros(len(windows), dtype=int)
     elif requested == 1:
         labels = np.zeros(len(windows), dtype=int)
