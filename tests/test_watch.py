@@ -302,6 +302,19 @@ def test_partial_downloads_temporary_and_other_files_are_ignored_in_one_line_eac
     assert [Path(job.path).name for job in r.library.jobs()] == ["talk.flac"]
 
 
+def test_many_ignored_files_at_once_are_one_line_and_a_missing_folder_is_said_once(rig):
+    r = rig()
+    for n in range(20):
+        (r.folder / f"document {n:02d}.pdf").write_text("not audio")
+    r.settle()
+    assert r.lines == ["inbox: ignored 20 files that are not media or not finished (document 00.pdf, "
+                       "document 01.pdf, document 02.pdf, document 03.pdf, document 04.pdf, …)"]
+    shutil.rmtree(r.folder)  # unplugged
+    for _ in range(3):
+        r.watcher.poll()
+    assert r.lines[1:] == ["inbox: cannot be read now (moved, or a drive that is not mounted?)"]
+
+
 def test_bad_media_fails_in_one_line_and_is_not_tried_again(rig):
     r = rig()
     _media(r.folder, "bad.mp3")

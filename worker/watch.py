@@ -37,6 +37,7 @@ PARTIAL_DOWNLOAD_SUFFIXES = (".part", ".partial", ".crdownload", ".download", ".
 TEMPORARY_SUFFIXES = (".tmp", ".temp", ".swp", ".bak", "~")
 STOP_TIMEOUT_S = 15.0  # Ctrl-C: how long running jobs get to stop
 CLAIM_STALE_S = 60.0  # a claim not followed by its job within this long was left by a watcher that stopped
+MAX_IGNORED_LINES = 5  # more files ignored in one round than this are reported in one line
 
 Report = Callable[[str], None]
 
@@ -284,10 +285,11 @@ class FolderWatcher:
                 skip = {other for other in roots if other != root}
                 if entry.output_dir:
                     skip.add(Path(entry.output_dir).expanduser().resolve())
+                if not root.is_dir():
+                    self._tell(root, "cannot be read now (moved, or a drive that is not mounted?)")
+                    continue
                 media, ignored = scan_folder(root, skip)
-                for path, reason in ignored:
-                    if path not in self._outputs:
-                        self._tell(path, f"ignored: {reason}")
+                self._tell_ignored(root, [(path, reason) for path, reason in ignored if path not in self._outputs])
                 for seen in media:
                     present.add(seen.path)
                     self._consider(entry, seen)
@@ -375,6 +377,17 @@ class FolderWatcher:
         self.library.set_watched_file(row["path"], row["size"], row["mtime"], row["job_id"], state)
 
     # --- helpers -----------------------------------------------------------------------------------------
+
+    def _tell_ignored(self, root: Path, ignored: list[tuple[Path, str]]) -> None:
+        """A line for each file left alone, once; many new ones at a time (a first scan) in one line."""
+        new = [(path, f"ignored: {reason}") for path, reason in ignored if (path, f"ignored: {reason}") not in self._told]
+        if len(new) <= MAX_IGNORED_LINES:
+            for path, line in new:
+                self._tell(path, line)
+            return
+        self._told.update(new)
+        examples = ", ".join(path.name for path, _line in new[:MAX_IGNORED_LINES])
+        self.report(f"{root.name}: ignored {len(new)} files that are not media or not finished ({examples}, …)")
 
     def _tell(self, path: Path, line: str) -> None:
         if (path, line) not in self._told:
