@@ -306,8 +306,8 @@ def _split_segments(
             start = segment.start if number == 0 else run_words[0].start
             end = segment.end if number == len(runs) - 1 else run_words[-1].end
             text = " " + " ".join(w.text.strip() for w in run_words)  # segment texts start with a space, as Whisper's
-            speaker = order.get(cluster_id) if cluster_id is not None else None
-            segments.append(Segment(0, start, end, text, run_words if segment.words else [], speaker))
+            speaker_id = order.get(cluster_id) if cluster_id is not None else None
+            segments.append(Segment(0, start, end, text, run_words if segment.words else [], speaker_id))
     speakers = [
         Speaker(id=speaker_id, name=f"Speaker {speaker_id[1:]}", embedding=[round(float(x), 6) for x in centroids[k]])
         for k, speaker_id in order.items()

@@ -164,7 +164,7 @@ def load_weights(path: Path | None = None) -> dict[str, np.ndarray]:
 # --- mel front-end ----------------------------------------------------------------------------------------
 
 
-def _hz_to_mel(hz: np.ndarray) -> np.ndarray:
+def _hz_to_mel(hz: float | np.ndarray) -> np.ndarray:
     """Slaney's mel scale (librosa's default): linear below 1 kHz, logarithmic above."""
     hz = np.asarray(hz, dtype=np.float64)
     f_sp, min_log_hz = 200.0 / 3, 1000.0

@@ -1,0 +1,227 @@
+"""Speaker labels as a user meets them: the real CLI, tiny.en, the real speaker encoder and the shared
+recordings (dialogues are joined from real speakers by bench.speakers_bench)."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+
+from bench.speakers_bench import REAL_DIALOGUES, real_dialogue, real_pieces, join_turns, word_accuracy
+from worker.errors import Cancelled
+from worker.events import CancelToken, JobNote
+from worker.formats import render
+from worker.library import Library
+from worker.options import TranscriptionOptions
+from worker.speakers import KNOWN_VOICE_SIMILARITY, label_speakers
+from worker.transcript import Segment, Speaker, Transcript, Word
+
+WHISPER_DESK = Path(sys.executable).with_name("whisper-desk")
+AUTO = TranscriptionOptions(speakers="auto")
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(WHISPER_DESK), "transcribe", *args], capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def engine():
+    from worker.engines import create_engine
+
+    return create_engine("faster", "tiny.en")
+
+
+def _transcribe(engine, path: Path) -> Transcript:
+    from worker.audio import decode_audio
+
+    return engine.transcribe(decode_audio(path), TranscriptionOptions(word_timestamps=True))
+
+
+@pytest.fixture(scope="module")
+def dialogue(tmp_path_factory):
+    """A-B-A-C: the multilingual.mp3 reader, the hotwords.mp3 speaker, the reader again, then JFK."""
+    return real_dialogue(tmp_path_factory.mktemp("dialogue"), REAL_DIALOGUES["real, 3 speakers (A-B-A-C)"])
+
+
+def test_cli_labels_the_turns_of_a_three_speaker_dialogue(dialogue, tmp_path):
+    out = tmp_path / "dialogue.json"
+    result = _cli(str(dialogue.path), "--speakers", "auto", "--format", "json", "-o", str(out), "--no-library")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(out.read_text())
+    assert [s["name"] for s in data["speakers"]] == ["Speaker 1", "Speaker 2", "Speaker 3"]
+    assert all("embedding" not in s for s in data["speakers"])  # the export carries names, not voices
+    assert {s["speaker"] for s in data["segments"]} == {"Speaker 1", "Speaker 2", "Speaker 3"}
+    transcript = Transcript.from_dict(data)
+    accuracy, words, found = word_accuracy(transcript, dialogue.turns)
+    assert words > 60 and found == 3
+    assert accuracy >= 0.9, f"{accuracy:.1%} of {words} words right"
+    # in order of first appearance: the reader speaks first
+    assert data["segments"][0]["speaker"] == "Speaker 1"
+
+
+def test_a_saved_voice_is_recognised_by_name_in_another_recording(dialogue, tmp_path):
+    # the reader alone in one recording (words the dialogue does not have), then the A-B-A-C dialogue
+    first = tmp_path / "reader.wav"
+    join_turns([real_pieces()["A2"]], first)
+    second = dialogue.path
+    library_path = tmp_path / "library.sqlite3"
+
+    result = _cli(str(first), "--speakers", "auto", "--format", "txt", "-o", str(tmp_path / "reader.txt"), "--library", str(library_path))
+    assert result.returncode == 0, result.stderr
+    library = Library(library_path)
+    [job] = library.jobs()
+    [reader] = library.transcript(job.id).speakers
+    voice_id = library.save_voice("Ada Reader", reader.embedding)
+    library.close()
+
+    result = _cli(str(second), "--speakers", "auto", "--format", "srt", "-o", str(tmp_path / "second.srt"), "--library", str(library_path))
+    assert result.returncode == 0, result.stderr
+    srt = (tmp_path / "second.srt").read_text()
+    assert "Ada Reader: " in srt and "Speaker 2: " in srt and "Speaker 3: " in srt  # the others stay unnamed
+    library = Library(library_path)
+    labelled = library.transcript(max(j.id for j in library.jobs()))
+    named = [s for s in labelled.speakers if s.voice_id == voice_id]
+    assert len(named) == 1 and named[0].name == "Ada Reader"
+    assert KNOWN_VOICE_SIMILARITY <= named[0].confidence <= 1.0
+    jfk_words = " ".join(s.text for s in labelled.segments if s.speaker != named[0].id).lower()
+    assert "americans" in jfk_words and "permission" not in jfk_words
+    library.close()
+
+
+def test_a_voice_is_not_given_to_someone_else(engine, jfk, library, tmp_path):
+    kennedy = label_speakers(jfk, _transcribe(engine, jfk), AUTO)
+    assert len(kennedy.speakers) == 1
+    library.save_voice("JFK", kennedy.speakers[0].embedding)
+    reading = tmp_path / "reading.wav"
+    join_turns([real_pieces()["A3"]], reading)
+    labelled = label_speakers(reading, _transcribe(engine, reading), AUTO, voices=library.voices())
+    assert [(s.name, s.voice_id, s.confidence) for s in labelled.speakers] == [("Speaker 1", None, None)]
+
+
+def test_one_speaker_gets_one_label(engine, shared_audio, tmp_path):
+    reading = tmp_path / "reading.wav"  # the whole English half of multilingual.mp3: 30 s, one reader
+    pieces = real_pieces()
+    soundfile.write(reading, np.concatenate([pieces["A1"][1], pieces["A2"][1], pieces["A3"][1]]), 16000)
+    labelled = label_speakers(reading, _transcribe(engine, reading), AUTO)
+    assert [s.name for s in labelled.speakers] == ["Speaker 1"]
+    assert all(s.speaker == "S1" for s in labelled.segments)
+
+
+def test_silence_gets_no_speaker(tmp_path):
+    silence = tmp_path / "silence.wav"
+    soundfile.write(silence, np.zeros(5 * 16000, dtype=np.float32), 16000)
+    # what Whisper sometimes writes over silence: words where nobody speaks
+    invented = Transcript([Segment(0, 0.5, 3.0, " Thank you.", [Word(0.5, 1.5, " Thank"), Word(1.5, 3.0, " you.")])])
+    labelled = label_speakers(silence, invented, AUTO)
+    assert labelled.speakers == [] and labelled.segments[0].speaker is None
+    empty = label_speakers(silence, Transcript([]), AUTO)
+    assert empty.speakers == [] and empty.segments == []
+
+
+def test_too_short_to_tell_gets_one_label_and_a_note(engine, shared_audio, tmp_path):
+    short = tmp_path / "short.wav"
+    soundfile.write(short, real_pieces()["B1"][1][: int(1.8 * 16000)], 16000)
+    notes: list[str] = []
+    labelled = label_speakers(short, _transcribe(engine, short), TranscriptionOptions(speakers="3"),
+                              emit=lambda event: notes.append(event.text) if isinstance(event, JobNote) else None)
+    assert [s.name for s in labelled.speakers] == ["Speaker 1"]
+    assert len(notes) == 1 and "too little" in notes[0]
+
+
+def test_a_given_count_is_kept(engine, dialogue):
+    transcript = _transcribe(engine, dialogue.path)
+    two = label_speakers(dialogue.path, transcript, TranscriptionOptions(speakers="2"))
+    assert [s.id for s in two.speakers] == ["S1", "S2"]
+    one = label_speakers(dialogue.path, transcript, TranscriptionOptions(speakers="1"))
+    assert [s.name for s in one.speakers] == ["Speaker 1"] and {s.speaker for s in one.segments} == {"S1"}
+
+
+def test_a_segment_spanning_two_speakers_is_split_at_the_word_where_the_voice_changes(engine, dialogue):
+    transcript = _transcribe(engine, dialogue.path)
+    jfk_turn = dialogue.turns[3]
+    # one segment made of the reader's last segment and JFK's first (as Whisper writes when a pause is short)
+    index = next(i for i, s in enumerate(transcript.segments) if s.start >= jfk_turn.start - 0.5)
+    before, after = transcript.segments[index - 1], transcript.segments[index]
+    merged = Segment(0, before.start, after.end, before.text + after.text, before.words + after.words)
+    segments = transcript.segments[: index - 1] + [merged] + transcript.segments[index + 1 :]
+    labelled = label_speakers(dialogue.path, Transcript(segments, duration=transcript.duration), AUTO)
+    parts = [s for s in labelled.segments if before.start <= s.start and s.end <= after.end]
+    assert len(parts) == 2 and parts[0].speaker != parts[1].speaker
+    assert parts[0].text.strip() == " ".join(w.text.strip() for w in before.words)
+    assert parts[1].words == after.words and parts[1].start == after.words[0].start
+    assert [s.id for s in labelled.segments] == list(range(len(labelled.segments)))
+
+
+def test_cancel_stops_labelling(dialogue):
+    token = CancelToken()
+    token.cancel()
+    transcript = Transcript([Segment(0, 0.0, 8.0, " words", [Word(0.0, 8.0, " words")])])
+    with pytest.raises(Cancelled):
+        label_speakers(dialogue.path, transcript, AUTO, cancel=token)
+
+
+def test_known_voices_in_the_library(library):
+    first = library.save_voice("Ann", np.ones(256))
+    assert library.save_voice(" ann ", np.eye(256)[0]) == first  # the same name refines the voice
+    second = library.save_voice("Bob", np.eye(256)[1])
+    voices = library.voices()
+    assert [(v.name, v.count) for v in voices] == [("Ann", 2), ("Bob", 1)]
+    assert np.isclose(np.linalg.norm(voices[0].embedding), 1.0)
+    with pytest.raises(ValueError):
+        library.save_voice("  ", np.ones(256))
+    library.delete_voice(first)
+    assert [v.id for v in library.voices()] == [second]
+
+
+def _labelled() -> Transcript:
+    words = [Word(0.0, 0.5, " Hello"), Word(0.5, 1.0, " there."), Word(1.2, 1.6, " Hi"), Word(1.6, 2.0, " back.")]
+    return Transcript(
+        segments=[
+            Segment(0, 0.0, 1.0, " Hello there.", words[:2], "S1"),
+            Segment(1, 1.2, 2.0, " Hi back.", words[2:], "S2"),
+            Segment(2, 2.2, 3.0, " And more.", [], "S2"),
+        ],
+        duration=3.0,
+        speakers=[Speaker("S1", "Ada"), Speaker("S2", "Speaker 2", embedding=[0.5] * 4)],
+    )
+
+
+def test_every_export_names_the_speakers():
+    transcript = _labelled()
+    assert render(transcript, "txt") == "Ada: Hello there.\n\nSpeaker 2: Hi back. And more.\n"
+    srt = render(transcript, "srt")
+    assert "Ada: Hello there." in srt and "Speaker 2: Hi back." in srt
+    vtt = render(transcript, "vtt")
+    assert "<v Ada>Hello there." in vtt and "<v Speaker 2>Hi back." in vtt
+    assert render(transcript, "tsv").splitlines()[:2] == ["start\tend\tspeaker\ttext", "0\t1000\tAda\tHello there."]
+    data = json.loads(render(transcript, "json"))
+    assert [s["speaker"] for s in data["segments"]] == ["Ada", "Speaker 2", "Speaker 2"]
+    assert [s["name"] for s in data["speakers"]] == ["Ada", "Speaker 2"]
+    import docx
+
+    document = docx.Document(io.BytesIO(render(transcript, "docx")))
+    runs = [(r.text, bool(r.bold)) for p in document.paragraphs[1:] for r in p.runs]
+    assert runs == [("Ada: ", True), ("Hello there.", False), ("Speaker 2: ", True), ("Hi back. And more.", False)]
+    # subtitle rules (the CLI's srt/vtt/ass path) name them too
+    from worker.subtitles import SubtitleRules
+
+    assert "Ada: Hello there." in render(transcript, "srt", rules=SubtitleRules())
+    assert "<v Speaker 2>" in render(transcript, "vtt", rules=SubtitleRules())
+    assert ",Ada," in render(transcript, "ass")
+
+
+def test_exports_without_speakers_are_unchanged():
+    plain = _labelled()
+    plain.speakers = []
+    for segment in plain.segments:
+        segment.speaker = None
+    assert render(plain, "txt") == "Hello there.\nHi back.\nAnd more.\n"
+    assert render(plain, "tsv").splitlines()[0] == "start\tend\ttext"
+    for fmt in ("srt", "vtt", "json"):
+        assert "Ada" not in render(plain, fmt) and "<v " not in render(plain, fmt)
