@@ -310,7 +310,7 @@ class FolderWatcher:
         if not self.library.claim_watched_file(seen.path, seen.size, seen.mtime, WatchState.CLAIMED, CLAIM_STALE_S):
             return  # another watcher on this library took it first
         changed = row is not None and row["state"] != WatchState.CLAIMED
-        if changed:
+        if row is not None and changed:
             since = SINCE.get(row["state"], "it was seen")
             self.report(f"{seen.path.name}: changed since {since}: transcribing it again")
         job_id = None if changed else self._existing_job(seen.path)
