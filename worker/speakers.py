@@ -61,8 +61,10 @@ def label_speakers(
     audio: too little speech gets one speaker (and a note), silence none. Cancel raises Cancelled."""
     started = time.monotonic()
     say = emit or (lambda _event: None)
+    if options.speakers is None:
+        return transcript
     words = [(index, word) for index, segment in enumerate(transcript.segments) for word in _words_of(segment)]
-    if not words or options.speakers is None:
+    if not words:
         return replace(transcript, segments=[replace(s, speaker=None) for s in transcript.segments], speakers=[])
     say(Progress(Stage.TRANSCRIBING, _PROGRESS_FRACTION, message="labelling speakers"))
     mels, energy = _audio_features(path, cancel)
