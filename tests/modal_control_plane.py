@@ -58,6 +58,8 @@ from google.protobuf import empty_pb2
 from grpclib.const import Status
 from modal_proto import api_grpc, api_pb2
 
+from worker.options import DEFAULT_MODEL
+
 TOKEN_ID = "ak-" + "wd" + "0" * 20  # the shape Modal gives: ak-/as- and 22 letters or digits
 TOKEN_SECRET = "as-" + "wdsecret" + "0" * 14
 WORKSPACE = "ada-lovelace"
@@ -912,7 +914,7 @@ class ControlPlane:
             class_parameter_info=api_pb2.ClassParameterInfo(
                 format=api_pb2.ClassParameterInfo.PARAM_SERIALIZATION_FORMAT_PROTO,
                 schema=[api_pb2.ClassParameterSpec(name="model", type=api_pb2.PARAM_TYPE_STRING, has_default=True,
-                                                   string_default="tiny.en")],
+                                                   string_default=DEFAULT_MODEL)],
             ),
             supported_input_formats=[api_pb2.DATA_FORMAT_PICKLE],
             supported_output_formats=[api_pb2.DATA_FORMAT_PICKLE],
@@ -1008,7 +1010,7 @@ class ControlPlane:
         if call.cancelled.is_set():
             self._finish(call, None, "cancelled")
             return
-        model = str(record.params.get("model", "tiny.en"))
+        model = str(record.params.get("model", DEFAULT_MODEL))
         crashes = 0
         while True:  # a container that crashes in @enter restarts with backoff; the input waits (a crash loop)
             if call.cancelled.is_set() or self._stopping:
