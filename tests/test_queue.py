@@ -467,3 +467,41 @@ def test_job_status_is_a_string():
     assert JobStatus.DONE == "done" and str(JobStatus.FAILED) == "failed"
     assert JobStatus("cancelled").finished and not JobStatus.RUNNING.finished
     assert replace(Preferences(), backend="modal").parallel("modal") == 3
+
+
+def test_a_job_of_ours_another_process_took_is_followed_to_its_end(library, backend, recorder, media, tmp_path):
+    queue = JobQueue(library, Preferences(), recorder, backend_factory=lambda name, prefs: backend,
+                     probe_delay_s=0.0, heartbeat_s=0.05, only_own_jobs=True)  # the CLI's queue
+    try:
+        queue.set_paused(True)
+        taken, ours = queue.add_files([media("taken.wav"), media("ours.wav")])
+        other = Library(tmp_path / "library.sqlite3")  # the window of another process, on the same library
+        try:
+            assert other.claim_job(taken.id, "elsewhere:1:abc")
+            backend.release("ours.wav")
+            queue.set_paused(False)
+            recorder.wait_finished(ours.id)
+            assert recorder.finished(taken.id) is None and backend.calls == ["ours.wav"]
+
+            other.save_transcript(taken.id, Transcript(segments=[Segment(0, 0.0, 1.0, "theirs")], source=taken.path))
+            other.update_job(taken.id, status=JobStatus.DONE)
+            recorder.wait_finished(taken.id)
+        finally:
+            other.close()
+        assert recorder.finished(taken.id) == JobFinished(taken.id, JobStatus.DONE, None)
+        assert library.transcript(taken.id).text == "theirs" and backend.calls == ["ours.wav"]
+    finally:
+        queue.shutdown(timeout_s=10)
+
+
+def test_an_only_own_jobs_queue_never_runs_other_jobs_of_the_library(library, backend, recorder, media):
+    [windows] = library.add_jobs([media("windows.wav")], Preferences().options(), "local")
+    queue = JobQueue(library, Preferences(), recorder, backend_factory=lambda name, prefs: backend,
+                     probe_delay_s=0.0, only_own_jobs=True)
+    try:
+        [mine] = queue.add_files([media("mine.wav")])
+        backend.release("mine.wav")
+        recorder.wait_finished(mine.id)
+        assert backend.calls == ["mine.wav"] and library.job(windows.id).status == JobStatus.QUEUED
+    finally:
+        queue.shutdown(timeout_s=10)

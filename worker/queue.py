@@ -413,6 +413,7 @@ class JobQueue:
         self._ending: list[_Run] = []  # ended in the queue, their thread still finishing
         self._partial: dict[int, list[Segment]] = {}  # kept after the job ends (until it restarts or is removed)
         self._own: set[int] | None = set() if only_own_jobs else None
+        self._followed: set[int] = set()  # our jobs another process is running (only_own_jobs)
         self.paused = False
         self._shutting_down = False
         self._closed = False  # after shutdown: late results are ignored (the library may be closed)
@@ -561,9 +562,15 @@ class JobQueue:
                 return
             busy = Counter(run.record.backend for run in self._runs.values())
             for record in self.library.jobs():
-                if record.status != JobStatus.QUEUED or record.id in self._runs:
+                if record.id in self._runs:
                     continue
-                if self._own is not None and record.id not in self._own:
+                if self._own is not None:
+                    if record.id not in self._own:
+                        continue
+                    if record.status == JobStatus.RUNNING:  # another live process took one of ours
+                        self._follow(record.id)
+                        continue
+                if record.status != JobStatus.QUEUED:
                     continue
                 if busy[record.backend] >= self.preferences.parallel(record.backend):
                     continue
@@ -572,6 +579,8 @@ class JobQueue:
                     continue
                 if self._start(record):
                     busy[record.backend] += 1
+                elif self._own is not None:  # another live process took it just now
+                    self._follow(record.id)
 
     def _start(self, record: JobRecord) -> bool:
         if not self.library.claim_job(record.id, self.owner):
@@ -836,12 +845,34 @@ class JobQueue:
             with self._lock:
                 if self._closed:
                     return
-                if not self._runs:
-                    continue
                 try:
-                    self.library.heartbeat(self.owner)
+                    if self._runs:
+                        self.library.heartbeat(self.owner)
+                    if self._followed:
+                        self._check_followed()
                 except Exception:
                     pass  # a full disk or a closed library: the jobs' own writes will say so
+
+    def _follow(self, job_id: int) -> None:
+        """Watch one of our jobs that another process runs, until it ends (checked with the heartbeat)."""
+        self._followed.add(job_id)
+        self._start_heartbeat()
+
+    def _check_followed(self) -> None:
+        """Our jobs that another process runs: report their ending when it comes (the CLI waits for it); one
+        put back in the queue is ours to run again."""
+        for job_id in sorted(self._followed):
+            record = self.library.job(job_id)
+            if record is None:
+                self._followed.discard(job_id)
+                self._report(JobRemoved(job_id))
+            elif record.status == JobStatus.QUEUED:
+                self._followed.discard(job_id)
+                self.schedule()
+            elif JobStatus(record.status).finished:
+                self._followed.discard(job_id)
+                self._report(JobChanged(record))
+                self._report(JobFinished(job_id, JobStatus(record.status), record.error))
 
     # --- shutdown ----------------------------------------------------------------------------------------
 
