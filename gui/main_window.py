@@ -693,6 +693,7 @@ class MainWindow(QMainWindow):
             self._elapsed_timer.stop()
         if status == JobStatus.DONE:
             self._follow_id = job_id
+            self.search_panel.refresh()  # its transcript is searchable as saved
         self._update_pane()
         self._update_totals()
         self._update_actions()

@@ -186,6 +186,11 @@ class SearchPanel(QWidget):
             self.status.setText(f"{len(hits)} hit{'s' if len(hits) != 1 else ''}{more}")
         self.searched.emit(query, -1 if problem is not None else len(hits))
 
+    def refresh(self) -> None:
+        """Search again for what is shown (a transcript was saved), when the panel is on screen."""
+        if not self._closed and self.isVisible() and self.box.text().strip() and not self._debounce.isActive():
+            self.search_now()
+
     # --- choosing ----------------------------------------------------------------------------------------
 
     def hits(self) -> list[SearchHit]:

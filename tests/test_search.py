@@ -284,3 +284,26 @@ def test_search_box_opens_the_editor_at_the_segment_and_plays_from_it(qtbot, lib
         assert searched.args[1] == -1 and "unclosed quote" in panel.status.text() and panel.hits() == []
     finally:
         window.shutdown()
+
+
+def test_search_panel_answers_the_newest_query_and_refreshes(qtbot, library):
+    from gui.search_panel import SearchPanel
+
+    _done_job(library, "first.flac", "shared words in the first")
+    panel = SearchPanel(library)
+    qtbot.addWidget(panel)
+    panel.show()
+    qtbot.waitExposed(panel)
+    with qtbot.waitSignal(panel.searched, timeout=10000) as searched:
+        panel.box.setText("shared")
+        panel.search_now()
+        panel.box.setText("first")  # typed on before the first answer came: only the newest is shown
+        panel.search_now()
+    assert searched.args == ["first", 1]  # the older query's answer was dropped, never shown
+    assert panel.status.text() == "1 hit" and [hit.name for hit in panel.hits()] == ["first.flac"]
+
+    _done_job(library, "second.flac", "the first of many, again")
+    with qtbot.waitSignal(panel.searched, timeout=10000) as searched:
+        panel.refresh()  # the window calls it when a job is done
+    assert searched.args == ["first", 2] and panel.status.text() == "2 hits"
+    panel.shutdown()
