@@ -96,3 +96,21 @@ def test_an_unknown_model_is_answered_not_crashed(deployed_modal, jfk: Path):
     kind, value = call_worker(deployed_modal, jfk.read_bytes(), {"language": "en"}, model="huge.v9")
     assert kind == "answer" and "unknown model 'huge.v9'" in value["error"], value
     assert deployed_modal.container_crashes == 0
+
+
+def test_warming_a_model_goes_through_remote_and_reports_a_load_failure(deployed_modal):
+    """The wizard's warm-up step: `.remote()` on the deployed class; a model that does not load is an error."""
+    import pytest
+
+    from worker.errors import ModalSetupError
+    from worker.modal.warm import warm_model_volume
+
+    timings = warm_model_volume("tiny.en", timeout_s=ANSWER_WAIT_S)
+    assert timings["audio_s"] == 1.0 and "model_load_s" in timings
+    assert deployed_modal.count("FunctionMap") == 1 and len(deployed_modal.executions) == 1
+
+    deployed_modal.fail_enter()
+    with pytest.raises(ModalSetupError) as caught:
+        warm_model_volume("tiny.en", timeout_s=ANSWER_WAIT_S)
+    assert "tiny.en model did not load on Modal" in str(caught.value) and "\n" not in str(caught.value)
+    assert deployed_modal.container_crashes == 0

@@ -44,7 +44,7 @@ def warm_model_volume(
     if transcribe is not None:
         if cancel is not None:
             cancel.raise_if_cancelled()
-        return dict(transcribe(audio, options).get("timings", {}))
+        return _timings(model, transcribe(audio, options))
     resolved = given_or_resolved(None, None)
     if isinstance(resolved, str):
         raise ModalSetupError(resolved)
@@ -69,4 +69,11 @@ def warm_model_volume(
         raise ModalSetupError(f"warming {model} did not finish within {timeout_s:g} s: try again later") from None
     except Exception as exc:
         raise ModalSetupError(scrub(explain_modal_error(exc), secret)) from None
-    return dict(result.get("timings", {}))
+    return _timings(model, result)
+
+
+def _timings(model: str, answer: dict[str, Any]) -> dict[str, Any]:
+    """The warm-up call's timings, or ModalSetupError when the worker answered with its own error."""
+    if answer.get("error"):
+        raise ModalSetupError(f"warming {model} failed: {answer['error']}")
+    return dict(answer.get("timings", {}))
