@@ -191,6 +191,7 @@ class Faults:
     expire: list[Match] = field(default_factory=list)  # the output expires as soon as it is done
     broken_volume: Path | None = None  # containers see this Volume, whose checkpoints do not load
     drop_polls: int = 0  # the next N FunctionGetOutputs lose their connection
+    delays: dict[str, float] = field(default_factory=dict)  # RPC name -> seconds before it is answered
     retry_delay_scale: float = 0.05  # the deployed Retries' delays, scaled (1.0 = as deployed)
 
 
@@ -282,6 +283,9 @@ class _Servicer(api_grpc.ModalClientBase):
     async def _start(self, name: str, stream: grpclib.server.Stream, auth: bool = True) -> Any:
         request = await stream.recv_message()
         self.plane._record(name, request)
+        delay = self.plane.faults.delays.get(name)
+        if delay:
+            await asyncio.sleep(delay)  # the plane's other RPCs go on meanwhile
         if auth:
             metadata = stream.metadata or {}
             if (metadata.get("x-modal-token-id"), metadata.get("x-modal-token-secret")) != (
@@ -839,6 +843,10 @@ class ControlPlane:
         shutil.rmtree(self.faults.broken_volume, ignore_errors=True)
         self.faults.broken_volume = None
         self.cold_containers()
+
+    def delay_rpc(self, name: str, seconds: float) -> None:
+        """RPC `name` (e.g. "FunctionBindParams", "FunctionMap", "BlobCreate") is answered `seconds` late."""
+        self.faults.delays[name] = seconds
 
     def drop_polls(self, count: int = 1) -> None:
         """The next `count` FunctionGetOutputs lose their connection (modal itself retries a few)."""

@@ -7,6 +7,8 @@ import asyncio
 import io
 import subprocess
 import sys
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -158,12 +160,30 @@ def test_large_answers_come_back_through_a_blob(deployed_modal):
 def test_runs_by_hand_and_prints_what_to_export():
     process = subprocess.Popen([sys.executable, "-m", "tests.modal_control_plane"], stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True)
+    deadline = threading.Timer(60, process.kill)  # a server that never prints ends the reads (EOF)
+    deadline.start()
     try:
         lines = [process.stdout.readline() for _ in range(5)]
     finally:
+        deadline.cancel()
         process.terminate()
         process.wait(10)
     exports = [line for line in lines if line.startswith("export ")]
     assert [line.split("=")[0] for line in exports] == [
         "export MODAL_SERVER_URL", "export MODAL_TOKEN_ID", "export MODAL_TOKEN_SECRET", "export MODAL_CONFIG_PATH"]
     assert "http://127.0.0.1:" in exports[0]
+
+
+def test_a_delayed_rpc_is_answered_late_while_the_others_go_on(deployed_modal):
+    deployed_modal.delay_rpc("FunctionBindParams", 1.0)
+
+    async def work(method, client):
+        started = time.monotonic()
+        hello = asyncio.ensure_future(client.hello.aio())
+        call = await method.spawn.aio(silence(), {})  # binds first: one second late
+        await hello
+        return time.monotonic() - started, await call.get.aio(timeout=WAIT_S)
+
+    waited, answer = run(deployed_modal, work)
+    assert waited >= 1.0 and answer["segments"] == []
+    assert deployed_modal.rpcs.index("ClientHello") < deployed_modal.rpcs.index("FunctionMap")
