@@ -4,7 +4,7 @@
     .venv/bin/python -m bench.core_bench --quick    # 1 repetition, fewer configurations
 
 1. Local engine (`whisper-desk transcribe`) vs openai-whisper's own CLI, same file, same tiny.en
-   weights: wall time, CPU time, peak RSS, WER.
+   weights: wall time, CPU time, peak RSS, WER (measured and written by bench.local_speed).
 2. Modal fan-out efficiency against the stand-in remote: 64 chunks over 8 containers at a fixed
    latency, wall time vs the ideal 64 / 8 x latency.
 3. Bytes uploaded per audio minute for real speech chunks.
@@ -42,7 +42,6 @@ MB = 1_000_000  # bytes; "1 MB per audio minute" is read as 10^6 bytes (the stri
 PAGE = os.sysconf("SC_PAGE_SIZE")
 TICK = os.sysconf("SC_CLK_TCK")
 
-SPEED_GOAL = 0.5  # ours / openai-whisper wall time
 WER_SLACK = 0.02
 FANOUT_GOAL = 1.1
 UPLOAD_GOAL_BYTES_PER_MIN = 1 * MB
@@ -564,73 +563,9 @@ def render_report(ctx: dict) -> str:
     add("```")
     add("")
 
-    engine = ctx.get("engine")
-    if engine:
-        bench: EngineBench = engine["bench"]
-        rows: list[EngineRow] = engine["rows"]
-        add("## 1. Local engine vs openai-whisper's CLI")
-        add("")
-        add(f"Same file, same weights: tiny.en from the bundled CTranslate2 model (faster-whisper, int8 on CPU) and "
-            f"the openai-whisper checkpoint converted from it by `worker.models.openai_checkpoint(\"tiny.en\")` "
-            f"(fp32 on CPU). {bench.repeats} timed run(s) per cell after one untimed warm-up of each engine, "
-            "alternating which engine runs first. Every run is a fresh process, so model loading is included.")
-        add("")
-        add("Commands (FILE is the audio file; CKPT the converted checkpoint; greedy rows add `--beam-size 1` / "
-            "`--beam_size None`):")
-        add("")
-        add("```sh")
-        add(f".venv/bin/whisper-desk transcribe FILE --model {MODEL} --format txt")
-        add(".venv/bin/whisper FILE --model CKPT --language en --beam_size 5 --best_of 5 --fp16 False "
-            "--output_format txt --output_dir OUT")
-        add("```")
-        add("")
-        add("openai-whisper's CLI defaults to beam_size 5 / best_of 5, the same beam as ours, so the first "
-            "configuration is the like-for-like default comparison; the greedy rows compare both at their fastest decoding.")
-        if bench.shim is not None:
-            shim = ", ".join(f"{name} {secs:.2f} s" for name, secs in bench.shim_seconds.items())
-            add("")
-            add("No system `ffmpeg` binary is installed here (the app does not need one), but openai-whisper's "
-                "`load_audio` runs `ffmpeg`. The benchmark puts a small stand-in `ffmpeg` on the PATH of the "
-                "openai-whisper runs only: a Python script that decodes with PyAV (the same FFmpeg libraries) to "
-                f"16 kHz s16le on stdout. Its own time (median, counted in openai-whisper's wall time): {shim}.")
-        else:
-            add("")
-            add(f"openai-whisper decodes with the system ffmpeg at `{bench.ffmpeg}`.")
-        add("")
-        add("WER: jiwer word error rate after lowercasing and removing punctuation, against the reference text.")
-        add("")
-        for file in engine["files"]:
-            add(f"### {file.name} ({file.seconds:.1f} s)")
-            add("")
-            add(f"Reference: \"{file.reference if len(file.reference) < 160 else file.reference[:157] + '...'}\"")
-            add("")
-            add("| configuration | engine | wall s | CPU s | peak RSS, tree MB | peak RSS, largest process MB | RTF (wall / audio) | WER |")
-            add("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
-            file_rows = [row for row in rows if row.file is file]
-            for row in file_rows:
-                add(f"| {row.config.label} | {row.engine} | {row.median('wall_s'):.2f} | {row.median('cpu_s'):.2f} | "
-                    f"{row.median('tree_rss_mb'):.0f} | {row.median('max_rss_mb'):.0f} | "
-                    f"{row.median('wall_s') / file.seconds:.3f} | {row.wer:.3f} |")
-            add("")
-            add("| configuration | wall ours / openai | CPU ours / openai | peak RSS (tree) ours / openai | WER ours − openai | goal (≤ 0.5x wall, WER ≤ +0.02) |")
-            add("| --- | ---: | ---: | ---: | ---: | --- |")
-            for ours, theirs in zip(file_rows[0::2], file_rows[1::2]):
-                wall_ratio = ours.median("wall_s") / theirs.median("wall_s")
-                cpu_ratio = ours.median("cpu_s") / theirs.median("cpu_s")
-                rss_ratio = ours.median("tree_rss_mb") / theirs.median("tree_rss_mb")
-                delta = ours.wer - theirs.wer
-                add(f"| {ours.config.label} | {fmt_ratio(wall_ratio)} | {fmt_ratio(cpu_ratio)} | {fmt_ratio(rss_ratio)} | "
-                    f"{delta:+.3f} | {verdict(wall_ratio <= SPEED_GOAL and delta <= WER_SLACK)} |")
-            add("")
-            add("<details><summary>Transcripts</summary>")
-            add("")
-            for row in file_rows:
-                add(f"- {row.config.label}, {row.engine}: {' '.join(row.text.split())}")
-            add("")
-            add("</details>")
-            add("")
-        add(f"The synthetic speech is espeak-ng reading a fixed English text (`bench/synth_speech.py`, "
-            f"{engine['synth_words']} words); its text is the reference.")
+    engine_section = ctx.get("engine")
+    if engine_section:  # written by bench.local_speed
+        add(engine_section.rstrip())
         add("")
 
     fanout: list[FanoutResult] | None = ctx.get("fanout")
@@ -719,10 +654,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             file.seconds = audio_seconds(file.path)
 
         if "engine" in only:
-            bench = EngineBench(workdir, repeats, log)
-            configs = CONFIGS[:1] if args.quick else CONFIGS
-            rows = bench.run([jfk, synth], configs)
-            ctx["engine"] = {"bench": bench, "rows": rows, "files": [jfk, synth], "synth_words": len(REFERENCE_TEXT.split())}
+            from bench.local_speed import measure
+
+            ctx["engine"] = measure(args.audio_dir, workdir, repeats, log, short_only=args.quick)
 
         if "fanout" in only:
             results = []
