@@ -149,8 +149,9 @@ class ProgressPrinter:
     terminal (one line per stage change otherwise), its timing and summary lines, and one line when it fails.
     Called from the queue's threads: it only writes lines."""
 
-    def __init__(self, stream: TextIO) -> None:
+    def __init__(self, stream: TextIO, library: "Library | None" = None) -> None:
         self.stream = stream
+        self.library = library  # to name the model and backend that ran, in the summary line
         self.is_tty = stream.isatty()
         self.names: dict[int, str] = {}
         self._labels: dict[int, str] = {}
@@ -165,13 +166,22 @@ class ProgressPrinter:
                 self._progress(event.job_id, event.fraction, event.label)
             elif isinstance(event, LogLine) and event.job_id in self.names:
                 name = self.names[event.job_id]
-                if not event.text.startswith(f"{name}: failed: "):  # said once, as the job's ending
+                if event.text.startswith(f"{name}: summary "):
+                    self._line(self._summary(event.job_id, name, event.text))
+                elif not event.text.startswith(f"{name}: failed: "):  # said once, as the job's ending
                     self._line(event.text)
             elif isinstance(event, JobFinished) and event.job_id in self.names:
                 if event.error:
                     self._line(failure_line(self.names[event.job_id], event.error))
             elif isinstance(event, Note):
                 self._line(event.text)
+
+    def _summary(self, job_id: int, name: str, text: str) -> str:
+        """The queue's summary line, saying what ran: 'FILE: MODEL on BACKEND: summary …'."""
+        transcript = self.library.transcript(job_id) if self.library is not None else None
+        if transcript is None:
+            return text
+        return f"{name}: {transcript.model} on {transcript.backend}: {text.removeprefix(f'{name}: ')}"
 
     def _progress(self, job_id: int, fraction: float, label: str) -> None:
         name = self.names.get(job_id, "?")
@@ -278,6 +288,7 @@ def transcribe_command(args: argparse.Namespace, parser: argparse.ArgumentParser
         args.output_dir.mkdir(parents=True, exist_ok=True)
 
     library = Library(":memory:" if args.no_library else args.library)
+    printer.library = library
     finished: "queue_module.Queue[JobFinished]" = queue_module.Queue()
 
     def listen(event: "QueueEvent") -> None:

@@ -756,7 +756,7 @@ class JobQueue:
             for timings in chunks:  # the backend sent no timing events: log what the transcript carries
                 self._log(run.job_id, timing_line(timings))
         summary = summarize(chunks, wall_s, self.preferences.dollars_per_gpu_hour)
-        self._log(run.job_id, f"{transcript.model} on {transcript.backend}: {summary.line()}")
+        self._log(run.job_id, summary.line())
 
     def _changed(self, job_id: int) -> None:
         record = self.library.job(job_id)
