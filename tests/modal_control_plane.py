@@ -36,6 +36,7 @@ until Ctrl-C.
 from __future__ import annotations
 
 import asyncio
+import base64
 import collections
 import hashlib
 import http.server
@@ -374,7 +375,6 @@ class _Servicer(api_grpc.ModalClientBase):
     async def FunctionPrecreate(self, stream) -> None:
         request = await self._start("FunctionPrecreate", stream)
         function_id = _new_id("fu")
-        self.plane._function_names[function_id] = request.function_name
         await stream.send_message(
             api_pb2.FunctionPrecreateResponse(
                 function_id=function_id,
@@ -439,7 +439,6 @@ class _Servicer(api_grpc.ModalClientBase):
         definition = _function_data(request)
         self.plane._deployment_for(request.app_id).functions.append(definition)
         function_id = request.existing_function_id or _new_id("fu")
-        self.plane._function_names[function_id] = definition.function_name
         self.plane._definitions[function_id] = definition
         await stream.send_message(
             api_pb2.FunctionCreateResponse(
@@ -507,7 +506,6 @@ class _Servicer(api_grpc.ModalClientBase):
                 Status.NOT_FOUND, f"Lookup failed for Function '{request.object_tag}' from the '{request.app_name}' app"
             )
         definition = self.plane._definition(deployed)
-        self.plane._function_names[deployed.function_id] = definition.function_name
         self.plane._definitions[deployed.function_id] = definition
         await stream.send_message(
             api_pb2.FunctionGetResponse(
@@ -537,12 +535,10 @@ class _Servicer(api_grpc.ModalClientBase):
         request = await self._start("BlobCreate", stream)
         blob_id = _new_id("bl")
         url = f"{self.plane.blob_url}/blob/{blob_id}"
+        self.plane._blob_md5[blob_id] = request.content_md5  # the upload must match it, as S3's signed URL does
         await stream.send_message(
-            api_pb2.BlobCreateResponse(
-                blob_ids=[blob_id], upload_urls=api_pb2.UploadUrlList(items=[url]),
-            )
+            api_pb2.BlobCreateResponse(blob_ids=[blob_id], upload_urls=api_pb2.UploadUrlList(items=[url]))
         )
-        self.plane._blob_md5[blob_id] = request.content_md5
 
     async def BlobGet(self, stream) -> None:
         request = await self._start("BlobGet", stream)
@@ -633,6 +629,12 @@ class _BlobHandler(http.server.BaseHTTPRequestHandler):
         data = self.rfile.read(length)
         blob_id = self._blob_id()
         self.plane._record("HTTP PUT", blob_id)
+        expected = self.plane._blob_md5.get(blob_id)
+        if expected and base64.b64encode(hashlib.md5(data).digest()).decode() != expected:
+            self.send_response(400)  # S3: BadDigest
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         self.plane.blobs[blob_id] = data
         self.plane.blob_bytes_in += len(data)
         self.send_response(200)
@@ -699,7 +701,6 @@ class ControlPlane:
         self._lock = threading.RLock()
         self._ordinals = itertools.count()
         self._pending_apps: dict[str, Deployment] = {}
-        self._function_names: dict[str, str] = {}
         self._definitions: dict[str, api_pb2.FunctionData] = {}
         self._bound: dict[str, tuple[str, dict]] = {}
         self._blob_md5: dict[str, str] = {}
