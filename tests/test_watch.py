@@ -244,6 +244,7 @@ def test_transcribed_once_across_restarts_and_again_only_when_the_file_changes(r
     r.restart()
     r.settle()
     r.settle()
+    assert r.lines.count("inbox: 1 media file seen before, 0 new") == 1  # said at the restart's first round
     assert r.backend.calls == ["talk.flac"]
     assert len(r.library.jobs()) == 1
 
@@ -293,6 +294,7 @@ def test_partial_downloads_temporary_and_other_files_are_ignored_in_one_line_eac
     assert r.library.jobs() == [] and r.backend.calls == []
     assert sorted(r.lines) == [
         "draft.wav.tmp: ignored: a temporary file",
+        "inbox: 0 media files seen before, 0 new",
         "notes.txt: ignored: not a media file",
         "talk.flac.part: ignored: a partial download (waiting for the finished file)",
         "video.mp4.crdownload: ignored: a partial download (waiting for the finished file)",
@@ -308,11 +310,12 @@ def test_many_ignored_files_at_once_are_one_line_and_a_missing_folder_is_said_on
         (r.folder / f"document {n:02d}.pdf").write_text("not audio")
     r.settle()
     assert r.lines == ["inbox: ignored 20 files that are not media or not finished (document 00.pdf, "
-                       "document 01.pdf, document 02.pdf, document 03.pdf, document 04.pdf, …)"]
+                       "document 01.pdf, document 02.pdf, document 03.pdf, document 04.pdf, …)",
+                       "inbox: 0 media files seen before, 0 new"]
     shutil.rmtree(r.folder)  # unplugged
     for _ in range(3):
         r.watcher.poll()
-    assert r.lines[1:] == ["inbox: cannot be read now (moved, or a drive that is not mounted?)"]
+    assert r.lines[2:] == ["inbox: cannot be read now (moved, or a drive that is not mounted?)"]
 
 
 def test_bad_media_fails_in_one_line_and_is_not_tried_again(rig):
@@ -507,7 +510,7 @@ def test_cli_transcribes_a_slowly_copied_file_once_after_the_copy_and_never_agai
     assert Path(job.path).stat().st_size == jfk.stat().st_size
 
     again = WatchProcess(inbox, out)  # a restart: the file is remembered
-    again.wait_line(lambda l: l.startswith("watching "), "watching")
+    again.wait_line(lambda l: l == "inbox: 1 media file seen before, 0 new", "the first round")
     time.sleep(CLI_SETTLE_S + 2)  # a few rounds more: still nothing to do
     assert again.interrupt() == 130
     assert "jfk.flac" not in again.stderr() and "Traceback" not in again.stderr()

@@ -244,6 +244,7 @@ class FolderWatcher:
         self.folders: list[WatchFolder] = []  # the folders being watched (checked, resolved)
         self._told: set[tuple[Path, str]] = set()  # (file, line) already reported this session
         self._outputs: set[Path] = set()  # files this watcher wrote (not reported as ignored)
+        self._scanned: set[Path] = set()  # folders scanned at least once
         self._lock = threading.Lock()  # one round at a time
         self._pending_lock = threading.Lock()
         self._pending: tuple[list[WatchFolder], TranscriptionOptions] | None = None
@@ -290,25 +291,30 @@ class FolderWatcher:
                     continue
                 media, ignored = scan_folder(root, skip)
                 self._tell_ignored(root, [(path, reason) for path, reason in ignored if path not in self._outputs])
+                known = 0
                 for seen in media:
                     present.add(seen.path)
-                    self._consider(entry, seen)
+                    known += self._consider(entry, seen)
+                if root not in self._scanned:  # the first round: say what was found
+                    self._scanned.add(root)
+                    self.report(f"{root.name}: {_files(known)} seen before, {len(media) - known} new")
             self.tracker.keep_only(present)
             self._finish_jobs(folders)
 
-    def _consider(self, entry: WatchFolder, seen: FileSeen) -> None:
+    def _consider(self, entry: WatchFolder, seen: FileSeen) -> bool:
+        """Queue the file if it is new (or changed) and ready. True when it is known as it is now."""
         row = self.library.watched_file(seen.path)
         if row is not None and (row["size"], row["mtime"]) == (seen.size, seen.mtime) and not _stale_claim(row):
-            return  # already queued or transcribed as it is now (or being queued by another watcher)
+            return True  # already queued or transcribed as it is now (or being queued by another watcher)
         if not self.tracker.observe(seen.path, seen.size, seen.mtime) or not _readable(seen.path):
-            return
+            return False
         self.tracker.forget(seen.path)
         if row is not None and row["state"] == WatchState.QUEUED and self._job_waits(row["job_id"]):
             # changed before its job started: that job reads the file as it is now
             self.library.set_watched_file(seen.path, seen.size, seen.mtime, row["job_id"], WatchState.QUEUED)
-            return
+            return False
         if not self.library.claim_watched_file(seen.path, seen.size, seen.mtime, WatchState.CLAIMED, CLAIM_STALE_S):
-            return  # another watcher on this library took it first
+            return False  # another watcher on this library took it first
         changed = row is not None and row["state"] != WatchState.CLAIMED
         if row is not None and changed:
             since = SINCE.get(row["state"], "it was seen")
@@ -323,6 +329,7 @@ class FolderWatcher:
             self.report(f"{seen.path.name}: already in the queue; its transcript will be written when it is done")
             self.queue.adopt([job_id])  # a queue that runs only its own jobs runs this one too
         self.library.set_watched_file(seen.path, seen.size, seen.mtime, job_id, WatchState.QUEUED)
+        return False
 
     def _job_waits(self, job_id: int | None) -> bool:
         record = self.library.job(job_id) if job_id is not None else None
@@ -408,6 +415,10 @@ class FolderWatcher:
                     self.report(problem)
                 last_problem = problem
             stop.wait(poll_s)
+
+
+def _files(count: int) -> str:
+    return f"{count} media file{'' if count == 1 else 's'}"
 
 
 def _stale_claim(row: Any) -> bool:
