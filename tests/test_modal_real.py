@@ -319,3 +319,80 @@ def test_ctrl_c_while_a_job_runs_in_the_main_thread_cancels_its_calls_first(cp, 
     assert not any(noise in stderr for noise in NOISE), stderr
     assert cp.wait_idle(30)
     assert set(cp.calls) <= set(cp.cancelled_calls) and cp.executions == []
+
+
+# ---------------------------------------------------------------- detached jobs: kill -9, start again
+
+
+QUEUE_RUN = """
+import sys, threading
+from worker.library import Library
+from worker.preferences import Preferences
+from worker.queue import JobFinished, JobProgress, JobQueue
+
+library = Library(sys.argv[1])
+finished = threading.Event()
+
+def listen(event):
+    if isinstance(event, JobProgress):
+        print("progress:", event.label, flush=True)
+    elif isinstance(event, JobFinished):
+        print("finished:", event.status.value, event.error or "", flush=True)
+        finished.set()
+
+queue = JobQueue(library, Preferences(backend="modal", language="en", chunk_s=12.0, max_containers=3), listen)
+queue.restore()
+if len(sys.argv) > 2:
+    queue.add_files([sys.argv[2]])
+queue.start()
+finished.wait(360)
+queue.shutdown(requeue=False)
+library.close()
+"""
+
+
+@pytest.mark.parametrize("expired", [False, True], ids=["kept", "answers-expired"])
+def test_a_job_killed_half_way_collects_its_calls_when_started_again_and_nothing_runs_twice(cp, medley, tmp_path, expired):
+    """Issue 9, detached jobs: the calls a killed job sent are collected with FunctionCall.from_id when it runs
+    again; only chunks never sent, or whose answers expired (Modal keeps them 7 days), are sent again."""
+    library_path = tmp_path / "library.sqlite3"
+    cp.slow(lambda record: record.ordinal >= 2, 8.0)  # two chunks answer at once, the next ones take a while
+    first = subprocess.Popen([sys.executable, "-c", QUEUE_RUN, str(library_path), str(medley)], cwd=ROOT,
+                             env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: sum(call.done.is_set() for call in list(cp.calls.values())) >= 2 and len(cp.calls) >= 4,
+                 240, "two answers and four calls")
+        time.sleep(0.5)  # the answers reach the job
+    finally:
+        first.kill()  # kill -9: no cleanup at all
+        first.communicate(timeout=30)
+    sent_before, maps_before = len(cp.calls), cp.count("FunctionMap")
+    library = Library(library_path)
+    [job] = library.jobs()
+    ledger = library.chunk_ledger(job.id).entries()
+    assert len(ledger) == sent_before  # every call the killed job sent is written down
+    assert sum(entry.finished for entry in ledger) >= 2
+    library.close()
+
+    cp.faults = Faults()
+    gone = [call_id for call_id, call in cp.calls.items() if call.done.is_set()] if expired else []
+    cp.expire(gone)
+    try:
+        again = subprocess.run([sys.executable, "-c", QUEUE_RUN, str(library_path)], cwd=ROOT, env=dict(os.environ),
+                               capture_output=True, text=True, timeout=400)
+    except subprocess.TimeoutExpired as late:
+        raise AssertionError(f"the restarted job did not end: {late.stdout!r} {late.stderr!r}") from None
+    assert "finished: done" in again.stdout, (again.stdout, again.stderr)
+    assert f"collecting {sent_before} chunks already sent to Modal" in again.stdout
+    assert cp.wait_idle(60)
+    chunks = len(cp.calls)  # every call: the first run's and the second's
+    assert chunks - len(gone) >= 5
+    assert runs_per_chunk(cp) == [1] * (chunks - 2 * len(gone)) + [2] * len(gone)  # once, or twice if expired
+    assert cp.count("FunctionMap") - maps_before == chunks - sent_before  # only chunks never sent, or expired, went out
+    assert cp.count("FunctionCallCancel") == 0
+
+    library = Library(library_path)
+    text = normalise(library.transcript(job.id).text)
+    assert text.count(JFK_PHRASE) == 3 and MIT_PHRASE in text
+    assert library.chunk_ledger(job.id).entries() == []  # done: nothing left to collect
+    library.close()

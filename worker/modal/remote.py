@@ -22,6 +22,7 @@ from worker.modal.errors import explain_modal_error, mro_names
 from worker.modal.settings import APP_NAME, CLASS_NAME
 
 NOT_SET_UP = "Modal is not set up: run the setup wizard or `modal token new`"
+POLL_S = 25.0  # one long poll for a call's answer; an expired answer shows when a poll ends empty
 CANCEL_GRACE_S = 4.0  # how long a spawn under way may take to name its call, a cancel request or a close to go out
 
 # Modal exceptions (by class name) worth another try: the network or Modal hiccuped, the chunk is fine
@@ -132,7 +133,12 @@ class ModalRemote:
         return call
 
     async def collect(self, call_id: str) -> dict[str, Any]:
-        return await self._call(call_id).get.aio()
+        call = self._call(call_id)
+        while True:  # get() without a time limit never notices an expired output: it long-polls forever
+            try:
+                return await call.get.aio(timeout=POLL_S)
+            except TimeoutError:  # the builtin one: still running (modal's OutputExpiredError is its own class)
+                continue
 
     async def cancel(self, call_id: str) -> None:
         await self._call(call_id).cancel.aio()
