@@ -22,13 +22,17 @@ class WatchRunner(QObject):
         self.library = library
         self.queue = queue
         self.service: WatchService | None = None
+        self._stopping: list[WatchService] = []  # told to stop, maybe still ending a round
         self._said.connect(self.line, Qt.ConnectionType.QueuedConnection)
 
     def set_folders(self, folders: tuple[WatchFolder, ...] | list[WatchFolder], options: TranscriptionOptions) -> None:
         """Watch these folders from now on (none: stop watching), new jobs with `options` (each folder's model).
         Returns at once: the folders are checked and scanned in the watcher's thread."""
         if not folders:
-            self.stop()
+            if self.service is not None:  # a round in progress (a slow share) ends on its own, off the GUI thread
+                self.service.stop_event.set()
+                self._stopping.append(self.service)
+                self.service = None
         elif self.service is not None:
             self.service.watcher.set_folders(list(folders), options)
         else:
@@ -41,5 +45,9 @@ class WatchRunner(QObject):
         return list(self.service.watcher.folders) if self.service is not None else []
 
     def stop(self, timeout_s: float = 5.0) -> bool:
-        service, self.service = self.service, None
-        return service.stop(timeout_s) if service is not None else True
+        """Stop watching; waits up to `timeout_s` for the rounds in progress (the window's shutdown)."""
+        services = self._stopping + ([self.service] if self.service is not None else [])
+        self.service, self._stopping = None, []
+        for service in services:
+            service.stop_event.set()
+        return all([service.stop(timeout_s) for service in services])
