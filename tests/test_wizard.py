@@ -302,6 +302,25 @@ def test_deploy_streams_its_log_then_warms_the_model(qtbot, make_wizard, tmp_pat
     assert_secret_not_shown(wizard)
 
 
+def test_the_real_deploy_and_warm_up_against_the_loopback_control_plane(qtbot, make_wizard, fresh, isolated_dirs,
+                                                                       monkeypatch):
+    """No scripted CLI here: the wizard runs the real `modal deploy`, then warms tiny.en with a real call."""
+    monkeypatch.setenv("HOME", str(isolated_dirs))
+    fresh.reset_records()
+    wizard = make_wizard(check_app=checks.check_app)
+    reach_deploy_page(qtbot, wizard)
+    page = wizard.deploy_page
+    assert page.status.text().startswith("The worker app is not deployed yet")
+    page.deploy_button.click()
+    qtbot.waitUntil(lambda: page.warmed or "failed" in page.status.text(), timeout=240000)
+    assert page.warmed, page.status.text() + "\n" + page.log_view.toPlainText()
+    assert "App deployed" in page.log_view.toPlainText()
+    assert "tiny.en is in the model cache" in page.status.text()
+    assert fresh.deployment.tags[settings.VERSION_TAG] == settings.WORKER_API_VERSION
+    assert fresh.count("FunctionMap") == 1 and len(fresh.executions) == 1  # the warm-up call
+    assert_secret_not_shown(wizard)
+
+
 def test_deploy_cancel_stops_it(qtbot, make_wizard, tmp_path):
     command = fake_cli(tmp_path, """
         import time
