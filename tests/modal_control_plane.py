@@ -190,7 +190,6 @@ class Faults:
     fail_always: list[tuple[Match, str]] = field(default_factory=list)
     slow: list[tuple[Match, float]] = field(default_factory=list)  # run after this many seconds
     expire: list[Match] = field(default_factory=list)  # the output expires as soon as it is done
-    broken_volume: Path | None = None  # containers see this Volume, whose checkpoints do not load
     drop_polls: int = 0  # the next N FunctionGetOutputs lose their connection
     delays: dict[str, float] = field(default_factory=dict)  # RPC name -> seconds before it is answered
     retry_delay_scale: float = 0.05  # the deployed Retries' delays, scaled (1.0 = as deployed)
@@ -821,12 +820,14 @@ class ControlPlane:
 
         from worker.modal_app import MODELS_DIR_ENV
 
+        if self._broken_volume is not None:
+            return
         self.cold_containers()
         root = Path(tempfile.mkdtemp(prefix="loopback-volume-"))
         (root / "openai-whisper").mkdir()
         for url in whisper._MODELS.values():  # noqa: SLF001 - the file names the Volume holds
             (root / "openai-whisper" / os.path.basename(url)).write_bytes(b"not a checkpoint: the download broke")
-        self.faults.broken_volume = root
+        self._broken_volume = root  # on the plane, not in faults: a faults reset must not strand the variable
         self._saved_volume_env = os.environ.get(MODELS_DIR_ENV)
         os.environ[MODELS_DIR_ENV] = str(root)
 
@@ -835,14 +836,14 @@ class ControlPlane:
 
         from worker.modal_app import MODELS_DIR_ENV
 
-        if self.faults.broken_volume is None:
+        if self._broken_volume is None:
             return
         if self._saved_volume_env is None:
             os.environ.pop(MODELS_DIR_ENV, None)
         else:
             os.environ[MODELS_DIR_ENV] = self._saved_volume_env
-        shutil.rmtree(self.faults.broken_volume, ignore_errors=True)
-        self.faults.broken_volume = None
+        shutil.rmtree(self._broken_volume, ignore_errors=True)
+        self._broken_volume = None
         self.cold_containers()
 
     def delay_rpc(self, name: str, seconds: float) -> None:
@@ -1123,6 +1124,7 @@ class ControlPlane:
 
     _stopping = False
     _saved_volume_env: str | None = None
+    _broken_volume: Path | None = None  # fail_enter's Volume, whose checkpoints do not load
 
     def start(self) -> "ControlPlane":
         ready = threading.Event()
