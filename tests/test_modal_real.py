@@ -396,3 +396,33 @@ def test_a_job_killed_half_way_collects_its_calls_when_started_again_and_nothing
     assert text.count(JFK_PHRASE) == 3 and MIT_PHRASE in text
     assert library.chunk_ledger(job.id).entries() == []  # done: nothing left to collect
     library.close()
+
+
+# ---------------------------------------------------------------- the window
+
+
+def test_cancel_from_the_window_stops_every_call_sent_and_not_finished(cp, medley, qtbot, tmp_path):
+    from gui.main_window import MainWindow
+    from worker.preferences import Preferences
+
+    cp.slow(lambda record: record.ordinal >= 1, 60.0)  # one chunk answers, the rest run on
+    library = Library(tmp_path / "library.sqlite3")
+    preferences = Preferences(backend="modal", language="en", chunk_s=12.0, max_containers=3, check_modal_on_start=False)
+    window = MainWindow(library=library, preferences=preferences, modal_ready=lambda: True)
+    qtbot.addWidget(window)
+    window.show()
+    with qtbot.waitSignal(window.controller.pathsAdded, timeout=20000) as added:
+        window.add_paths([medley])
+    [job] = added.args[0]
+    window.select_jobs([job.id])
+    qtbot.waitUntil(lambda: len(cp.calls) >= 3, timeout=180000)
+    qtbot.waitUntil(lambda: JFK_PHRASE in normalise(window.transcript_text()), timeout=180000)  # chunk 1 is shown
+    window.cancel_selected()
+    qtbot.waitUntil(lambda: library.job(job.id).status == "cancelled", timeout=30000)
+    assert cp.wait_idle(30)
+    answered = {call_id for call_id, call in cp.calls.items() if call.output is not None
+                and call.output.result.status == 1}  # GENERIC_STATUS_SUCCESS
+    assert len(answered) == 1
+    assert set(cp.calls) - answered <= set(cp.cancelled_calls)  # every call sent and not finished was cancelled
+    assert len(cp.executions) == 1  # none of them ran
+    window.shutdown()
