@@ -19,6 +19,7 @@ from typing import Callable
 import pytest
 
 from worker.library import Library
+from worker.options import TranscriptionOptions
 from worker.preferences import Preferences
 from worker.queue import JobFinished, JobQueue, QueueEvent
 from worker.transcript import Segment, Transcript
@@ -398,6 +399,23 @@ def test_a_file_that_changes_before_its_job_starts_is_not_queued_twice(rig):
     r.wait_finished(1)
     r.watcher.poll()
     assert r.backend.calls == ["talk.flac"] and r.states() == {"talk.flac": WatchState.DONE}
+
+
+def test_a_queue_of_its_own_jobs_runs_an_adopted_one(library, tmp_path):
+    """The watch CLI's queue runs only its own jobs, plus the folder's files queued before a restart."""
+    backend = InstantBackend()
+    finished = threading.Event()
+    queue = JobQueue(library, Preferences(), lambda e: finished.set() if isinstance(e, JobFinished) else None,
+                     backend_factory=lambda name, prefs: backend, modal_ready=lambda: True, only_own_jobs=True)
+    try:
+        [theirs, earlier] = library.add_jobs([_media(tmp_path, "theirs.flac"), _media(tmp_path, "earlier.flac")],
+                                             TranscriptionOptions(), "local")
+        queue.start()
+        queue.adopt([earlier.id])
+        assert finished.wait(WAIT_S)
+        assert backend.calls == ["earlier.flac"] and library.job(theirs.id).status == "queued"
+    finally:
+        queue.shutdown()
 
 
 def test_a_folder_that_does_not_exist_is_reported_not_fatal(tmp_path):
