@@ -234,7 +234,7 @@ def test_cancel_mid_job_and_the_next_job_still_runs(qtbot, window, library, shar
 
     window.select_jobs([long_job.id])
     window.cancel_selected()
-    qtbot.waitUntil(lambda: library.job(long_job.id).status == "cancelled", timeout=10000)
+    qtbot.waitUntil(lambda: library.job(long_job.id).status == "cancelled", timeout=30000)
     assert cell(window, long_job.id, PROGRESS) == "cancelled"
     assert library.transcript(long_job.id) is None
 

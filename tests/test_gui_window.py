@@ -171,7 +171,7 @@ def test_modal_job_without_modal_set_up_says_so_and_offers_the_wizard(qtbot, lib
     with qtbot.waitSignal(window.controller.pathsAdded, timeout=10000) as added:  # searched in the background
         window.add_paths([jfk])
     [record] = added.args[0]
-    qtbot.waitUntil(lambda: library.job(record.id).status == "failed", timeout=5000)
+    qtbot.waitUntil(lambda: library.job(record.id).status == "failed", timeout=15000)
     row = window.model.row_of(record.id)
     reason = window.model.index(row, PROGRESS).data()
     assert "Modal is not set up" in reason and "modal token new" in reason
@@ -184,7 +184,7 @@ def test_modal_job_without_modal_set_up_says_so_and_offers_the_wizard(qtbot, lib
     wizards = [w for w in QApplication.topLevelWidgets() if isinstance(w, QWizard) and w.isVisible()]
     assert len(wizards) == 1 and "Modal" in wizards[0].windowTitle()
     wizards[0].reject()
-    qtbot.waitUntil(lambda: not window.banner.isVisible(), timeout=3000)
+    qtbot.waitUntil(lambda: not window.banner.isVisible(), timeout=15000)
     qtbot.waitUntil(lambda: window.modal_label.text() == "Modal: not set up", timeout=5000)  # checked again
     window.shutdown()
 
@@ -204,9 +204,9 @@ def test_modal_state_is_checked_in_the_background(qtbot, isolated_dirs):
     states: list[str] = []
     status.changed.connect(lambda state, _detail: states.append(state))
     status.check()
-    qtbot.waitUntil(lambda: status.state == modal_states.NOT_SET_UP, timeout=5000)  # no token: no network at all
+    qtbot.waitUntil(lambda: status.state == modal_states.NOT_SET_UP, timeout=15000)  # no token: no network at all
     assert status.token_known is False
-    qtbot.waitUntil(lambda: not status.busy(), timeout=3000)
+    qtbot.waitUntil(lambda: not status.busy(), timeout=15000)
 
     with ControlPlane(token_id=GOOD_ID, token_secret=GOOD_SECRET) as server:
         _write_modal_profile(isolated_dirs, server.url)
@@ -217,13 +217,13 @@ def test_modal_state_is_checked_in_the_background(qtbot, isolated_dirs):
         qtbot.waitUntil(lambda: status.state != modal_states.CHECKING, timeout=15000)
         assert status.state == modal_states.READY, status.detail
         assert status.token_known is True
-        qtbot.waitUntil(lambda: not status.busy(), timeout=3000)
+        qtbot.waitUntil(lambda: not status.busy(), timeout=15000)
 
         _write_modal_profile(isolated_dirs, server.url, secret="as-wrongsecret00000000")
         status.check()
         qtbot.waitUntil(lambda: status.state not in (modal_states.CHECKING,), timeout=15000)
         assert status.state == modal_states.REJECTED
-        qtbot.waitUntil(lambda: not status.busy(), timeout=3000)
+        qtbot.waitUntil(lambda: not status.busy(), timeout=15000)
 
     _write_modal_profile(isolated_dirs, f"http://127.0.0.1:{free_port()}")  # nobody listens: no answer
     status.timeout_s = 2.0  # the app uses 10 s; a shorter bound keeps the test quick
@@ -275,7 +275,7 @@ def test_keyboard_drives_the_queue(qtbot, window, shared_audio):
     from PySide6.QtTest import QTest
 
     window.activateWindow()
-    qtbot.waitUntil(lambda: QApplication.activeWindow() is window, timeout=3000)
+    qtbot.waitUntil(lambda: QApplication.activeWindow() is window, timeout=15000)
     ctrl = Qt.KeyboardModifier.ControlModifier
     QTest.keyClick(window, Qt.Key.Key_P, ctrl)
     assert window.controller.paused and window.totals_label.text().startswith("paused")
