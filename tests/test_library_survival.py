@@ -446,3 +446,19 @@ def test_the_window_on_a_newer_library_shows_it_read_only_and_writes_nothing(qtb
     window.close()
     library.close()
     assert path.read_bytes() == before
+
+
+def test_a_kept_write_that_can_never_succeed_is_dropped_and_the_rest_are_saved(tmp_path: Path) -> None:
+    path = tmp_path / "library.sqlite3"
+    library = Library(path)
+    [gone, kept] = queued(library, "gone.wav", "kept.wav")
+    fill_the_disk(library)
+    library.save_transcript(gone, Transcript([Segment(0, 0.0, 1.0, "x" * 5000)], "en", 1.0))
+    library.save_transcript(kept, Transcript([Segment(0, 0.0, 1.0, "y" * 5000)], "en", 1.0))
+    assert library.unsaved == 2
+    library._db.execute("PRAGMA max_page_count = 1073741823")
+    library._db.execute("PRAGMA foreign_keys = ON")
+    library._db.execute("DELETE FROM jobs WHERE id = ?", (gone,))  # removed meanwhile: its transcript can't be saved
+    assert library.retry_kept() and library.unsaved == 0
+    assert raw(path, "SELECT job_id FROM transcripts WHERE job_id < 3") == [(kept,)]
+    library.close()

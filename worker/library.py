@@ -320,7 +320,7 @@ class Library:
                 sql, args = self._kept[0]
                 try:
                     self._write(sql, args)
-                except sqlite3.OperationalError as error:
+                except sqlite3.Error as error:
                     if _is_storage_error(error):
                         self._note_problem(error)
                         return False
