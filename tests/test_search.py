@@ -175,16 +175,24 @@ def _cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
                           timeout=timeout, env=dict(os.environ))
 
 
-def _split_at(transcript: Transcript, phrase: str, replacement: str) -> Transcript:
-    """The first segment cut in two where `phrase` starts, and the second part's text replaced (as a user
-    would with Split and an edit in the editor)."""
-    first = transcript.segments[0]
-    cut = first.text.lower().index(phrase)
-    middle = round((first.start + first.end) / 2, 3)
-    segments = [Segment(0, first.start, middle, first.text[:cut].strip()),
-                Segment(1, middle, first.end, replacement), *transcript.segments[1:]]
-    return Transcript(segments=segments, language=transcript.language, duration=transcript.duration,
-                      model=transcript.model, backend=transcript.backend, source=transcript.source).renumbered()
+def _split_at(transcript: Transcript, phrase: str, replacement: str) -> tuple[Transcript, int]:
+    """The segment where `phrase` starts cut in two there (as a user would with Split), and the part from the
+    phrase on replaced by `replacement` (an edit). Returns the edited transcript and that part's index."""
+    index = next(i for i, s in enumerate(transcript.segments) if phrase in s.text.lower())
+    found = transcript.segments[index]
+    cut = found.text.lower().index(phrase)
+    if cut == 0:  # the phrase starts a segment already: only the edit
+        parts = [Segment(index, found.start, found.end, replacement)]
+    else:
+        middle = round((found.start + found.end) / 2, 3)
+        parts = [Segment(index, found.start, middle, found.text[:cut].strip()),
+                 Segment(index + 1, middle, found.end, replacement)]
+        index += 1
+    segments = [*transcript.segments[:transcript.segments.index(found)], *parts,
+                *transcript.segments[transcript.segments.index(found) + 1:]]
+    edited = Transcript(segments=segments, language=transcript.language, duration=transcript.duration,
+                        model=transcript.model, backend=transcript.backend, source=transcript.source).renumbered()
+    return edited, index
 
 
 def test_cli_finds_phrases_of_a_transcribed_and_an_edited_transcript(tmp_path, jfk):
@@ -203,14 +211,15 @@ def test_cli_finds_phrases_of_a_transcribed_and_an_edited_transcript(tmp_path, j
     library = Library(library_path)
     try:
         [job] = library.jobs()
-        edited = _split_at(library.transcript(job.id), "ask not", "ask not what your country can do for you, friends")
+        edited, index = _split_at(library.transcript(job.id), "ask not",
+                                  "ask not what your country can do for you, friends")
         library.save_edit(job.id, edited)
     finally:
         library.close()
     found = _cli("search", '"you, friends"', "--library", str(library_path))
     assert found.returncode == 0, found.stderr
     [line] = found.stdout.splitlines()
-    assert line == f"{jfk.resolve()}\t{format_timestamp(edited.segments[1].start)}\t" \
+    assert line == f"{jfk.resolve()}\t{format_timestamp(edited.segments[index].start)}\t" \
                    "ask not what your country can do for you, friends"
 
     none = _cli("search", "kangaroo", "--library", str(library_path))
@@ -243,7 +252,7 @@ def test_search_box_opens_the_editor_at_the_segment_and_plays_from_it(qtbot, lib
     transcript = local_backend.transcribe(jfk, TranscriptionOptions(), ignore_events, CancelToken())
     library.save_transcript(job.id, transcript)
     library.update_job(job.id, status="done")
-    edited = _split_at(transcript, "ask what you", "ask what you can do for your country.")
+    edited, index = _split_at(transcript, "ask what you", "ask what you can do for your country, friends.")
     library.save_edit(job.id, edited)
     other = _done_job(library, "other.flac", "nothing about countries here")
 
@@ -262,7 +271,7 @@ def test_search_box_opens_the_editor_at_the_segment_and_plays_from_it(qtbot, lib
             qtbot.keyClicks(panel.box, '"what you can" COUNTR*')  # typed: searched once typing pauses
         assert searched.args == ['"what you can" COUNTR*', 1]
         [hit] = panel.hits()
-        assert (hit.job_id, hit.segment) == (job.id, 1)
+        assert (hit.job_id, hit.segment) == (job.id, index)
         html_text = panel.model.item(0, 2).text()
         assert "<b>what you can</b>" in html_text.lower().replace("</b> <b>", " ")
         assert "<b>country</b>" in html_text.lower()
@@ -271,11 +280,11 @@ def test_search_box_opens_the_editor_at_the_segment_and_plays_from_it(qtbot, lib
         panel.view.activated.emit(panel.model.index(0, 0))  # Enter or a double click on the hit
         assert window.selected_job_ids() == [job.id]
         editor = window.transcript_pane.editor
-        assert editor.current_row() == 1
-        assert editor.model.segment(1).text == "ask what you can do for your country."
+        assert index > 0 and editor.current_row() == index
+        assert editor.model.segment(index).text == "ask what you can do for your country, friends."
         player = window.transcript_pane.player
         assert player is not None and player.isVisible()
-        qtbot.waitUntil(lambda: player.position() >= edited.segments[1].start, timeout=20000)  # plays from there
+        qtbot.waitUntil(lambda: player.position() >= edited.segments[index].start, timeout=20000)  # plays from there
         player.stop()
 
         with qtbot.waitSignal(panel.searched, timeout=10000) as searched:
