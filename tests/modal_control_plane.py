@@ -23,8 +23,9 @@ What it does, RPC by RPC (see docs/modal.md for the flow as the tests see it):
 - FunctionCallCancel stops pending inputs and discards a running one's answer.
 
 Faults (see `Faults` and the methods of ControlPlane): an input that fails once (transient), one that
-always fails, a container whose @enter fails, a slow input, an expired output, the connection dropped
-during polls, and a cancel (the client's own FunctionCallCancel).
+always fails, a container whose @enter fails (its Volume holds checkpoints that do not load), a slow input,
+an expired output, the connection dropped during polls, an RPC answered late, and a cancel (the client's own
+FunctionCallCancel).
 
 Every RPC is recorded by name (`plane.rpcs`, `plane.count(name)`), with its request (`plane.requests`), and
 every execution of an input (`plane.executions`).
