@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pysubs2
+import pytest
 from speech_text import JFK_REFERENCE, normalise
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -206,3 +207,31 @@ def test_ctrl_c_cancels_through_the_queue_and_exits_130(tmp_path: Path, jfk: Pat
         assert [job.status for job in library.jobs()] == ["cancelled", "cancelled"]  # nothing left to run later
     finally:
         library.close()
+
+
+def test_the_cli_and_the_window_write_the_same_library_rows(qtbot, tmp_path: Path, jfk: Path) -> None:
+    from gui.job_runner import QueueController  # the window's queue, as MainWindow builds it
+    from worker.library import Library
+    from worker.preferences import Preferences
+    from worker.queue import JobStatus
+
+    cli_library = tmp_path / "cli.sqlite3"
+    assert run_cli("transcribe", str(jfk), "--library", str(cli_library)).returncode == 0
+
+    window_library = Library(tmp_path / "window.sqlite3")
+    controller = QueueController(window_library, Preferences(check_modal_on_start=False))
+    with qtbot.waitSignal(controller.jobFinished, timeout=240000):
+        controller.add_files([jfk])
+    controller.shutdown()
+
+    cli = Library(cli_library)
+    try:
+        [a], [b] = cli.jobs(), window_library.jobs()
+        assert (a.path, a.backend, a.options, a.status, a.error) == (b.path, b.backend, b.options, b.status, b.error)
+        assert a.status == JobStatus.DONE and a.duration == pytest.approx(b.duration, abs=0.01)
+        assert cli.transcript(a.id).text == window_library.transcript(b.id).text
+        shape = [line.split(" gpu=")[0].split(" wall=")[0] for line in cli.log_lines(a.id)]
+        assert shape == [line.split(" gpu=")[0].split(" wall=")[0] for line in window_library.log_lines(b.id)]
+    finally:
+        cli.close()
+        window_library.close()
