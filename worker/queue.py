@@ -289,8 +289,12 @@ class BackendPool:
                     idle.append(self._backends.pop(name))
                 else:
                     self._stale.add(name)
-        for backend in idle:
-            start_thread(lambda backend=backend: _close_quietly(backend))
+        def close_idle() -> None:
+            for backend in idle:
+                _close_quietly(backend)
+
+        if idle:
+            start_thread(close_idle)
 
     def close_all(self) -> None:
         with self._lock:
