@@ -426,3 +426,67 @@ def test_cancel_from_the_window_stops_every_call_sent_and_not_finished(cp, medle
     assert set(cp.calls) - answered <= set(cp.cancelled_calls)  # every call sent and not finished was cancelled
     assert len(cp.executions) == 1  # none of them ran
     window.shutdown()
+
+
+def test_a_modal_job_in_the_window_on_a_real_display(cp, medley, tmp_path):
+    """`whisper-desk medley.flac` with Modal chosen, on Xvfb: the row's progress and the first chunks' text
+    while the rest still run, then the whole transcript and a timing line per chunk; read back with OCR."""
+    from test_xvfb_app import screen_text, start_xvfb
+
+    from worker.library import default_library_path
+    from worker.preferences import Preferences
+
+    Preferences(backend="modal", language="en", chunk_s=12.0, max_containers=3).save()
+    cp.slow(lambda record: record.ordinal >= 2, 45.0)  # two chunks answer at once, the rest take a while
+    server, display = start_xvfb()
+    env = {k: v for k, v in os.environ.items() if k != "QT_QPA_PLATFORM"}  # the real xcb platform
+    env["DISPLAY"] = display
+    app = subprocess.Popen([str(Path(sys.executable).parent / "whisper-desk"), str(medley)], env=env,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        wait_for(lambda: sum(call.done.is_set() for call in list(cp.calls.values())) >= 2 and len(cp.calls) >= 3,
+                 240, "two answers")
+        during = ""
+        for attempt in range(4):  # the window shows the answers a moment after they arrive
+            time.sleep(1.5)
+            during = screen_text(env, tmp_path / f"during-{attempt}.png")
+            if "fellow americans" in during and "chunk 2/6 gpu=" in during:
+                break
+        assert not any(call.done.is_set() for call in cp.calls.values() if call.record.ordinal >= 2)  # still running
+        assert "medley.flac" in during and "running" in during, during
+        assert "of 6" in during, during  # the row's progress: "transcribing chunk 2 of 6 — 36%"
+        assert "fellow americans" in during, during  # chunk 1's text, while the later chunks still run
+        assert "chunk 1/6 gpu=" in during and "chunk 2/6 gpu=" in during, during  # their timing lines
+        assert "chunk 6/6" not in during, during
+
+        library_path = default_library_path()
+        status = None
+        deadline = time.monotonic() + 300
+        while status != "done" and time.monotonic() < deadline:
+            assert app.poll() is None
+            library = Library(library_path)
+            status = library.jobs()[0].status
+            lines = library.log_lines()
+            library.close()
+            assert status != "failed", lines
+            time.sleep(0.5)
+        assert status == "done"
+        chunk_lines = [line for line in lines if "medley.flac: chunk " in line and "gpu=" in line]
+        assert len(chunk_lines) == len(cp.calls), lines  # a timing line per chunk, each chunk once
+        after = ""
+        for attempt in range(4):
+            time.sleep(1.5)
+            after = screen_text(env, tmp_path / f"after-{attempt}.png")
+            if "hereby granted" in after and "gpu=" in after:
+                break
+        for phrase in ("fellow americans", "permission is hereby granted", "chunk 6/6 gpu=", "done"):
+            assert phrase in after, (phrase, after)
+        assert runs_per_chunk(cp) == [1] * len(cp.calls)
+    finally:
+        app.terminate()
+        try:
+            app.wait(30)
+        except subprocess.TimeoutExpired:
+            app.kill()
+        server.terminate()
+        server.wait(10)
