@@ -1,7 +1,7 @@
 """Search across every transcript: a search box, and the hits (file, time, highlighted snippet) below it.
 
-Typing never waits on the library: the query runs in a worker (superqt) a moment after the last key, and a
-hit that arrives for an older query is dropped. Choosing a hit (click, Enter) emits `hitChosen(SearchHit)`;
+Typing never waits on the library: the query runs in the background (gui.background) a moment after the last
+key, and a hit that arrives for an older query is dropped. Choosing a hit (click, Enter) emits `hitChosen(SearchHit)`;
 the window opens that transcript at the segment and plays from there.
 """
 
@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from gui.background import Call
 from worker.editing import format_timestamp
 from worker.library import Library
 from worker.search import DEFAULT_LIMIT, QueryError, SearchHit, search
@@ -80,7 +81,6 @@ class SearchPanel(QWidget):
         self.library = library
         self.limit = limit
         self._generation = 0  # the newest query asked; older answers are dropped
-        self._workers: set[Any] = set()  # superqt workers still running (kept referenced until they finish)
         self._shown_query = ""  # the query whose hits are listed
         self._closed = False
 
@@ -138,8 +138,6 @@ class SearchPanel(QWidget):
 
     def search_now(self) -> None:
         """Run the box's query in a worker; its hits replace the list when they arrive (if still the newest)."""
-        from superqt.utils import create_worker
-
         self._debounce.stop()
         query = self.box.text()
         self._generation += 1
@@ -155,12 +153,10 @@ class SearchPanel(QWidget):
             except QueryError as exc:
                 return [], str(exc)
 
-        worker = create_worker(run)
-        self._workers.add(worker)
-        worker.returned.connect(lambda result: self._show(generation, query, *result))
-        worker.errored.connect(lambda exc: self._show(generation, query, [], f"search failed: {exc}"))
-        worker.finished.connect(lambda: self._workers.discard(worker))
-        worker.start()
+        call = Call(run)  # gui.background keeps it referenced until it ends
+        call.returned.connect(lambda result: self._show(generation, query, *result))
+        call.raised.connect(lambda exc: self._show(generation, query, [], f"search failed: {exc}"))
+        call.start()
 
     def _show(self, generation: int, query: str, hits: list[SearchHit], problem: str | None) -> None:
         if self._closed or generation != self._generation:
