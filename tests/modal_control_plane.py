@@ -844,8 +844,7 @@ class ControlPlane:
         else:
             os.environ[MODELS_DIR_ENV] = self._saved_volume_env
         shutil.rmtree(self._broken_volume, ignore_errors=True)
-        self._broken_volume = None
-        self.cold_containers()
+        self._broken_volume = None  # the containers that failed stay warm: their next input loads again
 
     def delay_rpc(self, name: str, seconds: float) -> None:
         """RPC `name` (e.g. "FunctionBindParams", "FunctionMap", "BlobCreate") is answered `seconds` late."""

@@ -114,3 +114,15 @@ def test_warming_a_model_goes_through_remote_and_reports_a_load_failure(deployed
         warm_model_volume("tiny.en", timeout_s=ANSWER_WAIT_S)
     assert "tiny.en model did not load on Modal" in str(caught.value) and "\n" not in str(caught.value)
     assert deployed_modal.container_crashes == 0
+
+
+def test_a_container_whose_model_failed_to_load_tries_again_on_its_next_input(deployed_modal):
+    """A failed load is not sticky: once the Volume is good again, the same warm container answers."""
+    two_seconds = encode_chunk(np.zeros(2 * 16000, dtype=np.float32))
+    deployed_modal.fail_enter()
+    kind, value = call_worker(deployed_modal, two_seconds, {"language": "en"})
+    assert kind == "answer" and "did not load" in value.get("error", ""), value
+    deployed_modal.heal_enter()
+    kind, value = call_worker(deployed_modal, two_seconds, {"language": "en"})
+    assert kind == "answer" and "error" not in value and value["duration"] == 2.0, value
+    assert deployed_modal.container_starts == 1 and deployed_modal.container_crashes == 0

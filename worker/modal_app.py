@@ -22,7 +22,8 @@ environment when `modal deploy` imports this module.
 Failures: our own errors (bad audio, bad options, an unknown model, weights that do not load) come back at
 once as an answer, {"api_version", "error": one line}, so modal.Retries never re-runs them on a T4; Retries
 are for the infrastructure (an exception that is not ours). A model that fails to load in @modal.enter does
-not crash the container (a crash loop the client would only see at its timeout): every input gets the error.
+not crash the container (a crash loop the client would only see at its timeout): each input tries the load
+again and, if it still fails, gets the error as its answer.
 """
 
 # no `from __future__ import annotations`: Modal reads the class parameter's annotation as a real type
@@ -317,9 +318,12 @@ class Transcriber:
     @modal.enter()
     def load(self) -> None:
         """Once per container: load the model (downloading it into the Volume the first time). A failure is
-        kept and answered to every input, never raised: a raise here is a crash loop."""
+        kept and answered, never raised: a raise here is a crash loop."""
         self.body = None
         self.load_error = None
+        self._load_body()
+
+    def _load_body(self) -> None:
         try:
             root = models_dir()
             if root is not None and not modal.is_local():
@@ -329,7 +333,7 @@ class Transcriber:
                     pass
             body = TranscriberBody(self.model, commit_volume=_commit_volume if root is not None else None)
             body.load()
-            self.body = body
+            self.body, self.load_error = body, None
         except Exception as exc:
             self.load_error = f"the {self.model} model did not load on Modal ({_one_line(exc)})"
 
@@ -337,6 +341,8 @@ class Transcriber:
     def transcribe(self, audio: bytes, options: dict) -> dict:
         from worker.errors import WhisperDeskError
 
+        if self.body is None:  # loading failed: try again (a download may work now), else answer why not
+            self._load_body()
         if self.body is None:
             return error_answer(self.load_error or f"the {self.model} model is not loaded")
         try:
