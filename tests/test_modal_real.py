@@ -9,12 +9,10 @@ half-way collects its calls when it runs again instead of paying for them twice.
 from __future__ import annotations
 
 import asyncio
-import collections
 import os
 import signal
 import subprocess
 import sys
-import textwrap
 import threading
 import time
 from pathlib import Path

@@ -200,7 +200,7 @@ class StandInRemote:
         with self._lock:
             self._synthetic_calls += 1
             cold = self._synthetic_calls == 1
-        segments = []
+        segments: list[dict[str, Any]] = []
         if seconds > 0:
             segments.append({"id": 0, "start": 0.0, "end": round(seconds, 3), "text": f"stand-in chunk {chunk_index + 1}", "words": []})
         return {

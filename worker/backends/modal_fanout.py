@@ -305,7 +305,7 @@ class ModalBackend:
             elif not outcome.cancelled():
                 outcome.exception()  # marks it retrieved (no "never retrieved" warning)
             try:
-                chunks.close()  # stops decoding the rest of the file
+                chunks.close()  # type: ignore[attr-defined]  # a generator: stops decoding the rest of the file
             except ValueError:  # its thread is still cutting a chunk: it stops at the cancel, then is dropped
                 pass
 

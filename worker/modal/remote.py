@@ -105,7 +105,7 @@ class ModalRemote:
         import modal
         from modal_proto import api_pb2
 
-        client = modal.Client(url, api_pb2.CLIENT_TYPE_CLIENT, (token_id, self._secret))
+        client = modal.Client(url, api_pb2.CLIENT_TYPE_CLIENT, (token_id, self._secret or ""))
         self._client = client
         await client.__aenter__()
         await client.hello.aio()
