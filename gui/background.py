@@ -1,6 +1,7 @@
-"""The one way the window runs work off the GUI thread: a Call runs a function on Qt's thread pool through
-superqt's create_worker; what it returns (or raises) comes back as a signal, queued to the GUI thread. A Call is
-kept referenced while it runs (whoever started it may be gone), and waiting for it is explicit: wait(ms)."""
+"""The one way the window runs work off the GUI thread: a Call runs a function in a daemon thread (the job
+queue's start_thread: one stuck on a dead network share never holds the app open at exit); what it returns
+(or raises) comes back as a signal, queued to the GUI thread. A Call is kept referenced while it runs (whoever
+started it may be gone), and waiting for it is explicit: wait(ms)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import threading
 from typing import Any, Callable
 
 from PySide6.QtCore import QObject, Signal
+
+from worker.queue import start_thread
 
 _running: set["Call"] = set()  # started and not yet ended
 _running_lock = threading.Lock()
@@ -25,20 +28,17 @@ class Call(QObject):
         self._function = function
         self._ended = threading.Event()
         self._started = False
-        self._worker: Any = None
+        self.finished.connect(self._forget)  # on the GUI thread, after returned/raised were delivered
 
     def run(self) -> Any:
         assert self._function is not None
         return self._function()
 
     def start(self) -> None:
-        from superqt.utils import create_worker
-
         self._started = True
         with _running_lock:
             _running.add(self)
-        self._worker = create_worker(self._body)  # superqt holds its worker until the pool has run it
-        self._worker.start()
+        start_thread(self._body)
 
     def _body(self) -> None:
         try:
@@ -50,8 +50,11 @@ class Call(QObject):
         finally:
             self._ended.set()
             self.finished.emit()
-            with _running_lock:
-                _running.discard(self)
+
+    def _forget(self) -> None:
+        """Dropped only now, on the GUI thread: a queued answer never outlives the object it came from."""
+        with _running_lock:
+            _running.discard(self)
 
     def wait(self, timeout_ms: int | None = None) -> bool:
         """Wait (blocking) until it has ended; False if `timeout_ms` passed first. True if it never started."""
