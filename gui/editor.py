@@ -14,6 +14,7 @@ The data operations (split, merge, find, replace, time parsing) live in worker/e
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 from typing import Any, Callable
 
 from PySide6.QtCore import (
@@ -58,6 +59,7 @@ from PySide6.QtWidgets import (
 )
 
 from gui.icons import icon
+from gui.speaker_commands import SpeakerEdit, speaker_data, speaker_set_data
 from worker.editing import (
     Match,
     find_matches,
@@ -69,15 +71,16 @@ from worker.editing import (
     validate_times,
     words_match_text,
 )
-from worker.transcript import Segment, Transcript, Word
+from worker.speaker_edits import without_embeddings
+from worker.transcript import Segment, Speaker, Transcript, Word
 
 
-START, END, TEXT = 0, 1, 2
-HEADERS = ("Start", "End", "Text")
+START, END, TEXT, SPEAKER = 0, 1, 2, 3  # the Speaker column is shown before the text (gui/speakers_panel.py)
+HEADERS = ("Start", "End", "Text", "Speaker")
 
 
-def _key(segment: Segment) -> tuple[float, float, str]:
-    return (round(segment.start, 3), round(segment.end, 3), segment.text.strip())
+def _key(segment: Segment) -> tuple[float, float, str, str | None]:
+    return (round(segment.start, 3), round(segment.end, 3), segment.text.strip(), segment.speaker)
 
 
 def _copy_segment(segment: Segment) -> Segment:
@@ -103,11 +106,13 @@ class SegmentTableModel(QAbstractTableModel):
     undo commands on `stack`; the underscore methods change the data and are used by the commands."""
 
     rejected = Signal(str)  # an edit refused by validation: the reason
+    speakersChanged = Signal()  # a speaker renamed, merged, added (gui.speaker_commands.SpeakerEdit)
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._segments: list[Segment] = []
-        self._original_keys: set[tuple[float, float, str]] = set()
+        self._original_keys: set[tuple[float, float, str, str | None]] = set()
+        self.speakers: list[Speaker] = []  # the transcript's speakers, as edited
         self.stack: QUndoStack | None = None
         self.playing_row = -1
         self.read_only = False
@@ -117,7 +122,7 @@ class SegmentTableModel(QAbstractTableModel):
         return 0 if parent.isValid() else len(self._segments)
 
     def columnCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:
-        return 0 if parent.isValid() else 3
+        return 0 if parent.isValid() else len(HEADERS)
 
     def segment(self, row: int) -> Segment:
         return self._segments[row]
@@ -135,6 +140,8 @@ class SegmentTableModel(QAbstractTableModel):
         if not index.isValid() or index.row() >= len(self._segments):
             return None
         segment, column = self._segments[index.row()], index.column()
+        if column == SPEAKER and role != Qt.ItemDataRole.FontRole:
+            return speaker_data(self, index.row(), role)
         if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.EditRole):
             if column == START:
                 return format_timestamp(segment.start)
@@ -184,6 +191,8 @@ class SegmentTableModel(QAbstractTableModel):
             return False
         row, column = index.row(), index.column()
         segment = self._segments[row]
+        if column == SPEAKER:
+            return speaker_set_data(self, row, value)
         if column == TEXT:
             text = str(value).strip()
             if text == segment.text.strip():
@@ -228,7 +237,7 @@ class SegmentTableModel(QAbstractTableModel):
         self.endInsertRows()
 
     def _row_changed(self, row: int) -> None:
-        self.dataChanged.emit(self.index(row, 0), self.index(row, 2))
+        self.dataChanged.emit(self.index(row, 0), self.index(row, SPEAKER))
 
     def _set_segment(self, row: int, segment: Segment) -> None:
         self._segments[row] = _copy_segment(segment)
@@ -365,8 +374,18 @@ class ReplaceTexts(QUndoCommand):
 
 
 class RevertToOriginal(_ReplaceRows):
-    def __init__(self, model: SegmentTableModel, original: list[Segment]) -> None:
+    def __init__(self, model: SegmentTableModel, original: list[Segment], speakers: list[Speaker] | None = None) -> None:
         super().__init__("Revert to original", model, 0, model.segments(), original)
+        after = Transcript(segments=original, speakers=list(model.speakers if speakers is None else speakers))
+        self.speakers = SpeakerEdit("", model, after)  # the original's speakers (names) come back too
+
+    def redo(self) -> None:
+        super().redo()
+        self.speakers.redo()
+
+    def undo(self) -> None:
+        super().undo()
+        self.speakers.undo()
 
 
 # --- delegates ---------------------------------------------------------------------------------------------
@@ -588,6 +607,7 @@ class TranscriptEditor(QWidget):
         self.job_id: int | None = None
         self._transcript: Transcript | None = None  # the metadata (language, model…) of the shown transcript
         self._original: list[Segment] = []
+        self._original_speakers: list[Speaker] = []
         self._loading = False
 
         self.model = SegmentTableModel(self)
@@ -630,6 +650,9 @@ class TranscriptEditor(QWidget):
         self.view.activated.connect(self._activated)
 
         self.find_bar = FindBar(self)
+        from gui.speakers_panel import SpeakersPanel  # the Speaker column's editor, rename/merge, known voices
+
+        self.speakers = SpeakersPanel(self)
         self.status_label = QLabel("")
         self.status_label.setObjectName("editorStatus")
         self.status_label.setWordWrap(True)
@@ -652,6 +675,7 @@ class TranscriptEditor(QWidget):
         layout.setSpacing(2)
         layout.addWidget(self.toolbar)
         layout.addWidget(self.find_bar)
+        layout.addWidget(self.speakers)
         layout.addWidget(self.view, 1)
         layout.addWidget(self.status_label)
 
@@ -741,6 +765,8 @@ class TranscriptEditor(QWidget):
             self.job_id = job_id
             self._transcript = _metadata(transcript) if transcript is not None else None
             self._original = _copy_segments((original or transcript).segments) if transcript is not None else []
+            self._original_speakers = list((original or transcript).speakers) if transcript is not None else []
+            self.model.speakers = list(transcript.speakers) if transcript is not None else []
             self.model.read_only = read_only
             self.model._reset(transcript.segments if transcript is not None else [], self._original)
             self.undo_stack.clear()
@@ -762,6 +788,7 @@ class TranscriptEditor(QWidget):
             return None
         result = _metadata(self._transcript)
         result.segments = self.model.segments()
+        result.speakers = [replace(s) for s in self.model.speakers]
         return result.renumbered()
 
     def original(self) -> Transcript | None:
@@ -769,12 +796,14 @@ class TranscriptEditor(QWidget):
             return None
         result = _metadata(self._transcript)
         result.segments = _copy_segments(self._original)
+        result.speakers = [replace(s) for s in self._original_speakers]
         return result.renumbered()
 
     def is_edited(self) -> bool:
-        """True when the segments differ from the original."""
+        """True when the segments (or the speakers' names) differ from the original."""
         current = self.model._segments
-        return len(current) != len(self._original) or any(_key(a) != _key(b) for a, b in zip(current, self._original))
+        return (len(current) != len(self._original) or any(_key(a) != _key(b) for a, b in zip(current, self._original))
+                or without_embeddings(self.model.speakers) != without_embeddings(self._original_speakers))
 
     # --- committing ---------------------------------------------------------------------------------------------
 
@@ -935,7 +964,7 @@ class TranscriptEditor(QWidget):
 
     def revert_to_original(self) -> None:
         if self.is_edited():
-            self.push(RevertToOriginal(self.model, self._original))
+            self.push(RevertToOriginal(self.model, self._original, self._original_speakers))
             self.show_status("Reverted to the original transcript (Undo brings the edits back).")
 
     # --- clipboard -----------------------------------------------------------------------------------------
