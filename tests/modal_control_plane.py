@@ -791,6 +791,9 @@ class ControlPlane:
         self.faults.fail_once.append((_as_match(match), how))
 
     def fail_always(self, match: "int | Match | None" = None, how: str = "raise") -> None:
+        """Every run of the matching input fails: "raise" (retried by the deployed Retries, then the client gets
+        the ConnectionError), "internal" (InternalFailure) or "timeout" (past the function's timeout: the client
+        raises FunctionTimeoutError)."""
         self.faults.fail_always.append((_as_match(match), how))
 
     def slow(self, match: "int | Match | None", seconds: float) -> None:
@@ -1077,6 +1080,8 @@ class ControlPlane:
     def _injected(how: str) -> tuple[str, Any]:
         if how == "internal":
             return "internal_failure", "the container was preempted (injected)"
+        if how == "timeout":
+            return "timeout", "the call ran past the function's timeout (injected)"
         return "failure", ConnectionError("lost the connection to the GPU worker (injected)")
 
     def _result(self, status: str, value: Any) -> api_pb2.GenericResult:
@@ -1091,6 +1096,8 @@ class ControlPlane:
             return api_pb2.GenericResult(status=api_pb2.GenericResult.GENERIC_STATUS_SUCCESS, data=data)
         if status == "internal_failure":
             return api_pb2.GenericResult(status=api_pb2.GenericResult.GENERIC_STATUS_INTERNAL_FAILURE, exception=str(value))
+        if status == "timeout":
+            return api_pb2.GenericResult(status=api_pb2.GenericResult.GENERIC_STATUS_TIMEOUT, exception=str(value))
         exc = value
         try:
             data = serialize(exc)

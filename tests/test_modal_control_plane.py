@@ -123,6 +123,20 @@ def test_injected_failures_reach_the_client_as_modal_raises_them(deployed_modal)
     assert attempts == [(0, 0), (1, 0), (1, 1), (1, 2)]  # the deployed Retries(2) re-ran the one that raised
 
 
+def test_a_call_past_its_timeout_raises_function_timeout(deployed_modal):
+    from modal.exception import FunctionTimeoutError
+
+    deployed_modal.fail_always(0, how="timeout")
+
+    async def work(method, client):
+        call = await method.spawn.aio(silence(), {})
+        with pytest.raises(FunctionTimeoutError):
+            await call.get.aio(timeout=WAIT_S)
+
+    run(deployed_modal, work)
+    assert len(deployed_modal.executions) == 1
+
+
 def test_a_dropped_connection_during_a_poll_is_retried_by_modal_then_reaches_the_caller(deployed_modal):
     deployed_modal.drop_polls(1)
 
