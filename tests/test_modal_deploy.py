@@ -112,3 +112,12 @@ def test_the_profile_asked_for_is_the_profile_used(two_profiles):
     assert not [line for line in lines if "could not record" in line], lines
     assert two_profiles.deployment.tags[VERSION_TAG] == WORKER_API_VERSION
     assert "as-" + "a" * 22 not in "\n".join(lines)
+
+
+def test_the_client_call_limit_follows_the_deploy_settings_and_ignores_bad_ones(monkeypatch):
+    from worker.backends.modal_fanout import ModalBackend
+
+    monkeypatch.setenv("WHISPER_DESK_STARTUP_TIMEOUT_S", "1800")
+    assert ModalBackend().call_timeout_s == DeploySettings(startup_timeout_s=1800).call_timeout_s
+    monkeypatch.setenv("WHISPER_DESK_MAX_CONTAINERS", "many")  # deploy reports it; a job is not stopped by it
+    assert ModalBackend().call_timeout_s == DeploySettings().call_timeout_s

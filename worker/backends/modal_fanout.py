@@ -156,7 +156,7 @@ class ModalBackend:
         self.max_containers = int(max_containers)
         self.chunk_s = float(chunk_s)
         # longer than Modal's own limits for one call (cold start + runs), so the client never gives up first
-        self.call_timeout_s = float(call_timeout_s or DeploySettings.from_env().call_timeout_s)
+        self.call_timeout_s = float(call_timeout_s or DeploySettings.as_deployed().call_timeout_s)
         self.connect_timeout_s = float(connect_timeout_s)
         self.max_retries = int(max_retries)
         self.max_poll_retries = int(max_poll_retries)

@@ -61,6 +61,15 @@ class DeploySettings:
             retries=_env_int("WHISPER_DESK_RETRIES", base.retries),
         )
 
+    @classmethod
+    def as_deployed(cls) -> "DeploySettings":
+        """What the client assumes was deployed: the environment's settings, or the defaults where a value there
+        is not valid (that is reported by `whisper-desk deploy`, never by a job)."""
+        try:
+            return cls.from_env()
+        except ValueError:
+            return cls()
+
     @property
     def call_timeout_s(self) -> float:
         """How long the client waits for one call: longer than anything Modal may legitimately take for it
