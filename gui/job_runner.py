@@ -165,6 +165,9 @@ class QueueController(QObject):
     def set_backend(self, job_ids: Iterable[int], backend: str) -> None:
         self.queue.set_backend(job_ids, backend)
 
+    def set_speakers(self, job_ids: Iterable[int], speakers: str | None) -> None:
+        self.queue.set_speakers(job_ids, speakers)
+
     def move(self, job_ids: Iterable[int], delta: int) -> None:
         self.queue.move(job_ids, delta)
 

@@ -326,6 +326,9 @@ class MainWindow(QMainWindow):
         self.down_action = self._action("Move &down", "down", lambda: self.move_selected(1), ["Ctrl+Down"], "Move the selected jobs down the queue")
         self.local_action = self._action("Run on &this computer", "computer", lambda: self.set_selected_backend("local"), [], "Run the selected jobs on this computer")
         self.modal_action = self._action("Run on &Modal T4", "cloud", lambda: self.set_selected_backend("modal"), [], "Run the selected jobs on Modal T4 GPUs")
+        from gui.speakers_panel import speakers_menu  # per job: Off, Automatic, 2..8 speakers
+
+        self.speakers_menu = speakers_menu(self, self.set_selected_speakers, self._selected_speakers)
         self.settings_action = self._action("&Preferences…", "settings", self.open_settings, ["Ctrl+,"], "Backend, model, language, export defaults")
         self.search_action = self._action("&Search transcripts…", "search", self.show_search, ["Ctrl+Shift+F"], "Search every transcript in the library")
         self.wizard_action = self._action("&Set up Modal…", "cloud", self.open_setup_wizard, [], "Connect a Modal account to run on T4 GPUs")
@@ -359,7 +362,7 @@ class MainWindow(QMainWindow):
         self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
         # queue-only shortcuts (Esc, Del, Ctrl+Up/Down) must not fire while typing in the editor
         for action in (self.cancel_action, self.retry_action, self.remove_action, self.up_action, self.down_action,
-                       self.local_action, self.modal_action, self.export_action):
+                       self.local_action, self.modal_action, self.speakers_menu.menuAction(), self.export_action):
             self.table.addAction(action)
         for action in (self.cancel_action, self.remove_action, self.up_action, self.down_action, self.local_action,
                        self.modal_action):
@@ -424,7 +427,8 @@ class MainWindow(QMainWindow):
             file_menu.addSeparator() if action is None else file_menu.addAction(action)
         queue_menu = bar.addMenu("&Queue")
         for action in (self.pause_action, None, self.cancel_action, self.retry_action, self.remove_action, None,
-                       self.up_action, self.down_action, None, self.local_action, self.modal_action):
+                       self.up_action, self.down_action, None, self.local_action, self.modal_action,
+                       self.speakers_menu.menuAction()):
             queue_menu.addSeparator() if action is None else queue_menu.addAction(action)
         modal_menu = bar.addMenu("&Modal")
         modal_menu.addAction(self.wizard_action)
@@ -636,6 +640,14 @@ class MainWindow(QMainWindow):
     def set_selected_backend(self, backend: str) -> None:
         self.controller.set_backend(self.selected_job_ids(), backend)
 
+    def set_selected_speakers(self, speakers: str | None) -> None:
+        """Label speakers in the selected jobs ("auto", a count, None: off): their next run (Retry a finished one)."""
+        self.controller.set_speakers(self.selected_job_ids(), speakers)
+
+    def _selected_speakers(self) -> set[str | None]:
+        rows = [self.model.job_row(job_id) for job_id in self.selected_job_ids()]
+        return {row.record.options.speakers for row in rows if row is not None}
+
     def set_paused(self, paused: bool) -> None:
         self.pause_action.setChecked(paused)
 
@@ -644,7 +656,8 @@ class MainWindow(QMainWindow):
         statuses = [self.model.job_row(i).status for i in ids if self.model.job_row(i) is not None]
         self.cancel_action.setEnabled(any(not JobStatus(s).finished for s in statuses))
         self.retry_action.setEnabled(any(JobStatus(s).finished for s in statuses))
-        for action in (self.remove_action, self.up_action, self.down_action, self.local_action, self.modal_action):
+        for action in (self.remove_action, self.up_action, self.down_action, self.local_action, self.modal_action,
+                       self.speakers_menu.menuAction()):
             action.setEnabled(bool(ids))
 
     # --- controller signals ------------------------------------------------------------------------------

@@ -84,6 +84,14 @@ class SettingsDialog(QDialog):
         self.task.setCurrentIndex(max(0, self.task.findData(preferences.task)))
         self.word_timestamps = QtWidgets.QCheckBox("Word timestamps")
         self.word_timestamps.setChecked(preferences.word_timestamps)
+        from gui.speakers_panel import SPEAKER_CHOICES  # imported when the dialog opens, not at start
+
+        self.speakers = QtWidgets.QComboBox()
+        self.speakers.setObjectName("speakersDefault")
+        for label, value in SPEAKER_CHOICES:
+            self.speakers.addItem(label, value or "")
+        self.speakers.setCurrentIndex(max(0, self.speakers.findData(preferences.speakers_default)))
+        self.speakers.setToolTip("Label who speaks in new jobs (Queue > Speakers changes it per job)")
 
         self.local_parallel = _spin(1, 8, preferences.local_parallel)
         self.modal_parallel = _spin(1, 16, preferences.modal_parallel)
@@ -150,6 +158,7 @@ class SettingsDialog(QDialog):
         form.addRow("Language", self.language)
         form.addRow("Task", self.task)
         form.addRow("", self.word_timestamps)
+        form.addRow("Speakers", self.speakers)
 
         queue = QtWidgets.QGroupBox("Queue and Modal")
         form = QtWidgets.QFormLayout(queue)
@@ -203,6 +212,7 @@ class SettingsDialog(QDialog):
             language=self.language.text().strip(),
             task=self.task.currentData(),
             word_timestamps=self.word_timestamps.isChecked(),
+            speakers_default=self.speakers.currentData() or "",
             local_parallel=self.local_parallel.value(),
             modal_parallel=self.modal_parallel.value(),
             max_containers=self.max_containers.value(),

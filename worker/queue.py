@@ -23,7 +23,7 @@ import time
 import traceback
 import uuid
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Union
 
@@ -403,7 +403,9 @@ class JobQueue:
         heartbeat_s: float = HEARTBEAT_S,
         only_own_jobs: bool = False,
     ) -> None:
-        """`only_own_jobs`: run only the jobs added through this queue (the CLI: never the window's queue)."""
+        """The queue runs only the jobs it knows: those added or adopted through it and, unless `only_own_jobs`
+        (the CLI, a watch), every job of the library at restore(). So a job another process queues later is
+        that process's to run; one of ours another live process took is followed to its end."""
         self.library = library
         self.preferences = preferences
         self.listener: Listener = listener or (lambda _event: None)
@@ -416,8 +418,9 @@ class JobQueue:
         self._runs: dict[int, _Run] = {}
         self._ending: list[_Run] = []  # ended in the queue, their thread still finishing
         self._partial: dict[int, list[Segment]] = {}  # kept after the job ends (until it restarts or is removed)
-        self._own: set[int] | None = set() if only_own_jobs else None
-        self._followed: set[int] = set()  # our jobs another process is running (only_own_jobs)
+        self._own: set[int] = set()  # the jobs this queue runs (see above)
+        self._adopt_all = not only_own_jobs
+        self._followed: set[int] = set()  # our jobs another live process is running
         self.paused = False
         self._shutting_down = False
         self._closed = False  # after shutdown: late results are ignored (the library may be closed)
@@ -461,14 +464,12 @@ class JobQueue:
         """Run these queued jobs of the library too (with only_own_jobs: jobs this caller queued in an earlier
         run, such as a watch folder's files before a restart)."""
         with self._lock:
-            if self._own is not None:
-                self._own.update(job_ids)
+            self._own.update(job_ids)
             self.schedule()
 
     def _queue_files(self, paths: list[str], backend: str | None, options: TranscriptionOptions | None) -> list[JobRecord]:
         records = self.library.add_jobs(paths, options or self.preferences.options(), backend or self.preferences.backend)
-        if self._own is not None:
-            self._own.update(record.id for record in records)
+        self._own.update(record.id for record in records)
         for record in records:
             self._report(JobAdded(record))
             if not self._shutting_down:  # the prober has stopped; the next start probes what is left
@@ -493,7 +494,10 @@ class JobQueue:
             recovered = self.library.recover_interrupted()
             if recovered:
                 self._report(Note(f"{len(recovered)} interrupted job(s) queued again"))
-            return self.library.jobs()
+            jobs = self.library.jobs()
+            if self._adopt_all:
+                self._own.update(record.id for record in jobs)
+            return jobs
 
     def start(self) -> None:
         """Start the queue (unless paused) and probe the durations still unknown."""
@@ -568,12 +572,11 @@ class JobQueue:
             for record in self.library.jobs():
                 if record.id in self._runs:
                     continue
-                if self._own is not None:
-                    if record.id not in self._own:
-                        continue
-                    if record.status == JobStatus.RUNNING:  # another live process took one of ours
-                        self._follow(record.id)
-                        continue
+                if record.id not in self._own:
+                    continue  # another process's, queued after our start
+                if record.status == JobStatus.RUNNING:  # another live process runs one of ours
+                    self._follow(record.id)
+                    continue
                 if record.status != JobStatus.QUEUED:
                     continue
                 if busy[record.backend] >= self.preferences.parallel(record.backend):
@@ -583,7 +586,7 @@ class JobQueue:
                     continue
                 if self._start(record):
                     busy[record.backend] += 1
-                elif self._own is not None:  # another live process took it just now
+                else:  # another live process took it just now
                     self._follow(record.id)
 
     def _start(self, record: JobRecord) -> bool:
@@ -790,6 +793,7 @@ class JobQueue:
                     continue
                 self.library.update_job(job_id, status=JobStatus.QUEUED, error=None, error_detail=None,
                                         started=None, finished=None, elapsed=None)
+                self._own.add(job_id)  # retried here: ours to run
                 self._changed(job_id)
             self.schedule()
 
@@ -816,6 +820,16 @@ class JobQueue:
                 if record is None or job_id in self._runs or record.backend == backend:
                     continue
                 self.library.update_job(job_id, backend=backend)
+                self._changed(job_id)
+
+    def set_speakers(self, job_ids: Iterable[int], speakers: str | None) -> None:
+        """Label speakers ("auto", a count, None: off) in the given jobs' next run (not a running one's)."""
+        with self._lock:
+            for job_id in job_ids:
+                record = self.library.job(job_id)
+                if record is None or job_id in self._runs or record.options.speakers == speakers:
+                    continue
+                self.library.update_job(job_id, options=replace(record.options, speakers=speakers))
                 self._changed(job_id)
 
     def move(self, job_ids: Iterable[int], delta: int) -> None:

@@ -1,0 +1,267 @@
+"""Speakers in the window (pytest-qt, offscreen), on transcripts labelled by the real pipeline: tiny.en, the real
+speaker encoder, and a two-speaker dialogue joined from the shared recordings (bench.speakers_bench).
+
+Done when: renaming a speaker in the window changes the SRT, VTT, TXT, DOCX and JSON exports and survives a
+restart. Also: the per-job option and its Preferences default, reassign and merge (one undo step each), the
+colours, saving and deleting a known voice, and the match confidence of a recognised voice."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor
+from PySide6.QtWidgets import QComboBox
+
+from bench.speakers_bench import REAL_DIALOGUES, join_turns, real_dialogue, real_pieces
+from gui.editor import SPEAKER, TEXT, TranscriptEditor
+from gui.main_window import MainWindow
+from gui.settings import Preferences, SettingsDialog
+from gui.speaker_commands import SPEAKER_COLOURS
+from worker.events import CancelToken, ignore_events
+from worker.formats import export_transcript, render
+from worker.library import Library
+from worker.options import TranscriptionOptions
+from worker.speaker_edits import NEW_SPEAKER
+from worker.speakers import KNOWN_VOICE_SIMILARITY, label_speakers
+from worker.transcript import Transcript
+
+AUTO = TranscriptionOptions(speakers="auto")
+TWO_SPEAKERS = REAL_DIALOGUES["real, 2 speakers (A-B-A-B)"]  # the multilingual.mp3 reader and JFK, taking turns
+
+
+@pytest.fixture(scope="module")
+def dialogue(tmp_path_factory):
+    return real_dialogue(tmp_path_factory.mktemp("dialogue"), TWO_SPEAKERS)
+
+
+@pytest.fixture(scope="module")
+def labelled(local_backend, dialogue) -> Transcript:
+    """The dialogue as the job queue labels it: the local backend, then label_speakers."""
+    transcript = local_backend.transcribe(dialogue.path, AUTO, ignore_events, CancelToken())
+    return label_speakers(dialogue.path, transcript, AUTO)
+
+
+def open_window(qtbot, lent_backend, **prefs) -> MainWindow:
+    """A window as the app opens it: its own library at the (per-test) user data folder."""
+    window = MainWindow(preferences=Preferences(check_modal_on_start=False, **prefs),
+                        backend_factory=lambda name, preferences: lent_backend)
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitExposed(window)
+    return window
+
+
+def shown_editor(qtbot, window: MainWindow, job_id: int) -> TranscriptEditor:
+    window.select_jobs([job_id])
+    pane = window.transcript_pane
+    qtbot.waitUntil(lambda: pane.uses_editor and pane.job_id == job_id and pane.editor.model.rowCount() > 0, timeout=15000)
+    return pane.editor
+
+
+def column(editor: TranscriptEditor, role=Qt.ItemDataRole.DisplayRole) -> list:
+    return [editor.model.index(row, SPEAKER).data(role) for row in range(editor.model.rowCount())]
+
+
+def docx_runs(path: Path) -> list[tuple[str, bool]]:
+    import docx
+
+    return [(run.text, bool(run.bold)) for paragraph in docx.Document(str(path)).paragraphs for run in paragraph.runs]
+
+
+def exports(transcript: Transcript, folder: Path) -> dict[str, str]:
+    texts = {fmt: render(transcript, fmt) for fmt in ("srt", "vtt", "txt", "json")}
+    export_transcript(transcript, folder / "dialogue.docx", "docx", overwrite=True)
+    return texts
+
+
+def test_renaming_a_speaker_in_the_window_reaches_every_export_and_survives_a_restart(qtbot, lent_backend, dialogue, tmp_path):
+    window = open_window(qtbot, lent_backend)
+    window.set_paused(True)
+    with qtbot.waitSignal(window.controller.pathsAdded, timeout=10000) as added:
+        window.add_paths([dialogue.path])
+    [job] = added.args[0]
+    assert job.options.speakers is None  # the Preferences' default: off
+    window.select_jobs([job.id])
+    # the per-job option: Queue > Speakers > Automatic
+    window.speakers_menu.aboutToShow.emit()
+    assert [a.text() for a in window.speakers_menu.actions() if a.isChecked()] == ["Off"]
+    next(a for a in window.speakers_menu.actions() if a.text() == "Automatic").trigger()
+    assert window.library.job(job.id).options.speakers == "auto"
+    window.speakers_menu.aboutToShow.emit()
+    assert [a.text() for a in window.speakers_menu.actions() if a.isChecked()] == ["Automatic"]
+    window.set_paused(False)
+    qtbot.waitUntil(lambda: window.library.job(job.id).status == "done", timeout=300000)
+
+    editor = shown_editor(qtbot, window, job.id)
+    assert [s.name for s in editor.model.speakers] == ["Speaker 1", "Speaker 2"]
+    assert not editor.view.isColumnHidden(SPEAKER) and editor.speakers.isVisible()
+    assert set(column(editor)) == {"Speaker 1", "Speaker 2"}
+    # colours: a fixed palette, by the speaker's place in the list
+    for row, speaker_id in enumerate(s.speaker for s in editor.model.segments()):
+        position = [s.id for s in editor.model.speakers].index(speaker_id)
+        assert editor.model.index(row, SPEAKER).data(Qt.ItemDataRole.DecorationRole) == QColor(SPEAKER_COLOURS[position])
+        assert editor.model.index(row, SPEAKER).data(Qt.ItemDataRole.BackgroundRole).rgb() == QColor(SPEAKER_COLOURS[position]).rgb()
+    first_speaker = editor.model.segment(0).speaker
+    assert first_speaker == "S1"  # in order of first appearance
+
+    # rename through the dialog the speaker's button opens: one undo step
+    steps = editor.undo_stack.index()
+    dialog = editor.speakers.open_rename("S1")
+    dialog.name_edit.setText("Ada Reader")
+    dialog.accept()
+    assert editor.undo_stack.index() == steps + 1
+    assert [s.name for s in editor.model.speakers] == ["Ada Reader", "Speaker 2"]
+    assert "Ada Reader" in column(editor) and "Speaker 1" not in column(editor)
+    assert editor.speakers.buttons["S1"].text().startswith("Ada Reader")
+    assert window.transcript_pane.title.text().endswith(" — edited")
+    editor.undo_stack.undo()
+    assert "Speaker 1" in column(editor) and window.library.transcript(job.id).speakers[0].name == "Speaker 1"
+    editor.undo_stack.redo()
+
+    saved = window.library.transcript(job.id)
+    texts = exports(saved, tmp_path)
+    assert "Ada Reader: " in texts["srt"] and "Speaker 1" not in texts["srt"] and "Speaker 2: " in texts["srt"]
+    assert "<v Ada Reader>" in texts["vtt"] and "<v Speaker 1>" not in texts["vtt"]
+    assert texts["txt"].startswith("Ada Reader: ") and "Speaker 1" not in texts["txt"]
+    data = json.loads(texts["json"])
+    assert [s["name"] for s in data["speakers"]] == ["Ada Reader", "Speaker 2"]
+    assert data["segments"][0]["speaker"] == "Ada Reader"
+    assert ("Ada Reader", True) in [(text.strip(": "), bold) for text, bold in docx_runs(tmp_path / "dialogue.docx")]
+    window.close()  # closes its library
+
+    again = open_window(qtbot, lent_backend)
+    editor = shown_editor(qtbot, again, job.id)
+    assert [s.name for s in editor.model.speakers] == ["Ada Reader", "Speaker 2"]
+    assert column(editor)[0] == "Ada Reader"
+    assert again.transcript_pane.title.text().endswith(" — edited")
+    reopened = exports(again.library.transcript(job.id), tmp_path)
+    assert "Ada Reader: " in reopened["srt"] and "<v Ada Reader>" in reopened["vtt"]
+    again.close()
+
+
+def test_new_jobs_take_the_preferences_default(qtbot, lent_backend, dialogue):
+    dialog = SettingsDialog(Preferences(speakers_default="3"))
+    qtbot.addWidget(dialog)
+    assert dialog.speakers.currentText() == "3 speakers"
+    dialog.speakers.setCurrentIndex(dialog.speakers.findText("Automatic"))
+    assert dialog.preferences().speakers_default == "auto"
+    dialog.speakers.setCurrentIndex(dialog.speakers.findText("Off"))
+    assert dialog.preferences().speakers_default == ""
+
+    window = open_window(qtbot, lent_backend, speakers_default="auto")
+    window.set_paused(True)
+    with qtbot.waitSignal(window.controller.pathsAdded, timeout=10000) as added:
+        window.add_paths([dialogue.path])
+    [job] = added.args[0]
+    assert job.options.speakers == "auto" and job.options.word_timestamps
+    window.select_jobs([job.id])
+    next(a for a in window.speakers_menu.actions() if a.text() == "Off").trigger()
+    assert window.library.job(job.id).options.speakers is None
+    window.close()
+
+
+@pytest.fixture
+def editor(qtbot, library, labelled, dialogue):
+    job = library.add_job(dialogue.path, AUTO, "local")
+    library.save_transcript(job.id, labelled)
+    widget = TranscriptEditor(library=library)
+    qtbot.addWidget(widget)
+    widget.set_transcript(library.transcript(job.id), original=library.original_transcript(job.id), job_id=job.id)
+    widget.job = job
+    return widget
+
+
+def test_reassign_a_segment_or_a_selection_in_one_undo_step(editor, library):
+    job_id = editor.job.id
+    assert len(editor.model.speakers) == 2 and editor.model.rowCount() >= 4
+    before = [s.speaker for s in editor.model.segments()]
+    row = before.index("S2")
+    # one segment, through the Speaker column's editor (a combo box of the speakers)
+    assert editor.model.setData(editor.model.index(row, SPEAKER), "S1")
+    assert editor.model.segment(row).speaker == "S1" and column(editor)[row] == "Speaker 1"
+    assert library.transcript(job_id).segments[row].speaker == "S1"  # saved as it happened
+    assert editor.model.is_edited(row)
+    editor.undo_stack.undo()
+    assert [s.speaker for s in editor.model.segments()] == before
+    assert library.transcript(job_id).segments[row].speaker == "S2"
+
+    # a selection, to a new speaker, in the combo box of one of its rows
+    rows = [0, 1, 2]
+    for r in rows:
+        editor.view.selectionModel().select(editor.model.index(r, TEXT), editor.view.selectionModel().SelectionFlag.Select
+                                            | editor.view.selectionModel().SelectionFlag.Rows)
+    steps = editor.undo_stack.index()
+    editor.view.edit(editor.model.index(1, SPEAKER))  # as a double-click does
+    combo = editor.view.findChild(QComboBox, "segmentSpeakerEditor")
+    assert [combo.itemText(i) for i in range(combo.count())] == ["Speaker 1", "Speaker 2", "New speaker", "No speaker"]
+    combo.setCurrentIndex(combo.findData(NEW_SPEAKER))
+    combo.activated.emit(combo.currentIndex())
+    assert editor.undo_stack.index() == steps + 1
+    assert [s.name for s in editor.model.speakers] == ["Speaker 1", "Speaker 2", "Speaker 3"]
+    assert [editor.model.segment(r).speaker for r in rows] == ["S3"] * 3
+    assert column(editor)[:3] == ["Speaker 3"] * 3
+    assert editor.model.index(0, SPEAKER).data(Qt.ItemDataRole.DecorationRole) == QColor(SPEAKER_COLOURS[2])
+    assert [s.name for s in library.transcript(job_id).speakers] == ["Speaker 1", "Speaker 2", "Speaker 3"]
+    editor.undo_stack.undo()
+    assert [s.speaker for s in editor.model.segments()] == before and len(editor.model.speakers) == 2
+    assert not library.is_edited(job_id)  # back to the original: the edit is dropped
+
+
+def test_merge_two_speakers_in_one_undo_step(editor, library):
+    job_id = editor.job.id
+    steps = editor.undo_stack.index()
+    assert editor.speakers.merge("S1", "S2")
+    assert editor.undo_stack.index() == steps + 1
+    assert [s.id for s in editor.model.speakers] == ["S1"]
+    assert set(column(editor)) == {"Speaker 1"} and list(editor.speakers.buttons) == ["S1"]
+    srt = render(library.transcript(job_id), "srt")
+    assert "Speaker 2" not in srt and srt.count("Speaker 1: ") == editor.model.rowCount()
+    editor.undo_stack.undo()
+    assert [s.name for s in editor.model.speakers] == ["Speaker 1", "Speaker 2"]
+    assert set(column(editor)) == {"Speaker 1", "Speaker 2"}
+    assert library.transcript(job_id) == library.original_transcript(job_id)
+
+
+def test_a_saved_voice_is_named_with_its_confidence_and_can_be_deleted(qtbot, editor, library, local_backend, tmp_path):
+    # name the reader and remember the voice (saved in the background, then one undo step)
+    steps = editor.undo_stack.index()
+    with qtbot.waitSignal(editor.speakers.voiceSaved, timeout=15000) as saved:
+        assert editor.speakers.rename("S1", "Ada Reader", save_voice=True)
+    voice_id = saved.args[0]
+    assert editor.undo_stack.index() == steps + 1
+    [voice] = library.voices()
+    assert (voice.id, voice.name, voice.count) == (voice_id, "Ada Reader", 1)
+    speaker = editor.model.speakers[0]
+    assert (speaker.name, speaker.voice_id, speaker.confidence) == ("Ada Reader", voice_id, None)
+    assert editor.model.index(0, SPEAKER).data(Qt.ItemDataRole.ToolTipRole).startswith("Ada Reader (known voice)")
+
+    # another recording of the reader: labelled by name, and the editor shows how sure the match is
+    other = tmp_path / "reader.wav"
+    join_turns([real_pieces()["A3"]], other)
+    transcript = label_speakers(other, local_backend.transcribe(other, AUTO, ignore_events, CancelToken()), AUTO,
+                                voices=library.voices())
+    job = library.add_job(other, AUTO, "local")
+    library.save_transcript(job.id, transcript)
+    second = TranscriptEditor(library=library)
+    qtbot.addWidget(second)
+    second.set_transcript(library.transcript(job.id), original=library.original_transcript(job.id), job_id=job.id)
+    [recognised] = second.model.speakers
+    assert recognised.name == "Ada Reader" and recognised.voice_id == voice_id
+    assert KNOWN_VOICE_SIMILARITY <= recognised.confidence <= 1.0
+    shown = f"Ada Reader (known voice, {recognised.confidence:.2f})"
+    assert second.model.index(0, SPEAKER).data(Qt.ItemDataRole.ToolTipRole).startswith(shown)
+    assert second.speakers.buttons[recognised.id].text().startswith(shown)
+
+    # the known voices: listed, and deleted
+    dialog = second.speakers.open_known_voices()
+    qtbot.waitUntil(lambda: dialog.names() == ["Ada Reader"], timeout=15000)
+    assert dialog.table.item(0, 0).text() == "Ada Reader"
+    dialog.table.selectRow(0)
+    with qtbot.waitSignal(dialog.loaded, timeout=15000):
+        dialog.delete_selected()
+    assert dialog.names() == [] and library.voices() == []
+    assert not dialog.delete_button.isEnabled()
+    dialog.close()
