@@ -505,3 +505,21 @@ def test_an_only_own_jobs_queue_never_runs_other_jobs_of_the_library(library, ba
         assert backend.calls == ["mine.wav"] and library.job(windows.id).status == JobStatus.QUEUED
     finally:
         queue.shutdown(timeout_s=10)
+
+
+def test_the_window_runs_the_library_it_restored_not_jobs_another_process_queues_later(
+        make_queue, backend, recorder, media, library, tmp_path):
+    [left] = library.add_jobs([media("left.wav")], Preferences().options(), "local")  # from the last session
+    queue = make_queue()
+    queue.set_paused(True)
+    queue.restore()
+    cli = Library(tmp_path / "library.sqlite3")  # a CLI run on the same library, after the window started
+    try:
+        [theirs] = cli.add_jobs([media("theirs.wav")], Preferences().options(), "local")
+    finally:
+        cli.close()
+    backend.release("left.wav")
+    queue.set_paused(False)
+    recorder.wait_finished(left.id)
+    queue.schedule()
+    assert backend.calls == ["left.wav"] and library.job(theirs.id).status == JobStatus.QUEUED
