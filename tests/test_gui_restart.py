@@ -42,7 +42,9 @@ def test_a_new_window_shows_the_same_library(qtbot, lent_backend, shared_audio, 
         first.add_paths([jfk])
     [done] = added.args[0]
     qtbot.waitUntil(lambda: first.library.job(done.id).status == "done", timeout=300000)
-    qtbot.waitUntil(lambda: first.transcript_pane.uses_editor and first.transcript_pane.job_id == done.id, timeout=15000)
+    # the library says done a moment before the window hears it: wait until the pane shows the finished job
+    qtbot.waitUntil(lambda: first.transcript_pane.uses_editor and first.transcript_pane.job_id == done.id
+                    and not first.transcript_pane.editor.model.read_only, timeout=15000)
     editor = first.transcript_pane.editor
     assert editor.edit_text(0, editor.model.segment(0).text + " (checked)")  # an edit, saved as it happens
     first.set_paused(True)
