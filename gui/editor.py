@@ -7,7 +7,8 @@ TranscriptEditor(parent=None, save=None, library=None)
              segmentActivated(float start_s) when a segment is clicked, statusMessage(str)
 
 Edits are saved as they happen: `save(transcript)` is called after each change and, with a `library`
-and a job id, Library.save_edit (or revert_edit once the text is back to the original) is written too.
+and a job id, Library.save_edit (or revert_edit once the text is back to the original) is written too, off the
+GUI thread and in order (gui/edit_saver.py); flush_saves() waits for those writes.
 The data operations (split, merge, find, replace, time parsing) live in worker/editing.py.
 """
 
@@ -58,6 +59,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from gui.edit_saver import EditSaver
 from gui.icons import icon
 from gui.speaker_commands import SpeakerEdit, speaker_data, speaker_set_data
 from worker.editing import (
@@ -614,6 +616,8 @@ class TranscriptEditor(QWidget):
         self.undo_stack = QUndoStack(self)
         self.model.stack = self.undo_stack
         self.model.rejected.connect(self.show_status)
+        self.saver = EditSaver(self)
+        self.saver.failed.connect(self.show_status)
 
         self.view = QTableView(self)
         self.view.setObjectName("segmentTable")
@@ -826,10 +830,11 @@ class TranscriptEditor(QWidget):
         if self._save is not None:
             self._save(transcript)
         if self.library is not None and self.job_id is not None and not self.model.read_only:
-            if self.is_edited():
-                self.library.save_edit(self.job_id, transcript)
-            else:
-                self.library.revert_edit(self.job_id)
+            self.saver.save(self.library, self.job_id, transcript if self.is_edited() else None)  # off the GUI thread
+
+    def flush_saves(self, timeout_s: float = 10.0) -> bool:
+        """Wait (bounded) until every edit is written to the library: before the library closes."""
+        return self.saver.flush(timeout_s)
 
     def show_status(self, message: str) -> None:
         self.status_label.setText(message)

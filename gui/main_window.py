@@ -435,6 +435,7 @@ class MainWindow(QMainWindow):
         modal_menu.addAction(self.check_action)
         settings_menu = bar.addMenu("&Settings")
         settings_menu.addAction(self.settings_action)
+        settings_menu.addAction("&Known voices…", self.open_known_voices)
 
     def _build_toolbar(self) -> None:
         toolbar = self.addToolBar("Main")
@@ -803,6 +804,8 @@ class MainWindow(QMainWindow):
         """The export dialog for the selected finished jobs (all finished ones when none is selected)."""
         from gui.export_dialog import ExportDialog
 
+        if self.transcript_pane.uses_editor:
+            self.transcript_pane.editor.flush_saves()  # exports read the library: the edit just made is there
         ids = [i for i in self.selected_job_ids() if self.library.transcript(i) is not None]
         if not ids:
             ids = [r.id for r in self.library.jobs() if r.status == JobStatus.DONE and self.library.transcript(r.id) is not None]
@@ -848,6 +851,14 @@ class MainWindow(QMainWindow):
         self.transcript_pane.show_segment(hit.segment)
         self.transcript_pane.play_from(hit.start)
 
+    def open_known_voices(self) -> Any:
+        """The voices the library names in new recordings (gui.speakers_panel), with Delete."""
+        from gui.speakers_panel import KnownVoicesDialog
+
+        dialog = KnownVoicesDialog(self.library, self)
+        dialog.open()
+        return dialog
+
     def open_settings(self) -> None:
         dialog = SettingsDialog(self.preferences, self)
         dialog.accepted.connect(lambda: self.apply_preferences(dialog.preferences()))
@@ -875,6 +886,8 @@ class MainWindow(QMainWindow):
         self._library_timer.stop()
         for importer in list(self._importers):  # a late result must not write to the closed library
             importer.cancel()
+        if self.transcript_pane.uses_editor:
+            self.transcript_pane.editor.flush_saves()  # the last edits reach the library before it closes
         store = settings_store()
         store.setValue("window/geometry", self.saveGeometry())
         self.search_panel.shutdown()

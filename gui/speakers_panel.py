@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any, Callable
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QActionGroup, QIcon, QPixmap
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -89,6 +89,13 @@ class SpeakersPanel(QWidget):
         header.resizeSection(SPEAKER, view.fontMetrics().horizontalAdvance("Speaker 10") + 40)
         editor.model.speakersChanged.connect(self.refresh)
         editor.model.modelReset.connect(self.refresh)
+        # rows split, merged or deleted change the counts: once per burst of changes
+        self._recount = QTimer(self)
+        self._recount.setSingleShot(True)
+        self._recount.setInterval(0)
+        self._recount.timeout.connect(self.refresh)
+        editor.model.rowsInserted.connect(lambda *_: self._recount.start())
+        editor.model.rowsRemoved.connect(lambda *_: self._recount.start())
         self.refresh()
 
     # --- showing ------------------------------------------------------------------------------------------

@@ -325,6 +325,7 @@ def test_edits_are_saved_to_the_library_and_revert_restores(qtbot, tmp_path):
     widget.edit_text(0, "Edited first segment")
     widget.select_row(1)
     widget.split_current()
+    assert widget.flush_saves()  # written off the GUI thread, in order
     library.close()
 
     reopened = Library(path)
@@ -336,6 +337,7 @@ def test_edits_are_saved_to_the_library_and_revert_restores(qtbot, tmp_path):
 
     widget.library = reopened
     widget.revert_to_original()
+    assert widget.flush_saves()
     reopened.close()
     again = Library(path)
     assert not again.is_edited(job.id) and again.transcript(job.id) == jfk_transcript()
@@ -360,6 +362,7 @@ def test_an_edit_survives_killing_the_app(tmp_path):
         editor = TranscriptEditor(library=library)
         editor.set_transcript(library.transcript({job.id}), original=library.original_transcript({job.id}), job_id={job.id})
         editor.edit_text(1, "ask what you can do for your planet")
+        assert editor.flush_saves()  # written in the background within moments
         print("edited", flush=True)
         os.kill(os.getpid(), signal.SIGKILL)
     """)

@@ -344,7 +344,7 @@ def test_subtitles_imported_for_review_are_edited_played_and_exported(qtbot, win
 
     editor = window.transcript_pane.editor
     assert editor.edit_text(1, "ask not what your country can do for you, my friends,")
-    assert library.is_edited(job_id)  # saved as it happened
+    qtbot.waitUntil(lambda: library.is_edited(job_id), timeout=10000)  # saved as it happened (in the background)
     assert "my friends" in library.transcript(job_id).text
     assert window.transcript_pane.title.text().endswith(" — edited")
 

@@ -21,7 +21,7 @@ from gui.main_window import MainWindow
 from gui.settings import Preferences, SettingsDialog
 from gui.speaker_commands import SPEAKER_COLOURS
 from worker.events import CancelToken, ignore_events
-from worker.formats import export_transcript, render
+from worker.formats import render
 from worker.library import Library
 from worker.options import TranscriptionOptions
 from worker.speaker_edits import NEW_SPEAKER
@@ -71,10 +71,21 @@ def docx_runs(path: Path) -> list[tuple[str, bool]]:
     return [(run.text, bool(run.bold)) for paragraph in docx.Document(str(path)).paragraphs for run in paragraph.runs]
 
 
-def exports(transcript: Transcript, folder: Path) -> dict[str, str]:
-    texts = {fmt: render(transcript, fmt) for fmt in ("srt", "vtt", "txt", "json")}
-    export_transcript(transcript, folder / "dialogue.docx", "docx", overwrite=True)
-    return texts
+EXPORTED = ("srt", "vtt", "txt", "docx", "json")
+
+
+def exports(qtbot, window: MainWindow, folder: Path) -> dict[str, str]:
+    """File > Export… for the selected job, as a user does it: the text of each file written (DOCX: its path)."""
+    dialog = window.export_selected()
+    dialog.folder_edit.setText(str(folder))
+    for fmt, check in dialog.format_checks.items():
+        check.setChecked(fmt in EXPORTED)
+    with qtbot.waitSignal(dialog.exportFinished, timeout=60000) as finished:
+        assert dialog.export()
+    written, failures = finished.args
+    assert not failures and sorted(Path(p).suffix for p in written) == sorted(f".{fmt}" for fmt in EXPORTED)
+    dialog.close()
+    return {Path(p).suffix[1:]: (str(p) if p.endswith(".docx") else Path(p).read_text()) for p in map(str, written)}
 
 
 def test_renaming_a_speaker_in_the_window_reaches_every_export_and_survives_a_restart(qtbot, lent_backend, dialogue, tmp_path):
@@ -118,18 +129,21 @@ def test_renaming_a_speaker_in_the_window_reaches_every_export_and_survives_a_re
     assert editor.speakers.buttons["S1"].text().startswith("Ada Reader")
     assert window.transcript_pane.title.text().endswith(" — edited")
     editor.undo_stack.undo()
+    assert editor.flush_saves()  # edits are written off the GUI thread, in order
     assert "Speaker 1" in column(editor) and window.library.transcript(job.id).speakers[0].name == "Speaker 1"
     editor.undo_stack.redo()
+    assert editor.flush_saves()
 
-    saved = window.library.transcript(job.id)
-    texts = exports(saved, tmp_path)
+    texts = exports(qtbot, window, tmp_path / "first")
     assert "Ada Reader: " in texts["srt"] and "Speaker 1" not in texts["srt"] and "Speaker 2: " in texts["srt"]
     assert "<v Ada Reader>" in texts["vtt"] and "<v Speaker 1>" not in texts["vtt"]
     assert texts["txt"].startswith("Ada Reader: ") and "Speaker 1" not in texts["txt"]
     data = json.loads(texts["json"])
     assert [s["name"] for s in data["speakers"]] == ["Ada Reader", "Speaker 2"]
     assert data["segments"][0]["speaker"] == "Ada Reader"
-    assert ("Ada Reader", True) in [(text.strip(": "), bold) for text, bold in docx_runs(tmp_path / "dialogue.docx")]
+    runs = docx_runs(Path(texts["docx"]))
+    assert ("Ada Reader", True) in [(text.strip(": "), bold) for text, bold in runs]
+    assert not any("Speaker 1" in text for text, _bold in runs)
     window.close()  # closes its library
 
     again = open_window(qtbot, lent_backend)
@@ -137,7 +151,7 @@ def test_renaming_a_speaker_in_the_window_reaches_every_export_and_survives_a_re
     assert [s.name for s in editor.model.speakers] == ["Ada Reader", "Speaker 2"]
     assert column(editor)[0] == "Ada Reader"
     assert again.transcript_pane.title.text().endswith(" — edited")
-    reopened = exports(again.library.transcript(job.id), tmp_path)
+    reopened = exports(qtbot, again, tmp_path / "after restart")
     assert "Ada Reader: " in reopened["srt"] and "<v Ada Reader>" in reopened["vtt"]
     again.close()
 
@@ -160,6 +174,10 @@ def test_new_jobs_take_the_preferences_default(qtbot, lent_backend, dialogue):
     window.select_jobs([job.id])
     next(a for a in window.speakers_menu.actions() if a.text() == "Off").trigger()
     assert window.library.job(job.id).options.speakers is None
+    voices = window.open_known_voices()  # Settings > Known voices…
+    qtbot.waitUntil(lambda: voices.note.text().startswith("No known voices yet"), timeout=15000)
+    assert voices.names() == [] and not voices.delete_button.isEnabled()
+    voices.close()
     window.close()
 
 
@@ -182,10 +200,12 @@ def test_reassign_a_segment_or_a_selection_in_one_undo_step(editor, library):
     # one segment, through the Speaker column's editor (a combo box of the speakers)
     assert editor.model.setData(editor.model.index(row, SPEAKER), "S1")
     assert editor.model.segment(row).speaker == "S1" and column(editor)[row] == "Speaker 1"
+    assert editor.flush_saves()
     assert library.transcript(job_id).segments[row].speaker == "S1"  # saved as it happened
     assert editor.model.is_edited(row)
     editor.undo_stack.undo()
     assert [s.speaker for s in editor.model.segments()] == before
+    assert editor.flush_saves()
     assert library.transcript(job_id).segments[row].speaker == "S2"
 
     # a selection, to a new speaker, in the combo box of one of its rows
@@ -204,9 +224,11 @@ def test_reassign_a_segment_or_a_selection_in_one_undo_step(editor, library):
     assert [editor.model.segment(r).speaker for r in rows] == ["S3"] * 3
     assert column(editor)[:3] == ["Speaker 3"] * 3
     assert editor.model.index(0, SPEAKER).data(Qt.ItemDataRole.DecorationRole) == QColor(SPEAKER_COLOURS[2])
+    assert editor.flush_saves()
     assert [s.name for s in library.transcript(job_id).speakers] == ["Speaker 1", "Speaker 2", "Speaker 3"]
     editor.undo_stack.undo()
     assert [s.speaker for s in editor.model.segments()] == before and len(editor.model.speakers) == 2
+    assert editor.flush_saves()
     assert not library.is_edited(job_id)  # back to the original: the edit is dropped
 
 
@@ -217,11 +239,13 @@ def test_merge_two_speakers_in_one_undo_step(editor, library):
     assert editor.undo_stack.index() == steps + 1
     assert [s.id for s in editor.model.speakers] == ["S1"]
     assert set(column(editor)) == {"Speaker 1"} and list(editor.speakers.buttons) == ["S1"]
+    assert editor.flush_saves()
     srt = render(library.transcript(job_id), "srt")
     assert "Speaker 2" not in srt and srt.count("Speaker 1: ") == editor.model.rowCount()
     editor.undo_stack.undo()
     assert [s.name for s in editor.model.speakers] == ["Speaker 1", "Speaker 2"]
     assert set(column(editor)) == {"Speaker 1", "Speaker 2"}
+    assert editor.flush_saves()
     assert library.transcript(job_id) == library.original_transcript(job_id)
 
 

@@ -1,0 +1,55 @@
+"""The editor saves edits off the GUI thread, in order, and flush() waits for them (gui/edit_saver.py)."""
+
+from __future__ import annotations
+
+import threading
+
+from editor_fixtures import jfk_transcript
+from gui.editor import TranscriptEditor
+from worker.library import Library
+from worker.options import TranscriptionOptions
+
+
+def test_edits_are_written_in_the_background_in_order_and_flushed(qtbot, tmp_path):
+    library = Library(tmp_path / "library.sqlite3")
+    job = library.add_job("/work/shared/audio/jfk.flac", TranscriptionOptions(), "local")
+    library.save_transcript(job.id, jfk_transcript())
+    editor = TranscriptEditor(library=library)
+    qtbot.addWidget(editor)
+    editor.set_transcript(library.transcript(job.id), original=library.original_transcript(job.id), job_id=job.id)
+
+    release = threading.Event()
+    writes: list[tuple[str, bool, str]] = []  # (thread, released when it ran, first segment's text)
+    save_edit = library.save_edit
+
+    def held_save(job_id, transcript):
+        writes.append((threading.current_thread().name, release.wait(30), transcript.segments[0].text))
+        save_edit(job_id, transcript)
+
+    library.save_edit = held_save
+    gui_thread = threading.current_thread().name
+    for n in range(5):
+        editor.edit_text(0, f"edit number {n}")  # returns while the first write is still held
+    release.set()
+    assert editor.flush_saves()
+    assert writes and all(thread != gui_thread and released for thread, released, _text in writes)
+    assert writes[-1][2].strip() == "edit number 4" and len(writes) <= 5  # the last state written is the latest
+    library.close()
+
+    reopened = Library(tmp_path / "library.sqlite3")
+    assert reopened.transcript(job.id).segments[0].text.strip() == "edit number 4"
+    reopened.close()
+
+
+def test_a_write_the_library_refuses_is_reported_and_the_rest_go_on(qtbot, tmp_path):
+    library = Library(tmp_path / "library.sqlite3")
+    job = library.add_job("/work/shared/audio/jfk.flac", TranscriptionOptions(), "local")
+    library.save_transcript(job.id, jfk_transcript())
+    editor = TranscriptEditor(library=library)
+    qtbot.addWidget(editor)
+    editor.set_transcript(library.transcript(job.id), original=library.original_transcript(job.id), job_id=job.id)
+    library.close()
+    with qtbot.waitSignal(editor.statusMessage, timeout=10000,
+                          check_params_cb=lambda message: message.startswith("The edit was not saved")):
+        editor.edit_text(0, "after the library closed")
+    assert editor.flush_saves()
