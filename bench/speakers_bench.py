@@ -168,9 +168,9 @@ def _resampled(samples: np.ndarray, rate: int) -> np.ndarray:
     return np.interp(times, np.arange(len(samples)) / rate, samples).astype(np.float32)
 
 
-def word_accuracy(transcript, turns: list[Turn]) -> tuple[float, int, int]:
-    """(share of words right after the best one-to-one speaker mapping, words, speakers found). A word's true
-    speaker is the turn its middle falls in (or the nearest turn)."""
+def word_accuracy(transcript, turns: list[Turn]) -> tuple[float, int, int, int]:
+    """(share of words right after the best one-to-one speaker mapping, words, speakers found, true speakers
+    with transcribed words). A word's true speaker is the turn its middle falls in (or the nearest turn)."""
     pairs = []
     for segment in transcript.segments:
         for word in segment.words or []:
@@ -178,7 +178,7 @@ def word_accuracy(transcript, turns: list[Turn]) -> tuple[float, int, int]:
             turn = min(turns, key=lambda t: 0 if t.start <= middle <= t.end else min(abs(middle - t.start), abs(middle - t.end)))
             pairs.append((segment.speaker, turn.speaker))
     if not pairs:
-        return 0.0, 0, 0
+        return 0.0, 0, 0, 0
     found = sorted({p for p, _ in pairs if p is not None})
     truth = sorted({t for _, t in pairs})
     best = 0
@@ -189,7 +189,7 @@ def word_accuracy(transcript, turns: list[Turn]) -> tuple[float, int, int]:
         for chosen in itertools.permutations(found, len(truth)):
             mapping = dict(zip(chosen, truth))
             best = max(best, sum(1 for p, t in pairs if mapping.get(p) == t))
-    return best / len(pairs), len(pairs), len(found)
+    return best / len(pairs), len(pairs), len(found), len(truth)
 
 
 # --- running ---------------------------------------------------------------------------------------------
@@ -239,9 +239,9 @@ def measure_accuracy(folder: Path, log) -> list[dict]:
     for name, dialogue in zip(names, dialogues):
         transcript, transcribe_s = transcribe_local(dialogue.path)
         labelled, label_s = label(dialogue.path, transcript)
-        accuracy, words, found = word_accuracy(labelled, dialogue.turns)
+        accuracy, words, found, heard = word_accuracy(labelled, dialogue.turns)
         row = {"dialogue": name, "length_s": dialogue.turns[-1].end, "speakers": len(dialogue.speakers),
-               "found": found, "words": words, "accuracy": accuracy, "transcribe_s": transcribe_s, "label_s": label_s}
+               "heard": heard, "found": found, "words": words, "accuracy": accuracy, "transcribe_s": transcribe_s, "label_s": label_s}
         log(json.dumps(row))
         rows.append(row)
     return rows
@@ -266,9 +266,15 @@ def measure_thresholds(folder: Path) -> dict:
 
 def measure_speed_and_memory(folder: Path, minutes: float, log) -> dict:
     """A dialogue of about `minutes` minutes made of espeak-ng and real turns: transcription vs labelling."""
-    dialogue_parts = [espeak_dialogue(folder, 3, name="part_espeak.wav"), real_dialogue(folder, REAL_DIALOGUES["real, 3 speakers (A-B-A-C)"], "part_real.wav")]
-    one = np.concatenate([soundfile.read(d.path, dtype="float32")[0] for d in dialogue_parts])
+    parts = [espeak_dialogue(folder, 3, name="part_espeak.wav"),
+             real_dialogue(folder, REAL_DIALOGUES["real, 3 speakers (A-B-A-C)"], "part_real.wav")]
+    one_turns, offset = [], 0.0
+    for part in parts:
+        one_turns += [Turn(t.start + offset, t.end + offset, t.speaker) for t in part.turns]
+        offset += soundfile.info(part.path).duration
+    one = np.concatenate([soundfile.read(d.path, dtype="float32")[0] for d in parts])
     repeats = int(np.ceil(minutes * 60 * RATE / len(one)))
+    turns = [Turn(t.start + k * offset, t.end + k * offset, t.speaker) for k in range(repeats) for t in one_turns]
     long_path = folder / "long_dialogue.wav"
     soundfile.write(long_path, np.tile(one, repeats)[: int(minutes * 60 * RATE)], RATE, subtype="PCM_16")
     transcript, transcribe_s = transcribe_local(long_path)
@@ -276,7 +282,8 @@ def measure_speed_and_memory(folder: Path, minutes: float, log) -> dict:
     saved = folder / "long.json"
     saved.write_text(json.dumps(transcript.to_dict()))
     labelled, label_s = label(long_path, transcript)
-    log(f"labelled in {label_s:.1f} s: {len(labelled.speakers)} speakers")
+    accuracy, words, found, _ = word_accuracy(labelled, turns)
+    log(f"labelled in {label_s:.1f} s: {found} speakers, {accuracy:.1%} of {words} words right")
     engine_peak = _peak_rss_mb(
         "from worker.engines import create_engine\nfrom worker.audio import decode_audio\n"
         "from worker.options import TranscriptionOptions\n"
@@ -290,7 +297,8 @@ def measure_speed_and_memory(folder: Path, minutes: float, log) -> dict:
         f"label_speakers({str(long_path)!r}, t, TranscriptionOptions(speakers='auto'))"
     )
     return {"audio_s": minutes * 60, "transcribe_s": transcribe_s, "label_s": label_s,
-            "engine_peak_mb": engine_peak, "label_peak_mb": label_peak, "found": len(labelled.speakers)}
+            "engine_peak_mb": engine_peak, "label_peak_mb": label_peak, "found": found,
+            "speakers": len({t.speaker for t in turns}), "accuracy": accuracy, "words": words}
 
 
 def report(rows: list[dict], thresholds: dict, speed: dict | None) -> str:
@@ -304,17 +312,22 @@ def report(rows: list[dict], thresholds: dict, speed: dict | None) -> str:
         f"cosine {AUTO_MERGE_SIMILARITY}). Accuracy: the share of words attributed to the right speaker after "
         "the best one-to-one mapping of found to true speakers."
     )
-    lines += ["", "| dialogue | length s | speakers | found | words | words right | label s / transcribe s |",
-              "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    lines += ["", "| dialogue | length s | speakers | with transcribed words | found | words | words right | "
+              "label s / transcribe s |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in rows:
-        lines.append(f"| {r['dialogue']} | {r['length_s']:.1f} | {r['speakers']} | {r['found']} | {r['words']} | "
-                     f"{r['accuracy'] * 100:.1f} % | {r['label_s'] / r['transcribe_s']:.2f} |")
-    met = all(r["accuracy"] >= 0.9 and r["found"] == r["speakers"] for r in rows)
+        lines.append(f"| {r['dialogue']} | {r['length_s']:.1f} | {r['speakers']} | {r['heard']} | {r['found']} | "
+                     f"{r['words']} | {r['accuracy'] * 100:.1f} % | {r['label_s'] / r['transcribe_s']:.2f} |")
+    lines += ["", "\"With transcribed words\": tiny.en sometimes leaves a whole short turn out of the transcript; a "
+              "speaker with no words cannot be labelled, so the count is checked against the speakers it kept. "
+              "Label times of these short files include decoding the file again."]
+    met = all(r["accuracy"] >= 0.9 and r["found"] == r["heard"] for r in rows)
     lines += ["", f"Goal (≥ 90 % of words right, count found automatically, 2–4 speakers): {'met' if met else 'NOT met on every dialogue'}."]
     if speed:
         ratio = speed["label_s"] / speed["transcribe_s"]
         mem = speed["label_peak_mb"] / speed["engine_peak_mb"]
-        lines += ["", f"Speed and memory, a {speed['audio_s'] / 60:.0f}-minute dialogue (espeak-ng and real turns repeated):", "",
+        lines += ["", f"Speed and memory, a {speed['audio_s'] / 60:.0f}-minute dialogue (the 3-voice espeak-ng and the "
+                  f"3-speaker real dialogues, repeated): {speed['found']} speakers found of {speed['speakers']}, "
+                  f"{speed['accuracy'] * 100:.1f} % of {speed['words']} words right.", "",
                   "| | local transcription | speaker labels | ratio | goal |", "| --- | ---: | ---: | ---: | --- |",
                   f"| wall time | {speed['transcribe_s']:.1f} s | {speed['label_s']:.1f} s | {ratio:.2f} | ≤ 0.15: {'met' if ratio <= 0.15 else 'NOT met'} |",
                   f"| peak RSS (fresh process) | {speed['engine_peak_mb']:.0f} MB | {speed['label_peak_mb']:.0f} MB | {mem:.2f} | ≤ 1: {'met' if mem <= 1 else 'NOT met'} |"]

@@ -58,7 +58,7 @@ def test_cli_labels_the_turns_of_a_three_speaker_dialogue(dialogue, tmp_path):
     assert all("embedding" not in s for s in data["speakers"])  # the export carries names, not voices
     assert {s["speaker"] for s in data["segments"]} == {"Speaker 1", "Speaker 2", "Speaker 3"}
     transcript = Transcript.from_dict(data)
-    accuracy, words, found = word_accuracy(transcript, dialogue.turns)
+    accuracy, words, found, _ = word_accuracy(transcript, dialogue.turns)
     assert words > 60 and found == 3
     assert accuracy >= 0.9, f"{accuracy:.1%} of {words} words right"
     # in order of first appearance: the reader speaks first
