@@ -154,6 +154,10 @@ class QueueModel(QAbstractTableModel):
                 return f"{record.error or 'failed'}\n\n{detail}".strip()
             if column == FILE:
                 return record.path
+            if column == MODEL:
+                speakers = record.options.speakers
+                who = "off" if not speakers else ("found automatically" if speakers == "auto" else speakers)
+                return f"{record.options.model}; speaker labels: {who} (Queue > Speakers)"
             if column == PROGRESS:
                 estimate = self._cost_estimate(record)
                 return f"{row.progress_text()}\n{estimate.line()}" if estimate else row.progress_text()

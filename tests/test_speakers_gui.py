@@ -18,11 +18,11 @@ from PySide6.QtWidgets import QComboBox
 from bench.speakers_bench import REAL_DIALOGUES, join_turns, real_dialogue, real_pieces
 from gui.editor import SPEAKER, TEXT, TranscriptEditor
 from gui.main_window import MainWindow
+from gui.queue_model import MODEL
 from gui.settings import Preferences, SettingsDialog
 from gui.speaker_commands import SPEAKER_COLOURS
 from worker.events import CancelToken, ignore_events
 from worker.formats import render
-from worker.library import Library
 from worker.options import TranscriptionOptions
 from worker.speaker_edits import NEW_SPEAKER
 from worker.speakers import KNOWN_VOICE_SIMILARITY, label_speakers
@@ -101,6 +101,8 @@ def test_renaming_a_speaker_in_the_window_reaches_every_export_and_survives_a_re
     assert [a.text() for a in window.speakers_menu.actions() if a.isChecked()] == ["Off"]
     next(a for a in window.speakers_menu.actions() if a.text() == "Automatic").trigger()
     assert window.library.job(job.id).options.speakers == "auto"
+    row = window.model.row_of(job.id)
+    assert "speaker labels: found automatically" in window.model.index(row, MODEL).data(Qt.ItemDataRole.ToolTipRole)
     window.speakers_menu.aboutToShow.emit()
     assert [a.text() for a in window.speakers_menu.actions() if a.isChecked()] == ["Automatic"]
     window.set_paused(False)
