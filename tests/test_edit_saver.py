@@ -48,8 +48,20 @@ def test_a_write_the_library_refuses_is_reported_and_the_rest_go_on(qtbot, tmp_p
     editor = TranscriptEditor(library=library)
     qtbot.addWidget(editor)
     editor.set_transcript(library.transcript(job.id), original=library.original_transcript(job.id), job_id=job.id)
-    library.close()
+    save_edit, refusals = library.save_edit, []
+
+    def refused_once(job_id, transcript):  # a stand-in for a disk that refuses one write
+        if not refusals:
+            refusals.append(transcript)
+            raise OSError("disk I/O error")
+        save_edit(job_id, transcript)
+
+    library.save_edit = refused_once
     with qtbot.waitSignal(editor.statusMessage, timeout=10000,
-                          check_params_cb=lambda message: message.startswith("The edit was not saved")):
-        editor.edit_text(0, "after the library closed")
+                          check_params_cb=lambda message: message == "The edit was not saved: disk I/O error"):
+        editor.edit_text(0, "refused")
     assert editor.flush_saves()
+    editor.edit_text(0, "written")  # the next edit is saved as usual
+    assert editor.flush_saves()
+    assert library.transcript(job.id).segments[0].text.strip() == "written"
+    library.close()
