@@ -434,6 +434,9 @@ class EditorTools(QObject):
             self._fail_region("The segments changed while they were re-transcribed; nothing was replaced.")
             return
         label = f"Re-transcribe {len(before)} segment{'s' if len(before) != 1 else ''}"
+        from worker.speaker_edits import carry_speakers  # the new segments keep who said that time
+
+        segments = carry_speakers(before, segments)
         self.editor.push(_ReplaceRows(label, model, first, before, segments))
         self.editor.show_status(f"{label}: {len(segments)} new segment{'s' if len(segments) != 1 else ''} "
                                 "(Undo brings the old ones back).")

@@ -7,6 +7,7 @@ import pytest
 from worker.formats import render
 from worker.speaker_edits import (
     NEW_SPEAKER,
+    carry_speakers,
     describe_speaker,
     mark_saved_voice,
     merge_speakers,
@@ -93,3 +94,12 @@ def test_describe_shows_the_match_confidence_of_a_known_voice():
     saved = mark_saved_voice(transcript, "S1", 12)
     assert describe_speaker(saved.speakers[0]) == "Speaker 1 (known voice)"
     assert (saved.speakers[0].voice_id, saved.speakers[0].confidence) == (12, None)
+
+
+def test_re_transcribed_segments_keep_the_speaker_who_said_that_time():
+    before = _dialogue().segments[:2]  # S1 0-2 s, S2 2.5-4 s
+    after = [Segment(0, 0.0, 1.0, " Hello"), Segment(1, 1.0, 3.8, " there. Hi,"), Segment(2, 3.8, 4.0, " how?"),
+             Segment(3, 9.0, 9.5, " later"), Segment(4, 0.0, 1.0, " given", speaker="S3")]
+    carried = carry_speakers(before, after)
+    assert [s.speaker for s in carried] == ["S1", "S2", "S2", None, "S3"]
+    assert all(s.speaker is None for s in after[:4])  # the input is left alone

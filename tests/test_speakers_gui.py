@@ -291,3 +291,15 @@ def test_a_saved_voice_is_named_with_its_confidence_and_can_be_deleted(qtbot, ed
     assert dialog.names() == [] and library.voices() == []
     assert not dialog.delete_button.isEnabled()
     dialog.close()
+
+
+def test_re_transcribed_segments_keep_their_speaker(qtbot, editor, lent_backend, dialogue):
+    editor.tools.backend_factory = lambda _name: lent_backend
+    editor._transcript.source = str(dialogue.path)
+    before = editor.transcript()
+    row = [s.speaker for s in before.segments].index("S2")
+    with qtbot.waitSignal(editor.tools.regionFinished, timeout=300_000) as finished:
+        assert editor.tools.retranscribe(rows=[row], model="tiny.en", language="en")
+    new = editor.transcript().segments[row:row + finished.args[1]]
+    assert new and all(s.speaker == "S2" for s in new)
+    assert all(name == "Speaker 2" for name in column(editor)[row:row + len(new)])

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from worker.transcript import Speaker, Transcript
+from worker.transcript import Segment, Speaker, Transcript
 
 NEW_SPEAKER = "+new"  # reassign target: a speaker made for the occasion
 
@@ -115,3 +115,18 @@ def segment_counts(transcript: Transcript) -> dict[str, int]:
 def without_embeddings(speakers: list[Speaker]) -> list[Speaker]:
     """Copies for comparing what the user sees (embeddings are large and never edited)."""
     return [replace(s, embedding=None) for s in speakers]
+
+
+def carry_speakers(before: list[Segment], after: list[Segment]) -> list[Segment]:
+    """Copies of `after` (segments that replace `before`, e.g. re-transcribed) in which each segment without a
+    speaker takes the speaker of the old segment it overlaps most in time (none when it overlaps none)."""
+    result = []
+    for segment in after:
+        copy = replace(segment)
+        if copy.speaker is None:
+            overlaps = [(min(s.end, copy.end) - max(s.start, copy.start), s.speaker) for s in before if s.speaker]
+            best = max(overlaps, key=lambda pair: pair[0], default=(0.0, None))
+            if best[0] > 0:
+                copy.speaker = best[1]
+        result.append(copy)
+    return result
