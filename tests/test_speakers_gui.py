@@ -57,7 +57,9 @@ def open_window(qtbot, lent_backend, **prefs) -> MainWindow:
 def shown_editor(qtbot, window: MainWindow, job_id: int) -> TranscriptEditor:
     window.select_jobs([job_id])
     pane = window.transcript_pane
-    qtbot.waitUntil(lambda: pane.uses_editor and pane.job_id == job_id and pane.editor.model.rowCount() > 0, timeout=15000)
+    # editable: the finished job, not the live view of it running (the library says done a moment earlier)
+    qtbot.waitUntil(lambda: pane.uses_editor and pane.job_id == job_id and pane.editor.model.rowCount() > 0
+                    and not pane.editor.model.read_only, timeout=15000)
     return pane.editor
 
 
