@@ -13,7 +13,6 @@ ImportForReview(parent, library=None, notify=None).start(subtitle_path=None, aud
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -49,11 +48,10 @@ from worker.formats import (
     IMPORT_SUFFIXES,
     export_paths,
     export_transcript,
-    import_subtitles,
     unique_path,
 )
-from worker.job_status import JobStatus
 from worker.preferences import Preferences
+from worker.review_import import add_review_job, fit_to_audio, read_subtitles
 from worker.subtitles import RULE_FORMATS, SubtitleRules, cut_cues
 from worker.transcript import Transcript
 
@@ -466,16 +464,6 @@ def _stored_list(value: Any, default: Sequence[str]) -> Sequence[str]:
 
 # --- import for review -------------------------------------------------------------------------------------
 
-def _matching_audio(subtitles: Path) -> Path | None:
-    """A media file next to the subtitles with the same name (talk.srt -> talk.mp3), if there is one."""
-    from worker.audio import MEDIA_EXTENSIONS
-
-    for candidate in sorted(subtitles.parent.glob(f"{subtitles.stem}.*")):
-        if candidate.suffix.lower() in MEDIA_EXTENSIONS and candidate.is_file():
-            return candidate
-    return None
-
-
 class ImportForReview(QObject):
     """Opens an SRT/VTT with its audio as a transcript to review. The file dialogs and the library write run on
     the GUI thread; reading the subtitles and probing the audio (which may decode it all) run in the background.
@@ -511,7 +499,7 @@ class ImportForReview(QObject):
         subtitles = self._subtitles = Path(subtitle_path)
         self._audio = Path(audio_path) if audio_path is not None else None
         guess_audio = self._audio is None
-        self._in_background(lambda: (import_subtitles(subtitles), _matching_audio(subtitles) if guess_audio else None),
+        self._in_background(lambda: read_subtitles(subtitles, guess_audio=guess_audio),
                             self._subtitles_read, self._subtitle_problem)
 
     def cancel(self) -> None:
@@ -573,26 +561,13 @@ class ImportForReview(QObject):
     def _probed(self, duration: float) -> None:
         transcript, audio, subtitles = self._transcript, self._audio, self._subtitles
         assert transcript is not None and audio is not None
-        first = transcript.segments[0].start
-        if duration > 0 and first > duration + 1.0:
-            self._fail(f"{subtitles.name}: the first cue starts at {first:.1f} s, after the end of {audio.name} "
-                       f"({duration:.1f} s); is this the right audio?")
+        try:
+            transcript = fit_to_audio(transcript, subtitles, audio, duration)
+        except MediaError as exc:
+            self._fail(str(exc))
             return
-        transcript.source = str(audio)
-        transcript.duration = round(duration, 3) if duration > 0 else transcript.duration
-        self.done.emit((transcript, audio) if self.library is None else self._add_job(transcript, audio))
-
-    def _add_job(self, transcript: Transcript, audio: Path) -> int:
-        """A finished job holding the subtitles; "local": re-running it transcribes the audio."""
-        from worker.options import TranscriptionOptions
-
-        record = self.library.add_job(audio, TranscriptionOptions(), "local")
-        now = time.time()
-        self.library.update_job(record.id, status=JobStatus.DONE, duration=transcript.duration, started=now, finished=now,
-                                elapsed=0.0)
-        self.library.save_transcript(record.id, transcript)
-        self.library.add_log_line(record.id, f"imported {self._subtitles.name} ({len(transcript.segments)} cues) for review")
-        return int(record.id)
+        self.done.emit((transcript, audio) if self.library is None
+                       else add_review_job(self.library, transcript, audio, subtitles))
 
     def _fail(self, message: str) -> None:
         if self.notify is not None:
