@@ -85,7 +85,7 @@ def label_speakers(
         labels = np.zeros(len(windows), dtype=int)
     else:
         labels = cluster(embeddings, requested)
-    centroids = np.stack([normalised(embeddings[labels == k].mean(axis=0)) for k in range(labels.max() + 1)])
+    centroids = _centroids(embeddings, labels)
     word_speakers = _assign_words([w for _, w in words], windows, embeddings, centroids)
     result = _split_segments(transcript, words, word_speakers, centroids, voices)
     result.timings = {**transcript.timings, "speakers_s": round(time.monotonic() - started, 3)}
