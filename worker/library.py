@@ -450,15 +450,15 @@ class Library:
                     "SELECT status, lease_owner, lease_expires FROM jobs WHERE id = ?", (job_id,)
                 ).fetchone()
                 free = row is not None and (
-                    row["status"] == "queued"
-                    or (row["status"] == "running"
+                    row["status"] == JobStatus.QUEUED
+                    or (row["status"] == JobStatus.RUNNING
                         and (row["lease_owner"] == owner or _lease_lapsed(row["lease_owner"], row["lease_expires"], now)))
                 )
                 if free:
                     self._db.execute(
                         "UPDATE jobs SET status = 'running', started = COALESCE(?, started), lease_owner = ?, "
                         "lease_expires = ? WHERE id = ?",
-                        (now if row["status"] == "queued" else None, owner, now + self.lease_s, job_id),
+                        (now if row["status"] == JobStatus.QUEUED else None, owner, now + self.lease_s, job_id),
                     )
                 self._db.execute("COMMIT")
             except BaseException:

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, TextIO
 
 from worker.audio import is_media_path
 from worker.errors import one_line
+from worker.job_status import JobStatus
 from worker.options import DEFAULT_MODEL, MODEL_NAMES, TranscriptionOptions
 
 if TYPE_CHECKING:
@@ -333,13 +334,13 @@ class FolderWatcher:
 
     def _job_waits(self, job_id: int | None) -> bool:
         record = self.library.job(job_id) if job_id is not None else None
-        return record is not None and record.status == "queued"
+        return record is not None and record.status == JobStatus.QUEUED
 
     def _existing_job(self, path: Path) -> int | None:
         """A job for this very file that is queued, running or done (a drop, or a watcher stopped between
         queueing the file and writing it down): it is used instead of transcribing the file twice."""
         for record in self.library.jobs():
-            if record.path == str(path) and record.status in ("queued", "running", "done"):
+            if record.path == str(path) and record.status in (JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.DONE):
                 return record.id
         return None
 
@@ -355,13 +356,13 @@ class FolderWatcher:
             if record is None:
                 self._set_state(row, WatchState.REMOVED)
                 self.report(f"{path.name}: removed from the queue; not transcribed")
-            elif record.status == "done":
+            elif record.status == JobStatus.DONE:
                 self._write_outputs(entry, path, record.id)
                 self._set_state(row, WatchState.DONE)
-            elif record.status == "failed":
+            elif record.status == JobStatus.FAILED:
                 self._set_state(row, WatchState.FAILED)
                 self.report(f"{path.name}: failed: {record.error or 'unknown error'}")
-            elif record.status == "cancelled":
+            elif record.status == JobStatus.CANCELLED:
                 self._set_state(row, WatchState.CANCELLED)
                 self.report(f"{path.name}: cancelled; not transcribed")
 
