@@ -19,7 +19,7 @@ from worker.events import CancelToken, JobNote
 from worker.formats import render
 from worker.library import Library
 from worker.options import TranscriptionOptions
-from worker.speakers import KNOWN_VOICE_SIMILARITY, label_speakers
+from worker.speakers import KNOWN_VOICE_SIMILARITY, MAX_CLUSTERED_WINDOWS, cluster, label_speakers
 from worker.transcript import Segment, Speaker, Transcript, Word
 
 WHISPER_DESK = Path(sys.executable).with_name("whisper-desk")
@@ -225,3 +225,15 @@ def test_exports_without_speakers_are_unchanged():
     assert render(plain, "tsv").splitlines()[0] == "start\tend\ttext"
     for fmt in ("srt", "vtt", "json"):
         assert "Ada" not in render(plain, fmt) and "<v " not in render(plain, fmt)
+
+
+def test_clustering_a_long_file_samples_and_assigns_every_window():
+    """More windows than are clustered at once (a long recording): every window still gets its voice."""
+    rng = np.random.default_rng(0)
+    centres = np.eye(256)[:3] * 0.6 + 0.4 / 16  # three voices, cosine about 0.5 apart
+    truth = rng.integers(0, 3, MAX_CLUSTERED_WINDOWS + 700)
+    points = centres[truth] + rng.normal(0, 0.02, (len(truth), 256))
+    points /= np.linalg.norm(points, axis=1, keepdims=True)
+    labels = cluster(points.astype(np.float32))
+    assert len(set(labels)) == 3
+    assert all(len(set(labels[truth == k])) == 1 for k in range(3))

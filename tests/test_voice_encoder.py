@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pickle
 import shutil
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -95,3 +97,17 @@ def test_same_speaker_is_closer_than_another(encoder):
     other = decode_audio(AUDIO / "jfk.flac")
     a, b, c = (encoder.embed_utterance(w) for w in (first, second, other))
     assert float(a @ b) > float(a @ c) + 0.1
+
+
+def test_speaker_labels_need_neither_torch_nor_librosa(jfk):
+    """The default install has no torch: labelling imports none of resemblyzer's own dependencies."""
+    code = (
+        "import sys\n"
+        "from worker.audio import decode_audio\n"
+        "from worker.speakers import voice_embedding\n"
+        f"assert voice_embedding(decode_audio({str(jfk)!r})).shape == (256,)\n"
+        "print(sorted(m for m in ('torch', 'librosa', 'resemblyzer', 'scipy', 'webrtcvad') if m in sys.modules))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
