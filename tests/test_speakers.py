@@ -237,3 +237,15 @@ def test_clustering_a_long_file_samples_and_assigns_every_window():
     labels = cluster(points.astype(np.float32))
     assert len(set(labels)) == 3
     assert all(len(set(labels[truth == k])) == 1 for k in range(3))
+
+
+def test_the_speakers_option_and_its_default(jfk, tmp_path):
+    from worker.preferences import Preferences
+
+    options = Preferences(speakers_default="auto").options()
+    assert options.speakers == "auto" and options.word_timestamps  # labels split segments at words
+    assert Preferences(speakers_default="").options().speakers is None
+    assert Preferences.from_dict({"speakers_default": "12"}).speakers_default == ""  # a bad value: off
+    result = _cli(str(jfk), "--speakers", "12", "--no-library", "-o", str(tmp_path / "out.txt"))
+    assert result.returncode == 2 and "speakers must be auto or a number from 1 to 8" in result.stderr
+    assert not (tmp_path / "out.txt").exists()
