@@ -31,13 +31,13 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Coroutine, Protocol, TypeVar
+from typing import Any, Protocol
 
+from worker.async_loops import run_cancellable
 from worker.backends.base import ChunkLedger, MemoryLedger, SentChunk
-from worker.errors import Cancelled, TranscriptionError, WhisperDeskError
+from worker.errors import TranscriptionError, WhisperDeskError
 from worker.events import CancelToken, Emit, Progress, SegmentsReady, Stage, TimingReport
 from worker.modal.remote import CANCEL_GRACE_S, ModalRemote, ended_without_answer, explain, is_transient
 from worker.modal.settings import APP_NAME, CLASS_NAME, WORKER_API_VERSION, DeploySettings
@@ -49,8 +49,6 @@ from worker.transcript import Segment, Transcript
 RETRY_DELAY_S = 0.5  # before the first retry of a chunk; doubles each time
 MAX_POLL_RETRIES = 5  # polls of one call that may fail (the network) before its job fails
 CHUNK_MATCH_S = 0.05  # a chunk cut again after a restart is the one in the ledger when both ends lie this close
-
-T = TypeVar("T")
 
 
 class RemoteTranscriber(Protocol):
@@ -178,9 +176,8 @@ class ModalBackend:
         path = Path(path)
         cancel.raise_if_cancelled()
         book = ledger if ledger is not None else MemoryLedger()
-        return _run_cancellable(
-            lambda: self._transcribe(path, options, emit, cancel, book), cancel, self.max_containers + 2
-        )
+        return run_cancellable(lambda: self._transcribe(path, options, emit, cancel, book), cancel,
+                               workers=self.max_containers + 2, thread_name="modal-fanout")
 
     def close(self) -> None:
         """Nothing is held between files: each file opens (and closes) its own Modal client."""
@@ -491,90 +488,3 @@ async def _stop_once_named(remote: RemoteTranscriber, spawning: asyncio.Future) 
 def _clock(seconds: float) -> str:
     minutes, secs = divmod(max(0.0, seconds), 60.0)
     return f"{int(minutes)}:{secs:04.1f}"
-
-
-# ---------------------------------------------------------------- running a job's event loop
-
-
-def _run_cancellable(make: Callable[[], Coroutine[Any, Any, T]], cancel: CancelToken, workers: int) -> T:
-    """Run the coroutine on a private event loop, in this thread (or in a helper thread when this one already
-    runs a loop). `cancel` cancels it at once, from any thread. Threads still busy after it ends (a decode
-    step, a stand-in's model run) finish in the background: nothing waits for them."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return _run_here(make, cancel, workers)
-    import threading
-
-    outcome: dict[str, Any] = {}
-
-    def runner() -> None:
-        try:
-            outcome["value"] = _run_here(make, cancel, workers)
-        except BaseException as exc:  # handed to the caller's thread
-            outcome["error"] = exc
-
-    thread = threading.Thread(target=runner, name="modal-fanout", daemon=True)
-    thread.start()
-    thread.join()
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["value"]
-
-
-def _run_here(make: Callable[[], Coroutine[Any, Any, T]], cancel: CancelToken, workers: int) -> T:
-    """Run the job's loop in this thread. In the main thread, Ctrl-C cancels the job like `cancel` does (every
-    call sent is cancelled on Modal, the loop ends with no task left behind) and then raises KeyboardInterrupt;
-    a second Ctrl-C stops waiting for that."""
-    import signal
-    import threading
-
-    from worker.async_loops import new_quiet_loop
-
-    loop = new_quiet_loop()
-    executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="modal-fanout")
-    loop.set_default_executor(executor)
-    interrupted = False
-
-    def on_interrupt(_signum: int, _frame: Any) -> None:
-        nonlocal interrupted
-        if interrupted:
-            raise KeyboardInterrupt
-        interrupted = True
-        cancel.cancel()
-
-    previous_handler = None
-    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
-        previous_handler = signal.signal(signal.SIGINT, on_interrupt)
-
-    async def main() -> T:
-        task = asyncio.ensure_future(make())
-
-        def stop() -> None:
-            try:
-                loop.call_soon_threadsafe(task.cancel)
-            except RuntimeError:  # the loop is closed: the job is over already
-                pass
-
-        cancel.on_cancel(stop)
-        try:
-            return await task
-        except asyncio.CancelledError:
-            if cancel.cancelled:
-                raise Cancelled() from None
-            raise
-
-    try:
-        return loop.run_until_complete(main())
-    except Cancelled:
-        if interrupted:
-            raise KeyboardInterrupt from None
-        raise
-    finally:
-        if previous_handler is not None:
-            signal.signal(signal.SIGINT, previous_handler)
-        try:
-            loop.run_until_complete(loop.shutdown_asyncgens())
-        finally:
-            loop.close()
-            executor.shutdown(wait=False, cancel_futures=True)

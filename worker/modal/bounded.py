@@ -5,11 +5,8 @@ With a token but no network, modal's own calls retry for about 57 s; nothing her
 
 from __future__ import annotations
 
-import asyncio
-import threading
-from typing import Any, Awaitable, Callable
+from typing import Any, Callable, Coroutine
 
-from worker.errors import Cancelled
 from worker.events import CancelToken
 
 CHECK_TIMEOUT_CAP_S = 10.0  # no credential or app check ever waits longer than this
@@ -19,54 +16,16 @@ def cap_timeout(timeout_s: float, cap: float = CHECK_TIMEOUT_CAP_S) -> float:
     return max(0.1, min(float(timeout_s), cap))
 
 
-def run_bounded(make_coro: Callable[[], Awaitable[Any]], timeout_s: float, cancel: CancelToken | None) -> Any:
+def run_bounded(make_coro: Callable[[], Coroutine[Any, Any, Any]], timeout_s: float, cancel: CancelToken | None) -> Any:
     """Run a coroutine on a private event loop in a private thread, at most `timeout_s` (then TimeoutError).
 
     Works from any thread, including one with a running loop. `cancel` stops it at once (Cancelled).
     The thread is joined with a small grace; if modal's cleanup hangs past it, it is left behind (daemon).
     """
-    if cancel is not None and cancel.cancelled:
-        raise Cancelled()
-    outcome: dict[str, Any] = {}
+    from worker.async_loops import run_cancellable
 
-    async def main() -> Any:
-        task = asyncio.ensure_future(make_coro())
-        loop = asyncio.get_running_loop()
-
-        def stop() -> None:
-            try:
-                loop.call_soon_threadsafe(task.cancel)
-            except RuntimeError:  # loop already closed: nothing left to stop
-                pass
-
-        if cancel is not None:
-            cancel.on_cancel(stop)
-        try:
-            return await asyncio.wait_for(task, timeout_s)
-        except asyncio.CancelledError:
-            if cancel is not None and cancel.cancelled:
-                raise Cancelled() from None
-            raise
-
-    from worker.async_loops import new_quiet_loop
-
-    def runner() -> None:
-        try:
-            with asyncio.Runner(loop_factory=new_quiet_loop) as loop_runner:
-                outcome["value"] = loop_runner.run(main())
-        except BaseException as exc:  # handed to the caller's thread
-            outcome["error"] = exc
-
-    thread = threading.Thread(target=runner, name="modal-check", daemon=True)
-    thread.start()
-    thread.join(timeout_s + 2.0)
-    if thread.is_alive():
-        if cancel is not None and cancel.cancelled:
-            raise Cancelled()
-        raise TimeoutError()
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome.get("value")
+    return run_cancellable(make_coro, cancel, timeout_s=timeout_s, in_thread=True, join_timeout_s=timeout_s + 2.0,
+                           thread_name="modal-check")
 
 
 def server_host(server_url: str) -> str:
