@@ -129,8 +129,10 @@ class InstantBackend:
 class Rig:
     """A library, a queue with the stand-in backend, and a watcher on one folder, with a stand-in clock."""
 
-    def __init__(self, tmp_path: Path, backend: InstantBackend, output_dir: Path | None = None) -> None:
+    def __init__(self, tmp_path: Path, backend: InstantBackend, output_dir: Path | None = None,
+                 preferences: Preferences | None = None) -> None:
         self.folder = tmp_path / "inbox"
+        self.preferences = preferences or Preferences()
         self.folder.mkdir(exist_ok=True)
         self.output_dir = output_dir
         self.backend = backend
@@ -143,7 +145,7 @@ class Rig:
 
     def start(self) -> None:
         self.library = Library(self.library_path)
-        self.queue = JobQueue(self.library, Preferences(), self._on_event,
+        self.queue = JobQueue(self.library, self.preferences, self._on_event,
                               backend_factory=lambda name, prefs: self.backend, modal_ready=lambda: True)
         self.queue.restore()
         entry = WatchFolder(str(self.folder), formats=("txt", "srt"), output_dir=str(self.output_dir or ""))
@@ -217,6 +219,21 @@ def test_new_file_is_queued_after_it_settles_and_its_outputs_are_written(rig, tm
         r.watcher.poll()
     assert r.backend.calls == ["talk.flac"]
     assert sorted(p.name for p in out.iterdir()) == ["talk.srt", "talk.txt"]
+
+
+def test_a_watched_files_outputs_are_the_folders_only_not_the_automatic_exports_too(rig, tmp_path):
+    out = tmp_path / "out"
+    r = rig(output_dir=out, preferences=Preferences(auto_export_formats=("txt",), auto_export_folder=str(out)))
+    _media(r.folder, "talk.flac")
+    r.settle()
+    r.wait_finished(1)
+    r.watcher.poll()
+    assert sorted(p.name for p in out.iterdir()) == ["talk.srt", "talk.txt"]  # no "talk (2).txt"
+    assert not [line for line in r.library.log_lines(r.library.jobs()[0].id) if "exported" in line]
+    dropped = _media(tmp_path, "dropped.flac")  # a file added by hand: the automatic export writes it
+    r.queue.add_files([dropped])
+    r.wait_finished(2)
+    assert sorted(p.name for p in out.iterdir()) == ["dropped.txt", "talk.srt", "talk.txt"]
 
 
 def test_a_growing_file_waits_until_it_stops(rig):

@@ -625,7 +625,7 @@ class JobQueue:
             if not transcript.source:
                 transcript.source = str(path)
             self.library.save_transcript(record.id, transcript)  # before anything else can go wrong
-            notes = auto_export(transcript, path, self.preferences)
+            notes = [] if self._watch_exports(record) else auto_export(transcript, path, self.preferences)
             self._succeeded(run, transcript, notes)
         except BaseException as exc:  # every ending is reported, whatever it was
             if isinstance(exc, Cancelled) or run.cancel.cancelled:
@@ -641,6 +641,14 @@ class JobQueue:
             with self._lock:
                 if run in self._ending:
                     self._ending.remove(run)
+
+    def _watch_exports(self, record: JobRecord) -> bool:
+        """A watch folder's job: its outputs are the folder's only (not the automatic export's too)."""
+        if not self.preferences.auto_export_formats:
+            return False
+        from worker.watch import exports_itself
+
+        return exports_itself(self.library, record.id, record.path)
 
     def _on_event(self, run: _Run, event: Event) -> None:
         """A backend's event (in the job's thread): throttled, written, then reported."""

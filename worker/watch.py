@@ -418,6 +418,17 @@ class FolderWatcher:
             stop.wait(poll_s)
 
 
+def exports_itself(library: Library, job_id: int, path: str | Path) -> bool:
+    """True when a watch folder is taking this job's file (claimed, or queued as this very job): its outputs
+    are that folder's only, so the queue's automatic export (Preferences) leaves it alone (never written twice)."""
+    row = library.watched_file(path)
+    if row is None:
+        return False
+    if row["state"] == WatchState.CLAIMED:
+        return not _stale_claim(row)
+    return row["state"] == WatchState.QUEUED and row["job_id"] == job_id
+
+
 def _files(count: int) -> str:
     return f"{count} media file{'' if count == 1 else 's'}"
 
