@@ -100,6 +100,8 @@ def test_cli_long_file_runs_each_chunk_once_and_the_transcript_is_right(cp, medl
     chunks = len(cp.calls_sent)
     assert chunks >= 5
     assert runs_per_chunk(cp) == [1] * chunks  # each chunk ran exactly once
+    assert cp.count("BlobCreate") == cp.count("HTTP PUT") == chunks  # and went up once: BlobCreate, PUT, FunctionMap
+    assert cp.blob_bytes_in <= 1_000_000 * 74.0 / 60  # within 1 MB per audio minute
     assert cp.count("FunctionBindParams") == 1  # the model is bound once per job, not once per chunk
     assert cp.count("FunctionCallCancel") == 0
     assert not any(noise in stderr for noise in NOISE), stderr
@@ -189,7 +191,7 @@ def test_a_dropped_connection_while_polling_asks_the_same_call_again(cp, jfk):
     assert jiwer.wer(JFK_REFERENCE, normalise(transcript.text)) <= 0.1, transcript.text  # short chunks: a seam word may go
     chunks = transcript.timings["chunk_count"]
     assert chunks >= 2 and cp.dropped_polls == 12
-    assert cp.count("FunctionMap") == chunks  # never sent again
+    assert cp.count("FunctionMap") == cp.count("BlobCreate") == cp.count("HTTP PUT") == chunks  # never sent again
     assert runs_per_chunk(cp) == [1] * chunks
     assert any(isinstance(e, Progress) and e.message.startswith("asking again for chunk") for e in events)
 
