@@ -12,10 +12,10 @@ from typing import Any, Callable
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from gui.background import Call
+from worker.modal.bounded import CHECK_TIMEOUT_CAP_S, cap_timeout
 
 NOT_SET_UP, CHECKING, READY, REJECTED, UNREACHABLE = "not set up", "checking", "ready", "rejected", "unreachable"
 UNKNOWN = "not checked"
-CHECK_TIMEOUT_S = 10.0
 NO_TOKEN_DETAIL = "no Modal token: use Modal > Set up Modal… (or run `modal token new`)"
 _STATE_FOR_RESULT = {"ok": READY, "missing": NOT_SET_UP, "rejected": REJECTED, "unreachable": UNREACHABLE}
 
@@ -68,12 +68,12 @@ class ModalStatus(QObject):
         *,
         check: Callable[[float], Any] = _check,
         has_credentials: Callable[[], bool] = _has_credentials,
-        timeout_s: float = CHECK_TIMEOUT_S,
+        timeout_s: float = CHECK_TIMEOUT_CAP_S,
     ) -> None:
         super().__init__(parent)
         self._check = check
         self._has_credentials = has_credentials
-        self.timeout_s = min(timeout_s, CHECK_TIMEOUT_S)
+        self.timeout_s = cap_timeout(timeout_s)
         self.state = UNKNOWN
         self.detail = ""
         self.token_known: bool | None = None  # None until a check has looked

@@ -16,13 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from worker.constants import SAMPLE_RATE
 from worker.errors import MediaError
 from worker.events import CancelToken
 
 if TYPE_CHECKING:  # numpy and av load on first decode, not when the window imports this module
     import numpy as np
 
-SAMPLE_RATE = 16000
 
 AUDIO_EXTENSIONS = frozenset(
     {

@@ -13,8 +13,10 @@ from typing import TYPE_CHECKING, Sequence, TextIO
 
 from worker import __version__
 from worker.errors import WhisperDeskError
+from worker.modal.bounded import CHECK_TIMEOUT_CAP_S
 from worker.options import DEFAULT_MODEL, MODEL_NAMES, TranscriptionOptions
-from worker.preferences import LOCAL_ENGINES, TASKS
+from worker.engines import ENGINE_NAMES
+from worker.preferences import TASKS
 
 if TYPE_CHECKING:
     from worker.library import JobRecord, Library
@@ -25,7 +27,6 @@ if TYPE_CHECKING:
 SUBCOMMANDS = ("transcribe", "check", "deploy", "search", "watch")
 CLI_FORMATS = ("txt", "srt", "vtt", "json", "tsv", "ass")
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
-CHECK_TIMEOUT_CAP_S = 10.0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("files", nargs="+", metavar="FILE")
     # defaults (None here): the preferences the window uses (worker.preferences)
     tr.add_argument("--backend", choices=("local", "modal"), default=None, help="default: the preferences' (local)")
-    tr.add_argument("--engine", choices=LOCAL_ENGINES, default=None, help="local engine (default: faster-whisper)")
+    tr.add_argument("--engine", choices=ENGINE_NAMES, default=None, help="local engine (default: faster-whisper)")
     tr.add_argument("--model", choices=MODEL_NAMES, default=None, help=f"default: the preferences' ({DEFAULT_MODEL})")
     tr.add_argument("--language", default=None, help="language code (default: the preferences', else detect)")
     tr.add_argument("--task", choices=TASKS, default=None)
@@ -64,7 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--max-containers", type=int, default=None, help="Modal: GPU containers in parallel (default: 8)")
 
     ck = sub.add_parser("check", help="check Modal credentials and the deployed worker app")
-    ck.add_argument("--timeout", type=float, default=CHECK_TIMEOUT_CAP_S, help="seconds (at most 10)")
+    ck.add_argument("--timeout", type=float, default=CHECK_TIMEOUT_CAP_S,
+                    help=f"seconds (at most {CHECK_TIMEOUT_CAP_S:g})")
 
     sub.add_parser("deploy", help="deploy the T4 worker app to Modal")
 
@@ -378,9 +380,10 @@ def _write_output(args: argparse.Namespace, rules: "SubtitleRules", library: "Li
     return True
 
 def check_command(timeout_s: float) -> int:
+    from worker.modal.bounded import cap_timeout
     from worker.modal.checks import check_app, check_credentials
 
-    timeout_s = max(0.1, min(float(timeout_s), CHECK_TIMEOUT_CAP_S))
+    timeout_s = cap_timeout(timeout_s)
     started = time.monotonic()
     creds = check_credentials(timeout_s=timeout_s)
     print(f"credentials: {creds.state} — {creds.detail}")

@@ -182,7 +182,9 @@ class KnownVoice:
 def default_library_path() -> Path:
     from platformdirs import user_data_dir
 
-    return Path(user_data_dir("whisper-desk", appauthor=False)) / "library.sqlite3"
+    from worker.constants import APP_DIRS_NAME
+
+    return Path(user_data_dir(APP_DIRS_NAME, appauthor=False)) / "library.sqlite3"
 
 
 class Library:

@@ -39,12 +39,12 @@ from typing import Any, Callable
 
 import modal
 
+from worker.constants import SAMPLE_RATE
 from worker.modal.settings import APP_NAME, VERSION_TAG, VOLUME_NAME, WORKER_API_VERSION, DeploySettings
 from worker.options import DEFAULT_MODEL
 
 MODELS_DIR = "/models"  # where the Volume is mounted in the container
 MODELS_DIR_ENV = "WHISPER_DESK_VOLUME_DIR"  # overrides MODELS_DIR (tests point it at a temporary folder)
-SAMPLE_RATE = 16000  # worker.audio's (not imported: it needs PyAV, which the image does not have)
 
 # pinned so every container runs the same thing; torch from PyPI on Linux is a CUDA build
 WHISPER_VERSION = "20250625"

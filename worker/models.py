@@ -46,7 +46,9 @@ def model_cache_dir() -> Path:
         return Path(override)
     from platformdirs import user_cache_dir
 
-    return Path(user_cache_dir("whisper-desk")) / "models"
+    from worker.constants import APP_DIRS_NAME
+
+    return Path(user_cache_dir(APP_DIRS_NAME)) / "models"
 
 
 def bundled_tiny_en_dir() -> Path:

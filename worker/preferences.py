@@ -11,21 +11,21 @@ from pathlib import Path
 from typing import Any
 
 from worker.backends.base import BACKEND_LABELS
+from worker.constants import APP_DIRS_NAME
+from worker.engines import ENGINE_NAMES
 from worker.options import DEFAULT_MODEL, MODEL_NAMES, TranscriptionOptions
 from worker.subtitles import RULE_FORMATS, SubtitleRules
 from worker.timing import DEFAULT_T4_DOLLARS_PER_HOUR
 from worker.watch import WatchFolder, parse_watch_folders
 
-APP_NAME = "whisper-desk"
 PREFERENCES_FILE = "preferences.json"
-LOCAL_ENGINES = ("faster", "openai")
 TASKS = ("transcribe", "translate")
 
 
 def preferences_path() -> Path:
     from platformdirs import user_config_dir
 
-    return Path(user_config_dir(APP_NAME, appauthor=False)) / PREFERENCES_FILE
+    return Path(user_config_dir(APP_DIRS_NAME, appauthor=False)) / PREFERENCES_FILE
 
 
 @dataclass(frozen=True)
@@ -93,7 +93,7 @@ class Preferences:
             fixes["model"] = defaults.model
         if self.task not in TASKS:
             fixes["task"] = defaults.task
-        if self.local_engine not in LOCAL_ENGINES:
+        if self.local_engine not in ENGINE_NAMES:
             fixes["local_engine"] = defaults.local_engine
         for name in ("local_parallel", "modal_parallel", "max_containers"):
             if getattr(self, name) < 1:

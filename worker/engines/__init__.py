@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any, Callable
 
+from worker.constants import SAMPLE_RATE
 from worker.errors import TranscriptionError
 from worker.events import CancelToken
 from worker.options import TranscriptionOptions
@@ -21,7 +22,6 @@ from worker.transcript import Segment, Transcript, Word
 if TYPE_CHECKING:
     import numpy as np
 
-SAMPLE_RATE = 16000
 ENGINE_NAMES = ("faster", "openai")
 SILENCE_PEAK = 1e-3  # -60 dBFS: below this the whole file is silence and Whisper would only invent words
 

@@ -95,7 +95,7 @@ def check_credentials(
     except (TimeoutError, asyncio.TimeoutError):
         return CheckResult(
             "unreachable",
-            f"no answer from Modal ({server_host(url)}) within {timeout:g} s: check the network connection and try again",
+            f"{_no_answer(url, timeout)} and try again",
             source=source, token_id=tid,
         )
     except Exception as exc:
@@ -175,7 +175,7 @@ def check_app(
         raise
     except (TimeoutError, asyncio.TimeoutError):
         return AppCheck(
-            "unknown", f"no answer from Modal ({server_host(url)}) within {timeout:g} s: check the network connection",
+            "unknown", _no_answer(url, timeout),
             expected_version=expected,
         )
     except Exception as exc:
@@ -194,3 +194,7 @@ def check_app(
     else:
         detail = f"{app_name} is deployed at worker API v{deployed}, this app needs v{expected}: run `whisper-desk deploy`"
     return AppCheck("deployed", detail, deployed_version=deployed, expected_version=expected)
+
+
+def _no_answer(url: str, timeout: float) -> str:
+    return f"no answer from Modal ({server_host(url)}) within {timeout:g} s: check the network connection"
