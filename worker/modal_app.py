@@ -319,8 +319,8 @@ class Transcriber:
     def load(self) -> None:
         """Once per container: load the model (downloading it into the Volume the first time). A failure is
         kept and answered, never raised: a raise here is a crash loop."""
-        self.body = None
-        self.load_error = None
+        self.body: TranscriberBody | None = None
+        self.load_error: str | None = None
         self._load_body()
 
     def _load_body(self) -> None:
