@@ -87,8 +87,8 @@ def render_section(rows: list[EngineRow], files: list[SpeechFile], bench: Engine
     add(SECTION_HEADING)
     add("")
     add(f"Measured by `python -m bench.local_speed` on {dt.datetime.now().strftime('%Y-%m-%d %H:%M')} "
-        f"({bench.repeats} timed run(s) per cell after one untimed warm-up of each engine, alternating which engine "
-        f"runs first; took {took_s:.0f} s). Load average (1 min) before each timed run: median "
+        f"({', '.join(f'{ours.file.name}: {len(ours.runs)}' for ours in rows[0::2])} timed run(s) per engine after "
+        f"one untimed warm-up of each, alternating which engine runs first; took {took_s:.0f} s). Load average (1 min) before each timed run: median "
         f"{statistics.median(loads):.2f}, range {min(loads):.2f}-{max(loads):.2f}, on {os.cpu_count()} CPUs "
         "shared with other work, so wall times carry noise; CPU time is steadier. Each number is the median.")
     add("")
@@ -173,17 +173,23 @@ class LoadTrackingBench(EngineBench):
         super().__init__(*args, **kwargs)
         self.loads: list[float] = []
 
+    warmed = False
+
     def warm_up(self, file: SpeechFile) -> None:
-        super().warm_up(file)
-        self.loads.clear()  # the timed runs' only
+        if not self.warmed:
+            super().warm_up(file)
+            self.warmed = True
+            self.loads.clear()  # the timed runs' only
 
     def run_once(self, file, config, engine):  # type: ignore[no-untyped-def]
         self.loads.append(os.getloadavg()[0])
         return super().run_once(file, config, engine)
 
 
-def measure(audio_dir: Path, workdir: Path, repeats: int, log: Callable[[str], None], short_only: bool = False) -> str:
-    """Run the comparison in `workdir` and return the report's section 1."""
+def measure(audio_dir: Path, workdir: Path, repeats: int, log: Callable[[str], None], short_only: bool = False,
+            long_repeats: int | None = None) -> str:
+    """Run the comparison in `workdir` and return the report's section 1 (`long_repeats`: timed runs on the
+    ~10 min file, default `repeats`)."""
     started = time.perf_counter()
     saved = {name: os.environ.get(name) for name in ("XDG_DATA_HOME", "XDG_CONFIG_HOME")}
     for name in saved:  # a fresh profile for ours: default preferences, empty library
@@ -193,7 +199,10 @@ def measure(audio_dir: Path, workdir: Path, repeats: int, log: Callable[[str], N
         if short_only:
             files = files[:2]
         bench = LoadTrackingBench(workdir, repeats, log)
-        rows = bench.run(files, CONFIGS[:1])
+        rows = bench.run(files[:2], CONFIGS[:1])
+        if files[2:]:
+            bench.repeats = long_repeats or repeats
+            rows += bench.run(files[2:], CONFIGS[:1])
     finally:
         for name, value in saved.items():
             if value is None:
@@ -207,6 +216,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per cell (default 3)")
     parser.add_argument("--audio-dir", type=Path, default=DEFAULT_AUDIO_DIR, help="the shared real-speech folder")
+    parser.add_argument("--long-repeats", type=int, default=None, help="timed runs on the ~10 min file (default: --repeats)")
     parser.add_argument("--short-only", action="store_true", help="skip the ~10 min file")
     parser.add_argument("--no-write", action="store_true", help="print the section, leave docs/benchmarks.md alone")
     args = parser.parse_args(argv)
@@ -215,7 +225,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
     with tempfile.TemporaryDirectory(prefix="whisper-desk-local-speed-") as tmp:
-        section = measure(args.audio_dir, Path(tmp), args.repeats, log, args.short_only)
+        section = measure(args.audio_dir, Path(tmp), args.repeats, log, args.short_only, args.long_repeats)
     print(section)
     if not args.no_write:
         replace_section(REPORT, section)

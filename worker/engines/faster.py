@@ -58,7 +58,7 @@ class FasterWhisperEngine(WhisperEngine):
         return check_options(self.model_name, options, frozenset(codes) if codes else None)
 
     def _load(self) -> tuple[Any, str]:
-        from faster_whisper import WhisperModel
+        from faster_whisper import BatchedInferencePipeline, WhisperModel
 
         from worker.models import resolve_faster_whisper_model
 
@@ -67,7 +67,7 @@ class FasterWhisperEngine(WhisperEngine):
             model = WhisperModel(path, device=self.device, compute_type=self.compute_type, cpu_threads=self.cpu_threads)
         except (RuntimeError, ValueError, OSError) as exc:
             raise TranscriptionError(f"could not load {label} with faster-whisper ({exception_line(exc)})") from None
-        self._pipeline = _pipeline(model)
+        self._pipeline = BatchedInferencePipeline(model)
         return model, label
 
     def close(self) -> None:
@@ -82,8 +82,9 @@ class FasterWhisperEngine(WhisperEngine):
         on_segment: OnSegment | None,
         cancel: CancelToken | None,
     ) -> tuple[list[Segment], str | None]:
-        # a multilingual model detects the language of every window (not once for the file); windows never
-        # condition on the previous one's text
+        # faster-whisper's VAD windows hold speech only (windows that kept the pauses between speech parts made
+        # tiny.en repeat a sentence of repeated speech, measured). A multilingual model detects the language of
+        # every window (not once for the file); windows never condition on the previous one's text.
         generator, info = self._pipeline.transcribe(
             audio,
             language=language,
@@ -151,8 +152,3 @@ def _shortened(words: list[WordTuple]) -> list[list[WordTuple]]:
     at = commas[-1] if commas else max(inside, key=lambda i: words[i + 1][0] - words[i][1])
     return [words[: at + 1], *_shortened(words[at + 1 :])]
 
-
-def _pipeline(model: Any) -> Any:
-    from faster_whisper import BatchedInferencePipeline
-
-    return BatchedInferencePipeline(model)
