@@ -64,8 +64,14 @@ def queue_paths(qtbot, window: MainWindow, paths: list[Path]) -> list[JobRecord]
     return added.args[0]
 
 
-def wait_finished(qtbot, library: Library, ids: list[int], timeout_ms: int = 60000) -> None:
-    qtbot.waitUntil(lambda: all(library.job(i).status in FINISHED for i in ids), timeout=timeout_ms)
+def wait_finished(qtbot, window: MainWindow, library: Library, ids: list[int], timeout_ms: int = 60000) -> None:
+    """Finished in the library, and the window shows it (its reports arrive just after the library changes)."""
+
+    def shown(job_id: int) -> bool:
+        status = library.job(job_id).status
+        return status in FINISHED and cell(window, job_id, STATUS) == status
+
+    qtbot.waitUntil(lambda: all(shown(i) for i in ids), timeout=timeout_ms)
 
 
 def test_dropping_files_and_a_folder_queues_them(qtbot, window, library, shared_audio, tmp_path):
@@ -202,7 +208,7 @@ def test_jfk_transcribes_on_this_computer_with_moving_progress(qtbot, window, li
     progress: list[tuple[float, str]] = []
     window.controller.progressed.connect(lambda _job, fraction, label, _eta: progress.append((fraction, label)))
     [job] = queue_paths(qtbot, window, [jfk])
-    wait_finished(qtbot, library, [job.id])
+    wait_finished(qtbot, window, library, [job.id])
 
     record = library.job(job.id)
     assert record.status == "done", record.error
@@ -234,11 +240,12 @@ def test_cancel_mid_job_and_the_next_job_still_runs(qtbot, window, library, shar
 
     window.select_jobs([long_job.id])
     window.cancel_selected()
-    qtbot.waitUntil(lambda: library.job(long_job.id).status == "cancelled", timeout=30000)
+    wait_finished(qtbot, window, library, [long_job.id], timeout_ms=30000)
+    assert library.job(long_job.id).status == "cancelled"
     assert cell(window, long_job.id, PROGRESS) == "cancelled"
     assert library.transcript(long_job.id) is None
 
-    wait_finished(qtbot, library, [next_job.id])
+    wait_finished(qtbot, window, library, [next_job.id])
     assert library.job(next_job.id).status == "done"
     window.select_jobs([next_job.id])
     assert JFK_PHRASE in normalise(window.transcript_text())
@@ -253,7 +260,7 @@ def test_bad_files_fail_with_their_reason_while_the_others_finish(qtbot, window,
     bad, gone, good = queue_paths(qtbot, window, [garbage, vanished, jfk])
     vanished.unlink()  # deleted after it was queued
     window.set_paused(False)
-    wait_finished(qtbot, library, [bad.id, gone.id, good.id])
+    wait_finished(qtbot, window, library, [bad.id, gone.id, good.id])
 
     assert [library.job(j.id).status for j in (bad, gone, good)] == ["failed", "failed", "done"]
     bad_reason = cell(window, bad.id, PROGRESS)
@@ -270,7 +277,7 @@ def test_bad_files_fail_with_their_reason_while_the_others_finish(qtbot, window,
     shutil.copy(jfk, vanished)  # the file is back: retry it
     window.select_jobs([gone.id])
     window.retry_selected()
-    wait_finished(qtbot, library, [gone.id])
+    wait_finished(qtbot, window, library, [gone.id])
     assert library.job(gone.id).status == "done" and library.job(gone.id).error is None
     assert JFK_PHRASE in normalise(window.transcript_text())  # selected: its transcript is shown
 
@@ -289,7 +296,7 @@ def test_modal_job_streams_chunks_and_logs_a_timing_line_per_chunk(qtbot, librar
     arrived: list[int] = []
     window.controller.segmentsArrived.connect(lambda _job, segments: arrived.append(len(segments)))
     [job] = queue_paths(qtbot, window, [jfk])
-    wait_finished(qtbot, library, [job.id])
+    wait_finished(qtbot, window, library, [job.id])
     window.shutdown()
 
     assert library.job(job.id).status == "done", library.job(job.id).error

@@ -173,6 +173,7 @@ def test_modal_job_without_modal_set_up_says_so_and_offers_the_wizard(qtbot, lib
     [record] = added.args[0]
     qtbot.waitUntil(lambda: library.job(record.id).status == "failed", timeout=15000)
     row = window.model.row_of(record.id)
+    qtbot.waitUntil(lambda: window.model.index(row, STATUS).data() == "failed", timeout=15000)  # shown just after
     reason = window.model.index(row, PROGRESS).data()
     assert "Modal is not set up" in reason and "modal token new" in reason
     assert window.model.index(row, STATUS).data() == "failed"
