@@ -1,5 +1,6 @@
 """One window per library, with real processes: a second launch hands its file to the window already open
-and exits at once; that window transcribes both files, each once. A window that does not answer is said
+and exits at once; that window transcribes both files, each once, and exits 0 when closed (also after files
+were handed to it while it ran: a crash at exit is a failure too). A window that does not answer is said
 so in one line, and a socket left by a crashed instance does not block a new start."""
 
 from __future__ import annotations
@@ -47,18 +48,21 @@ def wait_for(condition, timeout: float, app: subprocess.Popen[str] | None = None
         time.sleep(0.1)
 
 
-def stop(app: subprocess.Popen[str]) -> None:
+def stop(app: subprocess.Popen[str]) -> tuple[int | None, str]:
+    """Close the window as Ctrl+C does; its exit code (None: it did not exit within a minute) and stderr."""
     if app.poll() is None:
         os.kill(app.pid, signal.SIGINT)  # closes the window cleanly
         try:
             app.wait(60)
         except subprocess.TimeoutExpired:
             pass
+    code = app.poll()
     try:
         os.killpg(app.pid, signal.SIGKILL)  # and whatever it started
     except ProcessLookupError:
         pass
-    app.communicate()
+    _out, err = app.communicate()
+    return code, err
 
 
 def stale_socket(name: str) -> Path:
@@ -88,7 +92,8 @@ def test_a_second_launch_hands_its_file_to_the_first_window_which_transcribes_bo
         wait_for(lambda: jobs_in(db) == [("jfk.flac", "done"), ("hotwords.mp3", "done")], 180, first)
         assert first.poll() is None  # still the one window
     finally:
-        stop(first)
+        code, err = stop(first)
+    assert code == 0, f"the window exited with {code}: {err[-3000:]}"
     library = Library(db)
     [jfk_job, hot_job] = library.jobs()
     assert JFK_PHRASE in normalise(library.transcript(jfk_job.id).text)
@@ -96,6 +101,29 @@ def test_a_second_launch_hands_its_file_to_the_first_window_which_transcribes_bo
     assert not any("interrupted" in line for line in library.log_lines())  # nothing ran twice
     library.close()
     assert not stale.exists() or stale.is_socket()
+
+
+HANDOVERS = 6  # with PySide6 6.12.0 on CPython 3.11 (every Python emit() took a reference from True) this many
+# transcriptions drained True's count enough for "Fatal Python error: bool_dealloc" (exit 134) as the app exited
+
+
+def test_files_handed_to_the_open_window_while_it_runs_then_closing_exits_cleanly(jfk):
+    db = default_library_path()
+    for round_ in range(2):
+        app = launch(jfk)
+        try:
+            queued = 1 + round_ * (HANDOVERS + 1)  # this launch's file, after the earlier rounds' jobs
+            wait_for(lambda n=queued: len(jobs_in(db)) == n, 60, app)
+            for _ in range(HANDOVERS):
+                handed = subprocess.run([sys.executable, "-m", "gui", str(jfk)], cwd=ROOT, text=True,
+                                        capture_output=True, timeout=60, env=dict(os.environ, QT_QPA_PLATFORM="offscreen"))
+                assert handed.returncode == 0, handed.stderr
+            wanted = (HANDOVERS + 1) * (round_ + 1)
+            wait_for(lambda n=wanted: [status for _, status in jobs_in(db)] == ["done"] * n, 300, app)
+        finally:
+            code, err = stop(app)
+        assert code == 0, f"round {round_ + 1}: the window exited with {code}: {err[-3000:]}"
+        assert "Fatal Python error" not in err
 
 
 def test_a_window_that_does_not_answer_is_said_so_in_one_line(qtbot, jfk):
