@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pysubs2
 import pytest
-from PySide6.QtCore import QMimeData, QPointF, Qt, QTimer, QUrl
+from PySide6.QtCore import QMimeData, Qt, QTimer, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QApplication, QDialog
 
@@ -48,7 +48,7 @@ def drop_on(widget, paths: list[Path]) -> None:
     """What the platform does when files are dragged from a file manager and dropped on `widget`."""
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
-    point = QPointF(widget.rect().center())
+    point = widget.rect().center()
     enter = QDragEnterEvent(point, Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
     QApplication.sendEvent(widget, enter)
     assert enter.isAccepted()
