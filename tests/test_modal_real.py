@@ -437,7 +437,7 @@ def test_a_modal_job_in_the_window_on_a_real_display(cp, medley, tmp_path):
     from worker.preferences import Preferences
 
     Preferences(backend="modal", language="en", chunk_s=12.0, max_containers=3).save()
-    cp.slow(lambda record: record.ordinal >= 2, 45.0)  # two chunks answer at once, the rest take a while
+    cp.slow(lambda record: record.ordinal >= 2, 90.0)  # two chunks answer at once, the rest take a while
     server, display = start_xvfb()
     env = {k: v for k, v in os.environ.items() if k != "QT_QPA_PLATFORM"}  # the real xcb platform
     env["DISPLAY"] = display
@@ -447,7 +447,7 @@ def test_a_modal_job_in_the_window_on_a_real_display(cp, medley, tmp_path):
         wait_for(lambda: sum(call.done.is_set() for call in list(cp.calls.values())) >= 2 and len(cp.calls) >= 3,
                  240, "two answers")
         during = ""
-        for attempt in range(4):  # the window shows the answers a moment after they arrive
+        for attempt in range(15):  # the window shows answers once the client polls them in (slow under load)
             time.sleep(1.5)
             during = screen_text(env, tmp_path / f"during-{attempt}.png")
             if "fellow americans" in during and "chunk 2/6 gpu=" in during:
@@ -474,7 +474,7 @@ def test_a_modal_job_in_the_window_on_a_real_display(cp, medley, tmp_path):
         chunk_lines = [line for line in lines if "medley.flac: chunk " in line and "gpu=" in line]
         assert len(chunk_lines) == len(cp.calls), lines  # a timing line per chunk, each chunk once
         after = ""
-        for attempt in range(4):
+        for attempt in range(15):
             time.sleep(1.5)
             after = screen_text(env, tmp_path / f"after-{attempt}.png")
             if "hereby granted" in after and "gpu=" in after:
