@@ -33,6 +33,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
+from bench.report import keep_marked_blocks
+
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_AUDIO_DIR = ROOT.parent / "shared" / "audio"
 DEFAULT_OUT = ROOT / "docs" / "benchmarks.md"
@@ -676,7 +678,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     ctx["elapsed_s"] = time.perf_counter() - started
     ctx["load_end"] = os.getloadavg()[0]
-    report = render_report(ctx)
+    report = keep_marked_blocks(render_report(ctx), args.out)  # the sections other benchmarks wrote stay
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(report, encoding="utf-8")
     log(f"wrote {args.out}")

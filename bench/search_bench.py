@@ -19,14 +19,13 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.report import write_section
 from worker.library import Library
 from worker.options import TranscriptionOptions
 from worker.search import DEFAULT_LIMIT, search
 from worker.transcript import Segment, Transcript
 
-ROOT = Path(__file__).resolve().parents[1]
-REPORT = ROOT / "docs" / "benchmarks.md"
-SECTION_START, SECTION_END = "<!-- search-bench -->", "<!-- /search-bench -->"
+SECTION = "search-bench"  # its block in docs/benchmarks.md (bench.report)
 GOAL_MS = 100.0
 REPEAT = 20
 SEGMENTS_PER_JOB = 50
@@ -97,7 +96,6 @@ def measure(path: Path) -> list[tuple[str, str, int, float, float, float]]:
 def report(results: dict[int, tuple[float, list[tuple[str, str, int, float, float, float]]]],
            load: tuple[float, float]) -> str:
     lines = [
-        SECTION_START,
         "## 4. Search across every transcript",
         "",
         f"`python -m bench.search_bench`: `worker.search.search(library, query, limit={DEFAULT_LIMIT})` on a library "
@@ -118,20 +116,7 @@ def report(results: dict[int, tuple[float, list[tuple[str, str, int, float, floa
     lines.append("Indexing while saving: " + "; ".join(
         f"{segments:,} segments in {build_s:.1f} s ({segments / build_s:,.0f} segments/s)"
         for segments, (build_s, _rows) in results.items()) + ".")
-    lines.append(SECTION_END)
     return "\n".join(lines) + "\n"
-
-
-def write_section(section: str, path: Path = REPORT) -> None:
-    """Replace this benchmark's section of the report (or add it at the end)."""
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    if SECTION_START in text and SECTION_END in text:
-        before, rest = text.split(SECTION_START, 1)
-        after = rest.split(SECTION_END, 1)[1].lstrip("\n")
-        text = before + section + ("\n" + after if after else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.write_text(text, encoding="utf-8")
 
 
 def main() -> None:
@@ -150,7 +135,7 @@ def main() -> None:
     section = report(results, (load_at_start, os.getloadavg()[0]))
     print(section)
     if not args.no_write:
-        write_section(section)
+        write_section(SECTION, section)
 
 
 if __name__ == "__main__":

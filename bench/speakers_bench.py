@@ -13,7 +13,7 @@ Memory: peak RSS of a fresh process running label_speakers vs the local engine p
 Thresholds: cosine similarity of speakers' averaged embeddings, same voice in different recordings vs
 different voices (what KNOWN_VOICE_SIMILARITY is set from).
 
-    python -m bench.speakers_bench [--quick] [--write docs/speakers-bench.md]
+    python -m bench.speakers_bench [--quick] [--write]   # --write: its section of docs/benchmarks.md
 """
 
 from __future__ import annotations
@@ -32,7 +32,10 @@ from pathlib import Path
 import numpy as np
 import soundfile
 
+from bench.report import write_section
+
 ROOT = Path(__file__).resolve().parents[1]
+SECTION = "speakers-bench"  # its block in docs/benchmarks.md (bench.report)
 AUDIO = ROOT.parent / "shared" / "audio"
 RATE = 16000
 PAUSE_S = 0.6  # between turns
@@ -344,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="accuracy and thresholds only (no 10-minute file)")
     parser.add_argument("--minutes", type=float, default=10.0)
-    parser.add_argument("--write", type=Path, help="write the report (markdown) here")
+    parser.add_argument("--write", action="store_true", help="write the section into docs/benchmarks.md")
     args = parser.parse_args(argv)
     log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
     with tempfile.TemporaryDirectory() as tmp:
@@ -355,7 +358,7 @@ def main(argv: list[str] | None = None) -> int:
         speed = None if args.quick else measure_speed_and_memory(folder, args.minutes, log)
     text = report(rows, thresholds, speed)
     if args.write:
-        args.write.write_text(text)
+        write_section(SECTION, text)
     print(text)
     return 0
 
