@@ -903,9 +903,10 @@ class JobQueue:
     # --- shutdown ----------------------------------------------------------------------------------------
 
     def shutdown(self, timeout_s: float = 10.0, requeue: bool = True) -> bool:
-        """Stop everything. `requeue`: running jobs go back to the queue (they resume at the next start);
-        otherwise they end cancelled. Waits up to `timeout_s` for them; False if some did not stop in time
-        (their threads are let go: nothing they do later reaches the library)."""
+        """Stop everything. `requeue`: running jobs go back to the queue and are detached, not cancelled (a
+        Modal job's calls run on and are collected at the next start); otherwise they end cancelled. Waits up
+        to `timeout_s` for them; False if some did not stop in time (their threads are let go: nothing they do
+        later reaches the library)."""
         with self._lock:
             self._shutting_down = True
             runs = list(self._runs.values())
@@ -913,7 +914,9 @@ class JobQueue:
                 if requeue:
                     self.library.update_job(run.job_id, status=JobStatus.QUEUED, started=None)
                     run.requeued = True
-                run.cancel.cancel()
+                    run.cancel.detach()
+                else:
+                    run.cancel.cancel()
             runs += [run for run in self._ending if run not in runs]
         deadline = time.monotonic() + timeout_s / 2
         for run in runs:

@@ -21,7 +21,10 @@ twice on the GPU by our doing:
 - the worker refusing a chunk (bad audio, bad options) fails the job at once, with one line naming the file
   and the chunk;
 - cancel (or a call past its time) sends FunctionCallCancel for every call sent and not finished, including
-  one whose spawn was still under way (its id is awaited, bounded), and raises Cancelled.
+  one whose spawn was still under way (its id is awaited, bounded), and raises Cancelled;
+- detach (the app closes: CancelToken.detach) stops only this side: no more chunks are sent, polls end, and
+  every call sent stays running on Modal and in the ledger (a spawn under way is awaited, bounded, and written
+  down too); raises Cancelled.
 A job that was interrupted (the app closed, killed or crashed) finds its calls in the ledger when it runs
 again: it collects them instead of sending those chunks again.
 """
@@ -38,7 +41,7 @@ from typing import Any, Protocol
 from worker.async_loops import run_cancellable
 from worker.backends.base import ChunkLedger, MemoryLedger, SentChunk
 from worker.errors import TranscriptionError, WhisperDeskError
-from worker.events import CancelToken, Emit, Progress, SegmentsReady, Stage, TimingReport
+from worker.events import CancelToken, Emit, JobNote, Progress, SegmentsReady, Stage, TimingReport
 from worker.modal.remote import CANCEL_GRACE_S, ModalRemote, ended_without_answer, explain, is_transient
 from worker.modal.settings import APP_NAME, CLASS_NAME, WORKER_API_VERSION, DeploySettings
 from worker.options import TranscriptionOptions
@@ -108,6 +111,7 @@ class _Job:
     estimate: int
     started: float
     ledger: ChunkLedger = field(default_factory=MemoryLedger)
+    token: CancelToken = field(default_factory=CancelToken)
     sent: int = 0
     total: int | None = None  # known once the last chunk is cut
     upload_bytes: int = 0
@@ -198,8 +202,14 @@ class ModalBackend:
             emit(Progress(Stage.UPLOADING, 0.0, message="connecting to Modal"))
         await remote.open(options.model)
         try:
-            job = _Job(path, options, emit, duration, estimate_chunk_count(duration, self.chunk_s), started, ledger)
+            job = _Job(path, options, emit, duration, estimate_chunk_count(duration, self.chunk_s), started, ledger, cancel)
             await self._fan_out(job, remote, cancel)
+        except asyncio.CancelledError:
+            if cancel.detached:
+                running = sum(not entry.finished for entry in ledger.entries())
+                emit(JobNote(f"stopped here with {running} chunk{'s' if running != 1 else ''} still running on "
+                             "Modal: they are collected when the job runs again"))
+            raise
         finally:
             if self.remote is None:
                 await remote.aclose()
@@ -323,9 +333,10 @@ class ModalBackend:
             try:
                 answer = await asyncio.wait_for(remote.collect(call_id), self.call_timeout_s)
                 break
-            except asyncio.CancelledError:  # the job was cancelled, or another chunk failed it
-                await _stop(remote, call_id)
-                job.ledger.forget(piece.index)
+            except asyncio.CancelledError:  # the job was cancelled or detached, or another chunk failed it
+                if not job.token.detached:  # detached: the call runs on, collected when the job runs again
+                    await _stop(remote, call_id)
+                    job.ledger.forget(piece.index)
                 raise
             except TimeoutError:  # ours (asyncio.wait_for); modal's own timeouts are not builtin ones
                 await _stop(remote, call_id)
@@ -363,7 +374,7 @@ class ModalBackend:
         attempts = self.max_retries + 1
         for attempt in range(1, attempts + 1):
             try:
-                call_id = await self._spawn(remote, piece, options)
+                call_id = await self._spawn(job, remote, piece, options)
             except TimeoutError:
                 raise TranscriptionError(
                     f"{where} could not be sent within {self.call_timeout_s:g} s: check the network connection"
@@ -380,14 +391,18 @@ class ModalBackend:
             return call_id
         raise AssertionError("unreachable")
 
-    async def _spawn(self, remote: RemoteTranscriber, piece: _Piece, options: dict[str, Any]) -> str:
+    async def _spawn(self, job: _Job, remote: RemoteTranscriber, piece: _Piece, options: dict[str, Any]) -> str:
         """remote.spawn, bounded; a cancel that comes while it is under way (uploading, FunctionMap) still stops
-        the call it makes."""
+        the call it makes, a detach writes that call down."""
         spawning = asyncio.ensure_future(remote.spawn(piece.data, options, chunk_index=piece.index))
         try:
             done, _ = await asyncio.wait({spawning}, timeout=self.call_timeout_s)
         except asyncio.CancelledError:
-            await _stop_once_named(remote, spawning)
+            call_id = await _once_named(spawning)
+            if call_id is not None and job.token.detached:
+                job.ledger.sent(piece.index, piece.start_s, piece.end_s, call_id)
+            elif call_id is not None:
+                await _stop(remote, call_id)
             raise
         if not done:
             spawning.cancel()
@@ -471,18 +486,18 @@ async def _stop(remote: RemoteTranscriber, call_id: str) -> None:
         pass
 
 
-async def _stop_once_named(remote: RemoteTranscriber, spawning: asyncio.Future) -> None:
-    """A spawn was under way when its chunk was cancelled: wait (bounded) for the call it makes, then stop it."""
+async def _once_named(spawning: asyncio.Future) -> str | None:
+    """A spawn was under way when its chunk was cancelled: wait (bounded) for the call it makes -> its id."""
     try:
         done, _ = await asyncio.wait({spawning}, timeout=CANCEL_GRACE_S)
     except asyncio.CancelledError:
         done = set()
     if not done:
         spawning.cancel()
-        return
+        return None
     if spawning.cancelled() or spawning.exception() is not None:
-        return  # no call came of it
-    await _stop(remote, spawning.result())
+        return None  # no call came of it
+    return spawning.result()
 
 
 def _clock(seconds: float) -> str:
