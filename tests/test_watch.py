@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
+import pysubs2
 import pytest
 
 from worker.library import Library
@@ -543,6 +544,11 @@ def test_cli_transcribes_a_slowly_copied_file_once_after_the_copy_and_never_agai
     assert Path(job.path).name == "jfk.flac" and job.status == "done"
     assert job.created >= copy["ended"]  # queued only after the copy ended
     assert Path(job.path).stat().st_size == jfk.stat().st_size
+    assert job.options.word_timestamps  # the folder writes subtitles: they are cut at words, by the rules
+    cues = pysubs2.load(str(out / "jfk.srt"))
+    lines = [line for cue in cues for line in cue.text.split("\\N")]
+    assert len(cues) >= 2 and all(len(cue.text.split("\\N")) <= 2 for cue in cues)
+    assert max(len(line) for line in lines) <= Preferences().subtitle_max_line_chars
 
     again = WatchProcess(inbox, out)  # a restart: the file is remembered
     again.wait_line(lambda l: l == "inbox: 1 media file seen before, 0 new", "the first round")

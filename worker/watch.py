@@ -25,6 +25,7 @@ from worker.audio import is_media_path
 from worker.errors import one_line
 from worker.job_status import JobStatus
 from worker.options import DEFAULT_MODEL, MODEL_NAMES, TranscriptionOptions
+from worker.subtitles import RULE_FORMATS
 
 if TYPE_CHECKING:
     from worker.library import Library
@@ -323,7 +324,9 @@ class FolderWatcher:
         job_id = None if changed else self._existing_job(seen.path)
         if job_id is None:
             self.report(f"{seen.path.name}: queued ({entry.backend}, {entry.model})")
-            options = replace(self.base_options, model=entry.model)
+            # this folder's subtitles are cut at words, as the window's automatic export is
+            word_timestamps = self.base_options.word_timestamps or any(f in RULE_FORMATS for f in entry.formats)
+            options = replace(self.base_options, model=entry.model, word_timestamps=word_timestamps)
             [record] = self.queue.add_files([seen.path], backend=entry.backend, options=options)
             job_id = record.id
         else:
@@ -375,7 +378,8 @@ class FolderWatcher:
             return
         for fmt in entry.formats:
             try:
-                for written in auto_export(transcript, source, [fmt], entry.output_folder(source)):
+                rules = self.queue.preferences.subtitle_rules()
+                for written in auto_export(transcript, source, [fmt], entry.output_folder(source), rules=rules):
                     self._outputs.add(written)
                     self.report(f"{source.name}: wrote {written}")
             except Exception as exc:  # one format that cannot be written never stops the others or the watcher
