@@ -72,7 +72,7 @@ class QueueController(QObject):
         self._closed = False  # after shutdown: late reports are dropped (the library may be closed)
         self._reported.connect(self._deliver, Qt.ConnectionType.QueuedConnection)
         self.queue = JobQueue(library, preferences, self._report, backend_factory=backend_factory,
-                              modal_ready=modal_ready)
+                              modal_ready=modal_ready, under_window=True)
         self._handlers: dict[type, Callable[[QueueEvent], None]] = {
             JobAdded: lambda e: self.jobAdded.emit(e.record),
             JobChanged: lambda e: self.jobChanged.emit(e.record),

@@ -402,10 +402,12 @@ class JobQueue:
         probe_delay_s: float = PROBE_DELAY_S,
         heartbeat_s: float = HEARTBEAT_S,
         only_own_jobs: bool = False,
+        under_window: bool = False,
     ) -> None:
         """The queue runs only the jobs it knows: those added or adopted through it and, unless `only_own_jobs`
         (the CLI, a watch), every job of the library at restore(). So a job another process queues later is
-        that process's to run; one of ours another live process took is followed to its end."""
+        that process's to run; one of ours another live process took is followed to its end. `under_window`:
+        a window shares the CPU with the jobs, so they run at a lower priority (the CLI runs at full speed)."""
         self.library = library
         self.preferences = preferences
         self.listener: Listener = listener or (lambda _event: None)
@@ -420,6 +422,7 @@ class JobQueue:
         self._partial: dict[int, list[Segment]] = {}  # kept after the job ends (until it restarts or is removed)
         self._own: set[int] = set()  # the jobs this queue runs (see above)
         self._adopt_all = not only_own_jobs
+        self._under_window = under_window
         self._followed: set[int] = set()  # our jobs another live process is running
         self.paused = False
         self._shutting_down = False
@@ -605,7 +608,8 @@ class JobQueue:
 
     def _run_job(self, run: _Run) -> None:
         """In a worker thread: transcribe, label speakers if asked, save, auto-export; then end the job."""
-        lower_thread_priority()  # the engine process started from here inherits it: the window stays responsive
+        if self._under_window:
+            lower_thread_priority()  # the engine process started from here inherits it: the window stays responsive
         record = run.record
         path = Path(record.path)
         options = record.options
