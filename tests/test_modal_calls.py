@@ -84,6 +84,20 @@ def test_a_dropped_poll_asks_the_same_call_again_and_runs_nothing_twice(minute_o
     assert any(e.message.startswith("asking again for chunk 2 of") for e in events_of(Progress, events))
 
 
+def test_a_cancel_while_waiting_to_ask_again_still_cancels_that_call(minute_of_speech):
+    remote = StandInRemote(run_model=False, latency_s=0.05, drop_polls={1: 5})
+    cancel = CancelToken()
+
+    def on_event(event) -> None:
+        if isinstance(event, Progress) and event.message.startswith("asking again for chunk 2 of"):
+            cancel.cancel()  # during the pause before chunk 2's call is asked again
+
+    with pytest.raises(Cancelled):
+        ModalBackend(remote=remote, chunk_s=10.0, retry_delay_s=5.0).transcribe(minute_of_speech, ENGLISH, on_event, cancel)
+    [chunk_2_call] = [call_id for call_id, (index, _run) in remote._calls.items() if index == 1]
+    assert chunk_2_call in remote.cancel_requests
+
+
 def test_a_call_that_ended_without_an_answer_is_sent_once_more(minute_of_speech):
     remote = StandInRemote(run_model=False, fail_chunks={2: 1})
     transcript = ModalBackend(remote=remote, chunk_s=10.0, retry_delay_s=0.01).transcribe(

@@ -326,43 +326,46 @@ class ModalBackend:
             job.upload_bytes += len(piece.data)
         runs = 0  # calls this run sent for the chunk
         poll_failures = 0
-        while True:
-            if call_id is None:
-                call_id = await self._send(job, remote, piece, options, where)
-                runs += 1
-            try:
-                answer = await asyncio.wait_for(remote.collect(call_id), self.call_timeout_s)
-                break
-            except asyncio.CancelledError:  # the job was cancelled or detached, or another chunk failed it
-                if not job.token.detached:  # detached: the call runs on, collected when the job runs again
+        try:
+            while True:
+                if call_id is None:
+                    call_id = await self._send(job, remote, piece, options, where)
+                    runs += 1
+                try:
+                    answer = await asyncio.wait_for(remote.collect(call_id), self.call_timeout_s)
+                    break
+                except TimeoutError:  # ours (asyncio.wait_for); modal's own timeouts are not builtin ones
                     await _stop(remote, call_id)
                     job.ledger.forget(piece.index)
-                raise
-            except TimeoutError:  # ours (asyncio.wait_for); modal's own timeouts are not builtin ones
-                await _stop(remote, call_id)
-                job.ledger.forget(piece.index)
-                raise TranscriptionError(
-                    f"{where} got no answer within {self.call_timeout_s:g} s: use shorter chunks or a longer timeout"
-                ) from None
-            except WhisperDeskError as exc:  # the worker refused the chunk (bad options, unreadable audio)
-                job.ledger.forget(piece.index)
-                raise TranscriptionError(f"{where} failed: {exc}") from None
-            except Exception as exc:
-                if ended_without_answer(exc):  # the call runs no more: sending the chunk again runs it once more
+                    raise TranscriptionError(
+                        f"{where} got no answer within {self.call_timeout_s:g} s: use shorter chunks or a longer timeout"
+                    ) from None
+                except WhisperDeskError as exc:  # the worker refused the chunk (bad options, unreadable audio)
                     job.ledger.forget(piece.index)
-                    if runs <= self.max_retries:
-                        await self._pause(job, piece, runs, f"retrying chunk {piece.index + 1} of {job.count}", exc)
+                    raise TranscriptionError(f"{where} failed: {exc}") from None
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    if ended_without_answer(exc):  # the call runs no more: sending the chunk again runs it once more
+                        job.ledger.forget(piece.index)
                         call_id = None
+                        if runs <= self.max_retries:
+                            await self._pause(job, piece, runs, f"retrying chunk {piece.index + 1} of {job.count}", exc)
+                            continue
+                        tries = f" after {runs} tries" if runs > 1 else ""
+                        raise TranscriptionError(f"{where} failed{tries}: {explain(exc)}") from None
+                    if is_transient(exc) and poll_failures < self.max_poll_retries:  # the call runs on: ask again
+                        poll_failures += 1
+                        await self._pause(job, piece, poll_failures, f"asking again for chunk {piece.index + 1} of {job.count}", exc)
                         continue
-                    tries = f" after {runs} tries" if runs > 1 else ""
-                    raise TranscriptionError(f"{where} failed{tries}: {explain(exc)}") from None
-                if is_transient(exc) and poll_failures < self.max_poll_retries:  # the call runs on: ask again
-                    poll_failures += 1
-                    await self._pause(job, piece, poll_failures, f"asking again for chunk {piece.index + 1} of {job.count}", exc)
-                    continue
+                    await _stop(remote, call_id)
+                    job.ledger.forget(piece.index)
+                    raise TranscriptionError(f"{where} failed: {explain(exc)}") from None
+        except asyncio.CancelledError:  # cancelled or detached (also while pausing to ask again), or another chunk failed
+            if call_id is not None and not job.token.detached:  # detached: it runs on, collected at the next run
                 await _stop(remote, call_id)
                 job.ledger.forget(piece.index)
-                raise TranscriptionError(f"{where} failed: {explain(exc)}") from None
+            raise
         if isinstance(answer, dict) and answer.get("error"):
             job.ledger.forget(piece.index)  # a refusal: a later try of the job asks again (the model may load then)
         else:
