@@ -77,3 +77,38 @@ def test_the_end_of_every_window_is_kept_and_segments_are_sentences(engine, shar
         assert normalise(" ".join(w.text for w in segment.words)) == normalise(segment.text)
         assert segment.start == pytest.approx(segment.words[0].start, abs=0.01)
         assert segment.end == pytest.approx(segment.words[-1].end, abs=0.01)
+
+
+# One window of the ~10 min benchmark file (bench.local_speed) in which batched tiny.en stops after JFK's last
+# clause and skips the ~19 s of reading that follow it: the end of jfk.flac, a pause, and the start of
+# bench.synth_speech's text in the en-gb-x-rp voice at 175 words a minute.
+READING_START = ("The old lighthouse stood at the edge of the harbor for more than a century. Every evening the keeper "
+                 "climbed the narrow stairs, cleaned the heavy glass, and lit the lamp before the sun went down. Ships "
+                 "that passed in the night could see the beam from far across the water, and sailors learned to trust "
+                 "it. One winter a storm arrived without warning.")
+
+
+def test_speech_a_batched_window_skipped_is_decoded_again(engine, shared_audio: Path, tmp_path: Path) -> None:
+    import numpy as np
+    from faster_whisper.vad import VadOptions, get_speech_timestamps
+
+    from bench.synth_speech import synthesize
+    from worker.audio import decode_audio
+
+    rate = 16000
+    jfk = decode_audio(shared_audio / "jfk.flac")[int(3.821 * rate) :]
+    reading = decode_audio(synthesize(tmp_path / "reading.wav", voice="en-gb-x-rp", words_per_minute=175))
+    audio = np.concatenate([jfk, np.zeros(int(0.6 * rate), np.float32), reading[: int(18.521 * rate)]])
+    transcript = engine.transcribe(audio, TranscriptionOptions(word_timestamps=True))
+
+    text = normalise(transcript.text)
+    assert "ask what you can do for your country" in text, transcript.text
+    reading_text = text[text.index("your country", text.index("ask what")) + len("your country") :]
+    assert jiwer.wer(normalise(READING_START), reading_text) <= 0.25, transcript.text
+    words = [w for segment in transcript.segments for w in segment.words]
+    for region in get_speech_timestamps(audio, VadOptions(max_speech_duration_s=30, min_silence_duration_ms=160)):
+        start, end = region["start"] / rate, region["end"] / rate
+        if end - start > 1.0:  # every stretch of speech longer than a second has words in it
+            assert any(start <= (w.start + w.end) / 2 <= end for w in words), (start, end, transcript.text)
+    segments = transcript.segments
+    assert all(a.end <= b.start for a, b in zip(segments, segments[1:]))
