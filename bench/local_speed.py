@@ -104,8 +104,10 @@ def render_section(rows: list[EngineRow], files: list[SpeechFile], bench: Engine
     add("```")
     add("")
     add("Both decode with beam 5. Ours: faster-whisper's `BatchedInferencePipeline` (Silero VAD from the package, "
-        "windows of up to 30 s at pauses, 4 windows per batch, text-only decoding, words aligned to cut sentence "
-        "segments), CTranslate2 on every CPU (2 here). openai-whisper's CLI: window by window, its own defaults.")
+        "windows of up to 30 s of speech, 4 windows per batch, text-only decoding, words aligned to cut sentence "
+        "segments; then a second pass: speech of 1 s or more that no aligned word covers, where the batched decoder "
+        "ended a window early, is decoded again clip by clip by the sequential decoder), CTranslate2 on every CPU "
+        "(2 here). openai-whisper's CLI: window by window, its own defaults.")
     if bench.shim is not None:
         shim = ", ".join(f"{name} {secs:.2f} s" for name, secs in bench.shim_seconds.items())
         add("")
