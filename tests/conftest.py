@@ -78,4 +78,4 @@ def lent_backend(local_backend) -> _LentBackend:
     return _LentBackend(local_backend)
 
 
-from modal_fixtures import deployed_modal, modal_plane  # noqa: E402,F401 - the loopback Modal control plane
+from modal_fixtures import cp, deployed_modal, medley, modal_plane  # noqa: E402,F401 - the loopback Modal control plane

@@ -6,6 +6,9 @@
   in the test's temporary home. Nothing is deployed yet.
 - `deployed_modal`: the same, after the real `whisper-desk deploy` code (worker.modal.deploy, which runs
   `python -m modal deploy -m worker.modal_app`) ran against it; the plane's records are then cleared.
+- `cp`: `deployed_modal`, with its faults cleared and its containers idle again after the test.
+- `medley`: about 74 s of real speech for multi-chunk jobs (JFK, the English half of the licence, JFK, the
+  hotwords sentence, JFK, with 2 s pauses), made once per session with the project's own decoder.
 
 Warm containers (the deployed class with its model loaded) are shared by the whole session, as Modal keeps
 containers warm between calls: a test that needs cold ones calls `modal_plane.cold_containers()`.
@@ -45,3 +48,31 @@ def deployed_modal(modal_plane):
     assert modal_plane.deployment.published, lines
     modal_plane.reset_records()
     return modal_plane
+
+
+@pytest.fixture
+def cp(deployed_modal):
+    """The control plane after the real `whisper-desk deploy`; this process (and its children) point at it."""
+    from modal_control_plane import Faults
+
+    yield deployed_modal
+    deployed_modal.faults = Faults()
+    deployed_modal.wait_idle(60)
+
+
+@pytest.fixture(scope="session")
+def medley(shared_audio, tmp_path_factory):
+    """About 74 s from the shared recordings: JFK, the English half of the licence, JFK, hotwords, JFK."""
+    import numpy as np
+    import soundfile as sf
+
+    from worker.audio import decode_audio
+
+    jfk = decode_audio(shared_audio / "jfk.flac")
+    licence = decode_audio(shared_audio / "multilingual.mp3")[: 16000 * 27]
+    hotwords = decode_audio(shared_audio / "hotwords.mp3")
+    pause = np.zeros(16000 * 2, dtype=np.float32)
+    audio = np.concatenate([jfk, pause, licence, pause, jfk, pause, hotwords, pause, jfk, pause])
+    path = tmp_path_factory.mktemp("modal-medley") / "medley.flac"
+    sf.write(path, audio, 16000)
+    return path

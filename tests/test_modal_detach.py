@@ -16,9 +16,7 @@ import threading
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
-import soundfile as sf
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from modal_control_plane import ControlPlane, Faults  # noqa: E402
@@ -32,29 +30,6 @@ from worker.queue import JobFinished, JobProgress, JobQueue, JobStatus  # noqa: 
 MIT_PHRASE = "permission is hereby granted"
 NOISE = ("Task was destroyed", "Event loop is closed", "never retrieved", "coroutine was never awaited")
 SLOW_S = 12.0  # calls after the first two are still running when the app closes
-
-
-@pytest.fixture
-def cp(deployed_modal):
-    """The control plane after the real `whisper-desk deploy`."""
-    yield deployed_modal
-    deployed_modal.faults = Faults()
-    deployed_modal.wait_idle(60)
-
-
-@pytest.fixture(scope="module")
-def medley(shared_audio, tmp_path_factory) -> Path:
-    """About 74 s from the shared recordings (JFK, the English half of the licence, JFK, hotwords, JFK)."""
-    from worker.audio import decode_audio
-
-    jfk = decode_audio(shared_audio / "jfk.flac")
-    licence = decode_audio(shared_audio / "multilingual.mp3")[: 16000 * 27]
-    hotwords = decode_audio(shared_audio / "hotwords.mp3")
-    pause = np.zeros(16000 * 2, dtype=np.float32)
-    audio = np.concatenate([jfk, pause, licence, pause, jfk, pause, hotwords, pause, jfk, pause])
-    path = tmp_path_factory.mktemp("modal-detach") / "medley.flac"
-    sf.write(path, audio, 16000)
-    return path
 
 
 class Listener:

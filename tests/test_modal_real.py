@@ -18,9 +18,7 @@ import time
 from pathlib import Path
 
 import jiwer
-import numpy as np
 import pytest
-import soundfile as sf
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from modal_control_plane import ControlPlane, Faults  # noqa: E402
@@ -36,30 +34,6 @@ ROOT = Path(__file__).resolve().parent.parent
 ENGLISH = TranscriptionOptions(language="en", beam_size=1)
 MIT_PHRASE = "permission is hereby granted"
 NOISE = ("Traceback", "Task was destroyed", "Event loop is closed", "never retrieved", "coroutine was never awaited")
-
-
-@pytest.fixture
-def cp(deployed_modal):
-    """The control plane after the real `whisper-desk deploy`; this process (and its children) point at it."""
-    yield deployed_modal
-    deployed_modal.faults = Faults()
-    deployed_modal.wait_idle(60)
-
-
-@pytest.fixture(scope="module")
-def medley(shared_audio, tmp_path_factory) -> Path:
-    """About 70 s made from the shared recordings with the project's own decoder: JFK, the English half of
-    the licence, JFK, the hotwords sentence, JFK; short pauses between them."""
-    from worker.audio import decode_audio
-
-    jfk = decode_audio(shared_audio / "jfk.flac")
-    licence = decode_audio(shared_audio / "multilingual.mp3")[: 16000 * 27]
-    hotwords = decode_audio(shared_audio / "hotwords.mp3")
-    pause = np.zeros(16000 * 2, dtype=np.float32)
-    audio = np.concatenate([jfk, pause, licence, pause, jfk, pause, hotwords, pause, jfk, pause])
-    path = tmp_path_factory.mktemp("modal-real") / "medley.flac"
-    sf.write(path, audio, 16000)
-    return path
 
 
 def cli(*args: str) -> subprocess.Popen:
