@@ -58,6 +58,7 @@ class StandInRemote:
         self.cancel_requests: list[str] = []
         self._calls: dict[str, tuple[int, asyncio.Task]] = {}  # call id -> (chunk index, its run)
         self._outputs: dict[str, tuple[bool, Any]] = {}  # call id -> (succeeded, answer or error)
+        self._expired: set[str] = set()  # call ids whose answers forget_outputs dropped
         self.model = model
         self.run_model = run_model
         self.calls = 0
@@ -110,6 +111,8 @@ class StandInRemote:
                 raise ModalConnectionError("stand-in: the connection dropped while asking for an answer")
         if run is not None and not run.done() and run.get_loop() is asyncio.get_running_loop():
             await asyncio.wait({run})  # cancelling this wait leaves the call running
+        if run is not None and run.done() and call_id not in self._outputs and call_id not in self._expired:
+            self._ended(call_id, run)  # done, but its done-callback has not run yet (a busy loop)
         if call_id not in self._outputs:
             raise OutputExpiredError()
         succeeded, outcome = self._outputs[call_id]
@@ -127,6 +130,7 @@ class StandInRemote:
 
     def forget_outputs(self) -> None:
         """Every answer expires (Modal keeps them 7 days)."""
+        self._expired.update(self._outputs)
         self._outputs.clear()
 
     async def transcribe(self, audio: bytes, options: dict[str, Any], chunk_index: int = 0) -> dict[str, Any]:
