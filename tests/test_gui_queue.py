@@ -231,11 +231,18 @@ def test_jfk_transcribes_on_this_computer_with_moving_progress(qtbot, window, li
     assert any(line.endswith(f"exported {exports / 'jfk.srt'}") for line in lines)
 
 
-def test_cancel_mid_job_and_the_next_job_still_runs(qtbot, window, library, shared_audio, jfk):
-    long_job, next_job = queue_paths(qtbot, window, [shared_audio / "multilingual.mp3", jfk])
+def test_cancel_mid_job_and_the_next_job_still_runs(qtbot, window, library, shared_audio, jfk, tmp_path):
+    import numpy as np
+    import soundfile as sf
+
+    from worker.audio import decode_audio
+
+    long_file = tmp_path / "long.flac"  # 5 minutes: certainly still running when it is cancelled, even on a fast engine
+    sf.write(long_file, np.tile(decode_audio(shared_audio / "multilingual.mp3"), 5), 16000)
+    long_job, next_job = queue_paths(qtbot, window, [long_file, jfk])
     stages: list[str] = []
     window.controller.progressed.connect(lambda job, _f, label, _eta: stages.append(label) if job == long_job.id else None)
-    qtbot.waitUntil(lambda: library.job(long_job.id).status == "running" and len(stages) >= 2, timeout=30000)
+    qtbot.waitUntil(lambda: library.job(long_job.id).status == "running" and len(stages) >= 2, timeout=60000)
     assert library.job(next_job.id).status == "queued"  # one local job at a time
 
     window.select_jobs([long_job.id])
