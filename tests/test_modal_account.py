@@ -95,6 +95,26 @@ def test_closed_port_is_unreachable_within_the_ten_second_cap():
     assert elapsed < 12, f"check took {elapsed:.1f} s"
     assert "network" in result.detail
     assert_no_secret(result.detail)
+    # the check closed its client: modal is not left retrying the connect for another minute (a task that
+    # later fails unretrieved and prints a traceback into whatever runs next)
+    assert modal_connect_attempts() == []
+
+
+def modal_connect_attempts() -> list[str]:
+    """Connect attempts still running on modal's own event loop (the one synchronicity runs every call on)."""
+    import asyncio
+
+    from modal._utils.async_utils import synchronizer
+
+    loop = synchronizer._get_loop(start=False)
+    if loop is None:
+        return []
+
+    async def pending() -> list[str]:
+        return [repr(task) for task in asyncio.all_tasks() if not task.done()
+                and "create_channel_with_fallbacks" in repr(task.get_coro())]
+
+    return asyncio.run_coroutine_threadsafe(pending(), loop).result(timeout=5)
 
 
 def test_missing_token_is_reported_at_once():

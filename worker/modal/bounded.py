@@ -10,6 +10,7 @@ from typing import Any, Callable, Coroutine
 from worker.events import CancelToken
 
 CHECK_TIMEOUT_CAP_S = 10.0  # no credential or app check ever waits longer than this
+CLOSE_GRACE_S = 2.0  # closing a modal client never waits longer than this
 
 
 def cap_timeout(timeout_s: float, cap: float = CHECK_TIMEOUT_CAP_S) -> float:
@@ -41,5 +42,19 @@ async def open_client(server_url: str, token_id: str, token_secret: str):
     from modal_proto import api_pb2
 
     client = modal.Client(server_url, api_pb2.CLIENT_TYPE_CLIENT, (token_id, token_secret))
-    await client.__aenter__()
+    try:
+        await client.__aenter__()
+    except BaseException:  # a time limit or cancel mid-connect: modal's connect attempt would go on retrying
+        await close_client(client)
+        raise
     return client
+
+
+async def close_client(client) -> None:
+    """Close a modal client, stopping its pending connect attempt; never raises, waits at most CLOSE_GRACE_S."""
+    import asyncio
+
+    try:
+        await asyncio.wait_for(client.__aexit__(None, None, None), CLOSE_GRACE_S)
+    except BaseException:
+        pass

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from worker.errors import Cancelled, ModalSetupError
 from worker.events import CancelToken
-from worker.modal.bounded import CHECK_TIMEOUT_CAP_S, cap_timeout, open_client, run_bounded, server_host
+from worker.modal.bounded import CHECK_TIMEOUT_CAP_S, cap_timeout, close_client, open_client, run_bounded, server_host
 from worker.modal.credentials import (
     TOKENS_URL, Secret, plain_secret, resolve_credentials, resolve_server_url, scrub, validate_token_shape,
 )
@@ -86,7 +86,7 @@ def check_credentials(
             except (asyncio.TimeoutError, Exception):
                 return None
         finally:
-            await client.__aexit__(None, None, None)
+            await close_client(client)
 
     try:
         workspace = run_bounded(probe, timeout, cancel)
@@ -167,7 +167,7 @@ def check_app(
                 return None  # deployed; its version unreadable
             return tags.get(VERSION_TAG)
         finally:
-            await client.__aexit__(None, None, None)
+            await close_client(client)
 
     try:
         deployed = run_bounded(probe, timeout, cancel)

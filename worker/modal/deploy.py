@@ -20,7 +20,7 @@ from typing import Callable
 
 from worker.errors import Cancelled, ModalSetupError
 from worker.events import CancelToken
-from worker.modal.bounded import CHECK_TIMEOUT_CAP_S, open_client, run_bounded
+from worker.modal.bounded import CHECK_TIMEOUT_CAP_S, close_client, open_client, run_bounded
 from worker.modal.credentials import (
     ANSI, TOKENS_URL, Credentials, Secret, resolve_credentials, resolve_server_url, scrub,
 )
@@ -229,7 +229,7 @@ def _record_version(version: str, credentials: Credentials, server_url: str, log
             await app.set_tags.aio({**tags, VERSION_TAG: version}, client=client)
             return True
         finally:
-            await client.__aexit__(None, None, None)
+            await close_client(client)
 
     try:
         if run_bounded(tag, CHECK_TIMEOUT_CAP_S, cancel):

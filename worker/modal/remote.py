@@ -17,13 +17,14 @@ import asyncio
 from typing import Any
 
 from worker.errors import ModalSetupError, WhisperDeskError
+from worker.modal.bounded import close_client
 from worker.modal.credentials import scrub
 from worker.modal.errors import explain_modal_error, mro_names
 from worker.modal.settings import APP_NAME, CLASS_NAME
 
 NOT_SET_UP = "Modal is not set up: run the setup wizard or `modal token new`"
 POLL_S = 25.0  # one long poll for a call's answer; an expired answer shows when a poll ends empty
-CANCEL_GRACE_S = 4.0  # how long a spawn under way may take to name its call, a cancel request or a close to go out
+CANCEL_GRACE_S = 4.0  # how long a spawn under way may take to name its call, or a cancel request to go out
 
 # Modal exceptions (by class name) worth another try: the network or Modal hiccuped, the chunk is fine
 _TRANSIENT = frozenset(
@@ -148,7 +149,4 @@ class ModalRemote:
         client, self._client, self._method = self._client, None, None
         self._calls.clear()
         if client is not None:
-            try:
-                await asyncio.wait_for(client.__aexit__(None, None, None), CANCEL_GRACE_S)
-            except Exception:
-                pass
+            await close_client(client)

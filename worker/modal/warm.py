@@ -8,7 +8,7 @@ from typing import Any, Callable
 
 from worker.errors import Cancelled, ModalSetupError, WhisperDeskError
 from worker.events import CancelToken
-from worker.modal.bounded import open_client, run_bounded
+from worker.modal.bounded import close_client, open_client, run_bounded
 from worker.modal.checks import given_or_resolved
 from worker.modal.credentials import resolve_server_url, scrub
 from worker.modal.errors import explain_modal_error
@@ -59,7 +59,7 @@ def warm_model_volume(
             cls = modal.Cls.from_name(app_name, CLASS_NAME, client=client)
             return await cls(model=model).transcribe.remote.aio(audio, options)
         finally:
-            await client.__aexit__(None, None, None)
+            await close_client(client)
 
     try:
         result = run_bounded(call, timeout_s, cancel)
