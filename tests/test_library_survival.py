@@ -359,6 +359,69 @@ def test_a_data_folder_that_cannot_be_written_gives_a_library_in_memory(tmp_path
     library.close()
 
 
+def read_only_session(path: Path) -> dict:
+    """What a user of the library at `path` sees and keeps, in a forked child that is another user when the
+    tests run as root (root writes anywhere). Forked, not run: the interpreter may sit where that user can't read."""
+    import traceback
+
+    reader, writer = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns into pytest
+        status = 1
+        try:
+            os.close(reader)
+            if os.geteuid() == 0:
+                os.setgroups([])
+                os.setgid(65534)
+                os.setuid(65534)
+            library = Library(path)
+            shown = {job.id: library.transcript(job.id).text for job in library.jobs()}
+            [new] = library.add_jobs(["/audio/new.flac"], TranscriptionOptions(), "local")
+            library.save_transcript(new.id, Transcript([Segment(0, 0.0, 1.0, "made today")], "en", 1.0))
+            answer = {"notice": library.notice, "shown": shown, "new": library.transcript(new.id).text}
+            library.close()
+            status = 0
+        except BaseException:
+            answer = {"error": traceback.format_exc()}
+        finally:
+            os.write(writer, json.dumps(answer).encode())
+            os._exit(status)
+    os.close(writer)
+    with os.fdopen(reader) as pipe:
+        answer = json.loads(pipe.read())
+    os.waitpid(pid, 0)
+    assert "error" not in answer, answer["error"]
+    return answer
+
+
+def test_a_library_in_a_folder_that_became_read_only_is_shown_and_the_session_kept_in_memory() -> None:
+    """A restored backup or a folder whose permissions changed: the user's transcripts stay in view, new work
+    runs in memory, and the file is not touched."""
+    import shutil
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="whisper-desk-ro-"))  # /tmp: reachable by the other user
+    try:
+        path = folder / "library.sqlite3"
+        library = Library(path)
+        [job] = queued(library, "jfk.flac")
+        library.save_transcript(job, Transcript([Segment(0, 0.0, 1.0, "ask not what your country")], "en", 1.0))
+        library.close()
+        before = path.read_bytes()
+        path.chmod(0o444)
+        folder.chmod(0o555)
+        seen = read_only_session(path)
+        assert seen["notice"] == (f"Can't write the library at {path} (it is read-only): its 1 job(s) are shown, "
+                                  "but this session is kept in memory only, so export transcripts before closing.")
+        assert seen["shown"] == {str(job): "ask not what your country"}
+        assert seen["new"] == "made today"
+        assert path.read_bytes() == before
+        assert sorted(p.name for p in folder.iterdir()) == ["library.sqlite3"]
+    finally:
+        folder.chmod(0o755)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 # --- the window ----------------------------------------------------------------------------------------
 
 

@@ -231,9 +231,42 @@ class Library:
                                f"library was started with {carried} job(s) carried over.")
                 return None
         self._connect(":memory:")
-        self.notice = (f"Can't write the library at {self.path} ({reason}): this session is kept in memory only, "
-                       f"so export transcripts before closing.")
+        shown = self._load_unwritable_file()
+        if self.read_only:  # a newer version's library, in a folder that can't be written either
+            self.notice = _newer_notice(self.schema_version)
+            return None
+        kept = f"its {shown} job(s) are shown, but " if shown else ""
+        self.notice = (f"Can't write the library at {self.path} ({reason}): {kept}this session is kept in memory "
+                       f"only, so export transcripts before closing.")
         return None
+
+    def _load_unwritable_file(self) -> int:
+        """Copy a library file that can be read but not written into the in-memory library, so the user's
+        transcripts stay in view; the number of jobs it holds (0 when there is nothing readable)."""
+        try:
+            if not self.path.is_file():
+                return 0
+        except OSError:
+            return 0
+        uri = Path(os.path.abspath(self.path)).as_uri()
+        for mode in ("ro", "ro&immutable=1"):  # immutable: a WAL left where its index can't be made
+            try:
+                source = sqlite3.connect(f"{uri}?mode={mode}", uri=True)
+                try:
+                    with self._lock:
+                        source.backup(self._db)
+                        (version,) = self._db.execute("PRAGMA user_version").fetchone()
+                        if version > SCHEMA_VERSION:
+                            self.read_only = True
+                            self._db.execute("PRAGMA query_only = ON")
+                        else:
+                            self._migrate()
+                        return int(self._db.execute("SELECT COUNT(*) FROM jobs").fetchone()[0])
+                finally:
+                    source.close()
+            except sqlite3.Error:
+                self._connect(":memory:")  # a partial copy is dropped: start clean
+        return 0
 
     def _connect(self, target: str) -> None:
         db = sqlite3.connect(target, check_same_thread=False, isolation_level=None)
@@ -243,8 +276,7 @@ class Library:
             if version > SCHEMA_VERSION:
                 db.execute("PRAGMA query_only = ON")
                 self._db, self.read_only = db, True
-                self.notice = (f"This library was written by a newer Whisper Desk (schema {version}; this version "
-                               f"knows {SCHEMA_VERSION}): it is open read-only, and nothing is saved.")
+                self.notice = _newer_notice(version)
                 return
             if version > 0:
                 (verdict,) = db.execute("PRAGMA quick_check(1)").fetchone()  # damaged pages
@@ -783,6 +815,11 @@ def _process_alive(pid: int) -> bool:
 
 # SQLite's primary result codes for a disk that refuses writes: READONLY, IOERR, FULL, CANTOPEN
 _STORAGE_REASONS = {8: "it is read-only", 10: "a disk error", 13: "the disk is full", 14: "the file can't be opened"}
+
+
+def _newer_notice(version: int) -> str:
+    return (f"This library was written by a newer Whisper Desk (schema {version}; this version "
+            f"knows {SCHEMA_VERSION}): it is open read-only, and nothing is saved.")
 
 
 def _is_storage_error(error: sqlite3.Error) -> bool:
