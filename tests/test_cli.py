@@ -189,11 +189,18 @@ def test_ctrl_c_cancels_through_the_queue_and_exits_130(tmp_path: Path, jfk: Pat
 
     from worker.library import Library
 
+    import numpy as np
+    import soundfile as sf
+
+    from worker.audio import decode_audio
+
+    long_file = tmp_path / "long.flac"  # 5 minutes: still running when Ctrl-C lands, however fast the engine is
+    sf.write(long_file, np.tile(decode_audio(shared_audio / "multilingual.mp3"), 5), 16000)
     chosen = tmp_path / "library.sqlite3"
-    app = subprocess.Popen([sys.executable, "-m", "worker.cli", "transcribe", str(jfk), str(shared_audio / "hotwords.mp3"),
+    app = subprocess.Popen([sys.executable, "-m", "worker.cli", "transcribe", str(long_file), str(jfk),
                             "--library", str(chosen)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     seen = ""
-    while "jfk.flac: transcribing" not in seen:  # the first job is under way
+    while "long.flac: transcribing" not in seen:  # the first job is under way
         line = app.stderr.readline()
         assert line, seen
         seen += line
@@ -201,7 +208,7 @@ def test_ctrl_c_cancels_through_the_queue_and_exits_130(tmp_path: Path, jfk: Pat
     _, rest = app.communicate(timeout=60)
 
     assert app.returncode == 130, seen + rest
-    assert "Traceback" not in rest and "Task was destroyed" not in rest and "jfk.flac: cancelled" in rest
+    assert "Traceback" not in rest and "Task was destroyed" not in rest and "long.flac: cancelled" in rest
     library = Library(chosen)
     try:
         assert [job.status for job in library.jobs()] == ["cancelled", "cancelled"]  # nothing left to run later

@@ -103,16 +103,21 @@ def _run_here(make: Callable[[], Coroutine[Any, Any, T]], cancel: CancelToken | 
     interrupted = False
     token = cancel if cancel is not None else CancelToken()
 
-    def on_interrupt(_signum: int, _frame: Any) -> None:
+    def on_interrupt() -> None:
         nonlocal interrupted
         if interrupted:
             raise KeyboardInterrupt
         interrupted = True
         token.cancel()
 
-    previous_handler = None
-    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
-        previous_handler = signal.signal(signal.SIGINT, on_interrupt)
+    # the loop's own signal handling: it reads the signal from its wakeup pipe, so a SIGINT the OS handed to
+    # another thread is seen at once (see worker/interrupts.py)
+    handles_ctrl_c = (threading.current_thread() is threading.main_thread()
+                      and signal.getsignal(signal.SIGINT) is signal.default_int_handler)
+    if handles_ctrl_c:
+        previous_fd = signal.set_wakeup_fd(-1)
+        signal.set_wakeup_fd(previous_fd)
+        loop.add_signal_handler(signal.SIGINT, on_interrupt)
     try:
         return loop.run_until_complete(await_cancellable(make, token, timeout_s))
     except Cancelled:
@@ -120,8 +125,9 @@ def _run_here(make: Callable[[], Coroutine[Any, Any, T]], cancel: CancelToken | 
             raise KeyboardInterrupt from None
         raise
     finally:
-        if previous_handler is not None:
-            signal.signal(signal.SIGINT, previous_handler)
+        if handles_ctrl_c:
+            loop.remove_signal_handler(signal.SIGINT)  # restores the default handler
+            signal.set_wakeup_fd(previous_fd)
         try:
             _cancel_leftover_tasks(loop)
             loop.run_until_complete(loop.shutdown_asyncgens())

@@ -243,6 +243,7 @@ def transcribe_command(args: argparse.Namespace, parser: argparse.ArgumentParser
     the order given. Ctrl-C cancels every job through the queue, waits a bounded time, and exits 130."""
     from dataclasses import replace
 
+    from worker.interrupts import CtrlC
     from worker.library import Library
     from worker.preferences import Preferences
     from worker.queue import JobFinished, JobQueue, JobStatus
@@ -301,21 +302,22 @@ def transcribe_command(args: argparse.Namespace, parser: argparse.ArgumentParser
     jobs = JobQueue(library, preferences, listen, only_own_jobs=True)
     failures = 0
     try:
-        records = jobs.add_files(files, preferences.backend, options)
-        order = [record.id for record in records]
-        printer.names.update({record.id: record.name for record in records})
-        endings: dict[int, JobFinished] = {}
-        written = 0
-        while written < len(order):
-            event = finished.get()  # Ctrl-C interrupts this wait
-            endings[event.job_id] = event
-            while written < len(order) and order[written] in endings:  # outputs in the order given
-                ending = endings[order[written]]
-                if ending.status != JobStatus.DONE:
-                    failures += 1
-                elif not _write_output(args, rules, library, records[written], printer):
-                    failures += 1
-                written += 1
+        with CtrlC() as ctrl_c:
+            records = jobs.add_files(files, preferences.backend, options)
+            order = [record.id for record in records]
+            printer.names.update({record.id: record.name for record in records})
+            endings: dict[int, JobFinished] = {}
+            written = 0
+            while written < len(order):
+                event = ctrl_c.get(finished)  # Ctrl-C ends this wait at once
+                endings[event.job_id] = event
+                while written < len(order) and order[written] in endings:  # outputs in the order given
+                    ending = endings[order[written]]
+                    if ending.status != JobStatus.DONE:
+                        failures += 1
+                    elif not _write_output(args, rules, library, records[written], printer):
+                        failures += 1
+                    written += 1
     except KeyboardInterrupt:
         return _interrupted(jobs, printer)
     except BaseException:

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, TextIO
 
 from worker.audio import is_media_path
 from worker.errors import one_line
+from worker.interrupts import CtrlC
 from worker.job_status import JobStatus
 from worker.options import DEFAULT_MODEL, MODEL_NAMES, TranscriptionOptions
 from worker.subtitles import RULE_FORMATS
@@ -509,8 +510,9 @@ def watch_command(entry: WatchFolder, library_path: Path | None, settle_s: float
                     if row["job_id"] is not None and Path(row["path"]).is_relative_to(folder))
         service = WatchService(watcher, poll_s)  # rounds run in a thread: Ctrl-C never cuts one in half
         service.start()
-        while not service.stop_event.wait(poll_s):
-            pass
+        with CtrlC() as ctrl_c:
+            while not service.stop_event.is_set():
+                ctrl_c.wait(poll_s)  # Ctrl-C ends this wait at once
         return EXIT_OK  # not reached: only Ctrl-C ends the watch
     except KeyboardInterrupt:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not break the clean stop

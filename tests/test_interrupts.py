@@ -1,0 +1,89 @@
+"""Ctrl-C reaches a waiting main thread even when the OS hands SIGINT to another thread.
+
+Each case runs in its own Python process; a helper thread sends SIGINT to itself with pthread_kill, which is what
+the OS does to `whisper-desk transcribe` and `watch` when it picks a busy worker thread (measured here under load:
+both ignored Ctrl-C for over a minute before)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+SIGINT_TO_ANOTHER_THREAD = textwrap.dedent("""
+    import signal, threading, time
+
+    def ctrl_c_to_this_thread():
+        time.sleep(0.5)
+        signal.pthread_kill(threading.get_ident(), signal.SIGINT)
+        while True:  # the thread lives on, busy
+            sum(range(10000))
+
+    threading.Thread(target=ctrl_c_to_this_thread, daemon=True).start()
+    started = time.monotonic()
+""")
+
+
+def run_case(body: str) -> str:
+    script = SIGINT_TO_ANOTHER_THREAD + textwrap.dedent(body)
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def seconds(line: str) -> float:
+    return float(line.rsplit(" ", 1)[1])
+
+
+def test_a_queue_wait_ends_at_once():
+    line = run_case("""
+        import queue
+        from worker.interrupts import CtrlC
+        with CtrlC() as ctrl_c:
+            try:
+                ctrl_c.get(queue.Queue())
+            except KeyboardInterrupt:
+                print(f"interrupted after {time.monotonic() - started:.2f}")
+    """)
+    assert line.startswith("interrupted after") and seconds(line) < 5, line
+
+
+def test_a_sleep_ends_at_once_and_the_old_handler_comes_back():
+    line = run_case("""
+        from worker.interrupts import CtrlC
+        with CtrlC() as ctrl_c:
+            try:
+                ctrl_c.wait(30)
+            except KeyboardInterrupt:
+                waited = time.monotonic() - started
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        assert signal.set_wakeup_fd(-1) == -1
+        print(f"interrupted after {waited:.2f}")
+    """)
+    assert seconds(line) < 5, line
+
+
+def test_a_coroutine_in_the_main_thread_is_cancelled_then_interrupted_at_once():
+    line = run_case("""
+        import asyncio
+        from worker.async_loops import run_cancellable
+        cancelled = []
+
+        async def work():
+            try:
+                await asyncio.sleep(30)
+            except asyncio.CancelledError:
+                cancelled.append(True)
+                raise
+
+        try:
+            run_cancellable(work, None)
+        except KeyboardInterrupt:
+            assert cancelled == [True]  # the work was cancelled before the interrupt went up
+            print(f"interrupted after {time.monotonic() - started:.2f}")
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    """)
+    assert line.startswith("interrupted after") and seconds(line) < 5, line
