@@ -10,16 +10,16 @@ WHISPER_DESK_REPORT_SHOWN=1 prints "whisper-desk shown <unix time>" once the win
 from __future__ import annotations
 
 import os
-import signal
 import sys
 import time
 
-from PySide6.QtCore import QEvent, QObject, QTimer
+from PySide6.QtCore import QEvent, QObject, QSocketNotifier, QTimer
 from PySide6.QtWidgets import QApplication
 
 from gui.icons import icon
 from gui.settings import APPLICATION, ORGANIZATION
 from gui.single_instance import Handover, InstanceServer, hand_over
+from worker.interrupts import CtrlC
 from worker.library import default_library_path
 
 REPORT_SHOWN_ENV = "WHISPER_DESK_REPORT_SHOWN"
@@ -86,13 +86,13 @@ def main(argv: list[str] | None = None) -> int:
     if paths:
         QTimer.singleShot(0, lambda: window.add_paths(paths))  # after the window is up; they start at once
 
-    # Ctrl+C in the terminal closes the window cleanly (Python sees signals only while it runs code)
-    signal.signal(signal.SIGINT, lambda *_: window.close())
-    heartbeat = QTimer()
-    heartbeat.start(250)
-    heartbeat.timeout.connect(lambda: None)
-
-    code = app.exec()
+    # Ctrl+C in the terminal closes the window cleanly: the event loop watches the signal's wakeup pipe, so it is
+    # seen at once whichever thread the OS handed it to (worker/interrupts.py)
+    with CtrlC() as ctrl_c:
+        notifier = QSocketNotifier(ctrl_c.fileno(), QSocketNotifier.Type.Read)
+        notifier.activated.connect(lambda: window.close() if ctrl_c.pressed() else None)
+        code = app.exec()
+        notifier.setEnabled(False)
     instance.close()
     window.shutdown()
     return int(code)

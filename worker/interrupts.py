@@ -56,6 +56,10 @@ class CtrlC:
     def _note(self, _signum: int, _frame: FrameType | None) -> None:
         self._noted = True
 
+    def fileno(self) -> int:
+        """The pipe an event loop can watch: readable when a signal came (-1 outside the main thread)."""
+        return -1 if self._pipe is None else self._pipe[0]
+
     def pressed(self) -> bool:
         if self._pipe is not None:
             try:
