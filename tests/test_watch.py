@@ -454,15 +454,29 @@ CLI_SETTLE_S = 3.0  # far above the slow copy's pauses (0.3 s), so a loaded mach
 CLI_WAIT_S = 240.0
 
 
+@pytest.fixture(autouse=True)
+def no_watch_process_outlives_its_test():
+    yield
+    while WatchProcess.started:
+        process = WatchProcess.started.pop()
+        if process.poll() is None:  # the test failed before it stopped the watch: so do its engine and all
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
 class WatchProcess:
     """`whisper-desk watch` in a subprocess; its stderr lines are collected as they come."""
+
+    started: list[subprocess.Popen[str]] = []
 
     def __init__(self, folder: Path, out: Path, *extra: str) -> None:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "worker.cli", "watch", str(folder), "--output-dir", str(out),
              "--format", "txt", "srt", "--settle", str(CLI_SETTLE_S), *extra],
             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ),
+            process_group=0,  # its own group (as a shell job is), so a failed test can stop what it started
         )
+        WatchProcess.started.append(self.process)
         self.lines: list[str] = []
         self._changed = threading.Condition()
         self._reader = threading.Thread(target=self._read, daemon=True)
