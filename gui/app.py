@@ -86,13 +86,16 @@ def main(argv: list[str] | None = None) -> int:
     if paths:
         QTimer.singleShot(0, lambda: window.add_paths(paths))  # after the window is up; they start at once
 
-    # Ctrl+C in the terminal closes the window cleanly: the event loop watches the signal's wakeup pipe, so it is
-    # seen at once whichever thread the OS handed it to (worker/interrupts.py)
+    # Ctrl+C in the terminal closes the window cleanly: the event loop watches the signal's wakeup pipe
+    # (worker/interrupts.py), so no timer has to wake Python to look for it
     with CtrlC() as ctrl_c:
-        notifier = QSocketNotifier(ctrl_c.fileno(), QSocketNotifier.Type.Read)
-        notifier.activated.connect(lambda: window.close() if ctrl_c.pressed() else None)
+        notifier = None
+        if ctrl_c.fileno() >= 0:  # not when started with Ctrl-C ignored (nohup)
+            notifier = QSocketNotifier(ctrl_c.fileno(), QSocketNotifier.Type.Read)
+            notifier.activated.connect(lambda: window.close() if ctrl_c.pressed() else None)
         code = app.exec()
-        notifier.setEnabled(False)
+        if notifier is not None:
+            notifier.setEnabled(False)
     instance.close()
     window.shutdown()
     return int(code)

@@ -1,9 +1,16 @@
 import os
+import signal
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+# The tests press Ctrl-C on the processes they start, as a terminal does to its foreground job. Started in the
+# background by a non-interactive shell, pytest has SIGINT ignored, and every process it starts would inherit that
+# and (rightly) ignore Ctrl-C too; a Python handler here is reset to the default in each child instead.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_AUDIO = ROOT.parent / "shared" / "audio"

@@ -1,8 +1,7 @@
-"""Ctrl-C reaches a waiting main thread even when the OS hands SIGINT to another thread.
+"""Ctrl-C reaches a waiting main thread at once, also when SIGINT lands on another thread.
 
-Each case runs in its own Python process; a helper thread sends SIGINT to itself with pthread_kill, which is what
-the OS does to `whisper-desk transcribe` and `watch` when it picks a busy worker thread (measured here under load:
-both ignored Ctrl-C for over a minute before)."""
+Each case runs in its own Python process; a helper thread sends SIGINT to itself with pthread_kill (before
+worker/interrupts.py, an asyncio loop sleeping 30 s in the main thread noticed it only after the 30 s)."""
 
 from __future__ import annotations
 
@@ -87,3 +86,17 @@ def test_a_coroutine_in_the_main_thread_is_cancelled_then_interrupted_at_once():
         assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     """)
     assert line.startswith("interrupted after") and seconds(line) < 5, line
+
+
+def test_a_process_started_with_ctrl_c_ignored_keeps_ignoring_it():
+    """nohup, or a background job of a script: Ctrl-C is not for it, as for any POSIX program."""
+    line = run_case("""
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # as inherited from nohup
+        from worker.interrupts import CtrlC
+        with CtrlC() as ctrl_c:
+            ctrl_c.wait(2)
+            assert ctrl_c.fileno() == -1 and not ctrl_c.pressed()
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+        print(f"still running after {time.monotonic() - started:.2f}")
+    """)
+    assert line.startswith("still running after") and seconds(line) >= 2, line

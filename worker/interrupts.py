@@ -1,10 +1,13 @@
-"""Ctrl-C that a waiting main thread never misses.
+"""Ctrl-C for a main thread that waits: noticed at once, raised only where it waits.
 
-CPython runs a signal's Python handler in the main thread only, when that thread next looks for pending
-signals. When the OS hands SIGINT to another thread (Linux may; gVisor sandboxes usually do) the main thread can
-go on waiting without ever looking: measured here, `whisper-desk watch` and `transcribe` ignored Ctrl-C for over
-a minute with stress-ng on both cores. The C-level handler still writes the signal's number to the wakeup fd
-(`signal.set_wakeup_fd`) from whichever thread it runs in, so `CtrlC` waits on that pipe as well.
+CPython runs a signal's Python handler in the main thread only, when that thread next runs bytecode; a SIGINT the
+kernel hands to another thread (pthread_kill, or a kernel's choice) can leave a main thread blocked in a lock or a
+selector unaware of it: an asyncio loop sleeping 30 s in the main thread noticed it only after the 30 s. The C-level
+handler always writes the signal's number to the wakeup fd (`signal.set_wakeup_fd`), from whichever thread it runs
+in, so `CtrlC` waits on that pipe too; the window's event loop watches the same pipe.
+
+A process started with SIGINT ignored (nohup, a background job of a non-interactive shell) keeps ignoring it, as
+POSIX programs do: CtrlC then stays inactive.
 """
 
 from __future__ import annotations
@@ -24,7 +27,8 @@ T = TypeVar("T")
 
 class CtrlC:
     """`with CtrlC() as ctrl_c:` in the main thread: SIGINT is noted, never raised at a random point, and the
-    waits below raise KeyboardInterrupt as soon as it arrives. Outside the main thread it only waits."""
+    waits below raise KeyboardInterrupt as soon as it arrives. Outside the main thread (or with SIGINT ignored
+    from the start) it only waits."""
 
     def __init__(self) -> None:
         self._noted = False
@@ -33,7 +37,8 @@ class CtrlC:
         self._previous_handler: Any = None
 
     def __enter__(self) -> CtrlC:
-        if threading.current_thread() is threading.main_thread():
+        if (threading.current_thread() is threading.main_thread()
+                and signal.getsignal(signal.SIGINT) is not signal.SIG_IGN):
             read_fd, write_fd = os.pipe()
             os.set_blocking(read_fd, False)
             os.set_blocking(write_fd, False)
@@ -57,7 +62,7 @@ class CtrlC:
         self._noted = True
 
     def fileno(self) -> int:
-        """The pipe an event loop can watch: readable when a signal came (-1 outside the main thread)."""
+        """The pipe an event loop can watch: readable when a signal came (-1 when inactive)."""
         return -1 if self._pipe is None else self._pipe[0]
 
     def pressed(self) -> bool:
