@@ -17,6 +17,7 @@ containers warm between calls: a test that needs cold ones calls `modal_plane.co
 from __future__ import annotations
 
 import collections
+import time
 
 import pytest
 
@@ -76,3 +77,12 @@ def medley(shared_audio, tmp_path_factory):
     path = tmp_path_factory.mktemp("modal-medley") / "medley.flac"
     sf.write(path, audio, 16000)
     return path
+
+
+def wait_for(condition, timeout_s: float = 120.0, what: str = "") -> None:
+    """Wait until condition() holds; an AssertionError naming `what` after timeout_s."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what or condition}")
+        time.sleep(0.05)

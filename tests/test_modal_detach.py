@@ -20,6 +20,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from modal_control_plane import ControlPlane, Faults  # noqa: E402
+from modal_fixtures import wait_for  # noqa: E402
 from speech_text import JFK_PHRASE, normalise  # noqa: E402
 
 from worker.events import CancelToken  # noqa: E402
@@ -53,12 +54,17 @@ def modal_queue(library: Library, listener: Listener) -> JobQueue:
     return JobQueue(library, preferences, listener, modal_ready=lambda: True)
 
 
-def wait_for(condition, timeout_s: float = 240.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what or condition}")
-        time.sleep(0.05)
+def restart_and_finish(cp: ControlPlane, library_path: Path) -> tuple[Library, Listener]:
+    """The next start, with the plane's faults cleared: the job restored from the library runs to its end."""
+    cp.faults = Faults()
+    library = Library(library_path)
+    listener = Listener()
+    queue = modal_queue(library, listener)
+    queue.restore()
+    queue.start()
+    assert listener.finished.wait(300), listener.labels()
+    assert queue.shutdown(requeue=True)
+    return library, listener
 
 
 def answered(plane: ControlPlane) -> set[str]:
@@ -74,7 +80,7 @@ def start_mid_job(plane: ControlPlane, library: Library, medley: Path) -> tuple[
     queue.restore()
     [record] = queue.add_files([medley])
     queue.start()
-    wait_for(lambda: len(answered(plane)) >= 2 and len(plane.calls) >= 4, what="two answers and four calls")
+    wait_for(lambda: len(answered(plane)) >= 2 and len(plane.calls) >= 4, 240, "two answers and four calls")
     wait_for(lambda: sum(e.finished for e in library.chunk_ledger(record.id).entries()) >= 2, 30,
              "the two answers reaching the job")
     return queue, listener, record.id
@@ -112,14 +118,7 @@ def test_closing_leaves_the_calls_on_modal_and_the_next_start_collects_them(cp, 
     assert not any(cp.calls[call_id].cancelled.is_set() for call_id in running)  # they run on, on Modal
 
     # the next start, while some of those calls are still running
-    cp.faults = Faults()
-    library = Library(library_path)
-    listener = Listener()
-    queue = modal_queue(library, listener)
-    queue.restore()
-    queue.start()
-    assert listener.finished.wait(300), listener.labels()
-    assert queue.shutdown(requeue=True)
+    library, listener = restart_and_finish(cp, library_path)
     record = library.job(job_id)
     assert record.status == JobStatus.DONE, (record.error, listener.labels())
     assert f"collecting {sent_before} chunks already sent to Modal" in listener.labels()
@@ -146,7 +145,7 @@ def test_closing_while_a_chunk_is_being_sent_writes_its_call_down(cp, medley, tm
     queue = modal_queue(library, Listener())
     [record] = queue.add_files([medley])
     queue.start()
-    wait_for(lambda: cp.count("FunctionMap") >= 1, what="a FunctionMap under way")
+    wait_for(lambda: cp.count("FunctionMap") >= 1, 240, "a FunctionMap under way")
     assert not cp.calls
     started = time.monotonic()
     assert queue.shutdown(requeue=True)
@@ -156,14 +155,7 @@ def test_closing_while_a_chunk_is_being_sent_writes_its_call_down(cp, medley, tm
     assert {entry.call_id for entry in library.chunk_ledger(record.id).entries()} == set(cp.calls)
     library.close()
 
-    cp.faults = Faults()
-    library = Library(library_path)
-    listener = Listener()
-    queue = modal_queue(library, listener)
-    queue.restore()
-    queue.start()
-    assert listener.finished.wait(300), listener.labels()
-    assert queue.shutdown(requeue=True)
+    library, listener = restart_and_finish(cp, library_path)
     assert library.job(record.id).status == JobStatus.DONE, listener.labels()
     assert cp.wait_idle(60)
     chunks = len(cp.calls)

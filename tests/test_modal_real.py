@@ -22,6 +22,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from modal_control_plane import ControlPlane, Faults  # noqa: E402
+from modal_fixtures import wait_for  # noqa: E402
 from speech_text import JFK_PHRASE, JFK_REFERENCE, normalise  # noqa: E402
 
 from worker.backends.modal_fanout import ModalBackend  # noqa: E402
@@ -46,14 +47,6 @@ def cli(*args: str) -> subprocess.Popen:
 def runs_per_chunk(plane: ControlPlane) -> list[int]:
     """How many times each distinct chunk ran on the plane's containers."""
     return sorted(plane.executions_per_audio().values())
-
-
-def wait_for(condition, timeout_s: float = 120.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what or condition}")
-        time.sleep(0.05)
 
 
 def unfinished_when_cancelled(plane: ControlPlane) -> set[str]:
