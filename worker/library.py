@@ -265,7 +265,8 @@ class Library:
                 finally:
                     source.close()
             except sqlite3.Error:
-                self._connect(":memory:")  # a partial copy is dropped: start clean
+                self._db.close()  # a partial copy is dropped: start clean
+                self._connect(":memory:")
         return 0
 
     def _connect(self, target: str) -> None:
