@@ -45,8 +45,8 @@ def replace_section(path: Path, heading_prefix: str, text: str) -> None:
 
 def standin_available() -> bool:
     try:
-        import worker.modal_standin  # noqa: F401
-        import worker.backends.modal_fanout  # noqa: F401
+        import tests.modal_standin  # noqa: F401
+        import worker.modal.fanout  # noqa: F401
     except ImportError:
         return False
     return True
@@ -54,8 +54,8 @@ def standin_available() -> bool:
 
 def make_factory(backend: str):
     if backend == "standin":
-        from worker.backends.modal_fanout import ModalBackend
-        from worker.modal_standin import StandInRemote
+        from tests.modal_standin import StandInRemote
+        from worker.modal.fanout import ModalBackend
 
         def factory(name: str, preferences):
             # run_model=False: a synthetic segment per chunk. The real remote computes on the T4, not in this
@@ -81,7 +81,7 @@ def run(backend: str, files: list[Path], parallel: int, timeout_s: float) -> dic
 
     from gui.main_window import MainWindow
     from gui.settings import Preferences
-    from worker.library import Library
+    from worker.library.database import Library
 
     app = QApplication.instance() or QApplication([])
     library = Library(home / "library.sqlite3")
@@ -156,7 +156,7 @@ def run(backend: str, files: list[Path], parallel: int, timeout_s: float) -> dic
 
 def report(backend: str, files: list[Path], parallel: int, results: list[dict[str, float]]) -> str:
     where = {"standin": f"Modal fan-out (10 s chunks, 8 containers per file) against the stand-in remote "
-                        f"(worker.modal_standin, {STANDIN_LATENCY_S} s per call, a synthetic segment per chunk: the real "
+                        f"(tests.modal_standin, {STANDIN_LATENCY_S} s per call, a synthetic segment per chunk: the real "
                         "remote computes on the T4, not in this process)",
              "local": "this computer (LocalBackend, tiny.en)"}[backend]
     lines = [

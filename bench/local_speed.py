@@ -5,7 +5,7 @@ of docs/benchmarks.md.
     .venv/bin/python -m bench.local_speed --repeats 1 --no-write
 
 Same tiny.en weights on both sides, each run a fresh process (start-up and model loading included), measured
-from outside by bench.core_bench.run_measured: wall time, CPU time of the process tree, peak RSS, WER.
+from outside by bench.measure.run_measured: wall time, CPU time of the process tree, peak RSS, WER.
 
 Speech: jfk.flac (real, 11 s); espeak-ng reading bench.synth_speech's text (77 s); and about 10 min made of that
 text read in several espeak-ng voices and speeds with jfk.flac between the readings.
@@ -24,9 +24,18 @@ import time
 from pathlib import Path
 from typing import Callable, Sequence
 
-from bench.core_bench import (
-    CONFIGS, DEFAULT_AUDIO_DIR, MODEL, WER_SLACK, EngineBench, EngineRow, SpeechFile, audio_seconds, jfk_reference,
-    machine_info, verdict,
+from bench.measure import (
+    CONFIGS,
+    DEFAULT_AUDIO_DIR,
+    MODEL,
+    WER_SLACK,
+    EngineBench,
+    EngineRow,
+    SpeechFile,
+    audio_seconds,
+    jfk_reference,
+    machine_info,
+    verdict,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,7 +54,7 @@ def make_long_speech(path: Path, audio_dir: Path, workdir: Path) -> str:
     import soundfile
 
     from bench.synth_speech import REFERENCE_TEXT, synthesize
-    from worker.audio import decode_audio
+    from worker.media.audio import decode_audio
 
     jfk = decode_audio(audio_dir / "jfk.flac")
     gap = np.zeros(int(GAP_S * 16000), np.float32)
@@ -93,7 +102,7 @@ def render_section(rows: list[EngineRow], files: list[SpeechFile], bench: Engine
         "shared with other work, so wall times carry noise; CPU time is steadier. Each number is the median.")
     add("")
     add("Same weights: tiny.en from the bundled CTranslate2 model (faster-whisper, int8 on CPU) and the openai-whisper "
-        "checkpoint converted from it by `worker.models.openai_checkpoint(\"tiny.en\")` (fp32 on CPU). Every run is a "
+        "checkpoint converted from it by `worker.engines.weights.openai_checkpoint(\"tiny.en\")` (fp32 on CPU). Every run is a "
         "fresh process, so start-up and model loading count. Ours runs as a user runs it (library written, default "
         "preferences in a fresh profile):")
     add("")

@@ -3,7 +3,7 @@
 
     .venv/bin/python -m bench.modal_send_bench          # prints a Markdown section for docs/benchmarks.md
 
-Each chunk is real speech (../shared/audio) cut and encoded as the fan-out does (worker.chunking.encode_chunk).
+Each chunk is real speech (../shared/audio) cut and encoded as the fan-out does (worker.media.chunking.encode_chunk).
 The plane holds every input (nothing executes: only the sending is measured) and the calls are cancelled after.
 Latency is measured twice: on plain loopback (the client's own work: pickling, hashing, the RPCs) and with a
 simulated network round trip added to every gRPC answer and every blob PUT (RTT_S), which is what a real link
@@ -34,7 +34,7 @@ CHUNK_SECONDS = (0.2, 5.0, 10.0, 30.0)
 def speech(seconds: float) -> Any:
     import numpy as np
 
-    from worker.audio import decode_audio
+    from worker.media.audio import decode_audio
 
     pieces = [decode_audio(AUDIO / "multilingual.mp3"), decode_audio(AUDIO / "jfk.flac")]
     audio = np.concatenate(pieces)
@@ -97,7 +97,7 @@ def run() -> str:
 
     from modal_control_plane import ControlPlane, DeployedApp
 
-    from worker.chunking import encode_chunk
+    from worker.media.chunking import encode_chunk
     from worker.modal.remote import ModalRemote
 
     chunks = {seconds: encode_chunk(speech(seconds)) for seconds in CHUNK_SECONDS}

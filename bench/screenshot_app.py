@@ -32,7 +32,7 @@ def main(out: Path) -> int:
 
     from bench.qt_wait import run_for, wait_until
     from gui.main_window import MainWindow
-    from gui.settings import ORGANIZATION, APPLICATION, settings_store
+    from gui.settings import APPLICATION, ORGANIZATION, settings_store
 
     app = QApplication.instance() or QApplication(["whisper-desk"])
     app.setOrganizationName(ORGANIZATION)

@@ -99,7 +99,7 @@ def library_shots(out_dir: Path, which: set[str]) -> None:
 
     from bench.qt_wait import run_for, wait_until
     from bench.speakers_bench import real_dialogue
-    from worker.preferences import Preferences
+    from worker.jobs.preferences import Preferences
 
     work = Path(tempfile.mkdtemp(prefix="whisper-desk-dialogue-"))
     dialogue = real_dialogue(work, DIALOGUE_KEYS, name="interview.wav")
@@ -146,8 +146,8 @@ def modal_medley(folder: Path) -> Path:
     import numpy as np
     import soundfile
 
-    from worker.audio import decode_audio
-    from worker.constants import SAMPLE_RATE
+    from worker.core.constants import SAMPLE_RATE
+    from worker.media.audio import decode_audio
 
     jfk = decode_audio(AUDIO / "jfk.flac")
     licence = decode_audio(AUDIO / "multilingual.mp3")[: SAMPLE_RATE * 27]
@@ -174,7 +174,7 @@ def modal_shot(out_dir: Path) -> None:
             raise RuntimeError("whisper-desk deploy failed:\n" + deployed.stdout[-2000:] + deployed.stderr[-2000:])
 
         from bench.qt_wait import wait_until
-        from worker.preferences import Preferences
+        from worker.jobs.preferences import Preferences
 
         medley = modal_medley(home)
         window = open_window(Preferences(backend="modal", chunk_s=MODAL_CHUNK_S, max_containers=3,

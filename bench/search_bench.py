@@ -1,4 +1,4 @@
-"""Search benchmark: how long `worker.search.search` takes over a library of 10,000 segments (and more).
+"""Search benchmark: how long `worker.library.search.search` takes over a library of 10,000 segments (and more).
 
     .venv/bin/python -m bench.search_bench                 # 10,000 and 100,000 segments; updates docs/benchmarks.md
     .venv/bin/python -m bench.search_bench --segments 10000 --no-write
@@ -20,10 +20,10 @@ import time
 from pathlib import Path
 
 from bench.report import write_section
-from worker.library import Library
-from worker.options import TranscriptionOptions
-from worker.search import DEFAULT_LIMIT, search
-from worker.transcript import Segment, Transcript
+from worker.core.options import TranscriptionOptions
+from worker.library.database import Library
+from worker.library.search import DEFAULT_LIMIT, search
+from worker.transcripts.model import Segment, Transcript
 
 SECTION = "search-bench"  # its block in docs/benchmarks.md (bench.report)
 GOAL_MS = 100.0
@@ -98,7 +98,7 @@ def report(results: dict[int, tuple[float, list[tuple[str, str, int, float, floa
     lines = [
         "## 4. Search across every transcript",
         "",
-        f"`python -m bench.search_bench`: `worker.search.search(library, query, limit={DEFAULT_LIMIT})` on a library "
+        f"`python -m bench.search_bench`: `worker.library.search.search(library, query, limit={DEFAULT_LIMIT})` on a library "
         f"file of transcripts of {SEGMENTS_PER_JOB} segments each (pseudo-English, a few accented words), indexed by "
         f"the library's FTS5 triggers as `save_transcript` writes them. Cold: the first query after opening the "
         f"library; warm: {REPEAT} more runs. Goal: under {GOAL_MS:.0f} ms for 10,000 segments. Load average "

@@ -60,7 +60,7 @@ class Dialogue:
 
 
 def _decode(name: str) -> np.ndarray:
-    from worker.audio import decode_audio
+    from worker.media.audio import decode_audio
 
     return decode_audio(AUDIO / name)
 
@@ -200,9 +200,10 @@ def word_accuracy(transcript, turns: list[Turn]) -> tuple[float, int, int, int]:
 
 def transcribe_local(path: Path, speakers: str = "auto"):
     """The local backend's transcript (word timestamps on, as speakers ask) and its wall time."""
+    from worker.backends.events import ignore_events
     from worker.backends.local import LocalBackend
-    from worker.events import CancelToken, ignore_events
-    from worker.options import TranscriptionOptions
+    from worker.core.cancel import CancelToken
+    from worker.core.options import TranscriptionOptions
 
     backend = LocalBackend()
     try:
@@ -216,8 +217,8 @@ def transcribe_local(path: Path, speakers: str = "auto"):
 
 
 def label(path: Path, transcript, speakers: str = "auto"):
-    from worker.options import TranscriptionOptions
-    from worker.speakers import label_speakers
+    from worker.core.options import TranscriptionOptions
+    from worker.speakers.labelling import label_speakers
 
     started = time.perf_counter()
     labelled = label_speakers(path, transcript, TranscriptionOptions(speakers=speakers, word_timestamps=True))
@@ -252,7 +253,7 @@ def measure_accuracy(folder: Path, log) -> list[dict]:
 
 def measure_thresholds(folder: Path) -> dict:
     """Cosine similarity of averaged embeddings: one voice in two different recordings, and two voices."""
-    from worker.speakers import voice_embedding
+    from worker.speakers.labelling import voice_embedding
 
     pieces = real_pieces()
     # same voice, different audio: the reader's first and last parts, JFK's two halves
@@ -288,13 +289,13 @@ def measure_speed_and_memory(folder: Path, minutes: float, log) -> dict:
     accuracy, words, found, _ = word_accuracy(labelled, turns)
     log(f"labelled in {label_s:.1f} s: {found} speakers, {accuracy:.1%} of {words} words right")
     engine_peak = _peak_rss_mb(
-        "from worker.engines import create_engine\nfrom worker.audio import decode_audio\n"
-        "from worker.options import TranscriptionOptions\n"
+        "from worker.engines import create_engine\nfrom worker.media.audio import decode_audio\n"
+        "from worker.core.options import TranscriptionOptions\n"
         f"e = create_engine('faster', 'tiny.en'); e.transcribe(decode_audio({str(long_path)!r}), "
         "TranscriptionOptions(word_timestamps=True))"
     )
     label_peak = _peak_rss_mb(
-        "import json\nfrom worker.transcript import Transcript\nfrom worker.options import TranscriptionOptions\n"
+        "import json\nfrom worker.transcripts.model import Transcript\nfrom worker.core.options import TranscriptionOptions\n"
         "from worker.speakers import label_speakers\n"
         f"t = Transcript.from_dict(json.load(open({str(saved)!r})))\n"
         f"label_speakers({str(long_path)!r}, t, TranscriptionOptions(speakers='auto'))"
@@ -305,7 +306,7 @@ def measure_speed_and_memory(folder: Path, minutes: float, log) -> dict:
 
 
 def report(rows: list[dict], thresholds: dict, speed: dict | None) -> str:
-    from worker.speakers import AUTO_MERGE_SIMILARITY, KNOWN_VOICE_SIMILARITY, WINDOW_HOP_S
+    from worker.speakers.labelling import AUTO_MERGE_SIMILARITY, KNOWN_VOICE_SIMILARITY, WINDOW_HOP_S
 
     lines = ["## Speakers", ""]
     lines.append(

@@ -19,8 +19,8 @@ from PySide6.QtWidgets import QApplication
 from gui.icons import icon
 from gui.settings import APPLICATION, ORGANIZATION
 from gui.single_instance import Handover, InstanceServer, hand_over
-from worker.interrupts import CtrlC
-from worker.library import default_library_path
+from worker.core.interrupts import CtrlC
+from worker.library.database import default_library_path
 
 REPORT_SHOWN_ENV = "WHISPER_DESK_REPORT_SHOWN"
 
@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         QTimer.singleShot(0, lambda: window.add_paths(paths))  # after the window is up; they start at once
 
     # Ctrl+C in the terminal closes the window cleanly: the event loop watches the signal's wakeup pipe
-    # (worker/interrupts.py), so no timer has to wake Python to look for it
+    # (worker/core/interrupts.py), so no timer has to wake Python to look for it
     with CtrlC() as ctrl_c:
         notifier = None
         if ctrl_c.fileno() >= 0:  # not when started with Ctrl-C ignored (nohup)

@@ -10,7 +10,7 @@ from typing import Any, Callable
 
 from PySide6.QtCore import QObject, Signal
 
-from worker.queue import start_thread
+from worker.jobs.queue import start_thread
 
 _running: set["Call"] = set()  # started and not yet ended
 _running_lock = threading.Lock()

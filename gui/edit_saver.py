@@ -14,7 +14,7 @@ from typing import Any
 from PySide6.QtCore import QObject, Signal
 
 from gui.background import Call
-from worker.transcript import Transcript
+from worker.transcripts.model import Transcript
 
 
 class EditSaver(QObject):

@@ -9,7 +9,7 @@ TranscriptEditor(parent=None, save=None, library=None)
 Edits are saved as they happen: `save(transcript)` is called after each change and, with a `library`
 and a job id, Library.save_edit (or revert_edit once the text is back to the original) is written too, off the
 GUI thread and in order (gui/edit_saver.py); flush_saves() waits for those writes.
-The data operations (split, merge, find, replace, time parsing) live in worker/editing.py.
+The data operations (split, merge, find, replace, time parsing) live in worker/transcripts/editing.py.
 """
 
 from __future__ import annotations
@@ -62,7 +62,8 @@ from PySide6.QtWidgets import (
 from gui.edit_saver import EditSaver
 from gui.icons import icon
 from gui.speaker_commands import SpeakerEdit, speaker_data, speaker_set_data
-from worker.editing import (
+from worker.speakers.edits import without_embeddings
+from worker.transcripts.editing import (
     Match,
     find_matches,
     format_timestamp,
@@ -73,9 +74,7 @@ from worker.editing import (
     validate_times,
     words_match_text,
 )
-from worker.speaker_edits import without_embeddings
-from worker.transcript import Segment, Speaker, Transcript, Word
-
+from worker.transcripts.model import Segment, Speaker, Transcript, Word
 
 START, END, TEXT, SPEAKER = 0, 1, 2, 3  # the Speaker column is shown before the text (gui/speakers_panel.py)
 HEADERS = ("Start", "End", "Text", "Speaker")

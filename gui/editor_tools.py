@@ -2,13 +2,13 @@
 
 - Shift times of every segment, or of the selected ones, by an offset (one undo step);
 - Re-transcribe the selected segments, or a time range, with another model, language or backend: the range
-  is decoded and transcribed off the GUI thread (worker.region) and replaces the old segments in one step;
-- Fit to subtitle rules: the transcript re-cut as subtitle cues (worker.subtitles), one undo step;
+  is decoded and transcribed off the GUI thread (worker.media.region) and replaces the old segments in one step;
+- Fit to subtitle rules: the transcript re-cut as subtitle cues (worker.transcripts.subtitles), one undo step;
 - Karaoke: while playing, the word under the playhead is highlighted in its segment;
 - Mark uncertain words: words below the probability threshold of the preferences, red and underlined;
 - Export karaoke: ASS ({\\k} per word) or VTT (<00:00:01.000> before each word), written off the GUI thread.
 
-The data operations live in worker/editing.py, worker/region.py and worker/subtitles.py.
+The data operations live in worker/transcripts/editing.py, worker/media/region.py and worker/transcripts/subtitles.py.
 """
 
 from __future__ import annotations
@@ -39,10 +39,14 @@ from PySide6.QtWidgets import (
 )
 
 from gui import editor as editor_module
-from gui.editor import SegmentTableModel, TextDelegate, _copy_segment, _key, _ReplaceRows
 from gui.background import Call
+from gui.editor import SegmentTableModel, TextDelegate, _copy_segment, _key, _ReplaceRows
 from worker.backends.base import BACKEND_LABELS
-from worker.editing import (
+from worker.core.cancel import CancelToken
+from worker.core.errors import Cancelled, WhisperDeskError
+from worker.core.options import MODEL_NAMES, TranscriptionOptions
+from worker.jobs.preferences import Preferences
+from worker.transcripts.editing import (
     format_timestamp,
     low_confidence,
     parse_timestamp,
@@ -51,12 +55,8 @@ from worker.editing import (
     word_at,
     word_spans,
 )
-from worker.errors import Cancelled, WhisperDeskError
-from worker.events import CancelToken
-from worker.options import MODEL_NAMES, TranscriptionOptions
-from worker.preferences import Preferences
-from worker.subtitles import KARAOKE_FORMATS, SubtitleRules
-from worker.transcript import Segment
+from worker.transcripts.model import Segment
+from worker.transcripts.subtitles import KARAOKE_FORMATS, SubtitleRules
 
 if TYPE_CHECKING:
     from gui.editor import TranscriptEditor
@@ -68,7 +68,7 @@ UNCERTAIN_COLOUR = QColor(198, 40, 40)  # a word below the confidence threshold:
 
 def default_backend(name: str) -> "Backend":
     """A backend configured as the preferences say (runs on the re-transcription thread)."""
-    from worker.backends.base import create_backend
+    from worker.jobs.backend_pool import create_backend
 
     return create_backend(name, **Preferences.load().backend_settings(name))
 
@@ -398,7 +398,7 @@ class EditorTools(QObject):
         factory = self.backend_factory
 
         def work() -> list[Segment]:
-            from worker.region import transcribe_region
+            from worker.jobs.region import transcribe_region
 
             engine = factory(backend)
             try:
@@ -434,7 +434,7 @@ class EditorTools(QObject):
             self._fail_region("The segments changed while they were re-transcribed; nothing was replaced.")
             return
         label = f"Re-transcribe {len(before)} segment{'s' if len(before) != 1 else ''}"
-        from worker.speaker_edits import carry_speakers  # the new segments keep who said that time
+        from worker.speakers.edits import carry_speakers  # the new segments keep who said that time
 
         segments = carry_speakers(before, segments)
         self.editor.push(_ReplaceRows(label, model, first, before, segments))
@@ -459,7 +459,7 @@ class EditorTools(QObject):
 
     def fit_to_rules(self, rules: SubtitleRules | None = None) -> bool:
         """Start re-cutting the segments as subtitle cues off the GUI thread (segments whose word timestamps
-        are missing get them from the audio first: worker.alignment); fitFinished(report) follows, and the
+        are missing get them from the audio first: worker.engines.alignment); fitFinished(report) follows, and the
         change is one undo step. False when there is nothing to fit or a fit is running."""
         transcript = self.editor.transcript()
         if transcript is None or self.editor.model.read_only or not transcript.segments or self._fit is not None:
@@ -469,8 +469,8 @@ class EditorTools(QObject):
         cancel = CancelToken()
 
         def work() -> tuple[list[Segment], str]:
-            from worker.alignment import align_missing_words, needs_words
-            from worker.subtitles import fit_segments
+            from worker.engines.alignment import align_missing_words, needs_words
+            from worker.transcripts.subtitles import fit_segments
 
             with_words = transcript
             if source is not None and needs_words(transcript) and source.is_file():
@@ -562,8 +562,8 @@ class EditorTools(QObject):
         """Write ASS or VTT karaoke subtitles (by the path's suffix) off the GUI thread."""
         from dataclasses import replace
 
-        from worker.formats import write_atomically
-        from worker.subtitles import render_subtitles
+        from worker.transcripts.formats import write_atomically
+        from worker.transcripts.subtitles import render_subtitles
 
         path = Path(path)
         fmt = path.suffix.lower().lstrip(".")

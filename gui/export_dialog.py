@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QDialog,
     QDialogButtonBox,
+    QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
     QGridLayout,
@@ -33,16 +34,17 @@ from PySide6.QtWidgets import (
     QPlainTextEdit,
     QProgressBar,
     QPushButton,
-    QDoubleSpinBox,
     QSpinBox,
     QVBoxLayout,
     QWidget,
 )
 
 from gui.background import Call
-from worker.errors import Cancelled, MediaError, WhisperDeskError
-from worker.events import CancelToken
-from worker.formats import (
+from worker.core.cancel import CancelToken
+from worker.core.errors import Cancelled, MediaError, WhisperDeskError
+from worker.jobs.preferences import Preferences
+from worker.jobs.review_import import add_review_job, fit_to_audio, read_subtitles
+from worker.transcripts.formats import (
     EXPORT_FORMATS,
     FORMAT_LABELS,
     IMPORT_SUFFIXES,
@@ -50,10 +52,8 @@ from worker.formats import (
     export_transcript,
     unique_path,
 )
-from worker.preferences import Preferences
-from worker.review_import import add_review_job, fit_to_audio, read_subtitles
-from worker.subtitles import RULE_FORMATS, SubtitleRules, cut_cues
-from worker.transcript import Transcript
+from worker.transcripts.model import Transcript
+from worker.transcripts.subtitles import RULE_FORMATS, SubtitleRules, cut_cues
 
 OVERWRITE, KEEP_BOTH, CANCEL = "overwrite", "keep both", "cancel"
 DEFAULT_FORMATS = ("srt", "txt")
@@ -131,9 +131,9 @@ class ExportWriter(Call):
 
     def _words_for(self, transcript: Transcript) -> Transcript:
         """Cues are cut at words: word timestamps a transcript lacks (edited text, made without them) are
-        computed from its audio file (worker.alignment), once per transcript. Without the audio they stay
+        computed from its audio file (worker.engines.alignment), once per transcript. Without the audio they stay
         missing and the cues are timed by characters (the notes say so)."""
-        from worker.alignment import Aligner, needs_words
+        from worker.engines.alignment import Aligner, needs_words
 
         key = id(transcript)
         if key not in self._with_words:
@@ -513,7 +513,7 @@ class ImportForReview(QObject):
         return chosen or None
 
     def _ask_audio(self, guess: Path | None) -> Path | None:
-        from worker.audio import MEDIA_EXTENSIONS
+        from worker.media.audio import MEDIA_EXTENSIONS
 
         patterns = " ".join(f"*{suffix}" for suffix in sorted(MEDIA_EXTENSIONS))
         chosen, _ = QFileDialog.getOpenFileName(self._window, f"Choose the audio or video of {self._subtitles.name}",
@@ -553,7 +553,7 @@ class ImportForReview(QObject):
             if self._audio is None:
                 self.cancelled.emit()
                 return
-        from worker.audio import probe_duration
+        from worker.media.audio import probe_duration
 
         audio = self._audio
         self._in_background(lambda: float(probe_duration(audio)), self._probed, self._audio_problem)

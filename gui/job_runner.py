@@ -1,8 +1,8 @@
-"""The window's bridge to the job queue (worker.queue.JobQueue): the queue reports from its worker threads, and
+"""The window's bridge to the job queue (worker.jobs.queue.JobQueue): the queue reports from its worker threads, and
 each report travels as ONE queued Qt signal to the GUI thread (reports made on the GUI thread are delivered at
 once, after the queued ones), where it is handed out as the signals the
 window and its models connect to. Every rule (scheduling, statuses, progress, ETA, the cost summary) lives in
-worker.queue; nothing here blocks the GUI thread."""
+worker.jobs.queue; nothing here blocks the GUI thread."""
 
 from __future__ import annotations
 
@@ -11,9 +11,8 @@ from typing import Callable, Iterable
 
 from PySide6.QtCore import QCoreApplication, QEvent, QObject, Qt, QThread, Signal
 
-from worker.library import JobRecord, Library
-from worker.preferences import Preferences
-from worker.queue import (
+from worker.jobs.preferences import Preferences
+from worker.jobs.queue import (
     BackendFactory,
     DurationKnown,
     JobAdded,
@@ -34,7 +33,8 @@ from worker.queue import (
     SerialWorker,
     default_backend_factory,
 )
-from worker.transcript import Transcript
+from worker.library.database import JobRecord, Library
+from worker.transcripts.model import Transcript
 
 __all__ = ["BackendFactory", "QueueController", "default_backend_factory"]
 

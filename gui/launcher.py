@@ -12,10 +12,10 @@ EXIT_FAILED = 1
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    from worker.cli import SUBCOMMANDS
+    from worker.cli.main import SUBCOMMANDS
 
     if args and (args[0] in SUBCOMMANDS or args[0].startswith("-")):
-        from worker.cli import main as cli_main
+        from worker.cli.main import main as cli_main
 
         return cli_main(args)
     return start_app(args)

@@ -1,7 +1,7 @@
 """The main window: the queue, the transcript of the selected (or just finished) job, the timing log.
 
 Everything slow happens elsewhere: jobs, folder scans and duration probes in the job queue's threads
-(worker.queue, bridged by gui.job_runner), the Modal check and other one-off work in gui.background calls. The editor, player, export dialog and setup wizard
+(worker.jobs.queue, bridged by gui.job_runner), the Modal check and other one-off work in gui.background calls. The editor, player, export dialog and setup wizard
 are other modules, imported when first needed.
 """
 
@@ -49,13 +49,13 @@ from gui.search_panel import SearchPanel
 from gui.settings import Preferences, SettingsDialog, load_preferences, settings_store
 from gui.watch_runner import WatchRunner
 from worker.backends.base import BACKEND_LABELS
-from worker.job_status import JobStatus
-from worker.library import JobRecord, Library
-from worker.transcript import Transcript
+from worker.library.database import JobRecord, Library
+from worker.library.job_status import JobStatus
+from worker.transcripts.model import Transcript
 
 if TYPE_CHECKING:
     from gui.editor import TranscriptEditor
-    from worker.search import SearchHit
+    from worker.library.search import SearchHit
 
 WINDOW_TITLE = "Whisper Desk"
 LOG_LINES_RESTORED = 2000  # the most recent lines shown at start (the library keeps them all)
@@ -587,7 +587,7 @@ class MainWindow(QMainWindow):
     def open_files(self) -> None:
         from PySide6.QtWidgets import QFileDialog
 
-        from worker.audio import MEDIA_EXTENSIONS
+        from worker.media.audio import MEDIA_EXTENSIONS
 
         patterns = " ".join(f"*{ext}" for ext in sorted(MEDIA_EXTENSIONS))
         paths, _ = QFileDialog.getOpenFileNames(self, "Add files", "", f"Audio and video ({patterns});;All files (*)")

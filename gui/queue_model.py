@@ -13,9 +13,9 @@ from PySide6.QtGui import QPainter
 from PySide6.QtWidgets import QApplication, QStyledItemDelegate, QStyleOptionViewItem
 
 from worker.backends.base import BACKEND_LABELS
-from worker.job_status import JobStatus
-from worker.library import JobRecord
-from worker.timing import estimate_modal_cost
+from worker.library.database import JobRecord
+from worker.library.job_status import JobStatus
+from worker.modal.cost import estimate_modal_cost
 
 FILE, DURATION, BACKEND, MODEL, STATUS, PROGRESS, ELAPSED = range(7)
 HEADERS = ("File", "Duration", "Backend", "Model", "Status", "Progress", "Elapsed")
@@ -167,7 +167,7 @@ class QueueModel(QAbstractTableModel):
         return None
 
     def _cost_estimate(self, record: JobRecord) -> Any:
-        """A queued Modal job's cost estimate (worker.timing.CostEstimate), or None."""
+        """A queued Modal job's cost estimate (worker.modal.cost.CostEstimate), or None."""
         if record.status != JobStatus.QUEUED or record.backend != "modal" or not record.duration:
             return None
         keys = ("dollars_per_hour", "chunk_s", "max_containers")

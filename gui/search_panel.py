@@ -26,9 +26,9 @@ from PySide6.QtWidgets import (
 )
 
 from gui.background import Call
-from worker.editing import format_timestamp
-from worker.library import Library
-from worker.search import DEFAULT_LIMIT, QueryError, SearchHit, search
+from worker.library.database import Library
+from worker.library.search import DEFAULT_LIMIT, QueryError, SearchHit, search
+from worker.transcripts.editing import format_timestamp
 
 DEBOUNCE_MS = 200  # the search runs this long after the last key
 FILE, TIME, SNIPPET = range(3)

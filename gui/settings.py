@@ -1,4 +1,4 @@
-"""The preferences dialog (the preferences themselves: worker.preferences, shared with the command line), and
+"""The preferences dialog (the preferences themselves: worker.jobs.preferences, shared with the command line), and
 QSettings for the window's own state (geometry, UI choices), stored by platform convention."""
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QDialog, QWidget
 
 from worker.backends.base import BACKEND_LABELS
-from worker.options import MODEL_NAMES
-from worker.preferences import Preferences, preferences_path
+from worker.core.options import MODEL_NAMES
+from worker.jobs.preferences import Preferences, preferences_path
 
 ORGANIZATION = "whisper-desk"
 APPLICATION = "whisper-desk"
@@ -36,7 +36,7 @@ def settings_store() -> QSettings:
 
 
 def load_preferences() -> Preferences:
-    """The shared preferences (worker.preferences). On the first start after an update, the ones older versions
+    """The shared preferences (worker.jobs.preferences). On the first start after an update, the ones older versions
     kept in QSettings are carried over once, into the shared file."""
     if preferences_path().exists():
         return Preferences.load()
@@ -111,7 +111,7 @@ class SettingsDialog(QDialog):
 
         self.export_checks: dict[str, QtWidgets.QCheckBox] = {}
         formats_row = QtWidgets.QHBoxLayout()
-        from worker.formats import EXPORT_FORMATS  # imported when the dialog opens, not at start
+        from worker.transcripts.formats import EXPORT_FORMATS  # imported when the dialog opens, not at start
 
         for fmt in EXPORT_FORMATS:
             box = QtWidgets.QCheckBox(fmt.upper())
@@ -127,7 +127,7 @@ class SettingsDialog(QDialog):
         folder_row.addWidget(self.export_folder, 1)
         folder_row.addWidget(browse)
 
-        # subtitle rules (worker.subtitles) and the editor's uncertain words
+        # subtitle rules (worker.transcripts.subtitles) and the editor's uncertain words
         self.subtitle_chars = _spin(1, 200, preferences.subtitle_max_line_chars)
         self.subtitle_chars.setSuffix(" characters per line")
         self.subtitle_lines = _spin(1, 6, preferences.subtitle_max_lines)

@@ -1,6 +1,6 @@
 """The editor's Speaker column: what its cells show (name, colour, known-voice confidence), the combo box that
 reassigns a segment (or the selected segments) to another speaker, and SpeakerEdit, the one undo command every
-speaker change (rename, reassign, merge, save voice) is made of. The rules themselves: worker/speaker_edits.py."""
+speaker change (rename, reassign, merge, save voice) is made of. The rules themselves: worker/speakers/edits.py."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt
 from PySide6.QtGui import QColor, QGuiApplication, QPalette, QUndoCommand
 from PySide6.QtWidgets import QComboBox, QStyledItemDelegate, QStyleOptionViewItem, QWidget
 
-from worker.speaker_edits import NEW_SPEAKER, describe_speaker, reassign_segments, speaker_index
-from worker.transcript import Speaker, Transcript
+from worker.speakers.edits import NEW_SPEAKER, describe_speaker, reassign_segments, speaker_index
+from worker.transcripts.model import Speaker, Transcript
 
 if TYPE_CHECKING:
     from gui.editor import SegmentTableModel, TranscriptEditor

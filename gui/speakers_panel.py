@@ -33,8 +33,8 @@ from PySide6.QtWidgets import (
 
 from gui.background import Call
 from gui.speaker_commands import SpeakerEdit, model_transcript, speaker_colour
-from worker.options import MAX_SPEAKERS
-from worker.speaker_edits import (
+from worker.core.options import MAX_SPEAKERS
+from worker.speakers.edits import (
     NEW_SPEAKER,
     describe_speaker,
     find_speaker,
@@ -44,7 +44,7 @@ from worker.speaker_edits import (
     rename_speaker,
     segment_counts,
 )
-from worker.transcript import Transcript
+from worker.transcripts.model import Transcript
 
 if TYPE_CHECKING:
     from gui.editor import TranscriptEditor

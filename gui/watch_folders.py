@@ -1,5 +1,5 @@
 """The Preferences' watch folders: a table of folders, each with where it runs, its model, its output formats and
-its output folder (worker.watch.WatchFolder), with Add… and Remove."""
+its output folder (worker.jobs.watch_folders.WatchFolder), with Add… and Remove."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from PySide6 import QtWidgets
 from PySide6.QtWidgets import QWidget
 
 from worker.backends.base import BACKEND_LABELS
-from worker.options import MODEL_NAMES
-from worker.watch import DEFAULT_FORMATS, WATCH_BACKENDS, WatchFolder, parse_watch_folders
+from worker.core.options import MODEL_NAMES
+from worker.jobs.watch_folders import DEFAULT_FORMATS, WATCH_BACKENDS, WatchFolder, parse_watch_folders
 
 FOLDER, BACKEND, MODEL, FORMATS, OUTPUT = range(5)
 HEADERS = ("Folder", "Run on", "Model", "Formats", "Output folder")
@@ -82,7 +82,7 @@ class WatchFoldersEditor(QWidget):
         return item.text().strip() if item is not None else ""
 
     def folders(self) -> tuple[WatchFolder, ...]:
-        from worker.formats import FORMAT_LABELS  # imported when the dialog is read, not at start
+        from worker.transcripts.formats import FORMAT_LABELS  # imported when the dialog is read, not at start
 
         entries = []
         for row in range(self.table.rowCount()):

@@ -1,14 +1,15 @@
-"""The window's watch folders: worker.watch.FolderWatcher polling in its own thread, its lines delivered to the
+"""The window's watch folders: worker.jobs.watch.FolderWatcher polling in its own thread, its lines delivered to the
 GUI thread as a queued Qt signal. Files are queued in the window's own job queue."""
 
 from __future__ import annotations
 
 from PySide6.QtCore import QObject, Qt, Signal
 
-from worker.library import Library
-from worker.options import TranscriptionOptions
-from worker.queue import JobQueue
-from worker.watch import FolderWatcher, WatchFolder, WatchService
+from worker.core.options import TranscriptionOptions
+from worker.jobs.queue import JobQueue
+from worker.jobs.watch import FolderWatcher, WatchService
+from worker.jobs.watch_folders import WatchFolder
+from worker.library.database import Library
 
 
 class WatchRunner(QObject):

@@ -33,11 +33,14 @@ from PySide6.QtWidgets import (
 
 from gui.background import Call
 from gui.resources import RESOURCES
-from worker.modal import bounded, checks, credentials, deploy as deploying, errors as modal_errors, sign_in, warm
-from worker.errors import Cancelled, ModalSetupError, TranscriptionError
-from worker.events import CancelToken
-from worker.options import DEFAULT_MODEL, TranscriptionOptions
-from worker.timing import DEFAULT_T4_DOLLARS_PER_HOUR, timing_line
+from worker.backends.events import timing_line
+from worker.core.cancel import CancelToken
+from worker.core.errors import Cancelled, ModalSetupError, TranscriptionError
+from worker.core.options import DEFAULT_MODEL, TranscriptionOptions
+from worker.modal import bounded, checks, credentials, sign_in, warm
+from worker.modal import deploy as deploying
+from worker.modal import errors as modal_errors
+from worker.modal.cost import DEFAULT_T4_DOLLARS_PER_HOUR
 
 log = logging.getLogger("whisper_desk.wizard")
 
@@ -49,7 +52,7 @@ INTRO, TOKEN, VERIFY, DEPLOY, TRY = range(5)
 
 
 def _default_backend():
-    from worker.backends.base import create_backend
+    from worker.jobs.backend_pool import create_backend
 
     return create_backend("modal")
 
@@ -764,14 +767,14 @@ class TryPage(_Page):
 
 def transcribe_sample(sample: Path, options: TranscriptionOptions, make_backend: Callable[[], Any],
                       log_line: Callable[[str], None], cancel: CancelToken) -> Any:
-    """In the try step's thread: the sample through the job queue (worker.queue), like any file, with a
+    """In the try step's thread: the sample through the job queue (worker.jobs.queue), like any file, with a
     library of its own in memory (the sample never lands in the user's library). Returns the Transcript."""
     import threading
     from dataclasses import replace
 
-    from worker.library import Library
-    from worker.preferences import Preferences
-    from worker.queue import JobFinished, JobQueue, JobStatus, LogLine, QueueEvent, SegmentsArrived
+    from worker.jobs.preferences import Preferences
+    from worker.jobs.queue import JobFinished, JobQueue, JobStatus, LogLine, QueueEvent, SegmentsArrived
+    from worker.library.database import Library
 
     endings: list[JobFinished] = []
     ended = threading.Event()

@@ -42,7 +42,7 @@ if [[ $with_tests == 1 ]]; then
 else
   .venv/bin/python -m pip install -q -e .
 fi
-# the speaker model (worker/voice_encoder.py reads its weights and runs it in numpy): without its torch,
+# the speaker model (worker/speakers/voice_encoder.py reads its weights and runs it in numpy): without its torch,
 # librosa and webrtcvad (the test extra brings librosa and webrtcvad to check our embeddings against it)
 .venv/bin/python -m pip install -q --no-deps 'resemblyzer==0.1.4'
 echo "Whisper Desk installed in .venv"

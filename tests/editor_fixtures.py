@@ -8,7 +8,7 @@ import copy
 from functools import lru_cache
 from pathlib import Path
 
-from worker.transcript import Segment, Transcript, Word
+from worker.transcripts.model import Segment, Transcript, Word
 
 JFK = Path(__file__).resolve().parent.parent.parent / "shared" / "audio" / "jfk.flac"
 

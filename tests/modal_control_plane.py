@@ -13,7 +13,7 @@ What it does, RPC by RPC (see docs/modal.md for the flow as the tests see it):
   apps seeded with `DeployedApp` (tests that need an app without running a deploy);
 - calls: FunctionBindParams records the bound `model`; FunctionMap takes the pipelined input (args inline or
   through a blob) and EXECUTES it for real: a pool of "containers" (threads) each import the deployed
-  class (worker.modal_app.Transcriber), set the bound parameter, run its @modal.enter methods once and then
+  class (worker.modal.app.Transcriber), set the bound parameter, run its @modal.enter methods once and then
   the method, exactly as a Modal container would. Several inputs run at once, so the fan-out is real.
   Failures follow the deployed retry policy (modal.Retries) like Modal's server; a crash in @enter is a
   crash loop (the container restarts with backoff, the input waits) like a deployed app;
@@ -60,12 +60,12 @@ from google.protobuf import empty_pb2
 from grpclib.const import Status
 from modal_proto import api_grpc, api_pb2
 
-from worker.options import DEFAULT_MODEL
+from worker.core.options import DEFAULT_MODEL
 
 TOKEN_ID = "ak-" + "wd" + "0" * 20  # the shape Modal gives: ak-/as- and 22 letters or digits
 TOKEN_SECRET = "as-" + "wdsecret" + "0" * 14
 WORKSPACE = "ada-lovelace"
-DEPLOYED_MODULE = "worker.modal_app"  # the deploy target whose class the containers run
+DEPLOYED_MODULE = "worker.modal.app"  # the deploy target whose class the containers run
 POLL_STEP_S = 0.02
 INLINE_OUTPUT_LIMIT = 2 * 1024 * 1024  # larger answers go through a blob, like Modal's MAX_OBJECT_SIZE_BYTES
 MAX_CRASH_BACKOFF_S = 4.0
@@ -822,7 +822,7 @@ class ControlPlane:
 
         import whisper
 
-        from worker.modal_app import MODELS_DIR_ENV
+        from worker.modal.app import MODELS_DIR_ENV
 
         if self._broken_volume is not None:
             return
@@ -838,7 +838,7 @@ class ControlPlane:
     def heal_enter(self) -> None:
         import shutil
 
-        from worker.modal_app import MODELS_DIR_ENV
+        from worker.modal.app import MODELS_DIR_ENV
 
         if self._broken_volume is None:
             return
@@ -914,7 +914,7 @@ class ControlPlane:
     def _definition(self, deployed: DeployedClass) -> api_pb2.FunctionData:
         if deployed.definition is not None:
             return deployed.definition
-        # a seeded app: the definition worker/modal_app.py would deploy (method `transcribe`, parameter `model`)
+        # a seeded app: the definition worker/modal/app.py would deploy (method `transcribe`, parameter `model`)
         return _wrap(api_pb2.Function(
             function_name=f"{deployed.name}.*",
             module_name=DEPLOYED_MODULE,

@@ -5,7 +5,7 @@
   `whisper-desk deploy` runs) at it: MODAL_SERVER_URL, MODAL_TOKEN_ID/SECRET, HOME and MODAL_CONFIG_PATH
   in the test's temporary home. Nothing is deployed yet.
 - `deployed_modal`: the same, after the real `whisper-desk deploy` code (worker.modal.deploy, which runs
-  `python -m modal deploy -m worker.modal_app`) ran against it; the plane's records are then cleared.
+  `python -m modal deploy -m worker.modal.app`) ran against it; the plane's records are then cleared.
 - `cp`: `deployed_modal`, with its faults cleared and its containers idle again after the test.
 - `medley`: about 74 s of real speech for multi-chunk jobs (JFK, the English half of the licence, JFK, the
   hotwords sentence, JFK, with 2 s pauses), made once per session with the project's own decoder.
@@ -67,7 +67,7 @@ def medley(shared_audio, tmp_path_factory):
     import numpy as np
     import soundfile as sf
 
-    from worker.audio import decode_audio
+    from worker.media.audio import decode_audio
 
     jfk = decode_audio(shared_audio / "jfk.flac")
     licence = decode_audio(shared_audio / "multilingual.mp3")[: 16000 * 27]

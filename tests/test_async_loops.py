@@ -1,4 +1,4 @@
-"""Running a coroutine with cancel (worker.async_loops): abandoned connection attempts (a time limit gave up on
+"""Running a coroutine with cancel (worker.core.async_loops): abandoned connection attempts (a time limit gave up on
 them) fail silently, other errors are still reported; cancel, time limits, helper threads and leftover tasks."""
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ import threading
 
 import pytest
 
-from worker.async_loops import new_quiet_loop, run_cancellable
-from worker.errors import Cancelled
-from worker.events import CancelToken
+from worker.core.async_loops import new_quiet_loop, run_cancellable
+from worker.core.cancel import CancelToken
+from worker.core.errors import Cancelled
 
 
 async def _refused() -> None:

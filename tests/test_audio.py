@@ -9,18 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from media_factory import BAD_KINDS, GOOD_KINDS, JFK_SECONDS, UNICODE_NAME, make_media, shared_media
-from worker.audio import (
-    MEDIA_EXTENSIONS,
-    SAMPLE_RATE,
-    collect_media,
-    decode_audio,
-    iter_audio_blocks,
-    probe_duration,
-)
-from worker.errors import Cancelled, MediaError
-from worker.events import CancelToken
+
+from worker.core.cancel import CancelToken
+from worker.core.errors import Cancelled, MediaError
+from worker.media.audio import MEDIA_EXTENSIONS, SAMPLE_RATE, collect_media, decode_audio, iter_audio_blocks, probe_duration
 
 
 def similarity(a: np.ndarray, b: np.ndarray, max_lag_s: float = 0.1) -> float:

@@ -7,10 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from media_factory import long_speech_gaps, shared_media
-from worker.audio import SAMPLE_RATE, decode_audio
-from worker.chunking import (
+
+from worker.core.cancel import CancelToken
+from worker.core.errors import Cancelled, MediaError
+from worker.media.audio import SAMPLE_RATE, decode_audio
+from worker.media.chunking import (
     MAX_BYTES_PER_MINUTE,
     Chunk,
     decode_chunk,
@@ -19,8 +21,6 @@ from worker.chunking import (
     max_chunk_bytes,
     plan_split_points,
 )
-from worker.errors import Cancelled, MediaError
-from worker.events import CancelToken
 
 
 def frame_db(audio: np.ndarray, frame_s: float = 0.03, hop_s: float = 0.01) -> np.ndarray:

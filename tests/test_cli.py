@@ -141,8 +141,8 @@ def test_without_a_display_the_app_says_how_to_use_the_terminal(jfk: Path) -> No
 def test_transcribe_goes_through_the_library_like_the_window(tmp_path: Path, jfk: Path, isolated_dirs: Path) -> None:
     import shutil
 
-    from worker.library import Library, default_library_path
-    from worker.preferences import Preferences
+    from worker.jobs.preferences import Preferences
+    from worker.library.database import Library, default_library_path
 
     Preferences(word_timestamps=True, language="en").save()  # the window's preferences are the CLI's defaults
     folder = tmp_path / "talks"
@@ -169,7 +169,7 @@ def test_transcribe_goes_through_the_library_like_the_window(tmp_path: Path, jfk
 
 
 def test_no_library_keeps_nothing_and_library_picks_the_file(tmp_path: Path, jfk: Path) -> None:
-    from worker.library import Library, default_library_path
+    from worker.library.database import Library, default_library_path
 
     assert run_cli("transcribe", str(jfk), "--no-library").returncode == 0
     assert not default_library_path().exists()
@@ -187,12 +187,11 @@ def test_no_library_keeps_nothing_and_library_picks_the_file(tmp_path: Path, jfk
 def test_ctrl_c_cancels_through_the_queue_and_exits_130(tmp_path: Path, jfk: Path, shared_audio: Path) -> None:
     import signal
 
-    from worker.library import Library
-
     import numpy as np
     import soundfile as sf
 
-    from worker.audio import decode_audio
+    from worker.library.database import Library
+    from worker.media.audio import decode_audio
 
     long_file = tmp_path / "long.flac"  # 5 minutes: still running when Ctrl-C lands, however fast the engine is
     sf.write(long_file, np.tile(decode_audio(shared_audio / "multilingual.mp3"), 5), 16000)
@@ -218,9 +217,9 @@ def test_ctrl_c_cancels_through_the_queue_and_exits_130(tmp_path: Path, jfk: Pat
 
 def test_the_cli_and_the_window_write_the_same_library_rows(qtbot, tmp_path: Path, jfk: Path) -> None:
     from gui.job_runner import QueueController  # the window's queue, as MainWindow builds it
-    from worker.library import Library
-    from worker.preferences import Preferences
-    from worker.queue import JobStatus
+    from worker.jobs.preferences import Preferences
+    from worker.jobs.queue import JobStatus
+    from worker.library.database import Library
 
     cli_library = tmp_path / "cli.sqlite3"
     assert run_cli("transcribe", str(jfk), "--library", str(cli_library)).returncode == 0

@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from worker.convert import (
+from worker.core.errors import TranscriptionError
+from worker.engines.checkpoint_convert import (
     alignment_heads_dump,
     apply_alignment_heads,
     convert_ctranslate2_to_openai,
@@ -18,8 +19,7 @@ from worker.convert import (
     read_alignment_heads,
     read_ct2_model,
 )
-from worker.errors import TranscriptionError
-from worker.models import bundled_tiny_en_dir
+from worker.engines.weights import bundled_tiny_en_dir
 
 TINY_DIMS = {
     "n_mels": 80, "n_audio_ctx": 1500, "n_audio_state": 384, "n_audio_head": 6, "n_audio_layer": 4,
@@ -60,7 +60,7 @@ def checkpoint(bundled: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 def jfk_mel(jfk: Path) -> np.ndarray:
     import whisper
 
-    from worker.audio import decode_audio
+    from worker.media.audio import decode_audio
 
     return whisper.log_mel_spectrogram(whisper.pad_or_trim(decode_audio(jfk))).numpy()[None]
 
@@ -174,7 +174,7 @@ def test_bfloat16_and_int16_variables_decode(tmp_path: Path) -> None:
 
     model = read_ct2_model(path)
     assert np.array_equal(model.variables["a"], values)
-    from worker.convert import _float_weights
+    from worker.engines.checkpoint_convert import _float_weights
 
     assert np.allclose(_float_weights(model)["b/weight"], values, atol=1e-3)
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import threading
 
 from editor_fixtures import jfk_transcript
+
 from gui.editor import TranscriptEditor
-from worker.library import Library
-from worker.options import TranscriptionOptions
+from worker.core.options import TranscriptionOptions
+from worker.library.database import Library
 
 
 def test_edits_are_written_in_the_background_in_order_and_flushed(qtbot, tmp_path):

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-
 from editor_fixtures import jfk_transcript
-from worker.editing import (
+
+from worker.transcripts.editing import (
     find_matches,
     format_timestamp,
     merge_segments,
@@ -16,7 +16,7 @@ from worker.editing import (
     validate_times,
     words_match_text,
 )
-from worker.transcript import Segment
+from worker.transcripts.model import Segment
 
 
 def test_timestamps_format_and_parse_to_the_millisecond():

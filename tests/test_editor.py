@@ -10,14 +10,14 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from editor_fixtures import jfk_transcript
 from PySide6.QtCore import QItemSelectionModel, Qt
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QLineEdit, QPlainTextEdit
 
-from editor_fixtures import jfk_transcript
 from gui.editor import END, START, TEXT, TranscriptEditor
-from worker.library import Library
-from worker.options import TranscriptionOptions
+from worker.core.options import TranscriptionOptions
+from worker.library.database import Library
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -356,7 +356,7 @@ def test_an_edit_survives_killing_the_app(tmp_path):
         os.environ["QT_QPA_PLATFORM"] = "offscreen"
         from PySide6.QtWidgets import QApplication
         from gui.editor import TranscriptEditor
-        from worker.library import Library
+        from worker.library.database import Library
         app = QApplication([])
         library = Library({str(path)!r})
         editor = TranscriptEditor(library=library)

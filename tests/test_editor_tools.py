@@ -14,9 +14,9 @@ from PySide6.QtGui import QColor, QImage
 
 from gui.editor import TEXT, TranscriptEditor
 from gui.editor_tools import KARAOKE_COLOUR, UNCERTAIN_COLOUR
-from worker.preferences import Preferences
-from worker.subtitles import SubtitleRules
-from worker.transcript import Transcript
+from worker.jobs.preferences import Preferences
+from worker.transcripts.model import Transcript
+from worker.transcripts.subtitles import SubtitleRules
 
 
 @pytest.fixture
@@ -340,10 +340,10 @@ def test_preferences_dialog_edits_the_subtitle_rules_and_the_threshold(qtbot):
     assert prefs.mark_low_confidence and prefs.low_confidence_threshold == 0.35
 
 
-# --- the Qt-free rules behind the tools (worker.editing) ---------------------------------------------------------------------
+# --- the Qt-free rules behind the tools (worker.transcripts.editing) ---------------------------------------------------------------------
 
 def test_regions_words_under_the_playhead_and_shifts_without_qt():
-    from worker.editing import region_for, shift_segments, word_at, word_spans
+    from worker.transcripts.editing import region_for, shift_segments, word_at, word_spans
 
     segments = jfk_transcript().segments  # 0.00-7.54 and 8.06-10.50
     assert region_for(segments, rows=[1]) == (1, 2, 8.06, 10.5)

@@ -7,20 +7,21 @@ from pathlib import Path
 import jiwer
 import numpy as np
 import pytest
-
-from worker.engines import check_options, create_engine
-from worker.errors import Cancelled, TranscriptionError
-from worker.events import CancelToken
-from worker.options import TranscriptionOptions
-from worker.transcript import Segment
 from speech_text import JFK_REFERENCE, normalise
+
+from worker.core.cancel import CancelToken
+from worker.core.errors import Cancelled, TranscriptionError
+from worker.core.options import TranscriptionOptions
+from worker.engines.base import check_options
+from worker.engines.factory import create_engine
+from worker.transcripts.model import Segment
 
 TIMING_KEYS = {"gpu", "cold_start", "model_load_s", "inference_s", "audio_s", "rtf"}
 
 
 @pytest.fixture(scope="module")
 def jfk_audio(jfk: Path) -> np.ndarray:
-    from worker.audio import decode_audio
+    from worker.media.audio import decode_audio
 
     return decode_audio(jfk)
 

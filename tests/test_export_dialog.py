@@ -10,17 +10,17 @@ from typing import Any
 
 import pysubs2
 import pytest
+from editor_fixtures import jfk_transcript
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication, QFileDialog, QMessageBox
 
-from editor_fixtures import jfk_transcript
-from gui.editor import TranscriptEditor
 import gui.export_dialog
-from gui.export_dialog import CANCEL, KEEP_BOTH, OVERWRITE, ExportDialog, ImportForReview, ask_overwrite_dialog
 from gui.background import running_calls
-from worker.formats import EXPORT_FORMATS, export_transcript
-from worker.library import Library
-from worker.options import TranscriptionOptions
+from gui.editor import TranscriptEditor
+from gui.export_dialog import CANCEL, KEEP_BOTH, OVERWRITE, ExportDialog, ImportForReview, ask_overwrite_dialog
+from worker.core.options import TranscriptionOptions
+from worker.library.database import Library
+from worker.transcripts.formats import EXPORT_FORMATS, export_transcript
 
 
 @pytest.fixture

@@ -8,11 +8,11 @@ from types import SimpleNamespace
 
 import jiwer
 import pytest
-
-from worker.engines import create_engine
-from worker.engines.faster import MAX_SEGMENT_S, PAUSE_S, sentences
-from worker.options import TranscriptionOptions
 from speech_text import normalise
+
+from worker.core.options import TranscriptionOptions
+from worker.engines.factory import create_engine
+from worker.engines.faster import MAX_SEGMENT_S, PAUSE_S, sentences
 
 # The English half of multilingual.mp3 (0-29 s): the MIT licence's first two paragraphs.
 MIT_ENGLISH = (
@@ -62,7 +62,7 @@ def engine():
 
 
 def test_the_end_of_every_window_is_kept_and_segments_are_sentences(engine, shared_audio: Path) -> None:
-    from worker.audio import decode_audio
+    from worker.media.audio import decode_audio
 
     audio = decode_audio(shared_audio / "multilingual.mp3")[: 29 * 16000]  # the English half
     transcript = engine.transcribe(audio, TranscriptionOptions(word_timestamps=True))
@@ -93,7 +93,7 @@ def test_speech_a_batched_window_skipped_is_decoded_again(engine, shared_audio: 
     from faster_whisper.vad import VadOptions, get_speech_timestamps
 
     from bench.synth_speech import synthesize
-    from worker.audio import decode_audio
+    from worker.media.audio import decode_audio
 
     rate = 16000
     jfk = decode_audio(shared_audio / "jfk.flac")[int(3.821 * rate) :]

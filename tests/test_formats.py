@@ -9,11 +9,11 @@ import os
 from pathlib import Path
 
 import pytest
-
 from editor_fixtures import jfk_transcript
-from worker import formats
-from worker.errors import MediaError, WhisperDeskError
-from worker.formats import (
+
+from worker.core.errors import MediaError, WhisperDeskError
+from worker.transcripts import formats
+from worker.transcripts.formats import (
     EXPORT_FORMATS,
     ExportExistsError,
     auto_export,
@@ -24,7 +24,7 @@ from worker.formats import (
     render,
     subtitle_cues,
 )
-from worker.transcript import Segment, Transcript
+from worker.transcripts.model import Segment, Transcript
 
 UNICODE = Transcript(
     segments=[

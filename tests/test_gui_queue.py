@@ -17,12 +17,12 @@ import pytest
 from PySide6.QtCore import QMimeData, Qt, QTimer, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QApplication, QDialog
+from speech_text import JFK_PHRASE, normalise
 
 from gui.main_window import MainWindow
 from gui.queue_model import BACKEND, DURATION, ELAPSED, FILE, PROGRESS, STATUS
 from gui.settings import Preferences
-from worker.library import JobRecord, Library
-from speech_text import JFK_PHRASE, normalise
+from worker.library.database import JobRecord, Library
 
 FINISHED = ("done", "failed", "cancelled")
 
@@ -124,7 +124,7 @@ def make_archive(folder: Path, jfk: Path, others: int) -> list[Path]:
 
 def test_dropping_a_big_folder_searches_it_without_blocking_the_window(qtbot, window, library, shared_audio, jfk,
                                                                          tmp_path, monkeypatch):
-    import worker.audio as audio
+    import worker.media.audio as audio
 
     window.set_paused(True)
     folder = tmp_path / "archive"
@@ -178,7 +178,7 @@ def test_dropping_a_big_folder_searches_it_without_blocking_the_window(qtbot, wi
 
 
 def test_closing_while_a_folder_is_searched_waits_for_the_search(qtbot, window, library, jfk, tmp_path, monkeypatch):
-    import worker.audio as audio
+    import worker.media.audio as audio
 
     window.set_paused(True)
     folder = tmp_path / "archive"
@@ -235,7 +235,7 @@ def test_cancel_mid_job_and_the_next_job_still_runs(qtbot, window, library, shar
     import numpy as np
     import soundfile as sf
 
-    from worker.audio import decode_audio
+    from worker.media.audio import decode_audio
 
     long_file = tmp_path / "long.flac"  # 5 minutes: certainly still running when it is cancelled, even on a fast engine
     sf.write(long_file, np.tile(decode_audio(shared_audio / "multilingual.mp3"), 5), 16000)
@@ -291,8 +291,8 @@ def test_bad_files_fail_with_their_reason_while_the_others_finish(qtbot, window,
 
 def test_modal_job_streams_chunks_and_logs_a_timing_line_per_chunk(qtbot, library, jfk):
     """The Modal path end to end in the window, against the stand-in remote (the real worker body, run here)."""
-    from worker.backends.modal_fanout import ModalBackend
-    from worker.modal_standin import StandInRemote
+    from tests.modal_standin import StandInRemote
+    from worker.modal.fanout import ModalBackend
 
     remote = StandInRemote(latency_s=0.2)
     backend = ModalBackend(remote=remote, chunk_s=8.0, max_containers=4)

@@ -11,12 +11,12 @@ import sys
 import time
 from pathlib import Path
 
+from speech_text import JFK_PHRASE, normalise
 
 from gui.main_window import MainWindow
 from gui.queue_model import FILE, STATUS
 from gui.settings import Preferences
-from worker.library import Library, default_library_path
-from speech_text import JFK_PHRASE, normalise
+from worker.library.database import Library, default_library_path
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -4,7 +4,7 @@ preferences file; window state stays in QSettings."""
 from __future__ import annotations
 
 from gui.settings import load_preferences, settings_store
-from worker.preferences import Preferences, preferences_path
+from worker.jobs.preferences import Preferences, preferences_path
 
 
 def test_preferences_from_an_older_version_are_carried_over_once(qtbot, isolated_dirs):

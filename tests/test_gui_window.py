@@ -11,19 +11,19 @@ import time
 from pathlib import Path
 
 import pytest
+from modal_control_plane import ControlPlane, free_port
 from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QAction, QColor, QGuiApplication, QIcon, QPalette
 from PySide6.QtWidgets import QApplication, QWizard
 
-from modal_control_plane import ControlPlane, free_port
 from gui import status as modal_states
 from gui.icons import available, icon
 from gui.log_panel import LogPanel
 from gui.main_window import MainWindow
 from gui.queue_model import BACKEND, MODEL, PROGRESS, STATUS, ProgressDelegate, QueueModel
 from gui.settings import Preferences, SettingsDialog
-from worker.library import Library
-from worker.options import TranscriptionOptions
+from worker.core.options import TranscriptionOptions
+from worker.library.database import Library
 
 ROOT = Path(__file__).resolve().parent.parent
 HEAVY = ("torch", "whisper", "faster_whisper", "ctranslate2", "modal", "av")
@@ -324,8 +324,8 @@ def test_subtitles_imported_for_review_are_edited_played_and_exported(qtbot, win
     from PySide6.QtTest import QTest
 
     from gui.export_dialog import ExportDialog
-    from worker.formats import export_transcript
-    from worker.transcript import Segment, Transcript
+    from worker.transcripts.formats import export_transcript
+    from worker.transcripts.model import Segment, Transcript
 
     qtbot.waitUntil(lambda: window.transcript_pane.uses_editor, timeout=3000)  # the real editor, after first paint
     review = Transcript(segments=[

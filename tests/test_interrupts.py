@@ -1,7 +1,7 @@
 """Ctrl-C reaches a waiting main thread at once, also when SIGINT lands on another thread.
 
 Each case runs in its own Python process; a helper thread sends SIGINT to itself with pthread_kill (before
-worker/interrupts.py, an asyncio loop sleeping 30 s in the main thread noticed it only after the 30 s)."""
+worker/core/interrupts.py, an asyncio loop sleeping 30 s in the main thread noticed it only after the 30 s)."""
 
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ def seconds(line: str) -> float:
 def test_a_queue_wait_ends_at_once():
     line = run_case("""
         import queue
-        from worker.interrupts import CtrlC
+        from worker.core.interrupts import CtrlC
         with CtrlC() as ctrl_c:
             try:
                 ctrl_c.get(queue.Queue())
@@ -52,7 +52,7 @@ def test_a_queue_wait_ends_at_once():
 
 def test_a_sleep_ends_at_once_and_the_old_handler_comes_back():
     line = run_case("""
-        from worker.interrupts import CtrlC
+        from worker.core.interrupts import CtrlC
         with CtrlC() as ctrl_c:
             try:
                 ctrl_c.wait(30)
@@ -68,7 +68,7 @@ def test_a_sleep_ends_at_once_and_the_old_handler_comes_back():
 def test_a_coroutine_in_the_main_thread_is_cancelled_then_interrupted_at_once():
     line = run_case("""
         import asyncio
-        from worker.async_loops import run_cancellable
+        from worker.core.async_loops import run_cancellable
         cancelled = []
 
         async def work():
@@ -92,7 +92,7 @@ def test_a_process_started_with_ctrl_c_ignored_keeps_ignoring_it():
     """nohup, or a background job of a script: Ctrl-C is not for it, as for any POSIX program."""
     line = run_case("""
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # as inherited from nohup
-        from worker.interrupts import CtrlC
+        from worker.core.interrupts import CtrlC
         with CtrlC() as ctrl_c:
             ctrl_c.wait(2)
             assert ctrl_c.fileno() == -1 and not ctrl_c.pressed()

@@ -7,9 +7,9 @@ import sys
 import textwrap
 from pathlib import Path
 
-from worker.library import Library, default_library_path
-from worker.options import TranscriptionOptions
-from worker.transcript import Segment, Transcript, Word
+from worker.core.options import TranscriptionOptions
+from worker.library.database import Library, default_library_path
+from worker.transcripts.model import Segment, Transcript, Word
 
 
 def sample_transcript() -> Transcript:
@@ -94,8 +94,8 @@ def test_a_killed_process_leaves_its_running_job_to_be_requeued(tmp_path: Path) 
     path = tmp_path / "lib.sqlite3"
     script = textwrap.dedent(f"""
         import os
-        from worker.library import Library
-        from worker.options import TranscriptionOptions
+        from worker.library.database import Library
+        from worker.core.options import TranscriptionOptions
         lib = Library({str(path)!r})
         job = lib.add_job('/x/long.wav', TranscriptionOptions(), 'local')
         lib.update_job(job.id, status='running', started=1.0)

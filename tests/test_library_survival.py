@@ -12,9 +12,9 @@ import sys
 import textwrap
 from pathlib import Path
 
-from worker.library import LEASE_S, SCHEMA_VERSION, Library, lease_owner
-from worker.options import TranscriptionOptions
-from worker.transcript import Segment, Transcript
+from worker.core.options import TranscriptionOptions
+from worker.library.database import LEASE_S, SCHEMA_VERSION, Library, lease_owner
+from worker.transcripts.model import Segment, Transcript
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -96,7 +96,7 @@ def test_a_lapsed_lease_of_another_host_is_recovered_and_a_live_one_is_not(tmp_p
 
 HOLDER = textwrap.dedent("""
     import sys
-    from worker.library import Library, lease_owner
+    from worker.library.database import Library, lease_owner
     library = Library(sys.argv[1])
     print(library.claim_job(int(sys.argv[2]), lease_owner()), flush=True)
     sys.stdin.readline()  # hold the lease until killed
@@ -125,7 +125,7 @@ def test_a_job_held_by_a_live_process_stays_with_it_and_comes_back_when_it_is_ki
 
 RACER = textwrap.dedent("""
     import sys
-    from worker.library import Library, lease_owner
+    from worker.library.database import Library, lease_owner
     library = Library(sys.argv[1])
     owner = lease_owner()
     sys.stdin.readline()  # start together
@@ -427,7 +427,7 @@ def test_a_library_in_a_folder_that_became_read_only_is_shown_and_the_session_ke
 
 def open_window(qtbot, lent_backend, library: Library | None = None):
     from gui.main_window import MainWindow
-    from worker.preferences import Preferences
+    from worker.jobs.preferences import Preferences
 
     window = MainWindow(library=library, preferences=Preferences(check_modal_on_start=False),
                         backend_factory=lambda name, prefs: lent_backend)
@@ -445,7 +445,8 @@ def finished(qtbot, library: Library, job_id: int) -> None:  # noqa: ANN001
 
 def test_the_window_starts_on_a_damaged_library_says_so_in_one_line_and_transcribes(qtbot, lent_backend, jfk):
     from speech_text import JFK_PHRASE, normalise
-    from worker.library import default_library_path
+
+    from worker.library.database import default_library_path
 
     path = default_library_path()
     path.parent.mkdir(parents=True)

@@ -10,13 +10,14 @@ from pathlib import Path
 
 import jiwer
 import pytest
-
-from worker.backends.base import create_backend
-from worker.backends.local import LocalBackend
-from worker.errors import Cancelled, MediaError, TranscriptionError
-from worker.events import CancelToken, Progress, SegmentsReady, Stage, TimingReport
-from worker.options import TranscriptionOptions
 from speech_text import JFK_REFERENCE, normalise
+
+from worker.backends.events import Progress, SegmentsReady, Stage, TimingReport
+from worker.backends.local import LocalBackend
+from worker.core.cancel import CancelToken
+from worker.core.errors import Cancelled, MediaError, TranscriptionError
+from worker.core.options import TranscriptionOptions
+from worker.jobs.backend_pool import create_backend
 
 
 @pytest.fixture(scope="module")

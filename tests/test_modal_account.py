@@ -13,11 +13,13 @@ import time
 from pathlib import Path
 
 import pytest
-
 from modal_control_plane import ControlPlane, DeployedApp, free_port, modal_reads
-from worker.modal import checks, credentials, deploy as deploying, errors as modal_errors, settings, sign_in, warm
-from worker.errors import Cancelled, ModalSetupError
-from worker.events import CancelToken
+
+from worker.core.cancel import CancelToken
+from worker.core.errors import Cancelled, ModalSetupError
+from worker.modal import checks, credentials, settings, sign_in, warm
+from worker.modal import deploy as deploying
+from worker.modal import errors as modal_errors
 
 GOOD_ID = "ak-goodtoken0000000000"
 GOOD_SECRET = "as-goodsecret000000000"

@@ -15,10 +15,10 @@ import jiwer
 import numpy as np
 import pytest
 import soundfile as sf
-
-from worker.audio import decode_audio
-from worker.chunking import encode_chunk
 from speech_text import JFK_REFERENCE, normalise
+
+from worker.media.audio import decode_audio
+from worker.media.chunking import encode_chunk
 
 TIMING_KEYS = {"gpu", "cold_start", "model_load_s", "inference_s", "audio_s", "rtf", "cuda_mem_mb", "container_id"}
 ROOT = Path(__file__).resolve().parent.parent
@@ -51,7 +51,7 @@ def jfk_samples(jfk) -> np.ndarray:
 @pytest.fixture(scope="module")
 def transcriber():
     """One Transcriber object: Modal runs its @modal.enter (the model load) before its first .local() call."""
-    from worker.modal_app import Transcriber
+    from worker.modal.app import Transcriber
 
     return Transcriber(model="tiny.en")
 
@@ -63,7 +63,7 @@ def local_call(transcriber, data: bytes, options: dict) -> dict:
 
 
 def test_local_call_transcribes_jfk_with_timings_and_leaves_no_temp_files(transcriber, jfk_samples):
-    from worker.modal_app import WORKER_API_VERSION
+    from worker.modal.app import WORKER_API_VERSION
 
     data = encode_chunk(jfk_samples)  # FLAC, 16 kHz mono: what the app uploads
     before = temp_entries()
@@ -143,8 +143,8 @@ def test_weights_go_into_the_volume_once_and_atomically(monkeypatch, tmp_path):
     folder in the Volume, moves the finished file into place and commits; the next one just loads it."""
     import whisper
 
-    from worker.models import openai_checkpoint, openai_download_root
-    from worker.modal_app import MODELS_DIR_ENV, TranscriberBody
+    from worker.engines.weights import openai_checkpoint, openai_download_root
+    from worker.modal.app import MODELS_DIR_ENV, TranscriberBody
 
     volume = tmp_path / "volume"
     volume.mkdir()
@@ -186,7 +186,7 @@ class Blocker:
         if name.split(".")[0] in BLOCKED:
             raise ImportError(name + " is not in the T4 image")
 sys.meta_path.insert(0, Blocker())
-from worker.modal_app import TranscriberBody
+from worker.modal.app import TranscriberBody
 body = TranscriberBody("tiny.en", commit_volume=lambda: print("unexpected commit"))
 body.load()
 answer = body.transcribe(open({str(chunk)!r}, "rb").read(), {{"beam_size": 1, "language": "en"}})
@@ -206,7 +206,7 @@ print(json.dumps({{"label": body.label, "text": " ".join(s["text"] for s in answ
 def test_deploy_settings_come_from_the_environment():
     """What `modal deploy` reads when it imports the module: T4 and the limits, each overridable."""
     code = (
-        "import worker.modal_app as m, worker.modal.settings as a; s = m.SETTINGS; "
+        "import worker.modal.app as m, worker.modal.settings as a; s = m.SETTINGS; "
         "print(m.APP_NAME, m.app.name, s.gpu, s.max_containers, s.timeout_s, s.scaledown_s, s.retries, "
         "m.VERSION_TAG == a.VERSION_TAG, m.Transcriber.__name__ == a.CLASS_NAME)"
     )

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from worker.backends.base import MemoryLedger, SentChunk
-from worker.library import Library
-from worker.options import TranscriptionOptions
+from tests.ledgers import MemoryLedger
+from worker.backends.base import SentChunk
+from worker.core.options import TranscriptionOptions
+from worker.library.database import Library
 
 
 def test_library_ledger_survives_reopening_and_is_per_job(tmp_path: Path) -> None:
@@ -54,10 +55,11 @@ import threading  # noqa: E402
 
 import pytest  # noqa: E402
 
-from worker.backends.modal_fanout import ModalBackend  # noqa: E402
-from worker.errors import Cancelled  # noqa: E402
-from worker.events import CancelToken, Progress, SegmentsReady  # noqa: E402
-from worker.modal_standin import StandInRemote  # noqa: E402
+from tests.modal_standin import StandInRemote  # noqa: E402
+from worker.backends.events import Progress, SegmentsReady  # noqa: E402
+from worker.core.cancel import CancelToken  # noqa: E402
+from worker.core.errors import Cancelled  # noqa: E402
+from worker.modal.fanout import ModalBackend  # noqa: E402
 
 ENGLISH = TranscriptionOptions(language="en", beam_size=1)
 
@@ -180,7 +182,7 @@ def test_a_queued_modal_job_shows_a_cost_range_that_grows_with_cold_starts_and_t
     from PySide6.QtCore import Qt
 
     from gui.queue_model import PROGRESS, QueueModel
-    from worker.timing import estimate_modal_cost
+    from worker.modal.cost import estimate_modal_cost
 
     warm_low = estimate_modal_cost(600.0, "tiny.en", 0.59, chunk_s=30.0, max_containers=8)
     assert 0 < warm_low.usd_low < warm_low.usd_high and warm_low.cold_containers == 8

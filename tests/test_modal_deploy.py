@@ -72,7 +72,7 @@ def test_what_is_deployed_is_a_t4_class_with_coherent_limits(deployed_modal):
 
 def test_the_client_waits_longer_than_modal_may_take_for_one_call(deployed_modal):
     """Defect 6: the client's call limit was 600 s, under the 900 s a cold start may take downloading weights."""
-    from worker.backends.modal_fanout import ModalBackend
+    from worker.modal.fanout import ModalBackend
 
     function = deployed_modal.deployment.function("Transcriber.*")
     longest_run = function.startup_timeout_secs + function.timeout_secs * (function.retry_policy.retries + 1)
@@ -115,7 +115,7 @@ def test_the_profile_asked_for_is_the_profile_used(two_profiles):
 
 
 def test_the_client_call_limit_follows_the_deploy_settings_and_ignores_bad_ones(monkeypatch):
-    from worker.backends.modal_fanout import ModalBackend
+    from worker.modal.fanout import ModalBackend
 
     monkeypatch.setenv("WHISPER_DESK_STARTUP_TIMEOUT_S", "1800")
     assert ModalBackend().call_timeout_s == DeploySettings(startup_timeout_s=1800).call_timeout_s

@@ -23,10 +23,10 @@ from modal_control_plane import ControlPlane, Faults  # noqa: E402
 from modal_fixtures import wait_for  # noqa: E402
 from speech_text import JFK_PHRASE, normalise  # noqa: E402
 
-from worker.events import CancelToken  # noqa: E402
-from worker.library import Library  # noqa: E402
-from worker.preferences import Preferences  # noqa: E402
-from worker.queue import JobFinished, JobProgress, JobQueue, JobStatus  # noqa: E402
+from worker.core.cancel import CancelToken  # noqa: E402
+from worker.jobs.preferences import Preferences  # noqa: E402
+from worker.jobs.queue import JobFinished, JobProgress, JobQueue, JobStatus  # noqa: E402
+from worker.library.database import Library  # noqa: E402
 
 MIT_PHRASE = "permission is hereby granted"
 NOISE = ("Task was destroyed", "Event loop is closed", "never retrieved", "coroutine was never awaited")

@@ -14,11 +14,13 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from worker.backends.modal_fanout import ModalBackend, estimate_chunk_count
-from worker.errors import Cancelled, MediaError, ModalSetupError, TranscriptionError
-from worker.events import CancelToken, Progress, SegmentsReady, Stage, TimingReport
-from worker.modal_standin import StandInRemote
-from worker.options import TranscriptionOptions
+from tests.modal_standin import StandInRemote
+from worker.backends.events import Progress, SegmentsReady, Stage, TimingReport
+from worker.core.cancel import CancelToken
+from worker.core.errors import Cancelled, MediaError, ModalSetupError, TranscriptionError
+from worker.core.options import TranscriptionOptions
+from worker.media.chunking import estimate_chunk_count
+from worker.modal.fanout import ModalBackend
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from modal_control_plane import ControlPlane, DeployedApp, free_port  # noqa: E402
@@ -58,7 +60,7 @@ def model_remote() -> StandInRemote:
 @pytest.fixture(scope="module")
 def repeated_jfk(jfk, tmp_path_factory) -> tuple[Path, list[float]]:
     """~2.5 minutes: the JFK sentence five times, with silences between; and where each one starts."""
-    from worker.audio import decode_audio
+    from worker.media.audio import decode_audio
 
     speech = decode_audio(jfk)
     pieces, offsets, at = [], [], 0.0
@@ -347,7 +349,7 @@ def test_an_unreachable_modal_is_reported_within_the_connect_timeout(jfk, monkey
 
 
 def test_estimated_chunk_count_matches_the_cutter():
-    from worker.chunking import plan_split_points
+    from worker.media.chunking import plan_split_points
 
     rng = np.random.default_rng(1)
     for seconds in (5, 36, 37, 59, 61, 90, 95, 100, 150, 601):

@@ -25,11 +25,12 @@ from modal_control_plane import ControlPlane, Faults  # noqa: E402
 from modal_fixtures import wait_for  # noqa: E402
 from speech_text import JFK_PHRASE, JFK_REFERENCE, normalise  # noqa: E402
 
-from worker.backends.modal_fanout import ModalBackend  # noqa: E402
-from worker.errors import Cancelled, TranscriptionError  # noqa: E402
-from worker.events import CancelToken, Progress, SegmentsReady  # noqa: E402
-from worker.library import Library  # noqa: E402
-from worker.options import TranscriptionOptions  # noqa: E402
+from worker.backends.events import Progress, SegmentsReady
+from worker.core.cancel import CancelToken  # noqa: E402
+from worker.core.errors import Cancelled, TranscriptionError  # noqa: E402
+from worker.core.options import TranscriptionOptions  # noqa: E402
+from worker.library.database import Library  # noqa: E402
+from worker.modal.fanout import ModalBackend  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 ENGLISH = TranscriptionOptions(language="en", beam_size=1)
@@ -105,7 +106,7 @@ def test_a_bind_that_fails_fails_the_connect_step_before_any_upload(cp, jfk, mon
     import grpclib
     from grpclib.const import Status
 
-    from worker.errors import ModalSetupError
+    from worker.core.errors import ModalSetupError
 
     class Refused(dict):
         def __setitem__(self, key, value):
@@ -257,9 +258,9 @@ def test_ctrl_c_in_the_cli_cancels_every_call_on_modal_and_exits_130_quietly(cp,
 
 MAIN_THREAD_JOB = """
 import sys
-from worker.backends.modal_fanout import ModalBackend
-from worker.events import CancelToken
-from worker.options import TranscriptionOptions
+from worker.modal.fanout import ModalBackend
+from worker.core.cancel import CancelToken
+from worker.core.options import TranscriptionOptions
 try:
     ModalBackend(chunk_s=12.0, max_containers=3).transcribe(sys.argv[1], TranscriptionOptions(language="en"),
                                                             lambda event: None, CancelToken())
@@ -294,9 +295,9 @@ def test_ctrl_c_while_a_job_runs_in_the_main_thread_cancels_its_calls_first(cp, 
 
 QUEUE_RUN = """
 import sys, threading
-from worker.library import Library
-from worker.preferences import Preferences
-from worker.queue import JobFinished, JobProgress, JobQueue
+from worker.library.database import Library
+from worker.jobs.preferences import Preferences
+from worker.jobs.queue import JobFinished, JobProgress, JobQueue
 
 library = Library(sys.argv[1])
 finished = threading.Event()
@@ -371,7 +372,7 @@ def test_a_job_killed_half_way_collects_its_calls_when_started_again_and_nothing
 
 def test_cancel_from_the_window_stops_every_call_sent_and_not_finished(cp, medley, qtbot, tmp_path):
     from gui.main_window import MainWindow
-    from worker.preferences import Preferences
+    from worker.jobs.preferences import Preferences
 
     cp.slow(lambda record: record.ordinal >= 2, 60.0)  # two chunks answer, the rest run on
     library = Library(tmp_path / "library.sqlite3")
@@ -402,8 +403,8 @@ def test_a_modal_job_in_the_window_on_a_real_display(cp, medley, tmp_path):
     while the rest still run, then the whole transcript and a timing line per chunk; read back with OCR."""
     from test_xvfb_app import screen_text, start_xvfb
 
-    from worker.library import default_library_path
-    from worker.preferences import Preferences
+    from worker.jobs.preferences import Preferences
+    from worker.library.database import default_library_path
 
     # two calls in flight until one answers: the first two inputs are chunks 1 and 2, in whatever order they arrive
     Preferences(backend="modal", language="en", chunk_s=12.0, max_containers=2).save()

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import numpy as np
 
-from worker.chunking import encode_chunk
-from worker.errors import TranscriptionError
-from worker.events import CancelToken
+from worker.core.cancel import CancelToken
+from worker.core.errors import TranscriptionError
+from worker.core.options import TranscriptionOptions
+from worker.media.chunking import encode_chunk
 from worker.modal.settings import APP_NAME, CLASS_NAME, WORKER_API_VERSION
-from worker.options import TranscriptionOptions
 
 ANSWER_WAIT_S = 120.0  # generous: both cores may be busy; a crash loop would never answer at all
 
@@ -65,7 +65,7 @@ def test_an_infrastructure_failure_is_retried_by_modal_once(deployed_modal):
 
 def test_a_model_that_fails_to_load_is_one_line_within_seconds_without_a_crash_loop(deployed_modal, jfk: Path):
     """Defect 5: a raise in @modal.enter crash-looped the container; the client only learned at its timeout."""
-    from worker.backends.modal_fanout import ModalBackend
+    from worker.modal.fanout import ModalBackend
 
     deployed_modal.fail_enter()
     outcome: dict[str, object] = {}
@@ -102,7 +102,7 @@ def test_warming_a_model_goes_through_remote_and_reports_a_load_failure(deployed
     """The wizard's warm-up step: `.remote()` on the deployed class; a model that does not load is an error."""
     import pytest
 
-    from worker.errors import ModalSetupError
+    from worker.core.errors import ModalSetupError
     from worker.modal.warm import warm_model_volume
 
     timings = warm_model_volume("tiny.en", timeout_s=ANSWER_WAIT_S)

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from worker import models
-from worker.errors import TranscriptionError
+from worker.core.errors import TranscriptionError
+from worker.engines import weights as models
 
 
 def test_cache_dir_honours_the_override_and_defaults_to_the_platform_cache(monkeypatch, tmp_path: Path, isolated_dirs: Path) -> None:

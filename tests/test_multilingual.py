@@ -16,10 +16,10 @@ from pathlib import Path
 from unittest import mock
 
 import pytest
-
-from worker import models
-from worker.errors import TranscriptionError
 from speech_text import normalise
+
+from worker.core.errors import TranscriptionError
+from worker.engines import weights as models
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_CACHE = ROOT / ".pytest_cache" / "models"  # what conftest's isolated_dirs uses for every test

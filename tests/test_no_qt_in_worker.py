@@ -18,6 +18,8 @@ def worker_modules() -> list[str]:
     names = []
     for path in sorted(WORKER.rglob("*.py")):
         parts = path.relative_to(ROOT).with_suffix("").parts
+        if parts[-1] == "__main__":  # runs the command line when imported
+            continue
         names.append(".".join(parts[:-1] if parts[-1] == "__init__" else parts))
     return names
 

@@ -4,11 +4,11 @@ backend plays into no sink), and the editor's highlight follows the playhead."""
 from __future__ import annotations
 
 import pytest
+from editor_fixtures import jfk_transcript
 from PySide6.QtCore import Qt
 from PySide6.QtMultimedia import QMediaPlayer
 from PySide6.QtWidgets import QLineEdit, QVBoxLayout, QWidget
 
-from editor_fixtures import jfk_transcript
 from gui.editor import TranscriptEditor
 from gui.player import Player
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from worker.options import TranscriptionOptions
-from worker.preferences import Preferences, preferences_path
+from worker.core.options import TranscriptionOptions
+from worker.jobs.preferences import Preferences, preferences_path
 
 
 def test_preferences_persist_by_platform_convention_and_map_to_jobs(isolated_dirs: Path):

@@ -11,11 +11,10 @@ from typing import Callable
 
 import pytest
 
-from worker.errors import Cancelled, MediaError
-from worker.events import Progress, SegmentsReady, Stage, TimingReport
-from worker.library import Library
-from worker.preferences import Preferences
-from worker.queue import (
+from worker.backends.events import Progress, SegmentsReady, Stage, TimingReport
+from worker.core.errors import Cancelled, MediaError
+from worker.jobs.preferences import Preferences
+from worker.jobs.queue import (
     MODAL_NOT_SET_UP,
     DurationKnown,
     JobAdded,
@@ -35,7 +34,8 @@ from worker.queue import (
     SegmentsArrived,
     describe_failure,
 )
-from worker.transcript import Segment, Transcript
+from worker.library.database import Library
+from worker.transcripts.model import Segment, Transcript
 
 WAIT_S = 30.0
 

@@ -8,9 +8,11 @@ import os
 import threading
 
 from test_queue import Recorder, StandInBackend, media  # noqa: F401  (media: the fixture)
-from worker.library import Library
-from worker.preferences import Preferences
-from worker.queue import BACKGROUND_NICENESS, JobQueue
+
+from worker.jobs.preferences import Preferences
+from worker.jobs.queue import BACKGROUND_NICENESS, JobQueue
+from worker.library.database import Library
+
 
 class NiceRecordingBackend(StandInBackend):
     def __init__(self) -> None:
@@ -39,5 +41,5 @@ def _nice_of_a_job(media, library_path, **queue_options) -> int:  # noqa: F811
 
 def test_the_cli_queue_runs_jobs_at_the_callers_priority_and_the_windows_queue_lower(media, tmp_path):  # noqa: F811
     callers = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
-    assert _nice_of_a_job(media, tmp_path / "cli.db") == callers  # as worker.cli and worker.watch make it
+    assert _nice_of_a_job(media, tmp_path / "cli.db") == callers  # as worker.cli and worker.jobs.watch make it
     assert _nice_of_a_job(media, tmp_path / "window.db", under_window=True) == max(callers, BACKGROUND_NICENESS)  # gui.job_runner

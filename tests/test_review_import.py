@@ -5,13 +5,13 @@ from __future__ import annotations
 import shutil
 
 import pytest
-
 from editor_fixtures import jfk_transcript
-from worker.audio import probe_duration
-from worker.errors import MediaError
-from worker.formats import export_transcript
-from worker.job_status import JobStatus
-from worker.review_import import add_review_job, fit_to_audio, matching_audio, read_subtitles
+
+from worker.core.errors import MediaError
+from worker.jobs.review_import import add_review_job, fit_to_audio, matching_audio, read_subtitles
+from worker.library.job_status import JobStatus
+from worker.media.audio import probe_duration
+from worker.transcripts.formats import export_transcript
 
 
 def test_subtitles_read_with_the_audio_next_to_them(tmp_path, jfk):

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from worker.editing import format_timestamp
-from worker.library import Library
-from worker.options import TranscriptionOptions
-from worker.search import QueryError, parse_query, search
-from worker.transcript import Segment, Transcript
+from worker.core.options import TranscriptionOptions
+from worker.library.database import Library
+from worker.library.search import QueryError, parse_query, search
+from worker.transcripts.editing import format_timestamp
+from worker.transcripts.model import Segment, Transcript
 
 
 def _transcript(*texts: str, step: float = 2.0) -> Transcript:
@@ -114,7 +114,7 @@ def test_partial_segments_of_a_job_that_failed_are_not_hits(library):
 
 def test_migration_indexes_transcripts_of_an_older_library(tmp_path):
     """A library written before search existed (schema version 1) is indexed when it opens."""
-    from worker.library import MIGRATIONS
+    from worker.library.database import MIGRATIONS
 
     path = tmp_path / "old.sqlite3"
     db = sqlite3.connect(path)
@@ -245,8 +245,9 @@ def test_cli_search_limit_and_a_missing_library(tmp_path, library):
 
 def test_search_box_opens_the_editor_at_the_segment_and_plays_from_it(qtbot, library, jfk, local_backend):
     from gui.main_window import MainWindow
-    from worker.events import CancelToken, ignore_events
-    from worker.preferences import Preferences
+    from worker.backends.events import ignore_events
+    from worker.core.cancel import CancelToken
+    from worker.jobs.preferences import Preferences
 
     job = library.add_job(jfk, TranscriptionOptions(), "local")
     transcript = local_backend.transcribe(jfk, TranscriptionOptions(), ignore_events, CancelToken())

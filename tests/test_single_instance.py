@@ -16,10 +16,10 @@ import time
 from pathlib import Path
 
 from PySide6.QtNetwork import QLocalServer
+from speech_text import JFK_PHRASE, normalise
 
 from gui.single_instance import server_name
-from worker.library import Library, default_library_path
-from speech_text import JFK_PHRASE, normalise
+from worker.library.database import Library, default_library_path
 
 ROOT = Path(__file__).resolve().parent.parent
 

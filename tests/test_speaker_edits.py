@@ -1,11 +1,10 @@
-"""Qt-free speaker edits (worker/speaker_edits.py): rename, reassign, merge, and how a speaker is described."""
+"""Qt-free speaker edits (worker/speakers/edits.py): rename, reassign, merge, and how a speaker is described."""
 
 from __future__ import annotations
 
 import pytest
 
-from worker.formats import render
-from worker.speaker_edits import (
+from worker.speakers.edits import (
     NEW_SPEAKER,
     carry_speakers,
     describe_speaker,
@@ -17,7 +16,8 @@ from worker.speaker_edits import (
     segment_counts,
     speaker_index,
 )
-from worker.transcript import Segment, Speaker, Transcript, Word
+from worker.transcripts.formats import render
+from worker.transcripts.model import Segment, Speaker, Transcript, Word
 
 
 def _dialogue() -> Transcript:

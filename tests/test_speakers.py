@@ -13,14 +13,15 @@ import numpy as np
 import pytest
 import soundfile
 
-from bench.speakers_bench import REAL_DIALOGUES, real_dialogue, real_pieces, join_turns, word_accuracy
-from worker.errors import Cancelled
-from worker.events import CancelToken, JobNote
-from worker.formats import render
-from worker.library import Library
-from worker.options import TranscriptionOptions
-from worker.speakers import KNOWN_VOICE_SIMILARITY, MAX_CLUSTERED_WINDOWS, cluster, label_speakers
-from worker.transcript import Segment, Speaker, Transcript, Word
+from bench.speakers_bench import REAL_DIALOGUES, join_turns, real_dialogue, real_pieces, word_accuracy
+from worker.backends.events import JobNote
+from worker.core.cancel import CancelToken
+from worker.core.errors import Cancelled
+from worker.core.options import TranscriptionOptions
+from worker.library.database import Library
+from worker.speakers.labelling import KNOWN_VOICE_SIMILARITY, MAX_CLUSTERED_WINDOWS, cluster, label_speakers
+from worker.transcripts.formats import render
+from worker.transcripts.model import Segment, Speaker, Transcript, Word
 
 WHISPER_DESK = Path(sys.executable).with_name("whisper-desk")
 AUTO = TranscriptionOptions(speakers="auto")
@@ -32,13 +33,13 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture(scope="module")
 def engine():
-    from worker.engines import create_engine
+    from worker.engines.factory import create_engine
 
     return create_engine("faster", "tiny.en")
 
 
 def _transcribe(engine, path: Path) -> Transcript:
-    from worker.audio import decode_audio
+    from worker.media.audio import decode_audio
 
     return engine.transcribe(decode_audio(path), TranscriptionOptions(word_timestamps=True))
 
@@ -209,7 +210,7 @@ def test_every_export_names_the_speakers():
     runs = [(r.text, bool(r.bold)) for p in document.paragraphs[1:] for r in p.runs]
     assert runs == [("Ada: ", True), ("Hello there.", False), ("Speaker 2: ", True), ("Hi back. And more.", False)]
     # subtitle rules (the CLI's srt/vtt/ass path) name them too
-    from worker.subtitles import SubtitleRules
+    from worker.transcripts.subtitles import SubtitleRules
 
     assert "Ada: Hello there." in render(transcript, "srt", rules=SubtitleRules())
     assert "<v Speaker 2>" in render(transcript, "vtt", rules=SubtitleRules())
@@ -240,7 +241,7 @@ def test_clustering_a_long_file_samples_and_assigns_every_window():
 
 
 def test_the_speakers_option_and_its_default(jfk, tmp_path):
-    from worker.preferences import Preferences
+    from worker.jobs.preferences import Preferences
 
     options = Preferences(speakers_default="auto").options()
     assert options.speakers == "auto" and options.word_timestamps  # labels split segments at words

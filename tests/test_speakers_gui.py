@@ -21,12 +21,13 @@ from gui.main_window import MainWindow
 from gui.queue_model import MODEL
 from gui.settings import Preferences, SettingsDialog
 from gui.speaker_commands import SPEAKER_COLOURS
-from worker.events import CancelToken, ignore_events
-from worker.formats import render
-from worker.options import TranscriptionOptions
-from worker.speaker_edits import NEW_SPEAKER
-from worker.speakers import KNOWN_VOICE_SIMILARITY, label_speakers
-from worker.transcript import Transcript
+from worker.backends.events import ignore_events
+from worker.core.cancel import CancelToken
+from worker.core.options import TranscriptionOptions
+from worker.speakers.edits import NEW_SPEAKER
+from worker.speakers.labelling import KNOWN_VOICE_SIMILARITY, label_speakers
+from worker.transcripts.formats import render
+from worker.transcripts.model import Transcript
 
 AUTO = TranscriptionOptions(speakers="auto")
 TWO_SPEAKERS = REAL_DIALOGUES["real, 2 speakers (A-B-A-B)"]  # the multilingual.mp3 reader and JFK, taking turns

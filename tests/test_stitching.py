@@ -3,8 +3,8 @@ place and numbered; timings summed; the language most chunks heard wins."""
 
 from __future__ import annotations
 
-from worker.stitching import ChunkStitcher
-from worker.transcript import Segment, Word
+from worker.transcripts.model import Segment, Word
+from worker.transcripts.stitching import ChunkStitcher
 
 
 def seg(start: float, end: float, text: str) -> Segment:

@@ -14,9 +14,9 @@ import pysubs2
 import pytest
 from editor_fixtures import jfk_transcript
 
-from worker.formats import export_transcript, render
-from worker.subtitles import SubtitleRules, balanced_lines, cut_cues, fit_segments, render_subtitles, timed_words
-from worker.transcript import Segment, Transcript, Word
+from worker.transcripts.formats import export_transcript, render
+from worker.transcripts.model import Segment, Transcript, Word
+from worker.transcripts.subtitles import SubtitleRules, balanced_lines, cut_cues, fit_segments, render_subtitles, timed_words
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -294,7 +294,7 @@ def test_cli_srt_with_32_characters_and_2_lines_keeps_every_word(tmp_path: Path,
 # --- word timestamps computed when missing ---------------------------------------------------------------------------
 
 def test_missing_word_timestamps_are_computed_from_the_audio(jfk: Path) -> None:
-    from worker.alignment import align_missing_words, needs_words
+    from worker.engines.alignment import align_missing_words, needs_words
 
     reference = jfk_transcript()
     transcript = jfk_transcript()
@@ -319,8 +319,8 @@ def test_missing_word_timestamps_are_computed_from_the_audio(jfk: Path) -> None:
 def test_sequential_audio_reads_ranges_in_one_pass(jfk: Path) -> None:
     import numpy as np
 
-    from worker.audio import SAMPLE_RATE, decode_audio
-    from worker.region import SequentialAudio, decode_range
+    from worker.media.audio import SAMPLE_RATE, decode_audio
+    from worker.media.region import SequentialAudio, decode_range
 
     whole = decode_audio(jfk)
     reader = SequentialAudio(jfk)
@@ -336,7 +336,7 @@ def test_sequential_audio_reads_ranges_in_one_pass(jfk: Path) -> None:
 
 
 def test_cli_rules_default_to_the_preferences(tmp_path: Path, jfk: Path) -> None:
-    from worker.preferences import Preferences
+    from worker.jobs.preferences import Preferences
 
     Preferences(subtitle_max_line_chars=18, subtitle_max_lines=1).save()  # the test's own config folder
     srt = tmp_path / "jfk.srt"
@@ -351,8 +351,8 @@ def test_cli_rules_default_to_the_preferences(tmp_path: Path, jfk: Path) -> None
 
 
 def test_subtitles_exported_on_completion_follow_the_preferences_rules(tmp_path: Path) -> None:
-    from worker.preferences import Preferences
-    from worker.queue import auto_export
+    from worker.jobs.preferences import Preferences
+    from worker.jobs.queue import auto_export
 
     prefs = Preferences(auto_export_formats=("srt", "txt"), auto_export_folder=str(tmp_path),
                         subtitle_max_line_chars=20, subtitle_max_lines=1)

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from worker.audio import decode_audio
-from worker.voice_encoder import (
+from worker.media.audio import decode_audio
+from worker.speakers.voice_encoder import (
     VoiceEncoder,
     VoiceModelError,
     load_weights,
@@ -103,7 +103,7 @@ def test_speaker_labels_need_neither_torch_nor_librosa(jfk):
     """The default install has no torch: labelling imports none of resemblyzer's own dependencies."""
     code = (
         "import sys\n"
-        "from worker.audio import decode_audio\n"
+        "from worker.media.audio import decode_audio\n"
         "from worker.speakers import voice_embedding\n"
         f"assert voice_embedding(decode_audio({str(jfk)!r})).shape == (256,)\n"
         "print(sorted(m for m in ('torch', 'librosa', 'resemblyzer', 'scipy', 'webrtcvad') if m in sys.modules))\n"

@@ -19,19 +19,13 @@ from typing import Callable
 import pysubs2
 import pytest
 
-from worker.library import Library
-from worker.options import TranscriptionOptions
-from worker.preferences import Preferences
-from worker.queue import JobFinished, JobQueue, QueueEvent
-from worker.transcript import Segment, Transcript
-from worker.watch import (
-    FolderWatcher,
-    SettleTracker,
-    WatchFolder,
-    WatchState,
-    ignore_reason,
-    parse_watch_folders,
-)
+from worker.core.options import TranscriptionOptions
+from worker.jobs.preferences import Preferences
+from worker.jobs.queue import JobFinished, JobQueue, QueueEvent
+from worker.jobs.watch import FolderWatcher, SettleTracker, WatchState, ignore_reason
+from worker.jobs.watch_folders import WatchFolder, parse_watch_folders
+from worker.library.database import Library
+from worker.transcripts.model import Segment, Transcript
 
 ROOT = Path(__file__).resolve().parent.parent
 WAIT_S = 60.0
@@ -115,7 +109,7 @@ class InstantBackend:
         self.calls: list[str] = []
 
     def transcribe(self, path, options, emit, cancel, ledger=None):
-        from worker.errors import MediaError
+        from worker.core.errors import MediaError
 
         self.calls.append(Path(path).name)
         if Path(path).name.startswith("bad"):
@@ -389,7 +383,7 @@ def test_two_watchers_on_one_library_queue_a_file_once(rig, tmp_path):
 
 
 def test_a_claim_left_by_a_watcher_that_stopped_is_taken_again(rig, monkeypatch):
-    import worker.watch as watch
+    import worker.jobs.watch as watch
 
     r = rig()
     path = _media(r.folder, "talk.flac")
@@ -534,7 +528,7 @@ def _normalised(text: str) -> str:
 
 
 def test_cli_transcribes_a_slowly_copied_file_once_after_the_copy_and_never_again(tmp_path, jfk, isolated_dirs):
-    from worker.library import default_library_path
+    from worker.library.database import default_library_path
 
     inbox, out = tmp_path / "inbox", tmp_path / "out"
     inbox.mkdir()

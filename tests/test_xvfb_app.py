@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from worker.library import Library, default_library_path
+from worker.library.database import Library, default_library_path
 
 GRAB_SCREEN = """
 import sys

@@ -6,9 +6,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from worker.events import CancelToken, Emit
-from worker.options import TranscriptionOptions
-from worker.transcript import Transcript
+from worker.backends.events import Emit
+from worker.core.cancel import CancelToken
+from worker.core.options import TranscriptionOptions
+from worker.transcripts.model import Transcript
 
 BACKEND_LABELS = {"local": "This computer", "modal": "Modal T4"}
 
@@ -50,29 +51,6 @@ class ChunkLedger(Protocol):
         ...
 
 
-class MemoryLedger:
-    """A ChunkLedger that lives as long as the object (jobs run without a library; unit tests)."""
-
-    def __init__(self) -> None:
-        self._rows: dict[int, SentChunk] = {}
-
-    def sent(self, index: int, start_s: float, end_s: float, call_id: str) -> None:
-        self._rows[index] = SentChunk(index, start_s, end_s, call_id)
-
-    def finished(self, index: int) -> None:
-        row = self._rows.get(index)
-        if row is not None:
-            self._rows[index] = SentChunk(row.index, row.start_s, row.end_s, row.call_id, True)
-
-    def forget(self, index: int) -> None:
-        self._rows.pop(index, None)
-
-    def entries(self) -> list[SentChunk]:
-        return [self._rows[index] for index in sorted(self._rows)]
-
-    def clear(self) -> None:
-        self._rows.clear()
-
 
 class Backend(Protocol):
     name: str  # "local" or "modal"
@@ -95,14 +73,3 @@ class Backend(Protocol):
         ...
 
 
-def create_backend(name: str, **settings: object) -> Backend:
-    """The backend by name; heavy imports happen here, not at module import."""
-    if name == "local":
-        from worker.backends.local import LocalBackend
-
-        return LocalBackend(**settings)  # type: ignore[arg-type]
-    if name == "modal":
-        from worker.backends.modal_fanout import ModalBackend
-
-        return ModalBackend(**settings)  # type: ignore[arg-type]
-    raise ValueError(f"unknown backend {name!r}; choose local or modal")

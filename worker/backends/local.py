@@ -17,11 +17,12 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any, NoReturn
 
-from worker.errors import Cancelled, MediaError, TranscriptionError, one_line
-from worker.events import CancelToken, Emit, Progress, SegmentsReady, Stage, TimingReport
-from worker.options import TranscriptionOptions
-from worker.stitching import ChunkStitcher
-from worker.transcript import Segment, Transcript
+from worker.backends.events import Emit, Progress, SegmentsReady, Stage, TimingReport
+from worker.core.cancel import CancelToken
+from worker.core.errors import Cancelled, MediaError, TranscriptionError, one_line
+from worker.core.options import TranscriptionOptions
+from worker.transcripts.model import Segment, Transcript
+from worker.transcripts.stitching import ChunkStitcher
 
 STOP_GRACE_S = 1.0  # after terminate(), before kill()
 _POLL_S = 0.1
@@ -33,7 +34,7 @@ class LocalBackend:
     def __init__(self, engine: str = "faster", threads: int | None = None, long_file_s: float | None = None,
                  block_s: float | None = None) -> None:
         """`long_file_s`/`block_s`: files longer than this are transcribed in blocks of about that length."""
-        from worker.engines import ENGINE_NAMES
+        from worker.engines.base import ENGINE_NAMES
 
         if engine not in ENGINE_NAMES:
             raise ValueError(f"unknown local engine {engine!r}; choose one of {', '.join(ENGINE_NAMES)}")
@@ -273,8 +274,8 @@ def _run_job(
     long_file_s: float,
     block_s: float,
 ) -> Transcript:
-    from worker.audio import probe_duration
-    from worker.engines import check_options
+    from worker.engines.base import check_options
+    from worker.media.audio import probe_duration
 
     started = time.perf_counter()
 
@@ -305,7 +306,7 @@ BLOCK_S = 10 * 60.0
 def _loaded_engine(emit: Emit, engines: dict[str, Any], engine_kind: str, threads: int | None, model: str) -> Any:
     """The engine for `model`, loaded, on the thread that runs it (CTranslate2 set up on another thread ran
     4-6x slower on two threads here, measured)."""
-    from worker.engines import create_engine
+    from worker.engines.factory import create_engine
 
     engine = engines.get(model)
     if engine is None:
@@ -322,7 +323,7 @@ def _transcribe_whole(emit: Emit, engines: dict[str, Any], engine_kind: str, thr
                       options: TranscriptionOptions) -> Transcript:
     from concurrent.futures import ThreadPoolExecutor
 
-    from worker.audio import decode_audio
+    from worker.media.audio import decode_audio
 
     def decode() -> tuple[Any, float]:
         started = time.perf_counter()
@@ -348,7 +349,7 @@ def _transcribe_whole(emit: Emit, engines: dict[str, Any], engine_kind: str, thr
 
 def _transcribe_in_blocks(emit: Emit, engines: dict[str, Any], engine_kind: str, threads: int | None, path: Path,
                           options: TranscriptionOptions, duration: float, block_s: float) -> Transcript:
-    from worker.chunking import iter_chunks
+    from worker.media.chunking import iter_chunks
 
     engine = _loaded_engine(emit, engines, engine_kind, threads, options.model)
     stitcher = ChunkStitcher()

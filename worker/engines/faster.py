@@ -15,12 +15,12 @@ import itertools
 import os
 from typing import TYPE_CHECKING, Any
 
-from worker.constants import SAMPLE_RATE
-from worker.engines import OnSegment, WhisperEngine, check_options, has_words, is_english_only, make_segment
-from worker.errors import TranscriptionError, exception_line
-from worker.events import CancelToken
-from worker.options import TranscriptionOptions
-from worker.transcript import Segment
+from worker.core.cancel import CancelToken
+from worker.core.constants import SAMPLE_RATE
+from worker.core.errors import TranscriptionError, exception_line
+from worker.core.options import TranscriptionOptions
+from worker.engines.base import OnSegment, WhisperEngine, check_options, has_words, is_english_only, make_segment
+from worker.transcripts.model import Segment
 
 if TYPE_CHECKING:
     import numpy as np
@@ -72,7 +72,7 @@ class FasterWhisperEngine(WhisperEngine):
     def _load(self) -> tuple[Any, str]:
         from faster_whisper import BatchedInferencePipeline, WhisperModel
 
-        from worker.models import resolve_faster_whisper_model
+        from worker.engines.weights import resolve_faster_whisper_model
 
         path, label = resolve_faster_whisper_model(self.model_name)
         try:

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from worker.engines import OnSegment, WhisperEngine, check_options, has_words, make_segment
-from worker.errors import TranscriptionError
-from worker.events import CancelToken
-from worker.options import TranscriptionOptions
-from worker.transcript import Segment
+from worker.core.cancel import CancelToken
+from worker.core.errors import TranscriptionError
+from worker.core.options import TranscriptionOptions
+from worker.engines.base import OnSegment, WhisperEngine, check_options, has_words, make_segment
+from worker.transcripts.model import Segment
 
 if TYPE_CHECKING:
     import numpy as np
@@ -48,7 +48,7 @@ class OpenAIWhisperEngine(WhisperEngine):
         _require_openai_whisper()
         import torch
 
-        from worker.models import load_openai_model
+        from worker.engines.weights import load_openai_model
 
         if self.threads:
             torch.set_num_threads(self.threads)

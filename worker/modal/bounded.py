@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Coroutine
 
-from worker.events import CancelToken
+from worker.core.cancel import CancelToken
 
 CHECK_TIMEOUT_CAP_S = 10.0  # no credential or app check ever waits longer than this
 CLOSE_GRACE_S = 2.0  # closing a modal client never waits longer than this
@@ -23,7 +23,7 @@ def run_bounded(make_coro: Callable[[], Coroutine[Any, Any, Any]], timeout_s: fl
     Works from any thread, including one with a running loop. `cancel` stops it at once (Cancelled).
     The thread is joined with a small grace; if modal's cleanup hangs past it, it is left behind (daemon).
     """
-    from worker.async_loops import run_cancellable
+    from worker.core.async_loops import run_cancellable
 
     return run_cancellable(make_coro, cancel, timeout_s=timeout_s, in_thread=True, join_timeout_s=timeout_s + 2.0,
                            thread_name="modal-check")

@@ -9,11 +9,17 @@ import asyncio
 import time
 from dataclasses import dataclass
 
-from worker.errors import Cancelled, ModalSetupError
-from worker.events import CancelToken
+from worker.core.cancel import CancelToken
+from worker.core.errors import Cancelled, ModalSetupError
 from worker.modal.bounded import CHECK_TIMEOUT_CAP_S, cap_timeout, close_client, open_client, run_bounded, server_host
 from worker.modal.credentials import (
-    TOKENS_URL, Secret, plain_secret, resolve_credentials, resolve_server_url, scrub, validate_token_shape,
+    TOKENS_URL,
+    Secret,
+    plain_secret,
+    resolve_credentials,
+    resolve_server_url,
+    scrub,
+    validate_token_shape,
 )
 from worker.modal.errors import NO_TOKEN, explain_modal_error, is_auth_error, is_not_found
 from worker.modal.settings import APP_NAME, CLASS_NAME, VERSION_TAG, WORKER_API_VERSION
@@ -143,7 +149,7 @@ def check_app(
     """Is the worker app deployed, and at which API version? At most `timeout_s` (capped at 10 s).
 
     Looks up the class the app calls (`Transcriber`) and reads the version from the app's tags
-    (VERSION_TAG, set by worker/modal_app.py's App(tags=...) or by `deploy`)."""
+    (VERSION_TAG, set by worker/modal/app.py's App(tags=...) or by `deploy`)."""
     timeout = cap_timeout(timeout_s)
     expected = expected_version if expected_version is not None else WORKER_API_VERSION
     resolved = given_or_resolved(token_id, token_secret)

@@ -16,7 +16,7 @@ import threading
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from worker.errors import ModalSetupError, exception_line
+from worker.core.errors import ModalSetupError, exception_line
 
 DEFAULT_PROFILE = "whisper-desk"
 DEFAULT_SERVER_URL = "https://api.modal.com,https://api.modal2.com"  # modal.config.DEFAULT_SERVER_URL (1.6)

@@ -1,4 +1,4 @@
-"""`whisper-desk deploy`: runs `python -m modal deploy -m worker.modal_app` in a subprocess (against the
+"""`whisper-desk deploy`: runs `python -m modal deploy -m worker.modal.app` in a subprocess (against the
 resolved profile's server and token), streams its scrubbed output, and records the worker API version in the
 app's tags. The subprocess helpers here are shared with the browser sign-in.
 """
@@ -18,17 +18,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from worker.errors import Cancelled, ModalSetupError
-from worker.events import CancelToken
+from worker.core.cancel import CancelToken
+from worker.core.errors import Cancelled, ModalSetupError
 from worker.modal.bounded import CHECK_TIMEOUT_CAP_S, close_client, open_client, run_bounded
 from worker.modal.credentials import (
-    ANSI, TOKENS_URL, Credentials, Secret, resolve_credentials, resolve_server_url, scrub,
+    ANSI,
+    TOKENS_URL,
+    Credentials,
+    Secret,
+    resolve_credentials,
+    resolve_server_url,
+    scrub,
 )
 from worker.modal.errors import NO_TOKEN, explain_modal_error
 from worker.modal.settings import APP_NAME, VERSION_TAG, WORKER_API_VERSION
 
 DEPLOY_TIMEOUT_S = 900.0  # a first deploy builds the T4 image (torch, whisper): minutes
-DEPLOY_MODULE = "worker.modal_app"  # what `modal deploy -m` imports
+DEPLOY_MODULE = "worker.modal.app"  # what `modal deploy -m` imports
 
 LogFn = Callable[[str], None]
 
@@ -175,7 +181,7 @@ def deploy(
     command: list[str] | None = None,
     version: str | None = None,
 ) -> DeployResult:
-    """Deploy the T4 worker app (`python -m modal deploy -m worker.modal_app`), streaming its output to
+    """Deploy the T4 worker app (`python -m modal deploy -m worker.modal.app`), streaming its output to
     `log`, then record its worker API version in the app's tags (for check_app).
     Raises ModalSetupError with one line saying what to do, or Cancelled."""
     if cancel is not None and cancel.cancelled:
@@ -213,7 +219,7 @@ def deploy(
 
 def _record_version(version: str, credentials: Credentials, server_url: str, log: LogFn,
                     cancel: CancelToken | None) -> None:
-    """Make sure the deployed app carries VERSION_TAG=version (worker/modal_app.py may set it itself);
+    """Make sure the deployed app carries VERSION_TAG=version (worker/modal/app.py may set it itself);
     bounded, and a failure here only costs check_app its version: it is logged, not raised."""
     secret = credentials.token_secret.reveal()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from worker.errors import Cancelled, WhisperDeskError, exception_line
+from worker.core.errors import Cancelled, WhisperDeskError, exception_line
 from worker.modal.credentials import scrub
 
 NO_TOKEN = "no Modal token is set: run the setup wizard (or `modal token new`)"

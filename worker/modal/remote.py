@@ -1,4 +1,4 @@
-"""The deployed Transcriber class as the fan-out's RemoteTranscriber (worker/backends/modal_fanout.py): an
+"""The deployed Transcriber class as the fan-out's RemoteTranscriber (worker/modal/fanout.py): an
 explicit modal Client (never modal's cached global one) opened from the credentials Whisper Desk resolves,
 every network step bounded.
 
@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from worker.errors import ModalSetupError, WhisperDeskError
+from worker.core.errors import ModalSetupError, WhisperDeskError
 from worker.modal.bounded import close_client
 from worker.modal.credentials import scrub
 from worker.modal.errors import explain_modal_error, mro_names

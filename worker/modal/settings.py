@@ -1,7 +1,7 @@
-"""The deployed app's names and limits, defined once: worker/modal_app.py deploys them and the client side
+"""The deployed app's names and limits, defined once: worker/modal/app.py deploys them and the client side
 (checks, calls, the fan-out) reads them. No `modal` import here: the window and the CLI import this cheaply.
 
-Deploy-time overrides come from the environment (read when `modal deploy` imports worker/modal_app.py, and by
+Deploy-time overrides come from the environment (read when `modal deploy` imports worker/modal/app.py, and by
 the client, so both agree): WHISPER_DESK_GPU, WHISPER_DESK_MAX_CONTAINERS, WHISPER_DESK_TIMEOUT_S,
 WHISPER_DESK_STARTUP_TIMEOUT_S, WHISPER_DESK_SCALEDOWN_S, WHISPER_DESK_RETRIES.
 """

@@ -8,8 +8,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from worker.errors import Cancelled, ModalSetupError
-from worker.events import CancelToken
+from worker.core.cancel import CancelToken
+from worker.core.errors import Cancelled, ModalSetupError
 from worker.modal.credentials import DEFAULT_PROFILE, atomic_write_private, config_path, read_profiles, validate_profile_name
 from worker.modal.deploy import LogFn, failure_reason, run_streamed, subprocess_env
 

@@ -6,8 +6,8 @@ import asyncio
 import io
 from typing import Any, Callable
 
-from worker.errors import Cancelled, ModalSetupError, WhisperDeskError
-from worker.events import CancelToken
+from worker.core.cancel import CancelToken
+from worker.core.errors import Cancelled, ModalSetupError, WhisperDeskError
 from worker.modal.bounded import close_client, open_client, run_bounded
 from worker.modal.checks import given_or_resolved
 from worker.modal.credentials import resolve_server_url, scrub

@@ -1,0 +1,942 @@
+"""The one job queue (no Qt): the window, the command line and the wizard all run their jobs through it.
+
+A job goes queued → running → done | failed | cancelled (JobStatus). The queue starts queued jobs in queue
+order while their backend has a free slot (Preferences.parallel: this computer one file at a time by default,
+Modal several), writes every change to the library first, then reports it to one listener as a small event
+object (JobAdded, JobChanged, JobProgress, …). Work runs through `start(fn)` (a plain thread by default); the
+listener is called from those threads, under the queue's lock, in the order things happen: it must return
+quickly (the window turns each event into one queued Qt signal; the CLI prints).
+
+A running job holds a lease in the library (claim_job / heartbeat / release_job), so another process on the
+same library never runs it too; a crashed process's jobs are re-queued at the next start (restore).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue as _queue
+import socket
+import sys
+import threading
+import time
+import traceback
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Union
+
+from worker.backends.events import Event, JobNote, Progress, SegmentsReady, Stage, TimingReport, timing_line
+from worker.core.cancel import CancelToken
+from worker.core.errors import Cancelled, ModalSetupError, WhisperDeskError, exception_line, one_line
+from worker.core.options import TranscriptionOptions
+from worker.library.database import HEARTBEAT_S, JobRecord, Library
+from worker.library.job_status import FINISHED_STATUSES, JobStatus  # noqa: F401 - part of the queue's interface
+from worker.modal.cost import summarize
+from worker.transcripts.model import Segment, Transcript
+
+if TYPE_CHECKING:
+    from worker.backends.base import Backend
+    from worker.jobs.preferences import Preferences
+
+
+
+log = logging.getLogger("whisper_desk.queue")
+
+PROGRESS_INTERVAL_S = 0.1  # progress events closer than this are coalesced (stage changes always pass)
+PROBE_DELAY_S = 0.3  # the duration prober starts this long after its first request
+BACKGROUND_NICENESS = 10
+MODAL_NOT_SET_UP = (
+    "Modal is not set up: use Modal > Set up Modal… (or run `modal token new` in a terminal), "
+    "or run this job on this computer"
+)
+
+BackendFactory = Callable[[str, "Preferences"], "Backend"]
+StartWork = Callable[[Callable[[], None]], object]
+
+
+# --- events the queue reports -------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class JobAdded:
+    record: JobRecord
+
+
+@dataclass(frozen=True)
+class JobChanged:
+    record: JobRecord
+
+
+@dataclass(frozen=True)
+class JobRemoved:
+    job_id: int
+
+
+@dataclass(frozen=True)
+class JobsReordered:
+    pass
+
+
+@dataclass(frozen=True)
+class JobStarted:
+    job_id: int
+
+
+@dataclass(frozen=True)
+class JobProgress:
+    job_id: int
+    fraction: float  # only moves forward
+    label: str  # Progress.label() of the latest event
+    eta_s: float | None
+
+
+@dataclass(frozen=True)
+class SegmentsArrived:
+    job_id: int
+    segments: list[Segment]  # the new ones
+
+
+@dataclass(frozen=True)
+class JobFinished:
+    job_id: int
+    status: JobStatus  # done, failed or cancelled
+    error: str | None = None  # failed: the one-line reason
+
+
+@dataclass(frozen=True)
+class LogLine:
+    job_id: int | None
+    text: str
+
+
+@dataclass(frozen=True)
+class Note:
+    """Something a user should read once (skipped files, recovered jobs)."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class PathsAdded:
+    """The answer to add_paths: the new jobs and the notes about skipped entries."""
+
+    records: list[JobRecord]
+    notes: list[str]
+
+
+@dataclass(frozen=True)
+class ModalSetupNeeded:
+    reason: str
+
+
+@dataclass(frozen=True)
+class DurationKnown:
+    job_id: int
+    seconds: float  # negative: could not be read
+
+
+@dataclass(frozen=True)
+class PausedChanged:
+    paused: bool
+
+
+QueueEvent = Union[JobAdded, JobChanged, JobRemoved, JobsReordered, JobStarted, JobProgress, SegmentsArrived,
+                   JobFinished, LogLine, Note, PathsAdded, ModalSetupNeeded, DurationKnown, PausedChanged]
+Listener = Callable[[QueueEvent], None]
+
+
+# --- helpers ------------------------------------------------------------------------------------------------
+
+def start_thread(fn: Callable[[], None]) -> threading.Thread:
+    """The default way to run work: a plain daemon thread (a stuck backend never blocks the process exit)."""
+    thread = threading.Thread(target=fn, name="whisper-desk-work", daemon=True)
+    thread.start()
+    return thread
+
+
+def lower_thread_priority(niceness: int = BACKGROUND_NICENESS) -> None:
+    """Make the calling worker thread, and any process it starts (a local engine process inherits it), yield
+    the CPU to the window: on Linux the nice value is per thread. Elsewhere it would apply to the whole app,
+    so it is left alone."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        tid = threading.get_native_id()
+        current = os.getpriority(os.PRIO_PROCESS, tid)
+        os.setpriority(os.PRIO_PROCESS, tid, max(current, niceness))
+    except OSError:
+        pass
+
+
+def new_owner_id() -> str:
+    """This process's lease owner: host, process id and a random part (pids are reused)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+
+
+def default_backend_factory(name: str, preferences: Preferences) -> Backend:
+    from worker.jobs.backend_pool import create_backend
+
+    return create_backend(name, **preferences.backend_settings(name))
+
+
+def modal_has_credentials() -> bool:
+    try:
+        from worker.modal.credentials import has_credentials
+
+        return has_credentials()
+    except Exception:
+        return False
+
+
+@dataclass(frozen=True)
+class Failure:
+    """How a job that raised is reported: one line for the row (and the terminal), the detail on demand."""
+
+    reason: str
+    detail: str = ""
+    needs_modal_setup: bool = False
+
+
+def describe_failure(exc: BaseException) -> Failure:
+    """The one mapping from an exception to what a user reads (the window and the CLI both use it)."""
+    if isinstance(exc, ModalSetupError):
+        return Failure(one_line(str(exc)) or MODAL_NOT_SET_UP, "", True)
+    if isinstance(exc, WhisperDeskError):
+        cause = exc.__cause__ or exc.__context__
+        detail = "".join(traceback.format_exception(cause)) if cause is not None else ""
+        return Failure(exception_line(exc), detail)
+    return Failure(one_line(f"unexpected error: {type(exc).__name__}: {exc}"), "".join(traceback.format_exception(exc)))
+
+
+def auto_export(transcript: Transcript, source: Path, preferences: Preferences) -> list[str]:
+    """Write the automatic-export formats chosen in the preferences (worker.transcripts.formats.auto_export: atomic, never
+    overwriting); returns one note per file written or per format that failed."""
+    if not preferences.auto_export_formats:
+        return []
+    from worker.transcripts import formats
+
+    folder = preferences.auto_export_folder or None
+    notes: list[str] = []
+    for fmt in preferences.auto_export_formats:
+        try:
+            if folder:
+                Path(folder).mkdir(parents=True, exist_ok=True)
+            for path in formats.auto_export(transcript, source, [fmt], folder, rules=preferences.subtitle_rules()):
+                notes.append(f"exported {path}")
+        except Exception as exc:  # an export problem never fails the transcription
+            notes.append(f"automatic export to {fmt.upper()} failed: {one_line(str(exc))}")
+    return notes
+
+
+def scan_media(paths: list[str | Path]) -> tuple[list[str], list[str]]:
+    """worker.media.audio.collect_media, with the files resolved to absolute paths."""
+    from worker.media.audio import collect_media
+
+    try:
+        files, notes = collect_media(paths)
+        return [str(file.resolve()) for file in files], notes
+    except Exception as exc:  # e.g. a share that went away mid-walk: say so instead of losing the drop silently
+        return [], [f"could not read the dropped files: {one_line(str(exc))}"]
+
+
+def probe_seconds(path: str) -> float:
+    """The media's duration, or -1.0 when it cannot be read."""
+    try:
+        from worker.media.audio import probe_duration
+
+        return float(probe_duration(path))
+    except Exception:
+        return -1.0
+
+
+class BackendPool:
+    """One backend per name, created on first use in the calling (worker) thread, shared by jobs."""
+
+    def __init__(self, factory: BackendFactory, preferences: Preferences) -> None:
+        self._factory = factory
+        self._preferences = preferences
+        self._lock = threading.Lock()
+        self._backends: dict[str, Backend] = {}
+        self._users: Counter[str] = Counter()
+        self._stale: set[str] = set()
+
+    def acquire(self, name: str) -> Backend:
+        with self._lock:
+            backend = self._backends.get(name)
+            if backend is None:
+                backend = self._factory(name, self._preferences)  # heavy imports happen here, off the GUI thread
+                self._backends[name] = backend
+            self._users[name] += 1
+            return backend
+
+    def release(self, name: str) -> None:
+        with self._lock:
+            self._users[name] -= 1
+            close = name in self._stale and self._users[name] <= 0
+            backend = self._backends.pop(name, None) if close else None
+            if close:
+                self._stale.discard(name)
+        if backend is not None:
+            _close_quietly(backend)
+
+    def reconfigure(self, preferences: Preferences) -> None:
+        """New settings: idle backends are closed now (in the background), busy ones when their last job ends."""
+        idle: list[Backend] = []
+        with self._lock:
+            self._preferences = preferences
+            for name in list(self._backends):
+                if self._users[name] <= 0:
+                    idle.append(self._backends.pop(name))
+                else:
+                    self._stale.add(name)
+        def close_idle() -> None:
+            for backend in idle:
+                _close_quietly(backend)
+
+        if idle:
+            start_thread(close_idle)
+
+    def close_all(self) -> None:
+        with self._lock:
+            backends = list(self._backends.values())
+            self._backends.clear()
+        for backend in backends:
+            _close_quietly(backend)
+
+
+def _close_quietly(backend: Backend) -> None:
+    try:
+        backend.close()
+    except Exception:
+        pass
+
+
+class SerialWorker:
+    """Requests handled one at a time, in order, in one background loop started on the first request."""
+
+    def __init__(self, handle: Callable[[Any], None], start: StartWork, delay_s: float = 0.0) -> None:
+        self._handle = handle
+        self._start = start
+        self._delay_s = delay_s
+        self._requests: "_queue.Queue[Any]" = _queue.Queue()
+        self._lock = threading.Lock()
+        self._running = False
+        self._stopping = False
+        self._ended = threading.Event()
+        self._ended.set()
+
+    def request(self, item: Any) -> None:
+        with self._lock:
+            if self._stopping:
+                return
+            self._requests.put(item)
+            if not self._running:
+                self._running = True
+                self._ended.clear()
+                self._start(self._loop)
+
+    @property
+    def running(self) -> bool:
+        """Whether its background loop is still going."""
+        return not self._ended.is_set()
+
+    def stop(self, timeout_s: float = 5.0) -> bool:
+        """Drop the requests not started yet and wait for the one in progress; False if it is still busy."""
+        with self._lock:
+            self._stopping = True
+            self._requests.put(None)
+        return self._ended.wait(timeout_s)
+
+    def _loop(self) -> None:
+        try:
+            lower_thread_priority()
+            if self._delay_s:
+                time.sleep(self._delay_s)  # let a job that starts with these files do its first work first
+            while True:
+                item = self._requests.get()
+                if item is None or self._stopping:
+                    return
+                self._handle(item)
+        finally:
+            self._ended.set()
+
+
+@dataclass
+class _Run:
+    """A running job's state (one object per running job, dropped when it ends)."""
+
+    record: JobRecord
+    cancel: CancelToken = field(default_factory=CancelToken)
+    started_at: float = field(default_factory=time.monotonic)
+    ended: threading.Event = field(default_factory=threading.Event)
+    chunk_timings: list[dict[str, Any]] = field(default_factory=list)
+    job_timings: list[dict[str, Any]] = field(default_factory=list)
+    chunk_count: int | None = None
+    fraction: float = 0.0
+    label: str = ""
+    throttle_key: tuple[Any, ...] = ()
+    throttle_at: float = 0.0
+    remove_when_stopped: bool = False
+    requeued: bool = False  # shutdown put it back in the queue
+
+    @property
+    def job_id(self) -> int:
+        return self.record.id
+
+
+# --- the queue ----------------------------------------------------------------------------------------------
+
+class JobQueue:
+    """The queue's rules and state. Every change goes to the library first, then to the listener."""
+
+    def __init__(
+        self,
+        library: Library,
+        preferences: Preferences,
+        listener: Listener | None = None,
+        *,
+        backend_factory: BackendFactory | None = None,
+        start: StartWork | None = None,
+        modal_ready: Callable[[], bool] | None = None,
+        owner: str | None = None,
+        probe_delay_s: float = PROBE_DELAY_S,
+        heartbeat_s: float = HEARTBEAT_S,
+        only_own_jobs: bool = False,
+        under_window: bool = False,
+    ) -> None:
+        """The queue runs only the jobs it knows: those added or adopted through it and, unless `only_own_jobs`
+        (the CLI, a watch), every job of the library at restore(). So a job another process queues later is
+        that process's to run; one of ours another live process took is followed to its end. `under_window`:
+        a window shares the CPU with the jobs, so they run at a lower priority (the CLI runs at full speed)."""
+        self.library = library
+        self.preferences = preferences
+        self.listener: Listener = listener or (lambda _event: None)
+        self.owner = owner or new_owner_id()
+        self.pool = BackendPool(backend_factory or default_backend_factory, preferences)
+        self._start_work: StartWork = start or start_thread
+        self._modal_ready = modal_ready or modal_has_credentials
+        self._heartbeat_s = heartbeat_s
+        self._lock = threading.RLock()
+        self._runs: dict[int, _Run] = {}
+        self._ending: list[_Run] = []  # ended in the queue, their thread still finishing
+        self._partial: dict[int, list[Segment]] = {}  # kept after the job ends (until it restarts or is removed)
+        self._own: set[int] = set()  # the jobs this queue runs (see above)
+        self._adopt_all = not only_own_jobs
+        self._under_window = under_window
+        self._followed: set[int] = set()  # our jobs another live process is running
+        self.paused = False
+        self._shutting_down = False
+        self._closed = False  # after shutdown: late results are ignored (the library may be closed)
+        self._heartbeat_stop = threading.Event()
+        self._heartbeat_started = False
+        self.scanner = SerialWorker(self._scan, self._start_work)
+        self.prober = SerialWorker(self._probe, self._start_work, probe_delay_s)
+
+    def _report(self, event: QueueEvent) -> None:
+        try:
+            self.listener(event)
+        except Exception:  # a listener's bug never stops a job
+            log.exception("the queue's listener failed on %s", type(event).__name__)
+
+    # --- adding ------------------------------------------------------------------------------------------
+
+    def add_paths(self, paths: Iterable[str | Path]) -> None:
+        """Files and folders (searched recursively, in the background) as new queued jobs. Returns at once;
+        PathsAdded follows with the new jobs and the notes about what was skipped (requests keep their order)."""
+        if not self._shutting_down:
+            self.scanner.request(list(paths))
+
+    def _scan(self, paths: list[str | Path]) -> None:
+        files, notes = scan_media(paths)
+        with self._lock:
+            if self._closed:
+                return
+            for line in notes:
+                self._report(Note(line))
+            records = self._queue_files(files, None, None)
+            self._report(PathsAdded(records, notes))
+
+    def add_files(self, files: Iterable[str | Path], backend: str | None = None,
+                  options: TranscriptionOptions | None = None) -> list[JobRecord]:
+        """Files already chosen (no folder search) as new queued jobs, at once. `options`/`backend` default to
+        the preferences'."""
+        with self._lock:
+            return self._queue_files([str(Path(file).resolve()) for file in files], backend, options)
+
+    def adopt(self, job_ids: Iterable[int]) -> None:
+        """Run these queued jobs of the library too (with only_own_jobs: jobs this caller queued in an earlier
+        run, such as a watch folder's files before a restart)."""
+        with self._lock:
+            self._own.update(job_ids)
+            self.schedule()
+
+    def _queue_files(self, paths: list[str], backend: str | None, options: TranscriptionOptions | None) -> list[JobRecord]:
+        records = self.library.add_jobs(paths, options or self.preferences.options(), backend or self.preferences.backend)
+        self._own.update(record.id for record in records)
+        for record in records:
+            self._report(JobAdded(record))
+            if not self._shutting_down:  # the prober has stopped; the next start probes what is left
+                self.prober.request((record.id, record.path))
+        self.schedule()
+        return records
+
+    def _probe(self, item: tuple[int, str]) -> None:
+        job_id, path = item
+        seconds = probe_seconds(path)
+        with self._lock:
+            if self._closed:
+                return
+            if seconds >= 0 and self.library.job(job_id) is not None:
+                self.library.update_job(job_id, duration=seconds)
+                self._changed(job_id)
+            self._report(DurationKnown(job_id, seconds))
+
+    def restore(self) -> list[JobRecord]:
+        """At start: jobs left running by a process that is gone go back to the queue; returns every job."""
+        with self._lock:
+            recovered = self.library.recover_interrupted()
+            if recovered:
+                self._report(Note(f"{len(recovered)} interrupted job(s) queued again"))
+            jobs = self.library.jobs()
+            if self._adopt_all:
+                self._own.update(record.id for record in jobs)
+            return jobs
+
+    def start(self) -> None:
+        """Start the queue (unless paused) and probe the durations still unknown."""
+        with self._lock:
+            for record in self.library.jobs():
+                if record.duration is None and record.status in (JobStatus.QUEUED, JobStatus.FAILED):
+                    self.prober.request((record.id, record.path))
+            self.schedule()
+
+    def warm_up(self) -> None:
+        """Import the chosen backend's modules in the background while the app is idle, so that the first job
+        of a session does not hold the GIL with imports while the window is busy showing it. This computer:
+        light modules only (the engine loads in its own process). Modal: this process cuts and encodes the
+        chunks, so numpy and PyAV load too (only for people who chose Modal)."""
+        if self.preferences.backend == "modal":
+            names = ["worker.modal.checks", "worker.media.audio", "worker.media.chunking", "worker.modal.fanout", "av"]
+        else:
+            names = ["multiprocessing.connection", "worker.media.audio", "worker.backends.local"]
+
+        def load() -> None:
+            import importlib
+
+            for name in names:
+                try:
+                    importlib.import_module(name)
+                except Exception:
+                    pass
+
+        self._start_work(load)
+
+    # --- state -------------------------------------------------------------------------------------------
+
+    def running_ids(self) -> list[int]:
+        with self._lock:
+            return list(self._runs)
+
+    def is_running(self, job_id: int) -> bool:
+        with self._lock:
+            return job_id in self._runs
+
+    def partial_transcript(self, job_id: int) -> Transcript | None:
+        """The segments a job has returned so far in this session, in time order."""
+        with self._lock:
+            if job_id not in self._partial:
+                return None
+            segments = sorted(self._partial[job_id], key=lambda s: (s.start, s.end))
+        return Transcript(segments=segments, source=None)
+
+    def set_paused(self, paused: bool) -> None:
+        with self._lock:
+            if paused == self.paused:
+                return
+            self.paused = paused
+            self._report(PausedChanged(paused))
+            if not paused:
+                self.schedule()
+
+    def set_preferences(self, preferences: Preferences) -> None:
+        with self._lock:
+            self.preferences = preferences
+            self.pool.reconfigure(preferences)
+            self.schedule()
+
+    # --- scheduling --------------------------------------------------------------------------------------
+
+    def schedule(self) -> None:
+        """Start queued jobs, in queue order, while their backend has a free slot."""
+        with self._lock:
+            if self.paused or self._shutting_down:
+                return
+            busy = Counter(run.record.backend for run in self._runs.values())
+            for record in self.library.jobs():
+                if record.id in self._runs:
+                    continue
+                if record.id not in self._own:
+                    continue  # another process's, queued after our start
+                if record.status == JobStatus.RUNNING:  # another live process runs one of ours
+                    self._follow(record.id)
+                    continue
+                if record.status != JobStatus.QUEUED:
+                    continue
+                if busy[record.backend] >= self.preferences.parallel(record.backend):
+                    continue
+                if record.backend == "modal" and not self._modal_ready():
+                    self._fail_queued(record.id, MODAL_NOT_SET_UP)
+                    continue
+                if self._start(record):
+                    busy[record.backend] += 1
+                else:  # another live process took it just now
+                    self._follow(record.id)
+
+    def _start(self, record: JobRecord) -> bool:
+        if not self.library.claim_job(record.id, self.owner):
+            return False  # another live process runs it
+        self.library.update_job(record.id, started=time.time(), error=None, error_detail=None, finished=None,
+                                elapsed=None)
+        run = _Run(self.library.job(record.id) or record)
+        self._runs[record.id] = run
+        self._partial[record.id] = []
+        self._changed(record.id)
+        self._report(JobStarted(record.id))
+        self._start_heartbeat()
+        self._start_work(lambda: self._run_job(run))
+        return True
+
+    def _run_job(self, run: _Run) -> None:
+        """In a worker thread: transcribe, label speakers if asked, save, auto-export; then end the job."""
+        if self._under_window:
+            lower_thread_priority()  # the engine process started from here inherits it: the window stays responsive
+        record = run.record
+        path = Path(record.path)
+        options = record.options
+        acquired = False
+        try:
+            run.cancel.raise_if_cancelled()
+            backend = self.pool.acquire(record.backend)
+            acquired = True
+            emit = lambda event: self._on_event(run, event)  # noqa: E731
+            transcript = backend.transcribe(path, options, emit, run.cancel, ledger=self.library.chunk_ledger(record.id))
+            if options.speakers:
+                from worker.speakers.labelling import label_speakers
+
+                transcript = label_speakers(path, transcript, options, emit, run.cancel, voices=self.library.voices())
+            if run.cancel.cancelled:
+                raise Cancelled()
+            if not transcript.source:
+                transcript.source = str(path)
+            self.library.save_transcript(record.id, transcript)  # before anything else can go wrong
+            notes = [] if self._watch_exports(record) else auto_export(transcript, path, self.preferences)
+            self._succeeded(run, transcript, notes)
+        except BaseException as exc:  # every ending is reported, whatever it was
+            if isinstance(exc, Cancelled) or run.cancel.cancelled:
+                self._cancelled(run)
+            else:
+                self._failed(run, describe_failure(exc))
+            if not isinstance(exc, Exception):
+                raise
+        finally:
+            if acquired:
+                self.pool.release(record.backend)
+            run.ended.set()
+            with self._lock:
+                if run in self._ending:
+                    self._ending.remove(run)
+
+    def _watch_exports(self, record: JobRecord) -> bool:
+        """A watch folder's job: its outputs are the folder's only (not the automatic export's too)."""
+        if not self.preferences.auto_export_formats:
+            return False
+        from worker.jobs.watch_folders import exports_itself
+
+        return exports_itself(self.library, record.id, record.path)
+
+    def _on_event(self, run: _Run, event: Event) -> None:
+        """A backend's event (in the job's thread): throttled, written, then reported."""
+        if isinstance(event, Progress):
+            key = (event.stage, event.chunk_index, event.chunk_count, event.message)
+            now = time.monotonic()
+            if key == run.throttle_key and now - run.throttle_at < PROGRESS_INTERVAL_S and event.fraction < 1.0:
+                return  # coalesce a burst of small steps; the next one carries the latest fraction
+            run.throttle_key, run.throttle_at = key, now
+        elif isinstance(event, SegmentsReady) and event.segments:
+            self.library.append_segments(run.job_id, list(event.segments))
+        with self._lock:
+            if self._closed or self._runs.get(run.job_id) is not run:
+                return
+            if isinstance(event, Progress):
+                if event.chunk_count:
+                    run.chunk_count = event.chunk_count
+                self._progress(run, float(event.fraction), event.label())
+            elif isinstance(event, SegmentsReady):
+                self._segments(run, list(event.segments))
+            elif isinstance(event, TimingReport):
+                timings = dict(event.timings)
+                (run.job_timings if event.chunk_index is None else run.chunk_timings).append(timings)
+                count = timings.get("chunk_count") or run.chunk_count
+                self._log(run.job_id, timing_line(timings, event.chunk_index, count))
+            elif isinstance(event, JobNote):
+                self._log(run.job_id, event.text)
+
+    def _segments(self, run: _Run, segments: list[Segment]) -> None:
+        partial = self._partial.setdefault(run.job_id, [])
+        partial.extend(segments)
+        self._report(SegmentsArrived(run.job_id, segments))
+        # segments carry their own progress: the audio covered so far (for backends with coarse Progress)
+        record = self.library.job(run.job_id)
+        if segments and record is not None and record.duration:
+            covered = max(segment.end for segment in partial) / record.duration
+            label = run.label if run.label.startswith(Stage.TRANSCRIBING.value) else Stage.TRANSCRIBING.value
+            if covered * 0.99 > run.fraction:
+                self._progress(run, covered * 0.99, label)
+
+    def _progress(self, run: _Run, fraction: float, label: str) -> None:
+        """The bar only moves forward; the ETA comes from the time so far and the fraction done."""
+        fraction = max(run.fraction, min(1.0, max(0.0, fraction)))
+        run.fraction, run.label = fraction, label
+        elapsed = time.monotonic() - run.started_at
+        eta = elapsed * (1.0 - fraction) / fraction if 0.02 < fraction < 1.0 else None
+        self._report(JobProgress(run.job_id, fraction, label, eta))
+
+    # --- endings -----------------------------------------------------------------------------------------
+
+    def _succeeded(self, run: _Run, transcript: Transcript, notes: list[str]) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            elapsed = time.monotonic() - run.started_at
+            fields: dict[str, Any] = {"status": JobStatus.DONE, "finished": time.time(), "elapsed": elapsed}
+            record = self.library.job(run.job_id)
+            if record is not None and record.duration is None and transcript.duration:
+                fields["duration"] = float(transcript.duration)
+            self.library.update_job(run.job_id, **fields)
+            self._log_summary(run, transcript, elapsed)
+            for line in notes:
+                self._log(run.job_id, line)
+            self._end(run, JobStatus.DONE)
+
+    def _cancelled(self, run: _Run) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            if not run.requeued:  # shutdown put it back in the queue: it resumes at the next start
+                self.library.update_job(run.job_id, status=JobStatus.CANCELLED, finished=time.time(),
+                                        elapsed=time.monotonic() - run.started_at)
+            self._end(run, JobStatus.CANCELLED)
+
+    def _failed(self, run: _Run, failure: Failure) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self.library.update_job(run.job_id, status=JobStatus.FAILED, error=failure.reason,
+                                    error_detail=failure.detail or None, finished=time.time(),
+                                    elapsed=time.monotonic() - run.started_at)
+            self._log(run.job_id, f"failed: {failure.reason}")
+            if failure.needs_modal_setup:
+                self._report(ModalSetupNeeded(failure.reason))
+            self._end(run, JobStatus.FAILED, failure.reason)
+
+    def _fail_queued(self, job_id: int, reason: str) -> None:
+        """A queued job that cannot start (Modal not set up)."""
+        self.library.update_job(job_id, status=JobStatus.FAILED, error=reason, error_detail=None,
+                                finished=time.time(), elapsed=None)
+        self._log(job_id, f"failed: {reason}")
+        self._report(ModalSetupNeeded(reason))
+        self._changed(job_id)
+        self._report(JobFinished(job_id, JobStatus.FAILED, reason))
+
+    def _end(self, run: _Run, status: JobStatus, error: str | None = None) -> None:
+        if self._runs.get(run.job_id) is run:
+            del self._runs[run.job_id]
+        if not run.ended.is_set():
+            self._ending.append(run)
+        self.library.release_job(run.job_id, self.owner)
+        if run.remove_when_stopped:
+            self._remove_now(run.job_id)
+        else:
+            self._changed(run.job_id)
+            self._report(JobFinished(run.job_id, status, error))
+        self.schedule()
+
+    def _log(self, job_id: int | None, line: str) -> None:
+        record = self.library.job(job_id) if job_id is not None else None
+        text = f"{record.name}: {line}" if record is not None else line
+        self.library.add_log_line(job_id, text)
+        self._report(LogLine(job_id, text))
+
+    def _log_summary(self, run: _Run, transcript: Transcript, wall_s: float) -> None:
+        """The job's one cost summary (worker.modal.cost.summarize over its chunks' timings)."""
+        chunks = run.chunk_timings or run.job_timings
+        if not chunks:
+            chunks = list(transcript.timings.get("chunks") or []) or ([dict(transcript.timings)] if transcript.timings else [])
+            for timings in chunks:  # the backend sent no timing events: log what the transcript carries
+                self._log(run.job_id, timing_line(timings))
+        summary = summarize(chunks, wall_s, self.preferences.dollars_per_gpu_hour)
+        self._log(run.job_id, summary.line())
+
+    def _changed(self, job_id: int) -> None:
+        record = self.library.job(job_id)
+        if record is not None:
+            self._report(JobChanged(record))
+
+    # --- queue actions (each takes several ids: multi-select) ----------------------------------------------
+
+    def cancel(self, job_ids: Iterable[int]) -> None:
+        with self._lock:
+            for job_id in job_ids:
+                run = self._runs.get(job_id)
+                if run is not None:
+                    run.cancel.cancel()  # the backend ends with Cancelled at its next check
+                    continue
+                record = self.library.job(job_id)
+                if record is not None and record.status == JobStatus.QUEUED:
+                    self.library.update_job(job_id, status=JobStatus.CANCELLED, finished=time.time())
+                    self._changed(job_id)
+                    self._report(JobFinished(job_id, JobStatus.CANCELLED))
+
+    def retry(self, job_ids: Iterable[int]) -> None:
+        with self._lock:
+            for job_id in job_ids:
+                record = self.library.job(job_id)
+                if record is None or job_id in self._runs or not JobStatus(record.status).finished:
+                    continue
+                self.library.update_job(job_id, status=JobStatus.QUEUED, error=None, error_detail=None,
+                                        started=None, finished=None, elapsed=None)
+                self._own.add(job_id)  # retried here: ours to run
+                self._changed(job_id)
+            self.schedule()
+
+    def remove(self, job_ids: Iterable[int]) -> None:
+        with self._lock:
+            for job_id in list(job_ids):
+                run = self._runs.get(job_id)
+                if run is not None:
+                    run.remove_when_stopped = True
+                    run.cancel.cancel()
+                else:
+                    self._remove_now(job_id)
+            self.schedule()
+
+    def _remove_now(self, job_id: int) -> None:
+        self.library.remove_job(job_id)
+        self._partial.pop(job_id, None)
+        self._report(JobRemoved(job_id))
+
+    def set_backend(self, job_ids: Iterable[int], backend: str) -> None:
+        with self._lock:
+            for job_id in job_ids:
+                record = self.library.job(job_id)
+                if record is None or job_id in self._runs or record.backend == backend:
+                    continue
+                self.library.update_job(job_id, backend=backend)
+                self._changed(job_id)
+
+    def set_speakers(self, job_ids: Iterable[int], speakers: str | None) -> None:
+        """Label speakers ("auto", a count, None: off) in the given jobs' next run (not a running one's)."""
+        with self._lock:
+            for job_id in job_ids:
+                record = self.library.job(job_id)
+                if record is None or job_id in self._runs or record.options.speakers == speakers:
+                    continue
+                self.library.update_job(job_id, options=replace(record.options, speakers=speakers))
+                self._changed(job_id)
+
+    def move(self, job_ids: Iterable[int], delta: int) -> None:
+        """Move the given jobs one place up (delta -1) or down (+1), keeping their relative order."""
+        with self._lock:
+            selected = set(job_ids)
+            order = [record.id for record in self.library.jobs()]
+            if delta < 0:
+                for i in range(1, len(order)):
+                    if order[i] in selected and order[i - 1] not in selected:
+                        self.library.move_job(order[i], order[i - 1])
+                        order[i - 1], order[i] = order[i], order[i - 1]
+            else:
+                for i in range(len(order) - 2, -1, -1):
+                    if order[i] in selected and order[i + 1] not in selected:
+                        self.library.move_job(order[i + 1], order[i])
+                        order[i], order[i + 1] = order[i + 1], order[i]
+            self._report(JobsReordered())
+            self.schedule()
+
+    # --- leases ------------------------------------------------------------------------------------------
+
+    def _start_heartbeat(self) -> None:
+        if self._heartbeat_started:
+            return
+        self._heartbeat_started = True
+        start_thread(self._heartbeat_loop)
+
+    def _heartbeat_loop(self) -> None:
+        while not self._heartbeat_stop.wait(self._heartbeat_s):
+            with self._lock:
+                if self._closed:
+                    return
+                try:
+                    if self._runs:
+                        self.library.heartbeat(self.owner)
+                    if self._followed:
+                        self._check_followed()
+                except Exception:
+                    pass  # a full disk or a closed library: the jobs' own writes will say so
+
+    def _follow(self, job_id: int) -> None:
+        """Watch one of our jobs that another process runs, until it ends (checked with the heartbeat)."""
+        self._followed.add(job_id)
+        self._start_heartbeat()
+
+    def _check_followed(self) -> None:
+        """Our jobs that another process runs: report their ending when it comes (the CLI waits for it); one
+        put back in the queue is ours to run again."""
+        for job_id in sorted(self._followed):
+            record = self.library.job(job_id)
+            if record is None:
+                self._followed.discard(job_id)
+                self._report(JobRemoved(job_id))
+            elif record.status == JobStatus.QUEUED:
+                self._followed.discard(job_id)
+                self.schedule()
+            elif JobStatus(record.status).finished:
+                self._followed.discard(job_id)
+                self._report(JobChanged(record))
+                self._report(JobFinished(job_id, JobStatus(record.status), record.error))
+
+    # --- shutdown ----------------------------------------------------------------------------------------
+
+    def shutdown(self, timeout_s: float = 10.0, requeue: bool = True) -> bool:
+        """Stop everything. `requeue`: running jobs go back to the queue and are detached, not cancelled (a
+        Modal job's calls run on and are collected at the next start); otherwise they end cancelled. Waits up
+        to `timeout_s` for them; False if some did not stop in time (their threads are let go: nothing they do
+        later reaches the library)."""
+        with self._lock:
+            self._shutting_down = True
+            runs = list(self._runs.values())
+            for run in runs:
+                if requeue:
+                    self.library.update_job(run.job_id, status=JobStatus.QUEUED, started=None)
+                    run.requeued = True
+                    run.cancel.detach()
+                else:
+                    run.cancel.cancel()
+            runs += [run for run in self._ending if run not in runs]
+        deadline = time.monotonic() + timeout_s / 2
+        for run in runs:
+            run.ended.wait(max(0.0, deadline - time.monotonic()))
+        self.pool.close_all()  # also unblocks a backend that did not notice the cancel
+        deadline = time.monotonic() + timeout_s / 2
+        for run in runs:
+            run.ended.wait(max(0.0, deadline - time.monotonic()))
+        stopped = all(run.ended.is_set() for run in runs)
+        self.scanner.stop()  # a scan stuck on a dead share is let go
+        self.prober.stop()
+        self._heartbeat_stop.set()
+        with self._lock:
+            for run in runs:
+                if not run.ended.is_set() and self._runs.get(run.job_id) is run:
+                    self.library.release_job(run.job_id, self.owner)
+            self._closed = True
+        return stopped

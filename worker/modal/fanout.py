@@ -1,0 +1,501 @@
+"""The Modal backend: a file is cut at silences into chunks, the chunks are fanned out over T4 containers
+running the deployed worker (worker/modal/app.py), and the answers are stitched back in order.
+
+    backend = ModalBackend(max_containers=8, chunk_s=30.0)
+    transcript = backend.transcribe(path, options, emit, cancel)
+
+Flow: decode (streamed) -> chunks cut at silences (worker.media.chunking.iter_chunks) -> compact audio bytes
+(encode_chunk, <= 1 MB per audio minute) -> up to max_containers calls in flight -> each answer shifted to
+absolute time -> SegmentsReady / TimingReport / Progress per chunk, in chunk order (answers that arrive early
+wait for the ones before them) -> one Transcript. A short file is one chunk and one call.
+
+Who answers is a RemoteTranscriber: worker.modal.remote.ModalRemote (the deployed app, through an explicit,
+bounded client) or,
+in tests and benchmarks, tests.modal_standin.StandInRemote (the same worker body, in-process).
+
+Each chunk is one call: spawn -> call id (written to the job's ChunkLedger at once) -> collect. No chunk runs
+twice on the GPU by our doing:
+- a spawn that failed (no call exists) is sent again, up to max_retries times;
+- a poll that failed (the network, not the call) polls the same call again, up to max_poll_retries times;
+- a call that ended without an answer (Modal's InternalFailure, or its output expired) is sent again;
+- the worker refusing a chunk (bad audio, bad options) fails the job at once, with one line naming the file
+  and the chunk;
+- cancel (or a call past its time) sends FunctionCallCancel for every call sent and not finished, including
+  one whose spawn was still under way (its id is awaited, bounded), and raises Cancelled;
+- detach (the app closes: CancelToken.detach) stops only this side: no more chunks are sent, polls end, and
+  every call sent stays running on Modal and in the ledger (a spawn under way is awaited, bounded, and written
+  down too); raises Cancelled.
+A job that was interrupted (the app closed, killed or crashed) finds its calls in the ledger when it runs
+again: it collects them instead of sending those chunks again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from tests.ledgers import MemoryLedger
+from worker.backends.base import ChunkLedger, SentChunk
+from worker.backends.events import Emit, JobNote, Progress, SegmentsReady, Stage, TimingReport
+from worker.core.async_loops import run_cancellable
+from worker.core.cancel import CancelToken
+from worker.core.errors import TranscriptionError, WhisperDeskError
+from worker.core.options import TranscriptionOptions
+from worker.modal.cost import DEFAULT_T4_DOLLARS_PER_HOUR, summarize
+from worker.modal.remote import CANCEL_GRACE_S, ModalRemote, ended_without_answer, explain, is_transient
+from worker.modal.settings import APP_NAME, CLASS_NAME, WORKER_API_VERSION, DeploySettings
+from worker.transcripts.model import Segment, Transcript
+from worker.transcripts.stitching import ChunkStitcher
+
+RETRY_DELAY_S = 0.5  # before the first retry of a chunk; doubles each time
+MAX_POLL_RETRIES = 5  # polls of one call that may fail (the network) before its job fails
+CHUNK_MATCH_S = 0.05  # a chunk cut again after a restart is the one in the ledger when both ends lie this close
+
+
+class RemoteTranscriber(Protocol):
+    """What the fan-out calls: the deployed Transcriber class, or a stand-in. Methods run on the job's event
+    loop. A call, once spawned, runs until it answers or is cancelled, whoever waits for it."""
+
+    async def open(self, model: str) -> None:
+        """Connect and bind the model (bounded); raise ModalSetupError when that is impossible."""
+        ...
+
+    async def spawn(self, audio: bytes, options: dict[str, Any], chunk_index: int = 0) -> str:
+        """Start one chunk's call -> its id (see worker/modal/app.py for the arguments)."""
+        ...
+
+    async def collect(self, call_id: str) -> dict[str, Any]:
+        """Wait for the answer of call `call_id` (spawned by this or an earlier run); cancelling the wait
+        leaves the call running."""
+        ...
+
+    async def cancel(self, call_id: str) -> None:
+        """Stop call `call_id` (FunctionCallCancel)."""
+        ...
+
+    async def aclose(self) -> None:
+        ...
+
+
+# ---------------------------------------------------------------- the fan-out
+
+
+
+@dataclass
+class _Piece:
+    index: int
+    start_s: float
+    end_s: float
+    data: bytes = field(repr=False)
+
+
+@dataclass
+class _Job:
+    path: Path
+    options: TranscriptionOptions
+    emit: Emit
+    duration_s: float
+    estimate: int
+    started: float
+    ledger: ChunkLedger = field(default_factory=MemoryLedger)
+    token: CancelToken = field(default_factory=CancelToken)
+    sent: int = 0
+    total: int | None = None  # known once the last chunk is cut
+    upload_bytes: int = 0
+    fraction: float = 0.0
+    stitcher: ChunkStitcher = field(default_factory=ChunkStitcher)  # answers in any order, segments out in order
+
+    @property
+    def count(self) -> int:
+        return self.total if self.total is not None else max(self.estimate, self.sent)
+
+    def progress(self, stage: Stage, fraction: float, chunk_index: int | None = None, message: str = "") -> None:
+        self.fraction = max(self.fraction, min(1.0, fraction))
+        self.emit(Progress(stage, self.fraction, chunk_index, self.count, message))
+
+
+class ModalBackend:
+    """Transcribes files on the deployed Modal app, fanned out over up to `max_containers` calls per file."""
+
+    name = "modal"
+
+    def __init__(
+        self,
+        app_name: str = APP_NAME,
+        class_name: str = CLASS_NAME,
+        max_containers: int = 8,
+        chunk_s: float = 30.0,
+        call_timeout_s: float | None = None,
+        connect_timeout_s: float = 10.0,
+        max_retries: int = 2,
+        max_poll_retries: int = MAX_POLL_RETRIES,
+        remote: RemoteTranscriber | None = None,
+        dollars_per_hour: float = DEFAULT_T4_DOLLARS_PER_HOUR,
+        retry_delay_s: float = RETRY_DELAY_S,
+        server_url: str | None = None,
+    ) -> None:
+        if int(max_containers) < 1:
+            raise ValueError(f"max_containers must be at least 1, not {max_containers}")
+        if not (chunk_s > 0 and math.isfinite(chunk_s)):
+            raise ValueError(f"chunk length must be a positive number of seconds, not {chunk_s!r}")
+        if int(max_retries) < 0:
+            raise ValueError(f"max_retries must not be negative, not {max_retries}")
+        self.app_name = app_name
+        self.class_name = class_name
+        self.max_containers = int(max_containers)
+        self.chunk_s = float(chunk_s)
+        # longer than Modal's own limits for one call (cold start + runs), so the client never gives up first
+        self.call_timeout_s = float(call_timeout_s or DeploySettings.as_deployed().call_timeout_s)
+        self.connect_timeout_s = float(connect_timeout_s)
+        self.max_retries = int(max_retries)
+        self.max_poll_retries = int(max_poll_retries)
+        self.remote = remote
+        self.dollars_per_hour = float(dollars_per_hour)
+        self.retry_delay_s = float(retry_delay_s)
+        self.server_url = server_url
+
+    def transcribe(
+        self,
+        path: Path,
+        options: TranscriptionOptions,
+        emit: Emit,
+        cancel: CancelToken,
+        ledger: ChunkLedger | None = None,
+    ) -> Transcript:
+        """Blocking; call from a worker thread (any thread: one with a running event loop gets a helper).
+        `ledger` keeps the job's calls across an interruption (Library.chunk_ledger); cleared on success."""
+        path = Path(path)
+        cancel.raise_if_cancelled()
+        book = ledger if ledger is not None else MemoryLedger()
+        return run_cancellable(lambda: self._transcribe(path, options, emit, cancel, book), cancel,
+                               workers=self.max_containers + 2, thread_name="modal-fanout")
+
+    def close(self) -> None:
+        """Nothing is held between files: each file opens (and closes) its own Modal client."""
+
+    # ------------------------------------------------------------ one file
+
+    async def _transcribe(
+        self, path: Path, options: TranscriptionOptions, emit: Emit, cancel: CancelToken, ledger: ChunkLedger
+    ) -> Transcript:
+        from worker.media.audio import probe_duration
+
+        loop = asyncio.get_running_loop()
+        started = time.monotonic()
+        emit(Progress(Stage.DECODING, 0.0, message=f"decoding {path.name}"))
+        duration = await loop.run_in_executor(None, probe_duration, path)  # MediaError: one line naming the file
+        remote = self.remote if self.remote is not None else self._modal_remote()
+        if self.remote is None:
+            emit(Progress(Stage.UPLOADING, 0.0, message="connecting to Modal"))
+        await remote.open(options.model)
+        from worker.media.chunking import estimate_chunk_count
+
+        try:
+            job = _Job(path, options, emit, duration, estimate_chunk_count(duration, self.chunk_s), started, ledger, cancel)
+            await self._fan_out(job, remote, cancel)
+        except asyncio.CancelledError:
+            if cancel.detached:
+                running = sum(not entry.finished for entry in ledger.entries())
+                emit(JobNote(f"stopped here with {running} chunk{'s' if running != 1 else ''} still running on "
+                             "Modal: they are collected when the job runs again"))
+            raise
+        finally:
+            if self.remote is None:
+                await remote.aclose()
+        transcript = self._stitched(job)
+        ledger.clear()
+        return transcript
+
+    def _modal_remote(self) -> ModalRemote:
+        return ModalRemote(self.app_name, self.class_name, self.connect_timeout_s, self.server_url)
+
+    async def _fan_out(self, job: _Job, remote: RemoteTranscriber, cancel: CancelToken) -> None:
+        from worker.media.chunking import encode_chunk, iter_chunks
+
+        loop = asyncio.get_running_loop()
+        chunks = iter_chunks(job.path, target_s=self.chunk_s, cancel=cancel)
+
+        def next_piece() -> _Piece | None:  # in a thread: decoding and encoding are CPU work
+            chunk = next(chunks, None)
+            if chunk is None:
+                return None
+            return _Piece(chunk.index, chunk.start_s, chunk.end_s, encode_chunk(chunk.samples))
+
+        # calls an earlier run of this job sent (it was interrupted): collected, not sent again
+        previous = {entry.index: entry for entry in job.ledger.entries()}
+        if previous:
+            count = len(previous)
+            job.progress(Stage.WAITING_GPU, 0.0, None, f"collecting {count} chunk{'s' if count != 1 else ''} already sent to Modal")
+        stale: list[SentChunk] = []  # calls for chunks that are cut differently now (another chunk length)
+
+        slots = asyncio.Semaphore(self.max_containers)  # calls in flight
+        outcome: asyncio.Future[None] = loop.create_future()  # set when the last answer is in, or a chunk failed
+        tasks: set[asyncio.Task] = set()
+        options = job.options.to_dict()
+
+        def finished(task: asyncio.Task) -> None:
+            slots.release()
+            tasks.discard(task)
+            if task.cancelled():
+                return
+            error = task.exception()  # (retrieved even when the job is over: no "never retrieved" warning)
+            if outcome.done():
+                return
+            if error is not None:
+                outcome.set_exception(error)  # a chunk that failed for good fails the job
+            elif not tasks and job.total is not None:
+                outcome.set_result(None)
+
+        # encoded chunks are small (<= 1 MB per audio minute): cut a few ahead, so a freed slot never waits
+        ready: asyncio.Queue[_Piece | None] = asyncio.Queue(maxsize=2 * self.max_containers)
+
+        async def read() -> None:
+            while True:
+                piece = await loop.run_in_executor(None, next_piece)
+                await ready.put(piece)
+                if piece is None:
+                    return
+
+        async def dispatch() -> None:
+            while True:
+                piece = await ready.get()
+                if piece is None:
+                    stale.extend(previous.values())
+                    previous.clear()
+                    for entry in stale:
+                        await self._drop_stale(job, remote, entry)
+                    job.total = job.sent
+                    if not tasks and not outcome.done():
+                        outcome.set_result(None)
+                    return
+                await slots.acquire()
+                job.sent += 1
+                earlier = previous.pop(piece.index, None)
+                if earlier is not None and not _same_chunk(earlier, piece):
+                    stale.append(earlier)
+                    earlier = None
+                if earlier is None and not job.stitcher.waiting and job.stitcher.next_index == 0:
+                    job.progress(Stage.UPLOADING, 0.0, piece.index, f"uploading chunk {piece.index + 1} of {job.count}")
+                    job.progress(Stage.WAITING_GPU, 0.0, None, f"waiting for a GPU ({job.sent} of {job.count} chunks sent)")
+                task = loop.create_task(self._run_chunk(job, remote, piece, options, earlier))
+                tasks.add(task)
+                task.add_done_callback(finished)
+
+        reader, dispatcher = loop.create_task(read()), loop.create_task(dispatch())
+        watched: set[asyncio.Future] = {reader, dispatcher, outcome}
+        try:
+            while not outcome.done():
+                done, _ = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
+                for finished_task in done - {outcome}:
+                    finished_task.result()  # a file that stops decoding half-way (MediaError) or Cancelled
+                    watched.discard(finished_task)
+            await outcome  # the last answer is in, or the first chunk that failed for good fails the job
+        finally:
+            pending = [t for t in (reader, dispatcher, *tasks) if not t.done()]
+            for task in pending:
+                task.cancel()
+            if pending:  # let cancelled calls stop: a spawn under way names its call, then it is cancelled
+                await asyncio.wait(pending, timeout=2 * CANCEL_GRACE_S + 1.0)
+            if not outcome.done():
+                outcome.cancel()
+            elif not outcome.cancelled():
+                outcome.exception()  # marks it retrieved (no "never retrieved" warning)
+            try:
+                chunks.close()  # type: ignore[attr-defined]  # a generator: stops decoding the rest of the file
+            except ValueError:  # its thread is still cutting a chunk: it stops at the cancel, then is dropped
+                pass
+
+    async def _run_chunk(
+        self, job: _Job, remote: RemoteTranscriber, piece: _Piece, options: dict[str, Any], earlier: SentChunk | None
+    ) -> None:
+        """One chunk, from its call (sent now, or by an earlier run: `earlier`) to its answer."""
+        where = f"{job.path.name}: chunk {piece.index + 1} of {job.count} ({_clock(piece.start_s)}–{_clock(piece.end_s)})"
+        call_id = earlier.call_id if earlier is not None else None
+        if call_id is None:
+            job.upload_bytes += len(piece.data)
+        runs = 0  # calls this run sent for the chunk
+        poll_failures = 0
+        try:
+            while True:
+                if call_id is None:
+                    call_id = await self._send(job, remote, piece, options, where)
+                    runs += 1
+                try:
+                    answer = await asyncio.wait_for(remote.collect(call_id), self.call_timeout_s)
+                    break
+                except TimeoutError:  # ours (asyncio.wait_for); modal's own timeouts are not builtin ones
+                    await _stop(remote, call_id)
+                    job.ledger.forget(piece.index)
+                    raise TranscriptionError(
+                        f"{where} got no answer within {self.call_timeout_s:g} s: use shorter chunks or a longer timeout"
+                    ) from None
+                except WhisperDeskError as exc:  # the worker refused the chunk (bad options, unreadable audio)
+                    job.ledger.forget(piece.index)
+                    raise TranscriptionError(f"{where} failed: {exc}") from None
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    if ended_without_answer(exc):  # the call runs no more: sending the chunk again runs it once more
+                        job.ledger.forget(piece.index)
+                        call_id = None
+                        if runs <= self.max_retries:
+                            await self._pause(job, piece, runs, f"retrying chunk {piece.index + 1} of {job.count}", exc)
+                            continue
+                        tries = f" after {runs} tries" if runs > 1 else ""
+                        raise TranscriptionError(f"{where} failed{tries}: {explain(exc)}") from None
+                    if is_transient(exc) and poll_failures < self.max_poll_retries:  # the call runs on: ask again
+                        poll_failures += 1
+                        await self._pause(job, piece, poll_failures, f"asking again for chunk {piece.index + 1} of {job.count}", exc)
+                        continue
+                    await _stop(remote, call_id)
+                    job.ledger.forget(piece.index)
+                    raise TranscriptionError(f"{where} failed: {explain(exc)}") from None
+        except asyncio.CancelledError:  # cancelled or detached (also while pausing to ask again), or another chunk failed
+            if call_id is not None and not job.token.detached:  # detached: it runs on, collected at the next run
+                await _stop(remote, call_id)
+                job.ledger.forget(piece.index)
+            raise
+        if isinstance(answer, dict) and answer.get("error"):
+            job.ledger.forget(piece.index)  # a refusal: a later try of the job asks again (the model may load then)
+        else:
+            job.ledger.finished(piece.index)
+        self._accept(job, piece, answer)
+
+    async def _send(self, job: _Job, remote: RemoteTranscriber, piece: _Piece, options: dict[str, Any], where: str) -> str:
+        """Spawn the chunk's call (a spawn that failed made no call: it is tried again) and write it down."""
+        attempts = self.max_retries + 1
+        for attempt in range(1, attempts + 1):
+            try:
+                call_id = await self._spawn(job, remote, piece, options)
+            except TimeoutError:
+                raise TranscriptionError(
+                    f"{where} could not be sent within {self.call_timeout_s:g} s: check the network connection"
+                ) from None
+            except WhisperDeskError as exc:
+                raise TranscriptionError(f"{where} failed: {exc}") from None
+            except Exception as exc:
+                if is_transient(exc) and attempt < attempts:
+                    await self._pause(job, piece, attempt, f"sending chunk {piece.index + 1} of {job.count} again", exc)
+                    continue
+                tries = f" after {attempt} tries" if attempt > 1 else ""
+                raise TranscriptionError(f"{where} could not be sent{tries}: {explain(exc)}") from None
+            job.ledger.sent(piece.index, piece.start_s, piece.end_s, call_id)
+            return call_id
+        raise AssertionError("unreachable")
+
+    async def _spawn(self, job: _Job, remote: RemoteTranscriber, piece: _Piece, options: dict[str, Any]) -> str:
+        """remote.spawn, bounded; a cancel that comes while it is under way (uploading, FunctionMap) still stops
+        the call it makes, a detach writes that call down."""
+        spawning = asyncio.ensure_future(remote.spawn(piece.data, options, chunk_index=piece.index))
+        try:
+            done, _ = await asyncio.wait({spawning}, timeout=self.call_timeout_s)
+        except asyncio.CancelledError:
+            call_id = await _once_named(spawning)
+            if call_id is not None and job.token.detached:
+                job.ledger.sent(piece.index, piece.start_s, piece.end_s, call_id)
+            elif call_id is not None:
+                await _stop(remote, call_id)
+            raise
+        if not done:
+            spawning.cancel()
+            raise TimeoutError
+        return spawning.result()
+
+    async def _drop_stale(self, job: _Job, remote: RemoteTranscriber, entry: SentChunk) -> None:
+        """A call from an earlier run for a chunk that no longer exists as it was: stop it, forget it."""
+        if not entry.finished:
+            await _stop(remote, entry.call_id)
+        job.ledger.forget(entry.index)
+
+    async def _pause(self, job: _Job, piece: _Piece, attempt: int, doing: str, exc: BaseException) -> None:
+        stage = Stage.TRANSCRIBING if job.stitcher.next_index else Stage.WAITING_GPU
+        reason = explain(exc).split(":")[0]
+        job.progress(stage, job.fraction, None, f"{doing} ({reason})")
+        await asyncio.sleep(self.retry_delay_s * 2 ** (attempt - 1))
+
+    def _accept(self, job: _Job, piece: _Piece, answer: dict[str, Any]) -> None:
+        """Check and store one chunk's answer, then emit every answer that is now next in order."""
+        version, expected = str(answer.get("api_version", "?")), WORKER_API_VERSION
+        if version != expected:
+            raise TranscriptionError(
+                f"{job.path.name}: the deployed Modal worker speaks API v{version}, this app needs "
+                f"v{expected}: run `whisper-desk deploy`"
+            )
+        if answer.get("error"):  # the worker's own refusal (bad audio, options, model): final, never retried
+            raise TranscriptionError(f"{job.path.name}: chunk {piece.index + 1} of {job.count}: {answer['error']}")
+        timings = dict(answer.get("timings") or {})
+        timings.update(chunk_index=piece.index, chunk_start_s=round(piece.start_s, 3), upload_bytes=len(piece.data))
+        segments = [Segment.from_dict(s) for s in answer.get("segments") or []]
+        for chunk in job.stitcher.add(piece.index, piece.start_s, piece.end_s, segments, timings,
+                                      answer.get("language"), str(answer.get("model") or "")):
+            chunk.timings["chunk_count"] = job.count
+            if chunk.segments:
+                job.emit(SegmentsReady(chunk.segments, chunk_index=chunk.index))
+            job.emit(TimingReport(chunk.timings, chunk_index=chunk.index))
+            job.progress(Stage.TRANSCRIBING, chunk.end_s / job.duration_s if job.duration_s > 0 else 1.0, chunk.index)
+
+    def _stitched(self, job: _Job) -> Transcript:
+        wall_s = time.monotonic() - job.started
+        stitcher = job.stitcher
+        chunks = stitcher.chunk_timings
+        summary = summarize(chunks, wall_s, self.dollars_per_hour)
+        minutes = stitcher.end_s / 60.0
+        timings: dict[str, Any] = {
+            **stitcher.totals(),
+            "wall_s": round(wall_s, 3),
+            "gpu_seconds": round(summary.compute_s, 3),
+            "cost_usd": round(summary.cost_usd, 6),
+            "speed_x": round(summary.speed_x, 2),
+            "chunk_count": len(chunks),
+            "max_containers": self.max_containers,
+            "containers": len({t.get("container_id") for t in chunks if t.get("container_id")}),
+            "upload_bytes": job.upload_bytes,
+            "upload_bytes_per_min": round(job.upload_bytes / minutes) if minutes > 0 else 0,
+            "chunks": chunks,
+        }
+        model = stitcher.models[0] if stitcher.models else job.options.model
+        transcript = Transcript(
+            segments=stitcher.segments,
+            language=stitcher.language(job.options.language),
+            duration=round(stitcher.end_s, 3),
+            model=model,
+            backend="modal",
+            timings=timings,
+            source=str(job.path),
+        )
+        return transcript.renumbered()
+
+
+def _same_chunk(entry: SentChunk, piece: _Piece) -> bool:
+    return abs(entry.start_s - piece.start_s) <= CHUNK_MATCH_S and abs(entry.end_s - piece.end_s) <= CHUNK_MATCH_S
+
+
+async def _stop(remote: RemoteTranscriber, call_id: str) -> None:
+    """FunctionCallCancel for one call, bounded; a failure to stop it fails nothing else."""
+    try:
+        await asyncio.wait_for(remote.cancel(call_id), CANCEL_GRACE_S)
+    except Exception:
+        pass
+
+
+async def _once_named(spawning: asyncio.Future) -> str | None:
+    """A spawn was under way when its chunk was cancelled: wait (bounded) for the call it makes -> its id."""
+    try:
+        done, _ = await asyncio.wait({spawning}, timeout=CANCEL_GRACE_S)
+    except asyncio.CancelledError:
+        done = set()
+    if not done:
+        spawning.cancel()
+        return None
+    if spawning.cancelled() or spawning.exception() is not None:
+        return None  # no call came of it
+    return spawning.result()
+
+
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(max(0.0, seconds), 60.0)
+    return f"{int(minutes)}:{secs:04.1f}"
