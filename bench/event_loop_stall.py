@@ -81,7 +81,7 @@ def run(backend: str, files: list[Path], parallel: int, timeout_s: float) -> dic
 
     from gui.main_window import MainWindow
     from gui.settings import Preferences
-    from worker.library.database import Library
+    from worker.library.library import Library
 
     app = QApplication.instance() or QApplication([])
     library = Library(home / "library.sqlite3")

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from bench.report import write_section
 from worker.core.options import TranscriptionOptions
-from worker.library.database import Library
+from worker.library.library import Library
 from worker.library.search import DEFAULT_LIMIT, search
 from worker.transcripts.model import Segment, Transcript
 

@@ -8,7 +8,8 @@ import textwrap
 from pathlib import Path
 
 from worker.core.options import TranscriptionOptions
-from worker.library.database import Library, default_library_path
+from worker.library.database import default_library_path
+from worker.library.library import Library
 from worker.transcripts.model import Segment, Transcript, Word
 
 
@@ -94,7 +95,7 @@ def test_a_killed_process_leaves_its_running_job_to_be_requeued(tmp_path: Path) 
     path = tmp_path / "lib.sqlite3"
     script = textwrap.dedent(f"""
         import os
-        from worker.library.database import Library
+        from worker.library.library import Library
         from worker.core.options import TranscriptionOptions
         lib = Library({str(path)!r})
         job = lib.add_job('/x/long.wav', TranscriptionOptions(), 'local')

@@ -13,7 +13,9 @@ import textwrap
 from pathlib import Path
 
 from worker.core.options import TranscriptionOptions
-from worker.library.database import LEASE_S, SCHEMA_VERSION, Library, lease_owner
+from worker.library.jobs import LEASE_S, new_lease_owner
+from worker.library.library import Library
+from worker.library.migrations import SCHEMA_VERSION
 from worker.transcripts.model import Segment, Transcript
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,7 +36,7 @@ def lease_row(path: Path, job_id: int) -> tuple[str, str | None, float | None]:
 def test_a_job_claimed_by_one_library_is_not_taken_or_recovered_by_another(tmp_path: Path) -> None:
     path = tmp_path / "library.sqlite3"
     first, second = Library(path), Library(path)
-    owner_1, owner_2 = lease_owner(), lease_owner()
+    owner_1, owner_2 = new_lease_owner(), new_lease_owner()
     [job] = queued(first, "jfk.flac")
 
     assert first.claim_job(job, owner_1)
@@ -55,7 +57,7 @@ def test_a_job_claimed_by_one_library_is_not_taken_or_recovered_by_another(tmp_p
 def test_release_only_drops_the_owners_own_lease(tmp_path: Path) -> None:
     library = Library(tmp_path / "library.sqlite3")
     [job] = queued(library, "a.wav")
-    mine, theirs = lease_owner(), lease_owner()
+    mine, theirs = new_lease_owner(), new_lease_owner()
     assert library.claim_job(job, mine)
     library.release_job(job, theirs)
     assert lease_row(library.path, job)[1] == mine
@@ -69,7 +71,7 @@ def test_heartbeat_renews_the_owners_leases(tmp_path: Path) -> None:
     path = tmp_path / "library.sqlite3"
     library = Library(path, lease_s=-1.0)  # every lease it writes has already lapsed
     [a, b, other] = queued(library, "a.wav", "b.wav", "c.wav")
-    owner = lease_owner()
+    owner = new_lease_owner()
     assert library.claim_job(a, owner) and library.claim_job(b, owner)
     assert library.claim_job(other, "elsewhere:1:x")  # a lapsed-at-once lease of someone else
     library.lease_s = LEASE_S
@@ -87,8 +89,8 @@ def test_a_lapsed_lease_of_another_host_is_recovered_and_a_live_one_is_not(tmp_p
     [old, fresh] = queued(live, "old.wav", "fresh.wav")
     assert lapsed.claim_job(old, "other-host:4242:abc")
     assert live.claim_job(fresh, "other-host:4242:def")  # another host: its pid means nothing here
-    assert not live.claim_job(fresh, lease_owner())
-    assert live.claim_job(old, lease_owner())  # a lapsed lease can be taken over
+    assert not live.claim_job(fresh, new_lease_owner())
+    assert live.claim_job(old, new_lease_owner())  # a lapsed lease can be taken over
     assert live.recover_interrupted() == []
     lapsed.close()
     live.close()
@@ -96,9 +98,10 @@ def test_a_lapsed_lease_of_another_host_is_recovered_and_a_live_one_is_not(tmp_p
 
 HOLDER = textwrap.dedent("""
     import sys
-    from worker.library.database import Library, lease_owner
+    from worker.library.library import Library
+    from worker.library.jobs import new_lease_owner
     library = Library(sys.argv[1])
-    print(library.claim_job(int(sys.argv[2]), lease_owner()), flush=True)
+    print(library.claim_job(int(sys.argv[2]), new_lease_owner()), flush=True)
     sys.stdin.readline()  # hold the lease until killed
 """)
 
@@ -111,7 +114,7 @@ def test_a_job_held_by_a_live_process_stays_with_it_and_comes_back_when_it_is_ki
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "True"
-        assert not library.claim_job(job, lease_owner())
+        assert not library.claim_job(job, new_lease_owner())
         assert library.recover_interrupted() == []
         assert lease_row(path, job)[0] == "running"
     finally:
@@ -119,15 +122,16 @@ def test_a_job_held_by_a_live_process_stays_with_it_and_comes_back_when_it_is_ki
         holder.wait(30)
     assert library.recover_interrupted() == [job]  # its process is gone: no need to wait for the lease
     assert lease_row(path, job) == ("queued", None, None)
-    assert library.claim_job(job, lease_owner())
+    assert library.claim_job(job, new_lease_owner())
     library.close()
 
 
 RACER = textwrap.dedent("""
     import sys
-    from worker.library.database import Library, lease_owner
+    from worker.library.library import Library
+    from worker.library.jobs import new_lease_owner
     library = Library(sys.argv[1])
-    owner = lease_owner()
+    owner = new_lease_owner()
     sys.stdin.readline()  # start together
     ids = [j.id for j in library.jobs()]
     print(" ".join(str(i) for i in ids if library.claim_job(i, owner)), flush=True)
@@ -220,7 +224,7 @@ def test_a_file_of_random_bytes_is_kept_aside_and_a_fresh_library_starts(tmp_pat
                               f"and a new library was started with 0 job(s) carried over.")
     assert library.schema_version == SCHEMA_VERSION and library.jobs() == []
     [job] = queued(library, "jfk.flac")
-    assert library.claim_job(job, lease_owner())
+    assert library.claim_job(job, new_lease_owner())
     library.close()
     assert Library(path).notice is None  # the new file is sound
 
@@ -272,7 +276,7 @@ def test_a_library_from_a_newer_version_opens_read_only_and_is_never_written(tmp
                               f"version knows {SCHEMA_VERSION}): it is open read-only, and nothing is saved.")
     assert [j.name for j in library.jobs()][:2] == ["jfk.flac", "hotwords.mp3"]
     assert library.transcript(1).segments[0].text == "And so, my fellow Americans (checked),"
-    assert library.recover_interrupted() == [] and not library.claim_job(3, lease_owner())  # runs nothing
+    assert library.recover_interrupted() == [] and not library.claim_job(3, new_lease_owner())  # runs nothing
     library.update_job(3, status="cancelled")  # kept in memory, never written
     assert library.job(3).status == "cancelled"
     try:
@@ -304,7 +308,7 @@ def test_a_full_disk_keeps_transcripts_in_memory_and_saves_them_when_there_is_ro
     assert raw(path, f"SELECT COUNT(*) FROM transcripts WHERE job_id = {job}") == [(0,)]
     assert not library.retry_kept()  # still full
 
-    library._db.execute("PRAGMA max_page_count = 1073741823")  # room again
+    library.database.connection.execute("PRAGMA max_page_count = 1073741823")  # room again
     assert library.retry_kept() and library.problem is None and library.unsaved == 0
     assert raw(path, f"SELECT status FROM jobs WHERE id = {job}") == [("done",)]
     library.close()
@@ -315,17 +319,17 @@ def test_a_full_disk_keeps_transcripts_in_memory_and_saves_them_when_there_is_ro
 
 def fill_the_disk(library: Library) -> None:
     """SQLite's own "database or disk is full": no more pages, and the last ones (log, transcripts) filled up."""
-    with library._lock:
-        filler = library._db.execute("INSERT INTO jobs (path, backend, options, position, created) "
+    with library.database.lock:
+        filler = library.database.connection.execute("INSERT INTO jobs (path, backend, options, position, created) "
                                      "VALUES ('/filler', 'local', '{}', -1, 0)").lastrowid
-        library._db.execute("INSERT INTO transcripts (job_id, original, updated) VALUES (?, ?, 0)",
+        library.database.connection.execute("INSERT INTO transcripts (job_id, original, updated) VALUES (?, ?, 0)",
                             (filler, json.dumps({"segments": [], "pad": "p" * 3900})))
-        (pages,) = library._db.execute("PRAGMA page_count").fetchone()
-        library._db.execute(f"PRAGMA max_page_count = {pages}")
+        (pages,) = library.database.connection.execute("PRAGMA page_count").fetchone()
+        library.database.connection.execute(f"PRAGMA max_page_count = {pages}")
         size = 2000
         while size:
             try:
-                library._db.execute("INSERT INTO log (job_id, line, created) VALUES (NULL, ?, 0)", ("f" * size,))
+                library.database.connection.execute("INSERT INTO log (job_id, line, created) VALUES (NULL, ?, 0)", ("f" * size,))
             except sqlite3.OperationalError:
                 size //= 2
 
@@ -334,14 +338,14 @@ def test_a_job_is_not_started_when_the_full_disk_refuses_its_claim(tmp_path: Pat
     library = Library(tmp_path / "library.sqlite3")
     [job] = queued(library, "jfk.flac")
     fill_the_disk(library)
-    with library._lock:  # the jobs' pages too: a claim writes the lease into the job's row
+    with library.database.lock:  # the jobs' pages too: a claim writes the lease into the job's row
         for n in range(10000):
             try:
-                library._db.execute("INSERT INTO jobs (path, backend, options, position, created) "
+                library.database.connection.execute("INSERT INTO jobs (path, backend, options, position, created) "
                                     "VALUES (?, 'local', '{}', 0, 0)", (f"/filler/{n}",))
             except sqlite3.OperationalError:
                 break
-    assert not library.claim_job(job, lease_owner())
+    assert not library.claim_job(job, new_lease_owner())
     assert library.problem.startswith("Can't save to the library (the disk is full)")
     assert library.job(job).status == "queued"
     library.close()
@@ -484,7 +488,7 @@ def test_the_window_keeps_a_transcript_the_full_disk_refused_and_saves_it_when_t
     assert JFK_PHRASE in normalise(window.transcript_text())  # shown, and exportable: library.transcript has it
     assert JFK_PHRASE in normalise(library.transcript(job.id).text)
 
-    library._db.execute("PRAGMA max_page_count = 1073741823")  # room again: the window's retry saves it
+    library.database.connection.execute("PRAGMA max_page_count = 1073741823")  # room again: the window's retry saves it
     qtbot.waitUntil(lambda: not window.library_label.isVisible(), timeout=15000)
     assert "The library is saved again." in window.log_panel.text()
     assert raw(path, f"SELECT status FROM jobs WHERE id = {job.id}") == [("done",)]
@@ -520,9 +524,9 @@ def test_a_kept_write_that_can_never_succeed_is_dropped_and_the_rest_are_saved(t
     library.save_transcript(gone, Transcript([Segment(0, 0.0, 1.0, "x" * 5000)], "en", 1.0))
     library.save_transcript(kept, Transcript([Segment(0, 0.0, 1.0, "y" * 5000)], "en", 1.0))
     assert library.unsaved == 2
-    library._db.execute("PRAGMA max_page_count = 1073741823")
-    library._db.execute("PRAGMA foreign_keys = ON")
-    library._db.execute("DELETE FROM jobs WHERE id = ?", (gone,))  # removed meanwhile: its transcript can't be saved
+    library.database.connection.execute("PRAGMA max_page_count = 1073741823")
+    library.database.connection.execute("PRAGMA foreign_keys = ON")
+    library.database.connection.execute("DELETE FROM jobs WHERE id = ?", (gone,))  # removed meanwhile: its transcript can't be saved
     assert library.retry_kept() and library.unsaved == 0
     assert raw(path, "SELECT job_id FROM transcripts WHERE job_id < 3") == [(kept,)]
     library.close()

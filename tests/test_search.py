@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from worker.core.options import TranscriptionOptions
-from worker.library.database import Library
+from worker.library.library import Library
 from worker.library.search import QueryError, parse_query, search
 from worker.transcripts.editing import format_timestamp
 from worker.transcripts.model import Segment, Transcript
@@ -82,8 +82,8 @@ def test_removed_job_leaves_the_index(library):
     assert {hit.job_id for hit in search(library, "shared")} == {keep, gone}
     library.remove_job(gone)
     assert {hit.job_id for hit in search(library, "shared")} == {keep}
-    with library._lock:  # the FTS index agrees with its content table
-        library._db.execute("INSERT INTO segments_fts (segments_fts) VALUES ('integrity-check')")
+    with library.database.lock:  # the FTS index agrees with its content table
+        library.database.connection.execute("INSERT INTO segments_fts (segments_fts) VALUES ('integrity-check')")
 
 
 def test_streamed_segments_are_searchable_while_the_job_runs(library):
@@ -114,7 +114,7 @@ def test_partial_segments_of_a_job_that_failed_are_not_hits(library):
 
 def test_migration_indexes_transcripts_of_an_older_library(tmp_path):
     """A library written before search existed (schema version 1) is indexed when it opens."""
-    from worker.library.database import MIGRATIONS
+    from worker.library.migrations import MIGRATIONS
 
     path = tmp_path / "old.sqlite3"
     db = sqlite3.connect(path)

@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from worker.core.options import DEFAULT_MODEL, MODEL_NAMES
-from worker.library.database import Library
+from worker.library.library import Library
+from worker.library.watched_files import WatchedFile
 
 DEFAULT_FORMATS = ("txt",)
 
@@ -88,9 +89,9 @@ def exports_itself(library: Library, job_id: int, path: str | Path) -> bool:
     row = library.watched_file(path)
     if row is None:
         return False
-    if row["state"] == WatchState.CLAIMED:
+    if row.state == WatchState.CLAIMED:
         return not stale_claim(row)
-    return row["state"] == WatchState.QUEUED and row["job_id"] == job_id
+    return row.state == WatchState.QUEUED and row.job_id == job_id
 
 
 CLAIM_STALE_S = 60.0  # a claim not followed by its job within this long was left by a watcher that stopped
@@ -110,6 +111,6 @@ class WatchState(str, Enum):
         return self.value
 
 
-def stale_claim(row: Any) -> bool:
-    return row["state"] == WatchState.CLAIMED and row["updated"] < time.time() - CLAIM_STALE_S
+def stale_claim(row: WatchedFile) -> bool:
+    return row.state == WatchState.CLAIMED and row.updated < time.time() - CLAIM_STALE_S
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from worker.library.database import Library
+    from worker.library.library import Library
 
 DEFAULT_LIMIT = 50
 # The snippet marks its matches with two control characters no transcript contains; views turn them into
@@ -112,12 +112,12 @@ def search(library: Library, query: str, limit: int = DEFAULT_LIMIT) -> list[Sea
         raise QueryError(f"the limit must be 1 or more, not {limit}")
     expression = parse_query(query)
     try:
-        rows = library.search_segments(expression, limit, (MATCH_START, MATCH_END), SNIPPET_ELLIPSIS, SNIPPET_TOKENS)
+        matches = library.search_index.search(expression, limit, (MATCH_START, MATCH_END), SNIPPET_ELLIPSIS, SNIPPET_TOKENS)
     except sqlite3.OperationalError as exc:  # parse_query should leave none; keep the reason to one line
         raise QueryError(f"cannot search for {query.strip()!r}: {str(exc).splitlines()[0]}") from None
     return [
-        SearchHit(row["job_id"], row["path"], row["segment"], row["start"], row["text"], row["snippet"])
-        for row in rows
+        SearchHit(match.job_id, match.path, match.segment, match.start, match.text, match.snippet)
+        for match in matches
     ]
 
 
