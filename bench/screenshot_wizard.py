@@ -66,15 +66,15 @@ def save_wizard_screenshots(out_dir: Path, make_backend: Callable[[], Any] | Non
             wait_until(lambda: wizard.verify_page.isComplete(), 15, "the token check", settle_ms=100)
             shot(2)
             wizard.next()
-            wait_until(lambda: wizard.deploy_page._task is None, 15, "the deploy page's app check", settle_ms=100)
+            wait_until(lambda: not wizard.deploy_page.busy, 15, "the deploy page's app check", settle_ms=100)
             wizard.deploy_page.deploy_button.click()
-            wait_until(lambda: wizard.deploy_page.warmed or (wizard.deploy_page._task is None and
+            wait_until(lambda: wizard.deploy_page.warmed or (not wizard.deploy_page.busy and
                                                                "did not work" in wizard.deploy_page.status.text()), 300,
                        "the deploy", settle_ms=100)
             shot(3)
             wizard.next()
             wizard.try_page.run_button.click()
-            wait_until(lambda: wizard.try_page._task is None, 120, "the sample transcription", settle_ms=100)
+            wait_until(lambda: not wizard.try_page.busy, 120, "the sample transcription", settle_ms=100)
             shot(4)
         finally:
             wizard.reject()

@@ -326,7 +326,7 @@ class MainWindow(QMainWindow):
         self.down_action = self._action("Move &down", "down", lambda: self.move_selected(1), ["Ctrl+Down"], "Move the selected jobs down the queue")
         self.local_action = self._action("Run on &this computer", "computer", lambda: self.set_selected_backend("local"), [], "Run the selected jobs on this computer")
         self.modal_action = self._action("Run on &Modal T4", "cloud", lambda: self.set_selected_backend("modal"), [], "Run the selected jobs on Modal T4 GPUs")
-        from gui.speakers_panel import speakers_menu  # per job: Off, Automatic, 2..8 speakers
+        from gui.speaker_choices import speakers_menu  # per job: Off, Automatic, 2..8 speakers
 
         self.speakers_menu = speakers_menu(self, self.set_selected_speakers, self._selected_speakers)
         self.settings_action = self._action("&Preferences…", "settings", self.open_settings, ["Ctrl+,"], "Backend, model, language, export defaults")
@@ -852,8 +852,8 @@ class MainWindow(QMainWindow):
         self.transcript_pane.play_from(hit.start)
 
     def open_known_voices(self) -> Any:
-        """The voices the library names in new recordings (gui.speakers_panel), with Delete."""
-        from gui.speakers_panel import KnownVoicesDialog
+        """The voices the library names in new recordings (gui.editor.speakers_panel), with Delete."""
+        from gui.editor import KnownVoicesDialog
 
         dialog = KnownVoicesDialog(self.library, self)
         dialog.open()

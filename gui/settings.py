@@ -84,7 +84,7 @@ class SettingsDialog(QDialog):
         self.task.setCurrentIndex(max(0, self.task.findData(preferences.task)))
         self.word_timestamps = QtWidgets.QCheckBox("Word timestamps")
         self.word_timestamps.setChecked(preferences.word_timestamps)
-        from gui.speakers_panel import SPEAKER_CHOICES  # imported when the dialog opens, not at start
+        from gui.speaker_choices import SPEAKER_CHOICES  # imported when the dialog opens, not at start
 
         self.speakers = QtWidgets.QComboBox()
         self.speakers.setObjectName("speakersDefault")

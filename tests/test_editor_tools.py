@@ -12,8 +12,7 @@ from editor_fixtures import jfk_transcript
 from PySide6.QtCore import QItemSelectionModel
 from PySide6.QtGui import QColor, QImage
 
-from gui.editor import TEXT, TranscriptEditor
-from gui.editor_tools import KARAOKE_COLOUR, UNCERTAIN_COLOUR
+from gui.editor import KARAOKE_COLOUR, TEXT, UNCERTAIN_COLOUR, TranscriptEditor
 from worker.jobs.preferences import Preferences
 from worker.transcripts.model import Transcript
 from worker.transcripts.subtitles import SubtitleRules

@@ -16,11 +16,10 @@ from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QComboBox
 
 from bench.speakers_bench import REAL_DIALOGUES, join_turns, real_dialogue, real_pieces
-from gui.editor import SPEAKER, TEXT, TranscriptEditor
+from gui.editor import SPEAKER, SPEAKER_COLOURS, TEXT, TranscriptEditor
 from gui.main_window import MainWindow
 from gui.queue_model import MODEL
 from gui.settings import Preferences, SettingsDialog
-from gui.speaker_commands import SPEAKER_COLOURS
 from worker.backends.events import ignore_events
 from worker.core.cancel import CancelToken
 from worker.core.options import TranscriptionOptions
@@ -296,9 +295,11 @@ def test_a_saved_voice_is_named_with_its_confidence_and_can_be_deleted(qtbot, ed
     dialog.close()
 
 
-def test_re_transcribed_segments_keep_their_speaker(qtbot, editor, lent_backend, dialogue):
+def test_re_transcribed_segments_keep_their_speaker(qtbot, editor, library, lent_backend, dialogue):
     editor.tools.backend_factory = lambda _name: lent_backend
-    editor._transcript.source = str(dialogue.path)
+    shown = library.transcript(editor.job.id)
+    shown.source = str(dialogue.path)  # the recording the region is transcribed from
+    editor.set_transcript(shown, original=library.original_transcript(editor.job.id), job_id=editor.job.id)
     before = editor.transcript()
     row = [s.speaker for s in before.segments].index("S2")
     with qtbot.waitSignal(editor.tools.regionFinished, timeout=300_000) as finished:

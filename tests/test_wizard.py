@@ -99,7 +99,7 @@ def next_enabled(wizard: QWizard) -> bool:
 def verify(qtbot, wizard: ModalSetupWizard, timeout_ms: int = 5000) -> None:
     wizard.next()
     assert wizard.currentId() == VERIFY
-    qtbot.waitUntil(lambda: wizard.verify_page._task is None and wizard.verify_page.status.text() not in
+    qtbot.waitUntil(lambda: not wizard.verify_page.busy and wizard.verify_page.status.text() not in
                     ("", "Checking with Modal…", "Cancelling…"), timeout=timeout_ms)
 
 
@@ -110,7 +110,7 @@ def reach_deploy_page(qtbot, wizard: ModalSetupWizard) -> None:
     assert next_enabled(wizard)
     wizard.next()
     assert wizard.currentId() == DEPLOY
-    qtbot.waitUntil(lambda: wizard.deploy_page._task is None, timeout=5000)
+    qtbot.waitUntil(lambda: not wizard.deploy_page.busy, timeout=5000)
 
 
 def fake_cli(tmp_path: Path, body: str) -> list[str]:
@@ -231,7 +231,7 @@ def test_browser_sign_in_streams_modal_token_new(qtbot, make_wizard, monkeypatch
     page = wizard.token_page
     page.sign_in_button.click()
     assert not next_enabled(wizard)  # waiting for the browser
-    qtbot.waitUntil(lambda: page._task is None, timeout=30000)
+    qtbot.waitUntil(lambda: not page.busy, timeout=30000)
     assert page.sign_in_status.text() == f"Signed in: token {GOOD_ID} saved in profile whisper-desk."
     assert "https://modal.invalid/token-flow/tf-fake" in page.sign_in_log.toPlainText()
     assert next_enabled(wizard)
@@ -335,7 +335,7 @@ def test_deploy_cancel_stops_it(qtbot, make_wizard, tmp_path):
     qtbot.waitUntil(lambda: "im-slow" in page.log_view.toPlainText(), timeout=10000)
     started = time.monotonic()
     page.cancel_button.click()
-    qtbot.waitUntil(lambda: page._task is None, timeout=10000)
+    qtbot.waitUntil(lambda: not page.busy, timeout=10000)
     assert time.monotonic() - started < 6
     assert page.status.text() == "Deploy was cancelled."
     assert not next_enabled(wizard) and page.deploy_button.isEnabled()
@@ -474,5 +474,5 @@ def test_opening_at_the_deploy_page_uses_the_saved_token(qtbot, make_wizard, fre
     fresh.apps["whisper-desk"] = DeployedApp(tags={settings.VERSION_TAG: "3"})
     wizard = make_wizard(start_id=DEPLOY)
     assert wizard.currentId() == DEPLOY
-    qtbot.waitUntil(lambda: wizard.deploy_page._task is None, timeout=5000)
+    qtbot.waitUntil(lambda: not wizard.deploy_page.busy, timeout=5000)
     assert wizard.deploy_page.status.text().startswith("Already deployed at the same version")

@@ -1,6 +1,7 @@
 """The editor's Speaker column: what its cells show (name, colour, known-voice confidence), the combo box that
 reassigns a segment (or the selected segments) to another speaker, and SpeakerEdit, the one undo command every
-speaker change (rename, reassign, merge, save voice) is made of. The rules themselves: worker/speakers/edits.py."""
+speaker change (rename, reassign, merge, save voice) is made of. The rules themselves: worker/speakers/edits.py.
+The model is only named for types here: it imports this module (gui/editor/model.py)."""
 
 from __future__ import annotations
 
@@ -10,11 +11,13 @@ from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt
 from PySide6.QtGui import QColor, QGuiApplication, QPalette, QUndoCommand
 from PySide6.QtWidgets import QComboBox, QStyledItemDelegate, QStyleOptionViewItem, QWidget
 
+from gui.editor.copies import copy_speaker
 from worker.speakers.edits import NEW_SPEAKER, describe_speaker, reassign_segments, speaker_index
 from worker.transcripts.model import Speaker, Transcript
 
 if TYPE_CHECKING:
-    from gui.editor import SegmentTableModel, TranscriptEditor
+    from gui.editor.model import SegmentTableModel
+    from gui.editor.widget import TranscriptEditor
 
 # a fixed palette (Tableau 10), indexed by the speaker's position in transcript.speakers (wraps after ten)
 SPEAKER_COLOURS = ("#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#b07aa1",
@@ -27,16 +30,10 @@ def speaker_colour(position: int) -> QColor:
     return QColor(SPEAKER_COLOURS[position % len(SPEAKER_COLOURS)])
 
 
-def model_transcript(model: "SegmentTableModel") -> Transcript:
-    """The model's segments and speakers as a Transcript (shared, not copied: for the worker's rules, which copy)."""
-    return Transcript(segments=model._segments, speakers=model.speakers)
-
-
 def speaker_data(model: "SegmentTableModel", row: int, role: int) -> Any:
     """The Speaker column's cell for `row`."""
-    segment = model._segments[row]
-    transcript = model_transcript(model)
-    position = speaker_index(transcript, segment.speaker)
+    segment = model.segment(row)
+    position = speaker_index(model.shared_transcript(), segment.speaker)
     speaker = model.speakers[position] if position >= 0 else None
     if role == Qt.ItemDataRole.DisplayRole:
         return speaker.name if speaker else (segment.speaker or "")
@@ -67,44 +64,41 @@ class SpeakerEdit(QUndoCommand):
     def __init__(self, label: str, model: "SegmentTableModel", after: Transcript) -> None:
         super().__init__(label)
         self.model = model
-        self.before = ([_copy(s) for s in model.speakers], [s.speaker for s in model._segments])
-        self.after = ([_copy(s) for s in after.speakers], [s.speaker for s in after.segments])
+        self.before = ([copy_speaker(s) for s in model.speakers], [s.speaker for s in model.shared_transcript().segments])
+        self.after = ([copy_speaker(s) for s in after.speakers], [s.speaker for s in after.segments])
 
     def redo(self) -> None:
-        self._apply(*self.after)
+        self.apply(*self.after)
 
     def undo(self) -> None:
-        self._apply(*self.before)
+        self.apply(*self.before)
 
-    def _apply(self, speakers: list[Speaker], assignments: list[str | None]) -> None:
+    def apply(self, speakers: list[Speaker], assignments: list[str | None]) -> None:
         model = self.model
-        shown_before = [speaker_data(model, row, Qt.ItemDataRole.ToolTipRole) for row in range(len(model._segments))]
-        colour_before = [speaker_data(model, row, Qt.ItemDataRole.DecorationRole) for row in range(len(model._segments))]
-        model.speakers = [_copy(s) for s in speakers]
-        for segment, speaker_id in zip(model._segments, assignments):
+        rows = range(model.rowCount())
+        shown_before = [speaker_data(model, row, Qt.ItemDataRole.ToolTipRole) for row in rows]
+        colour_before = [speaker_data(model, row, Qt.ItemDataRole.DecorationRole) for row in rows]
+        model.speakers = [copy_speaker(s) for s in speakers]
+        for segment, speaker_id in zip(model.shared_transcript().segments, assignments):
             segment.speaker = speaker_id
-        for row in range(len(model._segments)):  # only the cells that changed: each repaint re-measures the row
+        for row in rows:  # only the cells that changed: each repaint re-measures the row
             if (speaker_data(model, row, Qt.ItemDataRole.ToolTipRole) != shown_before[row]
                     or speaker_data(model, row, Qt.ItemDataRole.DecorationRole) != colour_before[row]):
-                model._row_changed(row)
+                model.row_changed(row)
         model.speakersChanged.emit()
-
-
-def _copy(speaker: Speaker) -> Speaker:
-    return Speaker(speaker.id, speaker.name, speaker.voice_id, speaker.confidence, speaker.embedding)
 
 
 def speaker_set_data(model: "SegmentTableModel", row: int, value: Any) -> bool:
     """setData on the Speaker column: `value` is a speaker id, NO_SPEAKER, or NEW_SPEAKER."""
     target = None if value in (None, NO_SPEAKER) else str(value)
-    if target == model._segments[row].speaker:
+    if target == model.segment(row).speaker:
         return False
     try:
-        after = reassign_segments(model_transcript(model), [row], target)
+        after = reassign_segments(model.shared_transcript(), [row], target)
     except ValueError as exc:
         model.rejected.emit(f"Not changed: {exc}")
         return False
-    return model._push(SpeakerEdit(f"Change the speaker of segment {row + 1}", model, after))
+    return model.push(SpeakerEdit(f"Change the speaker of segment {row + 1}", model, after))
 
 
 class SpeakerDelegate(QStyledItemDelegate):

@@ -1,9 +1,8 @@
 """The editor's speakers strip: one coloured button per speaker of the transcript (its name, how many segments,
 "known voice, 0.91" for a voice the library recognised), each with a menu to rename (and remember the voice),
-give it the selected segments, or merge it into another speaker. Also the known-voices dialog (list, delete)
-and the per-job "Speakers" menu of the window's queue.
+give it the selected segments, or merge it into another speaker. Also the known-voices dialog (list, delete).
 
-Every change is one undo step on the editor's stack (gui.speaker_commands.SpeakerEdit), so it is saved
+Every change is one undo step on the editor's stack (gui.editor.speaker_commands.SpeakerEdit), so it is saved
 through the editor's usual path and reaches every export. Library writes (save/delete a voice, list voices)
 run off the GUI thread in gui.background calls."""
 
@@ -13,7 +12,7 @@ import time
 from typing import TYPE_CHECKING, Any, Callable
 
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QActionGroup, QIcon, QPixmap
+from PySide6.QtGui import QIcon, QPixmap
 from PySide6.QtWidgets import (
     QCheckBox,
     QDialog,
@@ -32,8 +31,8 @@ from PySide6.QtWidgets import (
 )
 
 from gui.background import Call
-from gui.speaker_commands import SpeakerEdit, model_transcript, speaker_colour
-from worker.core.options import MAX_SPEAKERS
+from gui.editor.columns import SPEAKER
+from gui.editor.speaker_commands import SpeakerDelegate, SpeakerEdit, speaker_colour
 from worker.speakers.edits import (
     NEW_SPEAKER,
     describe_speaker,
@@ -47,7 +46,7 @@ from worker.speakers.edits import (
 from worker.transcripts.model import Transcript
 
 if TYPE_CHECKING:
-    from gui.editor import TranscriptEditor
+    from gui.editor.widget import TranscriptEditor
 
 
 def colour_icon(position: int, size: int = 12) -> QIcon:
@@ -78,9 +77,6 @@ class SpeakersPanel(QWidget):
         self.voices_button.setToolTip("The voices the library recognises by name in new recordings")
         self.voices_button.clicked.connect(self.open_known_voices)
         self._row.addWidget(self.voices_button)
-        from gui.editor import SPEAKER
-        from gui.speaker_commands import SpeakerDelegate
-
         self.delegate = SpeakerDelegate(editor)
         view = editor.view
         view.setItemDelegateForColumn(SPEAKER, self.delegate)
@@ -102,8 +98,6 @@ class SpeakersPanel(QWidget):
 
     def refresh(self) -> None:
         """One button per speaker; the panel and the Speaker column only show for a labelled transcript."""
-        from gui.editor import SPEAKER
-
         speakers = self.editor.model.speakers
         self.editor.view.setColumnHidden(SPEAKER, not speakers)
         self.setVisible(bool(speakers))
@@ -111,7 +105,7 @@ class SpeakersPanel(QWidget):
             self._buttons_row.removeWidget(button)
             button.deleteLater()
         self.buttons = {}
-        counts = segment_counts(model_transcript(self.editor.model))
+        counts = segment_counts(self.editor.model.shared_transcript())
         for position, speaker in enumerate(speakers):
             button = QToolButton(self)
             button.setObjectName(f"speaker_{speaker.id}")
@@ -136,14 +130,14 @@ class SpeakersPanel(QWidget):
                 merge.addAction(other.name, lambda keep=other.id: self.merge(keep, speaker_id))
         merge.setEnabled(len(self.editor.model.speakers) > 1)
         save = menu.addAction("Save voice (recognise in new recordings)", lambda: self.save_voice(speaker_id))
-        speaker = find_speaker(model_transcript(self.editor.model), speaker_id)
+        speaker = find_speaker(self.editor.model.shared_transcript(), speaker_id)
         save.setEnabled(self.editor.library is not None and bool(speaker.embedding))
         return menu
 
     # --- edits (one undo step each) ------------------------------------------------------------------------
 
     def _transcript(self) -> Transcript:
-        return model_transcript(self.editor.model)
+        return self.editor.model.shared_transcript()
 
     def _push(self, label: str, change: Callable[[], Transcript]) -> bool:
         if self.editor.model.read_only:
@@ -348,38 +342,3 @@ class KnownVoicesDialog(QDialog):
 
     def wait(self, timeout_ms: int = 10_000) -> bool:
         return all(call.wait(timeout_ms) for call in self.calls)
-
-
-# --- the queue's per-job option ------------------------------------------------------------------------------
-
-SPEAKER_CHOICES: tuple[tuple[str, str | None], ...] = (
-    ("Off", None), ("Automatic", "auto"), *((f"{n} speakers", str(n)) for n in range(2, MAX_SPEAKERS + 1)))
-
-
-def speakers_label(value: str | None) -> str:
-    return next((label for label, choice in SPEAKER_CHOICES if choice == value), "Off")
-
-
-def speakers_menu(parent: QWidget, choose: Callable[[str | None], None], current: Callable[[], set[str | None]]) -> QMenu:
-    """"Speakers" for the selected jobs: Off, Automatic, 2..8 (checked: the selected jobs' setting)."""
-    menu = QMenu("&Speakers", parent)
-    menu.setObjectName("speakersMenu")
-    menu.setToolTip("Label who speaks in the selected jobs (runs after transcription; Retry a finished job)")
-    group = QActionGroup(menu)
-    group.setExclusionPolicy(QActionGroup.ExclusionPolicy.ExclusiveOptional)  # jobs set differently: none checked
-    actions: dict[str | None, QAction] = {}
-    for label, value in SPEAKER_CHOICES:
-        action = menu.addAction(label)
-        action.setCheckable(True)
-        action.setData(value)
-        group.addAction(action)
-        action.triggered.connect(lambda _checked=False, v=value: choose(v))
-        actions[value] = action
-
-    def update() -> None:
-        values = current()
-        for value, action in actions.items():
-            action.setChecked(values == {value})
-
-    menu.aboutToShow.connect(update)
-    return menu

@@ -1,4 +1,4 @@
-"""The editor's power tools, on the "Tools" menu of its toolbar (gui.editor.TranscriptEditor creates them):
+"""The editor's power tools, on the "Tools" menu of its toolbar (gui.editor.widget.TranscriptEditor creates them):
 
 - Shift times of every segment, or of the selected ones, by an offset (one undo step);
 - Re-transcribe the selected segments, or a time range, with another model, language or backend: the range
@@ -13,14 +13,12 @@ The data operations live in worker/transcripts/editing.py, worker/media/region.p
 
 from __future__ import annotations
 
-import html
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from PySide6.QtCore import QModelIndex, QObject, QPersistentModelIndex, Signal
-from PySide6.QtGui import QAbstractTextDocumentLayout, QAction, QColor, QPainter, QPalette, QTextDocument, QUndoCommand
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtGui import QAction
 from PySide6.QtWidgets import (
-    QApplication,
     QCheckBox,
     QComboBox,
     QDialog,
@@ -31,16 +29,16 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QMenu,
     QRadioButton,
-    QStyle,
-    QStyleOptionViewItem,
     QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
-from gui import editor as editor_module
 from gui.background import Call
-from gui.editor import SegmentTableModel, TextDelegate, _copy_segment, _key, _ReplaceRows
+from gui.editor.columns import TEXT
+from gui.editor.commands import ChangeSegments, ReplaceRows
+from gui.editor.copies import copy_segment, segment_key
+from gui.editor.delegates import MarkedTextDelegate, marked_html
 from worker.backends.base import BACKEND_LABELS
 from worker.core.cancel import CancelToken
 from worker.core.errors import Cancelled, WhisperDeskError
@@ -59,11 +57,8 @@ from worker.transcripts.model import Segment
 from worker.transcripts.subtitles import KARAOKE_FORMATS, SubtitleRules
 
 if TYPE_CHECKING:
-    from gui.editor import TranscriptEditor
+    from gui.editor.widget import TranscriptEditor
     from worker.backends.base import Backend
-
-KARAOKE_COLOUR = QColor(255, 213, 79)  # the word being spoken: amber behind dark text
-UNCERTAIN_COLOUR = QColor(198, 40, 40)  # a word below the confidence threshold: red, underlined
 
 
 def default_backend(name: str) -> "Backend":
@@ -71,86 +66,6 @@ def default_backend(name: str) -> "Backend":
     from worker.jobs.backend_pool import create_backend
 
     return create_backend(name, **Preferences.load().backend_settings(name))
-
-
-# --- undo commands -----------------------------------------------------------------------------------------------
-
-class ChangeSegments(QUndoCommand):
-    """Several rows get new versions of their segments, as one step."""
-
-    def __init__(self, label: str, model: SegmentTableModel, changes: dict[int, Segment]) -> None:
-        super().__init__(label)
-        self.model = model
-        self.before = {row: _copy_segment(model.segment(row)) for row in changes}
-        self.after = {row: _copy_segment(segment) for row, segment in changes.items()}
-
-    def redo(self) -> None:
-        for row, segment in self.after.items():
-            self.model._set_segment(row, segment)
-
-    def undo(self) -> None:
-        for row, segment in self.before.items():
-            self.model._set_segment(row, segment)
-
-
-# --- words marked in the text column -------------------------------------------------------------------------------
-
-def marked_html(text: str, spans: list[tuple[int, int]], spoken: int, uncertain: set[int]) -> str | None:
-    """The cell's text as HTML with the spoken word highlighted and uncertain words marked; None when no word
-    is marked (the cell is painted as usual)."""
-    marks = {i for i in uncertain if i < len(spans)} | ({spoken} if 0 <= spoken < len(spans) else set())
-    if not marks:
-        return None
-    out, position = [], 0
-    for index, (start, end) in enumerate(spans):
-        if index not in marks or end <= start:
-            continue
-        out.append(html.escape(text[position:start]))
-        style = []
-        if index == spoken:
-            style += [f"background-color:{KARAOKE_COLOUR.name()}", "color:#000000"]
-        if index in uncertain:
-            style += ["text-decoration:underline"] + ([] if index == spoken else [f"color:{UNCERTAIN_COLOUR.name()}"])
-        out.append(f'<span style="{";".join(style)}">{html.escape(text[start:end])}</span>')
-        position = end
-    out.append(html.escape(text[position:]))
-    return "".join(out).replace("\n", "<br>")
-
-
-class MarkedTextDelegate(TextDelegate):
-    """The editor's text delegate, painting marked words (karaoke, uncertain words) as rich text."""
-
-    def __init__(self, parent: QObject, tools: "EditorTools") -> None:
-        super().__init__(parent)
-        self.tools = tools
-
-    def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex) -> None:
-        marked = self.tools.cell_html(index.row())
-        if marked is None:
-            super().paint(painter, option, index)
-            return
-        item = QStyleOptionViewItem(option)
-        self.initStyleOption(item, index)
-        widget = item.widget
-        style = widget.style() if widget is not None else QApplication.style()
-        item.text = ""
-        style.drawControl(QStyle.ControlElement.CE_ItemViewItem, item, painter, widget)
-        rect = style.subElementRect(QStyle.SubElement.SE_ItemViewItemText, item, widget)
-        margin = style.pixelMetric(QStyle.PixelMetric.PM_FocusFrameHMargin, None, widget) + 1
-        document = QTextDocument()
-        document.setDocumentMargin(0)
-        document.setDefaultFont(item.font)
-        document.setTextWidth(max(1, rect.width() - 2 * margin))
-        document.setHtml(marked)
-        context = QAbstractTextDocumentLayout.PaintContext()
-        selected = bool(item.state & QStyle.StateFlag.State_Selected)
-        context.palette.setColor(QPalette.ColorRole.Text, item.palette.color(
-            QPalette.ColorRole.HighlightedText if selected else QPalette.ColorRole.Text))
-        painter.save()
-        painter.translate(rect.left() + margin, rect.top())
-        painter.setClipRect(0, 0, rect.width() - margin, rect.height())
-        document.documentLayout().draw(painter, context)
-        painter.restore()
 
 
 # --- dialogs -------------------------------------------------------------------------------------------------------
@@ -269,10 +184,8 @@ class EditorTools(QObject):
         self._fit_before: list[Segment] = []
         self._region_plan: tuple[int, list[Segment]] = (0, [])
 
-        self.delegate = MarkedTextDelegate(editor.view, self)
-        self.delegate.splitRequested.connect(editor._split_from_editor)
-        editor.text_delegate = self.delegate
-        editor.view.setItemDelegateForColumn(editor_module.TEXT, self.delegate)
+        self.delegate = MarkedTextDelegate(editor.view, self.cell_html)
+        editor.set_text_delegate(self.delegate)
 
         self.shift_action = self._action("Shift times…", self.open_shift_dialog,
                                          "Move every segment, or the selected ones, earlier or later")
@@ -314,7 +227,7 @@ class EditorTools(QObject):
 
     def update_actions(self) -> None:
         editor = self.editor
-        editable = not editor.model.read_only and editor._transcript is not None
+        editable = not editor.model.read_only and editor.metadata() is not None
         has_rows = editor.model.rowCount() > 0
         self.shift_action.setEnabled(editable and has_rows)
         self.region_action.setEnabled(editable and self._source() is not None and self._region is None)
@@ -323,7 +236,7 @@ class EditorTools(QObject):
         self.karaoke_action.setEnabled(has_rows and self._export is None)
 
     def _source(self) -> Path | None:
-        transcript = self.editor._transcript
+        transcript = self.editor.metadata()
         return Path(transcript.source) if transcript is not None and transcript.source else None
 
     def _selected(self) -> list[int]:
@@ -344,7 +257,7 @@ class EditorTools(QObject):
         if not rows or round(offset, 3) == 0:
             return False
         try:
-            moved = shift_segments(model._segments, rows, offset)
+            moved = shift_segments(model.shared_transcript().segments, rows, offset)
         except ValueError as exc:
             self.editor.show_status(f"Not shifted: {exc}")
             return False
@@ -357,9 +270,9 @@ class EditorTools(QObject):
 
     def open_region_dialog(self) -> RegionDialog:
         rows = self._selected()
-        segments = self.editor.model._segments
+        segments = self.editor.model.shared_transcript().segments
         span = (segments[rows[0]].start, segments[rows[-1]].end) if rows else (0.0, segments[-1].end if segments else 0.0)
-        transcript = self.editor._transcript
+        transcript = self.editor.metadata()
         dialog = RegionDialog(self.editor, len(rows), span, self.preferences(), transcript.language if transcript else None)
 
         def accepted() -> None:
@@ -389,11 +302,11 @@ class EditorTools(QObject):
         try:
             options = TranscriptionOptions(model=model or self.preferences().model, language=language,
                                            word_timestamps=word_timestamps)
-            first, stop, start, end = region_for(self.editor.model._segments, rows, time_range)
+            first, stop, start, end = region_for(self.editor.model.shared_transcript().segments, rows, time_range)
         except ValueError as exc:
             self.editor.show_status(f"Not re-transcribed: {exc}")
             return False
-        before = [_copy_segment(s) for s in self.editor.model._segments[first:stop]]
+        before = [copy_segment(self.editor.model.segment(row)) for row in range(first, stop)]
         cancel = CancelToken()
         factory = self.backend_factory
 
@@ -429,15 +342,14 @@ class EditorTools(QObject):
         self._region = self._region_cancel = None
         first, before = self._region_plan
         model = self.editor.model
-        current = model._segments[first:first + len(before)]
-        if model.read_only or [_key(s) for s in current] != [_key(s) for s in before]:
+        if model.read_only or model.segment_keys(first, first + len(before)) != [segment_key(s) for s in before]:
             self._fail_region("The segments changed while they were re-transcribed; nothing was replaced.")
             return
         label = f"Re-transcribe {len(before)} segment{'s' if len(before) != 1 else ''}"
         from worker.speakers.edits import carry_speakers  # the new segments keep who said that time
 
         segments = carry_speakers(before, segments)
-        self.editor.push(_ReplaceRows(label, model, first, before, segments))
+        self.editor.push(ReplaceRows(label, model, first, before, segments))
         self.editor.show_status(f"{label}: {len(segments)} new segment{'s' if len(segments) != 1 else ''} "
                                 "(Undo brings the old ones back).")
         self.regionFinished.emit(len(before), len(segments))
@@ -495,10 +407,10 @@ class EditorTools(QObject):
         self._fit = None
         (segments, report), before = value, self._fit_before
         model = self.editor.model
-        if model.read_only or [_key(s) for s in model._segments] != [_key(s) for s in before]:
+        if model.read_only or model.segment_keys() != [segment_key(s) for s in before]:
             self._fit_failed("The transcript changed while it was being fitted; nothing was changed.")
             return
-        self.editor.push(_ReplaceRows("Fit to subtitle rules", model, 0, before, segments))
+        self.editor.push(ReplaceRows("Fit to subtitle rules", model, 0, before, segments))
         self.editor.show_status(f"Fitted to subtitle rules: {len(segments)} cues"
                                 + (f"; {report}." if report else ", every one follows the rules."))
         self.fitFinished.emit(report)
@@ -546,12 +458,12 @@ class EditorTools(QObject):
 
     def _repaint_row(self, row: int) -> None:
         if 0 <= row < self.editor.model.rowCount():
-            self.editor.view.viewport().update(self.editor.view.visualRect(self.editor.model.index(row, editor_module.TEXT)))
+            self.editor.view.viewport().update(self.editor.view.visualRect(self.editor.model.index(row, TEXT)))
 
     # --- karaoke export -----------------------------------------------------------------------------------------------
 
     def open_karaoke_export(self) -> None:
-        transcript = self.editor._transcript
+        transcript = self.editor.metadata()
         stem = Path(transcript.source).stem if transcript is not None and transcript.source else "transcript"
         path, _filter = QFileDialog.getSaveFileName(self.editor, "Export karaoke subtitles", f"{stem}.ass",
                                                     "ASS karaoke (*.ass);;WebVTT karaoke (*.vtt)")

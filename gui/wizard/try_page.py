@@ -1,0 +1,148 @@
+"""Page 5 (optional): the bundled 11-second sample transcribed on a T4, through the job queue like any file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+from PySide6.QtGui import QFont
+from PySide6.QtWidgets import QHBoxLayout, QPushButton, QVBoxLayout
+
+from gui.wizard.shared import CANCELLED, WizardPage, log, log_view, wrapped_label
+from worker.backends.events import timing_line
+from worker.core.cancel import CancelToken
+from worker.core.errors import Cancelled, TranscriptionError
+from worker.core.options import TranscriptionOptions
+
+
+class TryPage(WizardPage):
+    def __init__(self) -> None:
+        super().__init__()
+        self.setTitle("Try it")
+        self.setSubTitle("Optional: transcribe an 11-second sample on a T4 GPU.")
+        self.transcript = None
+        layout = QVBoxLayout(self)
+        layout.addWidget(wrapped_label(
+            "The sample is President Kennedy's \"ask not\" line (1961). On a warm container this takes a few "
+            "seconds; a cold start adds up to a minute. It costs a fraction of a cent."
+        ))
+        row = QHBoxLayout()
+        self.run_button = QPushButton("Transcribe the sample")
+        self.run_button.setObjectName("tryButton")
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setObjectName("tryCancel")
+        self.cancel_button.setEnabled(False)
+        row.addWidget(self.run_button)
+        row.addWidget(self.cancel_button)
+        row.addStretch(1)
+        layout.addLayout(row)
+        self.status = wrapped_label(name="tryStatus")
+        layout.addWidget(self.status)
+        self.text_view = log_view("tryTranscript", 80)
+        self.text_view.setFont(QFont())
+        layout.addWidget(self.text_view)
+        self.timing_view = log_view("tryTimings", 60)
+        self.timing_view.setMaximumHeight(110)
+        layout.addWidget(self.timing_view)
+        self.run_button.clicked.connect(self.start)
+        self.cancel_button.clicked.connect(self.cancel)
+        self.setFinalPage(True)
+
+    def start(self) -> None:
+        wiz = self.wiz
+        sample = wiz.sample_path
+        model = wiz.model
+        self.text_view.clear()
+        self.timing_view.clear()
+        self.transcript = None
+        self.status.setText(f"Transcribing {sample.name} with {model} on Modal…")
+        self.run_button.setEnabled(False)
+        self.cancel_button.setEnabled(True)
+
+        def work(log_line, cancel):
+            return transcribe_sample(sample, TranscriptionOptions(model=model, language="en"),
+                                     wiz.services.make_backend, log_line, cancel)
+
+        self.task = wiz.start_task("try", work, self._done, self._failed, self._line)
+
+    def _line(self, line: str) -> None:
+        kind, _, text = line.partition("\t")
+        if kind == "timing":
+            self.append_line(self.timing_view, text)
+        elif kind == "text" and text:
+            self.append_line(self.text_view, text)
+
+    def _finish(self) -> None:
+        self.task = None
+        self.run_button.setEnabled(True)
+        self.cancel_button.setEnabled(False)
+
+    def _done(self, transcript) -> None:
+        self._finish()
+        self.transcript = transcript
+        self.text_view.setPlainText(self.wiz.scrub(transcript.text))
+        timings = transcript.timings or {}
+        if timings and not self.timing_view.toPlainText():
+            self.append_line(self.timing_view, timing_line(timings))
+        gpu = str(timings.get("gpu", "?"))
+        if gpu.lower() == "cpu":
+            self.status.setText("Done, on a CPU (not a Modal GPU).")
+        else:
+            self.status.setText(f"Done on {gpu}: Modal is ready for your files.")
+        log.info("sample transcribed on %s", gpu)
+
+    def _failed(self, message: str) -> None:
+        self._finish()
+        self.status.setText("Cancelled." if message == CANCELLED else f"The sample did not go through: {message}")
+        log.info("try: %s", message)
+
+    def cancel(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            self.status.setText("Cancelling…")
+
+    def cleanupPage(self) -> None:
+        self.cancel()
+
+
+def transcribe_sample(sample: Path, options: TranscriptionOptions, make_backend: Callable[[], Any],
+                      log_line: Callable[[str], None], cancel: CancelToken) -> Any:
+    """In the try step's thread: the sample through the job queue (worker.jobs.queue), like any file, with a
+    library of its own in memory (the sample never lands in the user's library). Returns the Transcript."""
+    import threading
+    from dataclasses import replace
+
+    from worker.jobs.preferences import Preferences
+    from worker.jobs.queue import JobFinished, JobQueue, JobStatus, LogLine, QueueEvent, SegmentsArrived
+    from worker.library.library import Library
+
+    endings: list[JobFinished] = []
+    ended = threading.Event()
+
+    def listen(event: QueueEvent) -> None:
+        if isinstance(event, SegmentsArrived):
+            for segment in event.segments:
+                log_line("text\t" + segment.text.strip())
+        elif isinstance(event, LogLine) and not event.text.startswith(f"{sample.name}: failed: "):
+            log_line("timing\t" + event.text.removeprefix(f"{sample.name}: "))
+        elif isinstance(event, JobFinished):
+            endings.append(event)
+            ended.set()
+
+    library = Library(":memory:")
+    preferences = replace(Preferences.load(), backend="modal", auto_export_formats=())
+    queue = JobQueue(library, preferences, listen, backend_factory=lambda _name, _prefs: make_backend(),
+                     modal_ready=lambda: True, only_own_jobs=True)
+    try:
+        [record] = queue.add_files([sample], "modal", options)
+        cancel.on_cancel(lambda: queue.cancel([record.id]))
+        ended.wait()
+        ending = endings[0]
+        if ending.status == JobStatus.CANCELLED:
+            raise Cancelled()
+        if ending.status == JobStatus.FAILED:
+            raise TranscriptionError(ending.error or "the sample did not go through")
+        return library.transcript(record.id)
+    finally:
+        queue.shutdown()  # closes the backend
+        library.close()
