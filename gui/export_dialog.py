@@ -3,8 +3,9 @@
 ExportDialog(items, job_ids=None, parent=None, *, folder=None, formats=None, ask_overwrite=None)
     items: a list of (Transcript, source path), or a Library together with job_ids (their current,
     edited transcripts). Asks before overwriting (Overwrite / Keep both / Cancel), then writes every chosen
-    format for every transcript into one folder in a background thread (ExportWriter; Cancel stops after the
-    current file), lists the files written and emits exportFinished(written paths, failures).
+    format for every transcript into one folder in a background thread (ExportWriter, through the one export
+    pipeline: worker.jobs.export; Cancel stops after the current file), lists the files written and emits
+    exportFinished(written paths, failures).
 ImportForReview(parent, library=None, notify=None).start(subtitle_path=None, audio_path=None)
     asks for an .srt/.vtt and its audio (unless given), reads and checks them off the GUI thread, then emits
     done((Transcript, audio path)), or with a library adds a finished job holding the subtitles and emits
@@ -42,18 +43,12 @@ from PySide6.QtWidgets import (
 from gui.background import Call
 from worker.core.cancel import CancelToken
 from worker.core.errors import Cancelled, MediaError, WhisperDeskError
+from worker.jobs.export import exporter as export_pipeline
 from worker.jobs.preferences import Preferences
 from worker.jobs.review_import import add_review_job, fit_to_audio, read_subtitles
-from worker.transcripts.formats import (
-    EXPORT_FORMATS,
-    FORMAT_LABELS,
-    IMPORT_SUFFIXES,
-    export_paths,
-    export_transcript,
-    unique_path,
-)
+from worker.transcripts.formats import EXPORT_FORMATS, FORMAT_LABELS, IMPORT_SUFFIXES, Exported, Exporter, export_paths
 from worker.transcripts.model import Transcript
-from worker.transcripts.subtitles import RULE_FORMATS, SubtitleRules, cut_cues
+from worker.transcripts.subtitles import SubtitleRules
 
 OVERWRITE, KEEP_BOTH, CANCEL = "overwrite", "keep both", "cancel"
 DEFAULT_FORMATS = ("srt", "txt")
@@ -86,24 +81,23 @@ def ask_overwrite_dialog(parent: QWidget | None, existing: list[Path]) -> str:
 # --- background threads ------------------------------------------------------------------------------------
 
 class ExportWriter(Call):
-    """Writes the planned files one by one off the GUI thread; cancel() stops after the file being written."""
+    """Writes the planned files one by one off the GUI thread, through the one export pipeline (word timestamps a
+    transcript lacks are computed from its audio first); cancel() stops after the file being written, or during
+    an alignment (that file is not written)."""
 
     progress = Signal(int, int, str)  # number of the file being written (from 1), files in all, its name
     ended = Signal(object)  # this writer, once written / failures / unwritten are final
 
-    def __init__(self, plan: list[tuple[Transcript, str, Path]], choice: str, *, max_line_length: int | None,
-                 max_lines: int, timestamps: bool, rules: SubtitleRules | None = None) -> None:
+    def __init__(self, plan: list[tuple[Transcript, str, Path]], choice: str, *, timestamps: bool,
+                 rules: SubtitleRules | None = None) -> None:
         super().__init__()
         self.plan, self.choice = plan, choice
-        self.render_options: dict[str, Any] = {"max_line_length": max_line_length, "max_lines": max_lines,
-                                               "timestamps": timestamps, "rules": rules}
-        self.notes: list[str] = []  # per subtitle file: what could not follow the rules (one line)
+        self.rules, self.timestamps = rules, timestamps
+        self.notes: list[str] = []  # per subtitle file: what could not follow the rules (one line); failed alignments
         self.written: list[Path] = []
         self.failures: list[str] = []
         self._cancelled = False
         self._cancel = CancelToken()  # stops a word alignment half-way
-        self._aligner: Any = None
-        self._with_words: dict[int, Transcript] = {}  # id(transcript) -> with the word timestamps it lacked
 
     def cancel(self) -> None:
         self._cancelled = True
@@ -119,48 +113,34 @@ class ExportWriter(Call):
         return len(self.plan) - len(self.written) - len(self.failures)
 
     def run(self) -> None:
+        # the alignment models live as long as this pipeline: one load for every transcript of the export
+        pipeline = export_pipeline(self.rules, timestamps=self.timestamps, cancel=self._cancel)
         for number, (transcript, fmt, path) in enumerate(self.plan, 1):
             if self._cancelled:
                 break
             self.progress.emit(number, len(self.plan), path.name)
-            if fmt in RULE_FORMATS and self.render_options["rules"] is not None:
-                transcript = self._words_for(transcript)
-            self._write(transcript, fmt, path)
-        self._aligner = None  # the alignment models go with it
+            notes_told = len(pipeline.notes)
+            try:
+                exported = self._write(pipeline, transcript, fmt, path)
+            except Cancelled:
+                break  # cancelled while its words were aligned: this file is not written
+            except WhisperDeskError as exc:
+                self.failures.append(str(exc))
+                continue
+            except Exception as exc:  # unexpected (e.g. an unwrapped OSError): reported, never lost in the thread
+                self.failures.append(f"{path.name}: {exc}")
+                continue
+            finally:
+                self.notes += pipeline.notes[notes_told:]  # word timestamps that could not be computed
+            self.written.append(exported.path)
+            if exported.report:
+                self.notes.append(f"{exported.path.name}: {exported.report}")
         self.ended.emit(self)
 
-    def _words_for(self, transcript: Transcript) -> Transcript:
-        """Cues are cut at words: word timestamps a transcript lacks (edited text, made without them) are
-        computed from its audio file (worker.engines.alignment), once per transcript. Without the audio they stay
-        missing and the cues are timed by characters (the notes say so)."""
-        from worker.engines.alignment import Aligner, needs_words
-
-        key = id(transcript)
-        if key not in self._with_words:
-            self._with_words[key] = transcript
-            source = Path(transcript.source) if transcript.source else None
-            if source is not None and source.is_file() and needs_words(transcript):
-                self._aligner = self._aligner or Aligner()
-                try:
-                    self._with_words[key], _count = self._aligner.align(transcript, source, self._cancel)
-                except Cancelled:
-                    pass
-                except Exception as exc:  # timed by characters instead; said once in the notes
-                    self.notes.append(f"{source.name}: word timestamps could not be computed ({exc})")
-        return self._with_words[key]
-
-    def _write(self, transcript: Transcript, fmt: str, path: Path) -> None:
-        target = unique_path(path) if self.choice == KEEP_BOTH and path.exists() else path
-        try:
-            self.written.append(export_transcript(transcript, target, fmt, overwrite=self.choice == OVERWRITE,
-                                                  **self.render_options))
-            rules = self.render_options["rules"]
-            if rules is not None and fmt in RULE_FORMATS and (report := cut_cues(transcript, rules).report_line()):
-                self.notes.append(f"{target.name}: {report}")
-        except WhisperDeskError as exc:
-            self.failures.append(str(exc))
-        except Exception as exc:  # unexpected (e.g. an unwrapped OSError): reported, never lost in the thread
-            self.failures.append(f"{target.name}: {exc}")
+    def _write(self, pipeline: Exporter, transcript: Transcript, fmt: str, path: Path) -> Exported:
+        if self.choice == KEEP_BOTH:  # an existing file gets a numbered sibling
+            return pipeline.write_new(transcript, path, fmt)
+        return pipeline.write(transcript, path, fmt, overwrite=self.choice == OVERWRITE)
 
 
 class ExportDialog(QDialog):
@@ -321,9 +301,6 @@ class ExportDialog(QDialog):
         self.export_button.setEnabled(self._writer is None and bool(self.items and self.formats()
                                                                     and self.folder_edit.text().strip()))
 
-    def _line_limit(self) -> int | None:
-        return self.max_line_length.value() or None
-
     def rules(self) -> SubtitleRules | None:
         """The subtitle rules chosen; None with no line limit (one cue per segment)."""
         if not self.max_line_length.value():
@@ -354,8 +331,7 @@ class ExportDialog(QDialog):
             if choice == CANCEL:
                 self.summary.setPlainText("Export cancelled: nothing was written.")
                 return False
-        self._writer = ExportWriter(plan, choice, max_line_length=self._line_limit(), max_lines=self.max_lines.value(),
-                                    timestamps=self.timestamps.isChecked(), rules=self.rules())
+        self._writer = ExportWriter(plan, choice, timestamps=self.timestamps.isChecked(), rules=self.rules())
         self._writer.progress.connect(self._show_progress)
         self._writer.ended.connect(self._writer_ended)
         self._set_writing(True, len(plan))
@@ -474,10 +450,11 @@ class ImportForReview(QObject):
     cancelled = Signal()  # a file dialog was cancelled: nothing imported, nothing said
 
     def __init__(self, parent: QWidget | None = None, library: Any = None,
-                 notify: Callable[[str], None] | None = None) -> None:
+                 notify: Callable[[str], None] | None = None, jobs: Any = None) -> None:
         super().__init__(parent)
         self._window = parent
         self.library = library
+        self.jobs = jobs  # the window's job service: the job is added (and reported) through it
         self.notify = notify
         self._subtitles = Path()
         self._audio: Path | None = None
@@ -565,6 +542,9 @@ class ImportForReview(QObject):
             transcript = fit_to_audio(transcript, subtitles, audio, duration)
         except MediaError as exc:
             self._fail(str(exc))
+            return
+        if self.jobs is not None:
+            self.done.emit(self.jobs.add_review_job(transcript, audio, subtitles))
             return
         self.done.emit((transcript, audio) if self.library is None
                        else add_review_job(self.library, transcript, audio, subtitles))

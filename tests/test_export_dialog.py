@@ -20,7 +20,7 @@ from gui.editor import TranscriptEditor
 from gui.export_dialog import CANCEL, KEEP_BOTH, OVERWRITE, ExportDialog, ImportForReview, ask_overwrite_dialog
 from worker.core.options import TranscriptionOptions
 from worker.library.database import Library
-from worker.transcripts.formats import EXPORT_FORMATS, export_transcript
+from worker.transcripts.formats import EXPORT_FORMATS, Exported, export_transcript
 
 
 @pytest.fixture
@@ -154,20 +154,27 @@ def test_asks_before_overwriting(qtbot, out):
 
 
 def fake_export(started: list[str], seconds: float = 0.0, gate: threading.Event | None = None):
-    """A stand-in for export_transcript that takes its time (or waits for `gate`) and notes each file begun."""
-    def export(transcript, path: Path, fmt: str | None = None, **options) -> Path:
-        started.append(path.name)
-        time.sleep(seconds)
-        if gate is not None:
-            assert gate.wait(10)
-        path.write_text(fmt or "", encoding="utf-8")
-        return path
-    return export
+    """A stand-in for the export pipeline whose writes take their time (or wait for `gate`) and note each file
+    begun."""
+    class SlowExporter:
+        notes: list[str] = []
+
+        def write(self, transcript, path: Path, fmt: str | None = None, **options) -> Exported:
+            started.append(path.name)
+            time.sleep(seconds)
+            if gate is not None:
+                assert gate.wait(10)
+            path.write_text(fmt or "", encoding="utf-8")
+            return Exported(path)
+
+        write_new = write
+
+    return lambda rules, **options: SlowExporter()
 
 
 def test_a_slow_export_never_blocks_the_window(qtbot, out, monkeypatch):
     started: list[str] = []
-    monkeypatch.setattr(gui.export_dialog, "export_transcript", fake_export(started, seconds=0.3))
+    monkeypatch.setattr(gui.export_dialog, "export_pipeline", fake_export(started, seconds=0.3))
     items = [(jfk_transcript(), "/talks/one.flac"), (jfk_transcript(), "/talks/two.flac")]
     dialog = ExportDialog(items, folder=out, formats=["txt", "srt", "vtt"])
     qtbot.addWidget(dialog)
@@ -191,7 +198,7 @@ def test_a_slow_export_never_blocks_the_window(qtbot, out, monkeypatch):
 def test_cancel_stops_after_the_file_being_written(qtbot, out, monkeypatch):
     started: list[str] = []
     gate = threading.Event()
-    monkeypatch.setattr(gui.export_dialog, "export_transcript", fake_export(started, gate=gate))
+    monkeypatch.setattr(gui.export_dialog, "export_pipeline", fake_export(started, gate=gate))
     dialog = ExportDialog([(jfk_transcript(), "/talks/jfk.flac")], folder=out, formats=["txt", "srt", "vtt"])
     qtbot.addWidget(dialog)
     assert dialog.export()
@@ -208,7 +215,7 @@ def test_cancel_stops_after_the_file_being_written(qtbot, out, monkeypatch):
 
 def test_closing_while_writing_stops_and_waits_for_the_thread(qtbot, out, monkeypatch):
     started: list[str] = []
-    monkeypatch.setattr(gui.export_dialog, "export_transcript", fake_export(started, seconds=0.3))
+    monkeypatch.setattr(gui.export_dialog, "export_pipeline", fake_export(started, seconds=0.3))
     dialog = ExportDialog([(jfk_transcript(), "/talks/jfk.flac")], folder=out, formats=["txt", "srt", "vtt"])
     qtbot.addWidget(dialog)
     dialog.show()

@@ -13,6 +13,7 @@ from editor_fixtures import jfk_transcript
 
 from worker.core.errors import MediaError, WhisperDeskError
 from worker.transcripts import formats
+from worker.transcripts.editing import format_timestamp
 from worker.transcripts.formats import (
     EXPORT_FORMATS,
     ExportExistsError,
@@ -22,9 +23,9 @@ from worker.transcripts.formats import (
     export_transcript,
     import_subtitles,
     render,
-    subtitle_cues,
 )
-from worker.transcripts.model import Segment, Transcript
+from worker.transcripts.model import Segment, Speaker, Transcript, Word
+from worker.transcripts.subtitles import SubtitleRules, cut_cues, timed_words
 
 UNICODE = Transcript(
     segments=[
@@ -111,65 +112,66 @@ def test_txt_and_docx_with_timestamps():
     transcript = jfk_transcript()
     lines = render(transcript, "txt", timestamps=True).splitlines()
     first = transcript.segments[0]
-    assert lines[0] == f"[00:00:00.000 --> {formats.format_timestamp(first.end)}] {first.text.strip()}"
+    assert lines[0] == f"[00:00:00.000 --> {format_timestamp(first.end)}] {first.text.strip()}"
     document = docx.Document(io.BytesIO(render(transcript, "docx", timestamps=True)))
     assert document.paragraphs[1].text.startswith("[00:00:00.000 --> ")
 
 
-@pytest.mark.parametrize("max_line_length,max_lines", [(20, 1), (20, 2), (32, 2), (42, 3), (5, 2)])
-def test_subtitle_limits_hold_and_cues_cover_each_segment(out, max_line_length, max_lines):
+@pytest.mark.parametrize("rules", [None, SubtitleRules(max_line_chars=20, max_lines=1), SubtitleRules(max_line_chars=32),
+                                   SubtitleRules(max_line_chars=5, max_lines=2)])
+def test_subtitle_cues_keep_every_word_one_per_segment_or_within_the_rules(out, rules):
     import pysubs2
 
     transcript = jfk_transcript()
-    path = export_transcript(transcript, out / "jfk.srt", max_line_length=max_line_length, max_lines=max_lines)
+    path = export_transcript(transcript, out / "jfk.srt", rules=rules)
     subs = pysubs2.load(str(path))
-    longest = max(len(seg.text.strip()) for seg in transcript.segments)
-    # a segment that cannot fit one cue becomes several
-    assert len(subs) > len(transcript.segments) if longest > max_line_length * max_lines else len(subs) == len(transcript.segments)
-    for event in subs:
-        lines = event.plaintext.split("\n")
-        assert 1 <= len(lines) <= max_lines
-        assert all(0 < len(line) <= max_line_length for line in lines), lines
-        assert event.start <= event.end
     shown = " ".join(e.plaintext.replace("\n", " ") for e in subs)
-    assert shown.replace(" ", "") == transcript.text.replace(" ", "")  # nothing lost, in order
-    if max_line_length >= max(len(w) for w in transcript.text.split()):
-        assert shown.split() == transcript.text.split()  # words are never cut when they fit a line
-    # cues follow each other and span exactly the segments
-    starts = [e.start for e in subs]
-    assert starts == sorted(starts)
-    assert subs[0].start == round(transcript.segments[0].start * 1000)
-    assert subs[-1].end == round(transcript.segments[-1].end * 1000)
+    assert shown.split() == transcript.text.split()  # nothing lost, in order, words never cut
+    assert [e.start for e in subs] == sorted(e.start for e in subs) and all(e.start < e.end for e in subs)
+    if rules is None:  # one cue per segment, at the segment's own times
+        assert [(e.start, e.end) for e in subs] == [(round(s.start * 1000), round(s.end * 1000)) for s in transcript.segments]
+    else:
+        longest_word = max(len(w) for w in transcript.text.split())
+        for event in subs:
+            lines = event.plaintext.split("\n")
+            assert 1 <= len(lines) <= rules.max_lines
+            assert all(len(line) <= max(rules.max_line_chars, longest_word) for line in lines), lines
     assert len(ffmpeg_cues(path)) == len(subs)
 
 
-def test_long_segments_are_timed_from_word_timestamps():
+def test_cues_start_with_their_first_word_when_words_are_timed():
     transcript = jfk_transcript()
-    segment = transcript.segments[0]
-    cues = subtitle_cues(Transcript(segments=[segment]), max_line_length=20, max_lines=1)
-    by_word = {w.text.strip(): w for w in segment.words}
-    for cue in cues[1:]:
-        first_word = cue.lines[0].split()[0]
-        assert cue.start == by_word[first_word].start  # each cue starts when its first word is spoken
-    assert [c.end for c in cues[:-1]] == [c.start for c in cues[1:]]
+    result = cut_cues(transcript, SubtitleRules(max_line_chars=20, max_lines=1))
+    starts = {round(w.start * 1000) for s in transcript.segments for w in s.words}
+    for cue in result.cues:
+        first_spoken = cue.words[0].start
+        assert first_spoken in starts  # the first word's own time
+        assert first_spoken - 500 <= cue.start <= first_spoken < cue.end  # shown with it (at most 0.5 s early)
 
 
 def test_without_words_cues_are_timed_in_proportion_to_characters():
-    segment = Segment(0, 10.0, 20.0, "aaaa bbbb cccc dddd")
-    cues = subtitle_cues(Transcript(segments=[segment]), max_line_length=9, max_lines=1)
-    assert [c.lines for c in cues] == [["aaaa bbbb"], ["cccc dddd"]]
-    assert cues[0].start == 10.0 and cues[1].start == pytest.approx(10.0 + 10 * 10 / 19, abs=0.001) and cues[1].end == 20.0
+    transcript = Transcript(segments=[Segment(0, 10.0, 20.0, "aaaa bbbb cccc dddd")], duration=20.0)
+    words, estimated = timed_words(transcript)
+    assert estimated == 1 and [w.start for w in words] == [10000, 10000 + 10000 * 5 // 19, 10000 + 10000 * 10 // 19,
+                                                          10000 + 10000 * 15 // 19]
+    result = cut_cues(transcript, SubtitleRules(max_line_chars=9, max_lines=1, max_cps=30))
+    assert [c.lines for c in result.cues] == [["aaaa bbbb"], ["cccc dddd"]]
+    assert "1 segment without word timestamps timed by characters" in result.report_line()
 
 
-def test_words_longer_than_a_line_and_unspaced_scripts_are_cut():
-    transcript = Transcript(segments=[
-        Segment(0, 0.0, 2.0, "Donaudampfschifffahrtsgesellschaftskapitän"),
-        Segment(1, 2.0, 4.0, "東京は晴れです。明日も晴れるでしょう。"),
-    ])
-    cues = subtitle_cues(transcript, max_line_length=10, max_lines=2)
-    lines = [line for cue in cues for line in cue.lines]
-    assert all(len(line) <= 10 for line in lines)
-    assert "".join(lines) == "Donaudampfschifffahrtsgesellschaftskapitän東京は晴れです。明日も晴れるでしょう。"
+def test_words_longer_than_a_line_stay_whole_and_unspaced_scripts_break_between_words():
+    long_word = "Donaudampfschifffahrtsgesellschaftskapitän"
+    german = cut_cues(Transcript(segments=[Segment(0, 0.0, 2.0, f"der {long_word} kommt")], duration=2.0),
+                      SubtitleRules(max_line_chars=10, max_lines=2))
+    assert [line for cue in german.cues for line in cue.lines] == ["der", long_word, "kommt"]
+    assert "1 line over 10 characters (a word longer than a line)" in german.report_line()
+    pieces = ["東京", "は", "晴れ", "です。", "明日", "も", "晴れる", "でしょう。"]
+    # as Whisper gives them: the first word carries the segment's leading space, the others none
+    words = [Word(i * 0.5, i * 0.5 + 0.4, (" " if i == 0 else "") + piece) for i, piece in enumerate(pieces)]
+    japanese = cut_cues(Transcript(segments=[Segment(0, 0.0, 4.0, "".join(pieces), words)], language="ja", duration=4.0),
+                        SubtitleRules(max_line_chars=6, max_lines=2, max_cps=30))
+    lines = [line for cue in japanese.cues for line in cue.lines]
+    assert len(lines) > 1 and all(len(line) <= 6 for line in lines) and "".join(lines) == "".join(pieces)
 
 
 def test_unicode_and_markup_characters_survive_every_format(out):
@@ -250,7 +252,7 @@ def test_bulk_export_writes_every_file_and_keeps_same_named_sources_apart(out):
     second.segments[0].text = " A different first line"
     items = [(first, "/talks/a/interview.mp3"), (second, "/talks/b/interview.wav"), (UNICODE, "/x/grüße.mp3")]
     out = out / "exports"
-    written = export_many(items, out, EXPORT_FORMATS, max_line_length=32)
+    written = export_many(items, out, EXPORT_FORMATS, rules=SubtitleRules(max_line_chars=32))
     expected = {f"{stem}.{fmt}" for stem in ("interview", "interview (2)", "grüße") for fmt in EXPORT_FORMATS}
     assert {p.name for p in written} == expected == {p.name for p in out.iterdir()}
     assert "A different first line" in (out / "interview (2).txt").read_text(encoding="utf-8")
@@ -320,3 +322,26 @@ def test_export_to_an_unwritable_place_is_one_line(out):
         export_transcript(jfk_transcript(), blocker / "sub" / "jfk.srt")
     assert "jfk.srt" in str(info.value) and "\n" not in str(info.value)
     assert os.listdir(out) == ["file"]
+
+
+def test_json_leaves_out_words_an_edit_made_stale_and_reads_back_with_its_speakers():
+    transcript = jfk_transcript()
+    transcript.segments[1].text = " ask what you can do for your planet"  # edited: its words no longer match
+    transcript.speakers = [Speaker("S1", "Ada")]
+    for segment in transcript.segments:
+        segment.speaker = "S1"
+    data = json.loads(render(transcript, "json"))
+    assert data["segments"][0]["words"] and data["segments"][1]["words"] == []
+    assert [s["speaker"] for s in data["segments"]] == ["Ada", "Ada"] and data["segments"][0]["speaker_id"] == "S1"
+    back = Transcript.from_dict(data)
+    assert [s.speaker for s in back.segments] == ["S1", "S1"] and back.speaker_name(back.segments[0]) == "Ada"
+    assert back.segments[0].words == transcript.segments[0].words and back.segments[1].text.endswith("planet")
+
+
+def test_json_words_carry_their_leading_space_as_openai_whisper_writes_them():
+    transcript = jfk_transcript()
+    for segment in transcript.segments:  # the local engine keeps them stripped
+        for word in segment.words:
+            word.text = word.text.strip()
+    words = [w["word"] for s in json.loads(render(transcript, "json"))["segments"] for w in s["words"]]
+    assert words == [" " + w for w in transcript.text.split()]

@@ -18,15 +18,33 @@ from worker.core.options import DEFAULT_MODEL, MODEL_NAMES, TranscriptionOptions
 from worker.engines.base import ENGINE_NAMES
 from worker.jobs.preferences import TASKS
 from worker.modal.bounded import CHECK_TIMEOUT_CAP_S
+from worker.transcripts.formats import BINARY_FORMATS, EXPORT_FORMATS
 
 if TYPE_CHECKING:
     from worker.jobs.preferences import Preferences
     from worker.jobs.queue import JobQueue, QueueEvent
     from worker.library.database import JobRecord, Library
+    from worker.transcripts.formats import Exporter
     from worker.transcripts.subtitles import SubtitleRules
 
 SUBCOMMANDS = ("transcribe", "check", "deploy", "search", "watch")
-CLI_FORMATS = ("txt", "srt", "vtt", "json", "tsv", "ass")
+DEFAULT_OUTPUT_FORMATS = ("txt",)  # `transcribe` without --format
+
+
+class FormatsAction(argparse.Action):
+    """--format F[,F…], repeatable (and, for `watch`, several after one --format): the formats in the order
+    given, each once; an unknown one is a usage error."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: object,
+                 option_string: str | None = None) -> None:
+        chosen = list(getattr(namespace, self.dest) or [])
+        for value in values if isinstance(values, list) else [values]:
+            for fmt in (part.strip().lower().lstrip(".") for part in str(value).split(",")):
+                if fmt not in EXPORT_FORMATS:
+                    raise argparse.ArgumentError(self, f"unknown format {fmt!r}; choose from {', '.join(EXPORT_FORMATS)}")
+                if fmt not in chosen:
+                    chosen.append(fmt)
+        setattr(namespace, self.dest, chosen)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,10 +73,12 @@ def build_parser() -> argparse.ArgumentParser:
     where = tr.add_mutually_exclusive_group()
     where.add_argument("--library", type=Path, default=None, help="the library file (default: the app's)")
     where.add_argument("--no-library", action="store_true", help="keep nothing: no job or transcript in the library")
-    tr.add_argument("--format", choices=CLI_FORMATS, default="txt")
+    tr.add_argument("--format", dest="formats", action=FormatsAction, metavar="F[,F…]",
+                    help=f"output formats, repeated or comma-separated ({', '.join(EXPORT_FORMATS)}; "
+                    f"default: {', '.join(DEFAULT_OUTPUT_FORMATS)}); stdout takes one text format")
     out = tr.add_mutually_exclusive_group()
-    out.add_argument("--output-dir", type=Path, help="write DIR/<input stem>.<format> for each input")
-    out.add_argument("-o", "--output", type=Path, help="output file (one input only)")
+    out.add_argument("--output-dir", type=Path, help="write DIR/<input stem>.<format> for each input and format")
+    out.add_argument("-o", "--output", type=Path, help="output file (one input and one format only)")
     tr.add_argument("--overwrite", action="store_true", help="replace existing output files")
     _add_subtitle_rule_options(tr)
     tr.add_argument("--chunk-seconds", type=float, default=None, help="Modal: target chunk length (default: 30)")
@@ -82,8 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
     wa = sub.add_parser("watch", help="transcribe each media file that lands in a folder, once; Ctrl-C stops")
     wa.add_argument("folder", type=Path, metavar="DIR")
     wa.add_argument("--output-dir", type=Path, default=None, help="write the outputs here (default: next to each file)")
-    wa.add_argument("--format", dest="formats", nargs="+", action="extend", choices=CLI_FORMATS, metavar="F",
-                    help=f"output formats ({', '.join(CLI_FORMATS)}; default: {', '.join(DEFAULT_FORMATS)})")
+    wa.add_argument("--format", dest="formats", nargs="+", action=FormatsAction, metavar="F",
+                    help=f"output formats ({', '.join(EXPORT_FORMATS)}; default: {', '.join(DEFAULT_FORMATS)})")
     wa.add_argument("--backend", choices=("local", "modal"), default="local")
     wa.add_argument("--model", choices=MODEL_NAMES, default=TranscriptionOptions().model)
     wa.add_argument("--settle", type=float, default=SETTLE_S, metavar="SECONDS",
@@ -151,11 +171,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 class ProgressPrinter:
     """What `transcribe` tells the terminal while the queue works: per file, a one-line progress bar on a
     terminal (one line per stage change otherwise), its timing and summary lines, and one line when it fails.
-    Called from the queue's threads: it only writes lines."""
+    Called from the queue's threads: it only writes lines, from what the queue's reports carry."""
 
-    def __init__(self, stream: TextIO, library: "Library | None" = None) -> None:
+    def __init__(self, stream: TextIO) -> None:
         self.stream = stream
-        self.library = library  # to name the model and backend that ran, in the summary line
         self.is_tty = stream.isatty()
         self.names: dict[int, str] = {}
         self._labels: dict[int, str] = {}
@@ -163,29 +182,22 @@ class ProgressPrinter:
         self._lock = threading.Lock()
 
     def __call__(self, event: "QueueEvent") -> None:
-        from worker.jobs.queue import JobFinished, JobProgress, LogLine, Note
+        from worker.jobs.queue import FailureLine, JobFinished, JobProgress, LogLine, Note, SummaryLine
 
         with self._lock:
             if isinstance(event, JobProgress):
                 self._progress(event.job_id, event.fraction, event.label)
+            elif isinstance(event, SummaryLine) and event.job_id in self.names:  # says what ran
+                self._line(f"{self.names[event.job_id]}: {event.model} on {event.backend}: {event.summary}")
+            elif isinstance(event, FailureLine):
+                pass  # said once, as the job's ending (JobFinished carries the same reason)
             elif isinstance(event, LogLine) and event.job_id in self.names:
-                name = self.names[event.job_id]
-                if event.text.startswith(f"{name}: summary "):
-                    self._line(self._summary(event.job_id, name, event.text))
-                elif not event.text.startswith(f"{name}: failed: "):  # said once, as the job's ending
-                    self._line(event.text)
+                self._line(event.text)
             elif isinstance(event, JobFinished) and event.job_id in self.names:
                 if event.error:
                     self._line(failure_line(self.names[event.job_id], event.error))
             elif isinstance(event, Note):
                 self._line(event.text)
-
-    def _summary(self, job_id: int, name: str, text: str) -> str:
-        """The queue's summary line, saying what ran: 'FILE: MODEL on BACKEND: summary …'."""
-        transcript = self.library.transcript(job_id) if self.library is not None else None
-        if transcript is None:
-            return text
-        return f"{name}: {transcript.model} on {transcript.backend}: {text.removeprefix(f'{name}: ')}"
 
     def _progress(self, job_id: int, fraction: float, label: str) -> None:
         name = self.names.get(job_id, "?")
@@ -248,9 +260,16 @@ def transcribe_command(args: argparse.Namespace, parser: argparse.ArgumentParser
     from worker.core.interrupts import CtrlC
     from worker.jobs.preferences import Preferences
     from worker.jobs.queue import JobFinished, JobQueue, JobStatus
+    from worker.jobs.export import exporter
     from worker.library.database import Library
-    from worker.transcripts.subtitles import RULE_FORMATS
+    from worker.transcripts.formats import word_timestamps_needed
 
+    formats = list(args.formats or DEFAULT_OUTPUT_FORMATS)
+    if (problem := _destination_problem(args, formats)) is not None:
+        if parser is not None:
+            parser.error(problem)
+        print(f"whisper-desk: {problem}", file=sys.stderr)
+        return EXIT_USAGE
     stored = Preferences.load()
     preferences = replace(
         stored,
@@ -268,7 +287,7 @@ def transcribe_command(args: argparse.Namespace, parser: argparse.ArgumentParser
             model=args.model or stored.model,
             language=args.language or stored.language.strip() or None,
             task=args.task or stored.task,  # type: ignore[arg-type]
-            word_timestamps=word_timestamps or args.format in RULE_FORMATS,  # cues are cut at words
+            word_timestamps=word_timestamps or word_timestamps_needed(formats),  # subtitles and JSON need words
             initial_prompt=args.initial_prompt,
             beam_size=args.beam_size,
             speakers=_speakers_choice(args.speakers, stored.speakers_default),
@@ -293,7 +312,6 @@ def transcribe_command(args: argparse.Namespace, parser: argparse.ArgumentParser
         args.output_dir.mkdir(parents=True, exist_ok=True)
 
     library = Library(":memory:" if args.no_library else args.library)
-    printer.library = library
     finished: "queue_module.Queue[JobFinished]" = queue_module.Queue()
 
     def listen(event: "QueueEvent") -> None:
@@ -302,6 +320,7 @@ def transcribe_command(args: argparse.Namespace, parser: argparse.ArgumentParser
             finished.put(event)
 
     jobs = JobQueue(library, preferences, listen, only_own_jobs=True)
+    pipeline = exporter(rules)  # one for the run: the aligner's model, if needed, loads once
     failures = 0
     try:
         with CtrlC() as ctrl_c:
@@ -317,7 +336,7 @@ def transcribe_command(args: argparse.Namespace, parser: argparse.ArgumentParser
                     ending = endings[order[written]]
                     if ending.status != JobStatus.DONE:
                         failures += 1
-                    elif not _write_output(args, rules, library, records[written], printer):
+                    elif not _write_output(args, formats, pipeline, library, records[written], printer):
                         failures += 1
                     written += 1
     except KeyboardInterrupt:
@@ -349,39 +368,54 @@ def _interrupted(jobs: "JobQueue", printer: ProgressPrinter) -> int:
     return EXIT_INTERRUPTED
 
 
-def _write_output(args: argparse.Namespace, rules: "SubtitleRules", library: "Library", record: "JobRecord",
-                  printer: ProgressPrinter) -> bool:
-    """The finished job's transcript where the options say (a file, a folder, or stdout); False on failure."""
-    from worker.transcripts.formats import export_transcript, render
-    from worker.transcripts.subtitles import RULE_FORMATS, cut_cues
+def _destination_problem(args: argparse.Namespace, formats: list[str]) -> str | None:
+    """Why the outputs cannot go where the options say (one line), or None."""
+    if args.output is not None and len(formats) > 1:
+        return "-o/--output takes one format; use --output-dir for several"
+    if args.output is None and args.output_dir is None:
+        if len(formats) > 1:
+            return "several formats are written to files: use --output-dir"
+        if formats[0] in BINARY_FORMATS:
+            return f"{formats[0]} is written to a file: use -o or --output-dir"
+    return None
 
+
+def _write_output(args: argparse.Namespace, formats: list[str], pipeline: "Exporter", library: "Library",
+                  record: "JobRecord", printer: ProgressPrinter) -> bool:
+    """The finished job's transcript in each format, through the one export pipeline, where the options say (a
+    file, a folder, or stdout); a subtitle report once per distinct line. False when any output failed."""
     transcript = library.transcript(record.id)
     name = record.name
     if transcript is None:
         printer.line(f"{name}: the transcript is missing from the library")
         return False
-    try:
-        if args.format in RULE_FORMATS and (report := cut_cues(transcript, rules).report_line()):
-            printer.line(f"{name}: subtitles: {report}")
-        if args.output_dir is not None:
-            target = args.output_dir / f"{Path(record.path).stem}.{args.format}"
-            export_transcript(transcript, target, args.format, overwrite=args.overwrite, rules=rules)
-            printer.line(f"{name}: wrote {target}")
-        elif args.output is not None:
-            export_transcript(transcript, args.output, args.format, overwrite=args.overwrite, rules=rules)
-            printer.line(f"{name}: wrote {args.output}")
-        else:
-            rendered = render(transcript, args.format, rules=rules)
-            text = rendered if isinstance(rendered, str) else rendered.decode("utf-8")
-            sys.stdout.write(text if text.endswith("\n") else text + "\n")
-            sys.stdout.flush()
-    except WhisperDeskError as exc:
-        printer.line(failure_line(name, str(exc)))
-        return False
-    except OSError as exc:
-        printer.line(f"{name}: could not write the output: {exc}")
-        return False
-    return True
+    reports: set[str] = set()
+    notes_told = len(pipeline.notes)
+    succeeded = True
+    for fmt in formats:
+        lines: list[str] = []
+        try:
+            if args.output_dir is not None or args.output is not None:
+                target = args.output if args.output is not None else args.output_dir / f"{Path(record.path).stem}.{fmt}"
+                exported = pipeline.write(transcript, target, fmt, overwrite=args.overwrite, audio=record.path)
+                report, lines = exported.report, [f"{name}: wrote {target}"]
+            else:
+                rendered = pipeline.render(transcript, fmt, audio=record.path)
+                text = rendered.data if isinstance(rendered.data, str) else rendered.data.decode("utf-8")
+                sys.stdout.write(text if text.endswith("\n") else text + "\n")
+                sys.stdout.flush()
+                report = rendered.report
+            if report and report not in reports:
+                reports.add(report)
+                lines.insert(0, f"{name}: subtitles: {report}")
+        except WhisperDeskError as exc:
+            lines, succeeded = [failure_line(name, str(exc))], False
+        except OSError as exc:
+            lines, succeeded = [f"{name}: could not write the output: {exc}"], False
+        for line in pipeline.notes[notes_told:] + lines:  # word timestamps that could not be computed come first
+            printer.line(line)
+        notes_told = len(pipeline.notes)
+    return succeeded
 
 def check_command(timeout_s: float) -> int:
     from worker.modal.bounded import cap_timeout

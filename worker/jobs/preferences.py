@@ -16,7 +16,8 @@ from worker.core.options import DEFAULT_MODEL, MODEL_NAMES, TranscriptionOptions
 from worker.engines.base import ENGINE_NAMES
 from worker.jobs.watch_folders import WatchFolder, parse_watch_folders
 from worker.modal.cost import DEFAULT_T4_DOLLARS_PER_HOUR
-from worker.transcripts.subtitles import RULE_FORMATS, SubtitleRules
+from worker.transcripts.formats import word_timestamps_needed
+from worker.transcripts.subtitles import SubtitleRules
 
 PREFERENCES_FILE = "preferences.json"
 TASKS = ("transcribe", "translate")
@@ -61,8 +62,8 @@ class Preferences:
             model=self.model,
             language=self.language.strip() or None,
             task=self.task,  # type: ignore[arg-type]
-            # subtitles exported on completion are cut at words
-            word_timestamps=self.word_timestamps or any(f in RULE_FORMATS for f in self.auto_export_formats),
+            # subtitles and JSON exported on completion are made from words
+            word_timestamps=self.word_timestamps or word_timestamps_needed(self.auto_export_formats),
             speakers=self.speakers_default or None,
         )
 

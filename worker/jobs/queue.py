@@ -210,23 +210,17 @@ def describe_failure(exc: BaseException) -> Failure:
 
 
 def auto_export(transcript: Transcript, source: Path, preferences: Preferences) -> list[str]:
-    """Write the automatic-export formats chosen in the preferences (worker.transcripts.formats.auto_export: atomic, never
-    overwriting); returns one note per file written or per format that failed."""
+    """Write the automatic-export formats chosen in the preferences through the one export pipeline
+    (worker.jobs.export: atomic, never overwriting, missing words aligned); returns one note per file written, per
+    format that failed, and per transcript whose word timestamps could not be computed."""
     if not preferences.auto_export_formats:
         return []
-    from worker.transcripts import formats
+    from worker.jobs.export import export_beside
 
-    folder = preferences.auto_export_folder or None
-    notes: list[str] = []
-    for fmt in preferences.auto_export_formats:
-        try:
-            if folder:
-                Path(folder).mkdir(parents=True, exist_ok=True)
-            for path in formats.auto_export(transcript, source, [fmt], folder, rules=preferences.subtitle_rules()):
-                notes.append(f"exported {path}")
-        except Exception as exc:  # an export problem never fails the transcription
-            notes.append(f"automatic export to {fmt.upper()} failed: {one_line(str(exc))}")
-    return notes
+    outcomes, notes = export_beside(transcript, source, preferences.auto_export_formats,
+                                    preferences.auto_export_folder or None, preferences.subtitle_rules())
+    return [f"exported {o.path}" if o.path else f"automatic export to {o.fmt.upper()} failed: {o.problem}"
+            for o in outcomes] + notes
 
 
 def scan_media(paths: list[str | Path]) -> tuple[list[str], list[str]]:

@@ -25,7 +25,7 @@ from worker.core.options import TranscriptionOptions
 from worker.jobs.watch_folders import CLAIM_STALE_S, WatchFolder, WatchState, stale_claim
 from worker.library.job_status import JobStatus
 from worker.media.audio import is_media_path
-from worker.transcripts.subtitles import RULE_FORMATS
+from worker.transcripts.formats import word_timestamps_needed
 
 if TYPE_CHECKING:
     from worker.jobs.queue import JobQueue
@@ -245,8 +245,8 @@ class FolderWatcher:
         job_id = None if changed else self._existing_job(seen.path)
         if job_id is None:
             self.report(f"{seen.path.name}: queued ({entry.backend}, {entry.model})")
-            # this folder's subtitles are cut at words, as the window's automatic export is
-            word_timestamps = self.base_options.word_timestamps or any(f in RULE_FORMATS for f in entry.formats)
+            # this folder's subtitles and JSON are made from words, as the window's automatic export's are
+            word_timestamps = self.base_options.word_timestamps or word_timestamps_needed(entry.formats)
             options = replace(self.base_options, model=entry.model, word_timestamps=word_timestamps)
             [record] = self.queue.add_files([seen.path], backend=entry.backend, options=options)
             job_id = record.id
@@ -291,20 +291,24 @@ class FolderWatcher:
                 self.report(f"{path.name}: cancelled; not transcribed")
 
     def _write_outputs(self, entry: WatchFolder, source: Path, job_id: int) -> None:
-        from worker.transcripts.formats import auto_export
+        """The folder's formats through the one export pipeline (worker.jobs.export), as automatic export writes
+        them; one format that cannot be written never stops the others or the watcher."""
+        from worker.jobs.export import export_beside
 
         transcript = self.library.transcript(job_id)
         if transcript is None:
             self.report(f"{source.name}: done, but its transcript is missing from the library")
             return
-        for fmt in entry.formats:
-            try:
-                rules = self.queue.preferences.subtitle_rules()
-                for written in auto_export(transcript, source, [fmt], entry.output_folder(source), rules=rules):
-                    self._outputs.add(written)
-                    self.report(f"{source.name}: wrote {written}")
-            except Exception as exc:  # one format that cannot be written never stops the others or the watcher
-                self.report(f"{source.name}: could not write {fmt.upper()}: {one_line(str(exc))}")
+        outcomes, notes = export_beside(transcript, source, entry.formats, entry.output_folder(source),
+                                        self.queue.preferences.subtitle_rules())
+        for outcome in outcomes:
+            if outcome.path is not None:
+                self._outputs.add(outcome.path)
+                self.report(f"{source.name}: wrote {outcome.path}")
+            else:
+                self.report(f"{source.name}: could not write {outcome.fmt.upper()}: {outcome.problem}")
+        for note in notes:
+            self.report(note)
 
     def _set_state(self, row: Any, state: WatchState) -> None:
         self.library.set_watched_file(row["path"], row["size"], row["mtime"], row["job_id"], state)

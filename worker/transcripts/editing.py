@@ -14,7 +14,8 @@ _TIME = re.compile(r"^\s*(?:(?:(\d+):)?(\d{1,2}):)?(\d+(?:[.,]\d*)?)\s*$")
 
 
 def format_timestamp(seconds: float, separator: str = ".") -> str:
-    """HH:MM:SS.mmm (rounded to the millisecond)."""
+    """HH:MM:SS.mmm (rounded to the millisecond): the one timestamp format, in TXT/DOCX time ranges, VTT karaoke
+    tags, the editor and search results."""
     total_ms = max(0, round(seconds * 1000))
     hours, rest = divmod(total_ms, 3_600_000)
     minutes, rest = divmod(rest, 60_000)

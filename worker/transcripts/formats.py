@@ -1,39 +1,50 @@
-"""Exports (TXT, SRT, VTT, JSON, TSV, DOCX) and subtitle import.
+"""The one export pipeline: every way a transcript leaves the app (the export dialog, `whisper-desk transcribe`,
+automatic export, watch folders, karaoke, bulk export) writes its files through an Exporter, so the same
+transcript with the same rules gives the same bytes whichever way it left. Also subtitle import.
 
-Subtitles are built as pysubs2 events and written by pysubs2; long segments are re-wrapped into cues
-that respect a maximum line length and a number of lines per cue, timed from word timestamps when the
-text still matches them, else in proportion to the characters. Files are written atomically: a
-temporary file in the target folder, fsync, then a rename, so a crash never leaves a half-written export.
+    exporter = Exporter(rules, timestamps=False, aligner=aligner)
+    exporter.write(transcript, "talk.srt")               # Exported(path, report)
+    exporter.write_beside(transcript, source, ["srt"])   # automatic export: never overwrites
+    render(transcript, "json")                           # the text (bytes for DOCX), nothing written
+
+What a file needs comes first: subtitles cut by the rules and JSON are made from word timestamps, so a
+transcript whose words no longer spell its text (edited, imported, made without them) gets them from its audio
+through the injected WordAligner (worker.jobs.export wires in worker.engines.alignment), once per transcript.
+Without an aligner, or without the audio, subtitles are timed by characters and JSON has no words there.
+
+Subtitles (SRT, VTT, ASS) come from worker.transcripts.subtitles, the one cue engine: with SubtitleRules the cues
+are re-cut from the words; without (None), SRT and VTT keep one cue per segment (ASS always follows rules).
+TXT, TSV, JSON and DOCX come from worker.transcripts.documents. Files are written atomically: a temporary file
+in the target folder, fsync, then a rename, so a crash never leaves a half-written export.
 """
 
 from __future__ import annotations
 
 import html
-import io
-import json
 import os
 import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Protocol, Sequence
 
-from worker.core.errors import MediaError, WhisperDeskError
-from worker.transcripts.editing import format_timestamp, words_match_text
+from worker.core.cancel import CancelToken
+from worker.core.errors import Cancelled, MediaError, WhisperDeskError, exception_line
+from worker.transcripts import documents
 from worker.transcripts.model import Segment, Transcript
-from worker.transcripts.subtitles import RULE_FORMATS, SubtitleRules, render_subtitles
+from worker.transcripts.subtitles import RULE_FORMATS, CutResult, SubtitleRules, make_cues, render_cues
 
 EXPORT_FORMATS: tuple[str, ...] = ("txt", "srt", "vtt", "json", "tsv", "docx", "ass")
 FORMAT_LABELS = {
     "txt": "Plain text (.txt)",
     "srt": "SubRip subtitles (.srt)",
     "vtt": "WebVTT subtitles (.vtt)",
-    "json": "JSON with segments and words (.json)",
+    "json": "JSON with segments and words, as openai-whisper writes it (.json)",
     "tsv": "Tab-separated start/end/text in ms (.tsv)",
     "docx": "Word document (.docx)",
     "ass": "ASS subtitles, karaoke-ready (.ass)",
 }
-SUBTITLE_FORMATS = ("srt", "vtt")
+WORD_FORMATS = ("srt", "vtt", "ass", "json")  # made from word timestamps: their jobs ask the engine for words
 BINARY_FORMATS = ("docx",)
 IMPORT_SUFFIXES = (".srt", ".vtt")
 _SRT_TAGS = re.compile(r"</?(?:i|b|u|s|font)(?:\s[^>]*)?>", re.IGNORECASE)
@@ -54,232 +65,212 @@ class ExportExistsError(ExportError, FileExistsError):
         return str(self.args[0])
 
 
-def _check_format(fmt: str) -> str:
+def check_format(fmt: str) -> str:
+    """`fmt` as one of EXPORT_FORMATS ("SRT", ".srt" -> "srt"); ExportError (one line) for any other."""
     fmt = fmt.lower().lstrip(".")
     if fmt not in EXPORT_FORMATS:
         raise ExportError(f"unknown export format {fmt!r}; choose one of {', '.join(EXPORT_FORMATS)}")
     return fmt
 
 
-# --- subtitle cues ---------------------------------------------------------------------------------------
-
-@dataclass
-class Cue:
-    start: float
-    end: float
-    lines: list[str]
-    speaker: str | None = None  # the speaker's name (None: no speakers)
+def word_timestamps_needed(formats: Iterable[str]) -> bool:
+    """Whether a job whose transcript is exported in `formats` should ask the engine for word timestamps."""
+    return any(fmt.lower().lstrip(".") in WORD_FORMATS for fmt in formats)
 
 
-@dataclass
-class _Token:
-    text: str  # no whitespace inside (except CJK-style words that carried none)
-    start: float
-    end: float
-    sep: str  # what joins it to the previous token: "", " " or "\n"
+# --- the pipeline --------------------------------------------------------------------------------------------
+
+class WordAligner(Protocol):
+    """Computes the word timestamps a transcript lacks from its audio (worker.engines.alignment.Aligner): a copy
+    with them, and how many segments got them. Raises WhisperDeskError when it cannot, Cancelled on cancel."""
+
+    def align(self, transcript: Transcript, path: str | Path,
+              cancel: CancelToken | None = None) -> tuple[Transcript, int]: ...
 
 
-def _segment_tokens(segment: Segment) -> list[_Token]:
-    start, end = segment.start, max(segment.start, segment.end)
-    if words_match_text(segment) and "\n" not in segment.text.strip():
-        tokens: list[_Token] = []
-        previous_end = start
-        for word in segment.words:
-            if not word.text.strip():
+@dataclass(frozen=True)
+class Rendered:
+    data: str | bytes  # bytes for DOCX
+    report: str = ""  # subtitles cut by rules: what could not follow them, in one line ("" when all hold)
+
+
+@dataclass(frozen=True)
+class Exported:
+    path: Path
+    report: str = ""  # as Rendered.report
+
+
+class Exporter:
+    """Renders and writes transcripts with one set of choices: the subtitle rules (None: one cue per segment
+    for SRT and VTT), `timestamps` (TXT and DOCX lines start with their time range), the aligner that fills in
+    missing word timestamps (None: none are computed) and a cancel token for that alignment. Aligned copies are
+    kept per transcript, so each is aligned once whatever the number of formats. Safe to use from one thread."""
+
+    def __init__(self, rules: SubtitleRules | None = None, *, timestamps: bool = False,
+                 aligner: WordAligner | None = None, cancel: CancelToken | None = None) -> None:
+        self.rules = rules
+        self.timestamps = timestamps
+        self.aligner = aligner
+        self.cancel = cancel
+        self.notes: list[str] = []  # word timestamps that could not be computed, one line per transcript
+        self._aligned: dict[tuple[int, str], tuple[Transcript, Transcript]] = {}  # key -> (original, aligned)
+
+    # rendering
+
+    def subtitle_rules(self, fmt: str) -> SubtitleRules | None:
+        """The rules the cues of `fmt` follow (None: one cue per segment); ASS always follows rules."""
+        return (self.rules or SubtitleRules()) if fmt == "ass" else self.rules
+
+    def needs_words(self, fmt: str) -> bool:
+        """Whether `fmt` is made from word timestamps with these choices."""
+        return fmt == "json" or (fmt in RULE_FORMATS and self.subtitle_rules(fmt) is not None)
+
+    def prepared(self, transcript: Transcript, fmt: str, audio: str | Path | None = None) -> Transcript:
+        """`transcript` as `fmt` is made from it: with the word timestamps it lacks computed from `audio` (default:
+        its source) when the format needs words and an aligner is given. Raises Cancelled on cancel."""
+        if self.aligner is None or not self.needs_words(check_format(fmt)):
+            return transcript
+        path = audio if audio is not None else transcript.source
+        if not path or not Path(path).is_file():
+            return transcript  # no audio to align with: subtitles are timed by characters (their report says so)
+        key = (id(transcript), str(path))
+        if key not in self._aligned:
+            aligned = transcript
+            try:
+                aligned, _count = self.aligner.align(transcript, path, self.cancel)
+            except Cancelled:
+                raise
+            except Exception as exc:  # timed by characters instead; said once, in the notes
+                self.notes.append(f"{Path(path).name}: word timestamps could not be computed ({exception_line(exc)})")
+            self._aligned[key] = (transcript, aligned)  # the original is held so its id is not reused
+        return self._aligned[key][1]
+
+    def render(self, transcript: Transcript, fmt: str, audio: str | Path | None = None) -> Rendered:
+        """The transcript in `fmt` (one of EXPORT_FORMATS), with its subtitle report."""
+        fmt = check_format(fmt)
+        transcript = self.prepared(transcript, fmt, audio)
+        if fmt in RULE_FORMATS:
+            result: CutResult = make_cues(transcript, self.subtitle_rules(fmt))
+            # keep_ssa_tags (in render_cues): SRT/VTT text goes out verbatim
+            return Rendered(render_cues(result, fmt, {s.id: s.name for s in transcript.speakers}), result.report_line())
+        if fmt == "json":
+            return Rendered(documents.whisper_json(transcript))
+        if fmt == "tsv":
+            return Rendered(documents.tsv(transcript))
+        if fmt == "txt":
+            return Rendered(documents.txt(transcript, self.timestamps))
+        return Rendered(documents.docx_bytes(transcript, self.timestamps))
+
+    # writing
+
+    def write(self, transcript: Transcript, path: str | Path, fmt: str | None = None, *, overwrite: bool = False,
+              audio: str | Path | None = None) -> Exported:
+        """Render and write one file atomically; `fmt` defaults to the path's suffix. Without `overwrite`, an
+        existing file raises ExportExistsError."""
+        path = Path(path)
+        rendered = self.render(transcript, check_format(fmt or path.suffix), audio)
+        return Exported(write_atomically(path, rendered.data, overwrite=overwrite), rendered.report)
+
+    def write_new(self, transcript: Transcript, path: str | Path, fmt: str | None = None,
+                  audio: str | Path | None = None) -> Exported:
+        """As write, never overwriting: an existing `path` gets a numbered sibling ("talk (2).srt")."""
+        path = Path(path)
+        fmt = check_format(fmt or path.suffix)
+        rendered = self.render(transcript, fmt, audio)
+        for _attempt in range(5):  # a file that appears between the check and the rename: next number
+            try:
+                return Exported(write_atomically(unique_path(path), rendered.data), rendered.report)
+            except ExportExistsError:
                 continue
-            w_start = min(max(word.start, previous_end), end)
-            w_end = min(max(word.end, w_start), end)
-            tokens.append(_Token(word.text.strip(), w_start, w_end, " " if word.text[:1].isspace() else ""))
-            previous_end = w_start
-        return tokens
-    text = segment.text.strip()
-    span = max(1, len(text))
-    tokens = []
-    previous = 0
-    for match in re.finditer(r"\S+", text):
-        gap = text[previous:match.start()]
-        tokens.append(_Token(
-            match.group(),
-            start + (end - start) * match.start() / span,
-            start + (end - start) * match.end() / span,
-            "\n" if "\n" in gap else " ",
-        ))
-        previous = match.end()
-    return tokens
+        raise ExportExistsError(path)
+
+    def write_many(self, items: Sequence[tuple[Transcript, str | Path | None]], folder: str | Path,
+                   formats: Iterable[str], overwrite: bool = False) -> list[Path]:
+        """Bulk export: every (transcript, source path) in every format into `folder` (export_paths). Without
+        `overwrite`, nothing is written when any target exists (ExportExistsError names the first)."""
+        formats = [check_format(fmt) for fmt in formats]
+        planned = export_paths([source for _transcript, source in items], folder, formats)
+        if not overwrite:
+            for path in (p for paths in planned for p in paths):
+                if path.exists():
+                    raise ExportExistsError(path)
+        written: list[Path] = []
+        for (transcript, source), paths in zip(items, planned):
+            for fmt, path in zip(formats, paths):
+                written.append(self.write(transcript, path, fmt, overwrite=overwrite, audio=source).path)
+        return written
+
+    def write_beside(self, transcript: Transcript, source: str | Path, formats: Iterable[str],
+                     folder: str | Path | None = None) -> list[Path]:
+        """Automatic export: <stem>.<ext> per format in `folder`, or next to `source` when folder is None/"";
+        never overwrites (numbered siblings). Word timestamps come from `source`."""
+        formats = [check_format(fmt) for fmt in formats]
+        return [self.write_new(transcript, path, fmt, audio=source).path
+                for fmt, path in zip(formats, auto_export_paths(source, folder, formats))]
 
 
-def _hard_split(token: _Token, limit: int) -> list[_Token]:
-    """A token longer than a whole line, cut into line-sized pieces timed in proportion."""
-    pieces = [token.text[i:i + limit] for i in range(0, len(token.text), limit)]
-    duration = token.end - token.start
-    out, offset = [], 0
-    for index, piece in enumerate(pieces):
-        out.append(_Token(
-            piece,
-            token.start + duration * offset / len(token.text),
-            token.start + duration * (offset + len(piece)) / len(token.text),
-            token.sep if index == 0 else "",
-        ))
-        offset += len(piece)
-    return out
+# --- one call each ---------------------------------------------------------------------------------------------
+
+def render(transcript: Transcript, fmt: str, rules: SubtitleRules | None = None, timestamps: bool = False,
+           aligner: WordAligner | None = None) -> str | bytes:
+    """The transcript in `fmt` (one of EXPORT_FORMATS): str for text formats, bytes for DOCX (Exporter.render)."""
+    return Exporter(rules, timestamps=timestamps, aligner=aligner).render(transcript, fmt).data
 
 
-def _wrap(tokens: list[_Token], max_line_length: int | None) -> list[list[_Token]]:
-    """Tokens into lines. Without a limit, lines break only where the text has line breaks."""
-    lines: list[list[_Token]] = []
-    current: list[_Token] = []
-    length = 0
-    for token in tokens:
-        if max_line_length is None:
-            if current and token.sep == "\n":
-                lines.append(current)
-                current = []
-            current.append(token)
-            continue
-        for piece in _hard_split(token, max_line_length) if len(token.text) > max_line_length else [token]:
-            sep = "" if piece.sep == "" else " "
-            if current and length + len(sep) + len(piece.text) > max_line_length:
-                lines.append(current)
-                current, length = [], 0
-            length += (len(sep) if current else 0) + len(piece.text)
-            current.append(piece)
-    if current:
-        lines.append(current)
-    return lines
+def export_transcript(transcript: Transcript, path: str | Path, fmt: str | None = None, overwrite: bool = False,
+                      timestamps: bool = False, rules: SubtitleRules | None = None,
+                      aligner: WordAligner | None = None) -> Path:
+    """Render and write one export atomically (Exporter.write). `fmt` defaults to the path's suffix."""
+    return Exporter(rules, timestamps=timestamps, aligner=aligner).write(transcript, path, fmt, overwrite=overwrite).path
 
 
-def _line_text(line: list[_Token]) -> str:
-    return "".join(("" if i == 0 or t.sep == "" else " ") + t.text for i, t in enumerate(line))
+def export_many(items: Sequence[tuple[Transcript, str | Path | None]], folder: str | Path, formats: Iterable[str],
+                overwrite: bool = False, timestamps: bool = False, rules: SubtitleRules | None = None,
+                aligner: WordAligner | None = None) -> list[Path]:
+    """Bulk export (Exporter.write_many). Returns the paths."""
+    return Exporter(rules, timestamps=timestamps, aligner=aligner).write_many(items, folder, formats, overwrite)
 
 
-def subtitle_cues(transcript: Transcript, max_line_length: int | None = None, max_lines: int = 2) -> list[Cue]:
-    """The transcript's segments as subtitle cues: no line longer than `max_line_length` characters
-    (None: no limit) and at most `max_lines` lines per cue; a segment that does not fit is split into
-    consecutive cues covering its time span."""
-    if max_line_length is not None and max_line_length < 1:
-        raise ValueError("max_line_length must be at least 1")
-    if max_lines < 1:
-        raise ValueError("max_lines must be at least 1")
-    cues: list[Cue] = []
-    for segment in transcript.segments:
-        tokens = _segment_tokens(segment)
-        if not tokens:
-            continue
-        lines = _wrap(tokens, max_line_length)
-        groups = [lines[i:i + max_lines] for i in range(0, len(lines), max_lines)]
-        seg_start, seg_end = segment.start, max(segment.start, segment.end)
-        starts = [seg_start] + [group[0][0].start for group in groups[1:]]
-        for index, group in enumerate(groups):
-            cue_start = starts[index]
-            cue_end = starts[index + 1] if index + 1 < len(groups) else seg_end
-            cues.append(Cue(round(cue_start, 3), round(max(cue_start, cue_end), 3), [_line_text(line) for line in group],
-                            transcript.speaker_name(segment)))
-    return cues
+def auto_export(transcript: Transcript, source: str | Path, formats: Iterable[str], folder: str | Path | None = None,
+                timestamps: bool = False, rules: SubtitleRules | None = None,
+                aligner: WordAligner | None = None) -> list[Path]:
+    """Automatic export on completion (Exporter.write_beside): never overwrites."""
+    return Exporter(rules, timestamps=timestamps, aligner=aligner).write_beside(transcript, source, formats, folder)
 
 
-def _subtitle_file(transcript: Transcript, fmt: str, max_line_length: int | None, max_lines: int):
-    import pysubs2
-
-    subs = pysubs2.SSAFile()
-    for cue in subtitle_cues(transcript, max_line_length, max_lines):
-        lines = [line.replace("-->", "->") for line in cue.lines]
-        if fmt == "vtt":
-            lines = [html.escape(line, quote=False) for line in lines]
-        if cue.speaker and lines:  # SRT `Name: text`, VTT's voice tag `<v Name>text`
-            name = cue.speaker.replace("-->", "->")
-            lines[0] = f"<v {html.escape(name)}>{lines[0]}" if fmt == "vtt" else f"{name}: {lines[0]}"
-        subs.append(pysubs2.SSAEvent(start=round(cue.start * 1000), end=round(cue.end * 1000), text=r"\N".join(lines)))
-    return subs
-
-
-# --- rendering -------------------------------------------------------------------------------------------
-
-def render(transcript: Transcript, fmt: str, max_line_length: int | None = None, max_lines: int = 2,
-           timestamps: bool = False, rules: SubtitleRules | None = None) -> str | bytes:
-    """The transcript in `fmt` (one of EXPORT_FORMATS): str for text formats, bytes for DOCX.
-
-    Subtitles (SRT, VTT, ASS) with `rules` are re-cut from word timestamps (worker.transcripts.subtitles); without,
-    SRT/VTT keep one cue per segment, shaped by `max_line_length`/`max_lines`. `timestamps` prefixes each
-    TXT/DOCX line with its time range."""
-    fmt = _check_format(fmt)
-    if fmt in RULE_FORMATS and (rules is not None or fmt == "ass"):
-        return render_subtitles(transcript, fmt, rules or SubtitleRules())
-    if fmt in SUBTITLE_FORMATS:
-        # keep_ssa_tags: the text goes out verbatim (braces are not taken for override tags)
-        return _subtitle_file(transcript, fmt, max_line_length, max_lines).to_string(fmt, keep_ssa_tags=True)
-    if fmt == "json":
-        return json.dumps(_json_dict(transcript), ensure_ascii=False, indent=2) + "\n"
-    if fmt == "tsv":
-        named = bool(transcript.speakers)
-        rows = ["start\tend\tspeaker\ttext" if named else "start\tend\ttext"]
-        for segment in transcript.segments:
-            text = " ".join(segment.text.split())
-            speaker = f"{' '.join((transcript.speaker_name(segment) or '').split())}\t" if named else ""
-            rows.append(f"{round(segment.start * 1000)}\t{round(segment.end * 1000)}\t{speaker}{text}")
-        return "\n".join(rows) + "\n"
-    if fmt == "txt":
-        if transcript.speakers:
-            return "\n".join(f"{_text_line(turn, timestamps, name)}\n" for name, turn in _turns(transcript))
-        return "".join(_text_line(segment, timestamps) + "\n" for segment in transcript.segments if segment.text.strip())
-    return _docx_bytes(transcript, timestamps)
+def export_paths(sources: Sequence[str | Path | None], folder: str | Path, formats: Iterable[str]) -> list[list[Path]]:
+    """Where bulk export writes: for each source, <folder>/<stem>.<ext> per format; sources that share
+    a stem get "<stem> (2).<ext>", "<stem> (3).<ext>"… so no two exports collide."""
+    folder = Path(folder)
+    formats = [check_format(f) for f in formats]
+    taken: set[str] = set()
+    planned: list[list[Path]] = []
+    for index, source in enumerate(sources):
+        stem = Path(source).stem if source else f"transcript {index + 1}"
+        candidate, n = stem, 1
+        while candidate.casefold() in taken:
+            n += 1
+            candidate = f"{stem} ({n})"
+        taken.add(candidate.casefold())
+        planned.append([folder / f"{candidate}.{fmt}" for fmt in formats])
+    return planned
 
 
-def _json_dict(transcript: Transcript) -> dict:
-    """The transcript as JSON; with speakers, each segment's "speaker" is the name (its id in
-    "speaker_id") and the speakers are listed without their voice embeddings."""
-    data = transcript.to_dict()
-    if transcript.speakers:
-        for segment, item in zip(transcript.segments, data["segments"]):
-            item["speaker_id"] = segment.speaker
-            item["speaker"] = transcript.speaker_name(segment)
-        for speaker in data["speakers"]:
-            speaker.pop("embedding", None)
-    return data
+def unique_path(path: str | Path) -> Path:
+    """`path`, or "<stem> (2)<suffix>", "(3)"… : the first that does not exist."""
+    path = Path(path)
+    candidate, n = path, 1
+    while candidate.exists():
+        n += 1
+        candidate = path.with_name(f"{path.stem} ({n}){path.suffix}")
+    return candidate
 
 
-def _turns(transcript: Transcript) -> list[tuple[str | None, Segment]]:
-    """Consecutive segments of one speaker joined into one (a turn), with the speaker's name."""
-    turns: list[tuple[str | None, Segment]] = []
-    for segment in transcript.segments:
-        if not segment.text.strip():
-            continue
-        name = transcript.speaker_name(segment)
-        if turns and turns[-1][0] == name:
-            last = turns[-1][1]
-            turns[-1] = (name, Segment(last.id, last.start, segment.end, f"{last.text.strip()} {segment.text.strip()}"))
-        else:
-            turns.append((name, segment))
-    return turns
-
-
-def _text_line(segment: Segment, timestamps: bool, speaker: str | None = None) -> str:
-    text = f"{speaker}: {segment.text.strip()}" if speaker else segment.text.strip()
-    if not timestamps:
-        return text
-    return f"[{format_timestamp(segment.start)} --> {format_timestamp(segment.end)}] {text}"
-
-
-def _docx_bytes(transcript: Transcript, timestamps: bool) -> bytes:
-    import docx
-    from docx.shared import RGBColor
-
-    document = docx.Document()
-    title = Path(transcript.source).name if transcript.source else "Transcript"
-    document.core_properties.title = title
-    document.add_heading(title, level=1)
-    # with speakers, one paragraph per turn: the speaker's name in bold, then what they said
-    paragraphs = _turns(transcript) if transcript.speakers else [(None, s) for s in transcript.segments if s.text.strip()]
-    for name, segment in paragraphs:
-        paragraph = document.add_paragraph()
-        if timestamps:
-            run = paragraph.add_run(f"[{format_timestamp(segment.start)} --> {format_timestamp(segment.end)}] ")
-            run.font.color.rgb = RGBColor(0x80, 0x80, 0x80)
-        if name:
-            paragraph.add_run(f"{name}: ").bold = True
-        paragraph.add_run(segment.text.strip())
-    buffer = io.BytesIO()
-    document.save(buffer)
-    return buffer.getvalue()
+def auto_export_paths(source: str | Path, folder: str | Path | None, formats: Iterable[str]) -> list[Path]:
+    """Where automatic export writes <stem>.<ext>: `folder`, or next to the source when folder is None/""."""
+    source = Path(source)
+    target = Path(folder) if folder else source.parent
+    return [target / f"{source.stem}.{check_format(fmt)}" for fmt in formats]
 
 
 # --- writing ---------------------------------------------------------------------------------------------
@@ -346,91 +337,6 @@ def _sync_folder(folder: Path) -> None:
         pass
     finally:
         os.close(descriptor)
-
-
-def export_transcript(transcript: Transcript, path: str | Path, fmt: str | None = None, overwrite: bool = False,
-                      max_line_length: int | None = None, max_lines: int = 2, timestamps: bool = False,
-                      rules: SubtitleRules | None = None) -> Path:
-    """Render and write one export atomically. `fmt` defaults to the path's suffix. Returns the path."""
-    path = Path(path)
-    fmt = _check_format(fmt or path.suffix)
-    data = render(transcript, fmt, max_line_length=max_line_length, max_lines=max_lines, timestamps=timestamps,
-                  rules=rules)
-    return write_atomically(path, data, overwrite=overwrite)
-
-
-def export_paths(sources: Sequence[str | Path | None], folder: str | Path, formats: Iterable[str]) -> list[list[Path]]:
-    """Where export_many writes: for each source, <folder>/<stem>.<ext> per format; sources that share
-    a stem get "<stem> (2).<ext>", "<stem> (3).<ext>"… so no two exports collide."""
-    folder = Path(folder)
-    formats = [_check_format(f) for f in formats]
-    taken: set[str] = set()
-    planned: list[list[Path]] = []
-    for index, source in enumerate(sources):
-        stem = Path(source).stem if source else f"transcript {index + 1}"
-        candidate, n = stem, 1
-        while candidate.casefold() in taken:
-            n += 1
-            candidate = f"{stem} ({n})"
-        taken.add(candidate.casefold())
-        planned.append([folder / f"{candidate}.{fmt}" for fmt in formats])
-    return planned
-
-
-def export_many(items: Sequence[tuple[Transcript, str | Path | None]], folder: str | Path, formats: Iterable[str],
-                overwrite: bool = False, max_line_length: int | None = None, max_lines: int = 2,
-                timestamps: bool = False, rules: SubtitleRules | None = None) -> list[Path]:
-    """Bulk export: every (transcript, source path) in every format into `folder`. Without `overwrite`,
-    nothing is written when any target exists (ExportExistsError names the first). Returns the paths."""
-    formats = list(formats)
-    planned = export_paths([source for _transcript, source in items], folder, formats)
-    if not overwrite:
-        for path in (p for paths in planned for p in paths):
-            if path.exists():
-                raise ExportExistsError(path)
-    written: list[Path] = []
-    for (transcript, _source), paths in zip(items, planned):
-        for fmt, path in zip(formats, paths):
-            written.append(export_transcript(transcript, path, fmt, overwrite=overwrite, max_line_length=max_line_length,
-                                             max_lines=max_lines, timestamps=timestamps, rules=rules))
-    return written
-
-
-def unique_path(path: str | Path) -> Path:
-    """`path`, or "<stem> (2)<suffix>", "(3)"… : the first that does not exist."""
-    path = Path(path)
-    candidate, n = path, 1
-    while candidate.exists():
-        n += 1
-        candidate = path.with_name(f"{path.stem} ({n}){path.suffix}")
-    return candidate
-
-
-def auto_export_paths(source: str | Path, folder: str | Path | None, formats: Iterable[str]) -> list[Path]:
-    """Where automatic export writes <stem>.<ext>: `folder`, or next to the source when folder is None/""."""
-    source = Path(source)
-    target = Path(folder) if folder else source.parent
-    return [target / f"{source.stem}.{_check_format(fmt)}" for fmt in formats]
-
-
-def auto_export(transcript: Transcript, source: str | Path, formats: Iterable[str], folder: str | Path | None = None,
-                max_line_length: int | None = None, max_lines: int = 2, timestamps: bool = False,
-                rules: SubtitleRules | None = None) -> list[Path]:
-    """Automatic export on completion. Never overwrites: an existing file gets a numbered sibling."""
-    formats = list(formats)
-    written = []
-    for fmt, path in zip(formats, auto_export_paths(source, folder, formats)):
-        for _attempt in range(5):  # a file that appears between the check and the rename: next number
-            try:
-                written.append(export_transcript(transcript, unique_path(path), fmt, overwrite=False,
-                                                 max_line_length=max_line_length, max_lines=max_lines,
-                                                 timestamps=timestamps, rules=rules))
-                break
-            except ExportExistsError:
-                continue
-        else:
-            raise ExportExistsError(path)
-    return written
 
 
 # --- import ----------------------------------------------------------------------------------------------

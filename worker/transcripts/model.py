@@ -13,6 +13,12 @@ class Word:
     text: str
     probability: float = 1.0
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Word":
+        """Ours ({"text", ...}) or openai-whisper's ({"word", ...}, as JSON exports write it)."""
+        text = data["text"] if "text" in data else data["word"]
+        return cls(float(data["start"]), float(data["end"]), str(text), float(data.get("probability", 1.0)))
+
 
 @dataclass
 class Segment:
@@ -54,8 +60,8 @@ class Segment:
             start=float(data["start"]),
             end=float(data["end"]),
             text=str(data["text"]),
-            words=[Word(**w) for w in data.get("words") or []],
-            speaker=data.get("speaker"),
+            words=[Word.from_dict(w) for w in data.get("words") or []],
+            speaker=data.get("speaker_id", data.get("speaker")),  # JSON exports: "speaker" is the name
         )
 
 

@@ -1,7 +1,8 @@
-"""Subtitles that follow the rules: cues re-cut from word timestamps.
+"""The one subtitle cue engine: cues re-cut from word timestamps to follow the rules, or one cue per segment.
 
     rules = SubtitleRules(max_line_chars=32, max_lines=2)
     result = cut_cues(transcript, rules)      # result.cues, result.report_line()
+    segment_cues(transcript)                  # one cue per segment, at its own times (no rules)
     render_subtitles(transcript, "srt", rules) # SRT, VTT or ASS text (karaoke tags with rules.karaoke)
     fit_segments(transcript, rules)           # the cues as segments (the editor's "Fit to subtitle rules")
 
@@ -26,7 +27,7 @@ import html
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from worker.transcripts.editing import words_match_text
+from worker.transcripts.editing import format_timestamp, words_match_text
 from worker.transcripts.model import Segment, Transcript, Word
 
 DEFAULT_MAX_LINE_CHARS = 42
@@ -113,24 +114,30 @@ class Cue:
 @dataclass
 class CutResult:
     cues: list[Cue]
-    rules: SubtitleRules
+    rules: SubtitleRules | None  # None: one cue per segment (segment_cues), no rules to follow or report
     estimated_segments: int = 0  # segments timed by characters (no matching word timestamps)
 
     def too_fast(self) -> int:
-        return sum(1 for cue in self.cues if cue.cps > self.rules.max_cps + 1e-6)
+        rules = self.rules
+        return 0 if rules is None else sum(1 for cue in self.cues if cue.cps > rules.max_cps + 1e-6)
 
     def too_short(self) -> int:
-        return sum(1 for cue in self.cues if cue.end - cue.start < self.rules.min_duration_ms)
+        rules = self.rules
+        return 0 if rules is None else sum(1 for cue in self.cues if cue.end - cue.start < rules.min_duration_ms)
 
     def long_words(self) -> int:
-        return sum(1 for cue in self.cues for line in cue.lines if len(line) > self.rules.max_line_chars)
+        rules = self.rules
+        return 0 if rules is None else sum(1 for cue in self.cues for line in cue.lines if len(line) > rules.max_line_chars)
 
     def tight_gaps(self) -> int:
-        return sum(1 for a, b in zip(self.cues, self.cues[1:]) if b.start - a.end < self.rules.min_gap_ms)
+        rules = self.rules
+        return 0 if rules is None else sum(1 for a, b in zip(self.cues, self.cues[1:]) if b.start - a.end < rules.min_gap_ms)
 
     def report_line(self) -> str:
-        """What could not follow the rules, in one line ("" when everything holds)."""
+        """What could not follow the rules, in one line ("" when everything holds, or without rules)."""
         rules, parts = self.rules, []
+        if rules is None:
+            return ""
         if count := self.long_words():
             parts.append(f"{_count(count, 'line')} over {rules.max_line_chars} characters (a word longer than a line)")
         if count := self.too_fast():
@@ -150,9 +157,14 @@ def _count(n: int, noun: str) -> str:
 
 # --- words ---------------------------------------------------------------------------------------------------
 
+def spaced_language(language: str | None) -> bool:
+    """Whether the language puts spaces between words (None: assume it does)."""
+    return (language or "").split("-")[0].lower() not in _NO_SPACE_LANGUAGES
+
+
 def timed_words(transcript: Transcript) -> tuple[list[TimedWord], int]:
     """The transcript as one stream of words, and how many segments had to be timed by characters."""
-    spaced = (transcript.language or "").split("-")[0].lower() not in _NO_SPACE_LANGUAGES
+    spaced = spaced_language(transcript.language)
     words: list[TimedWord] = []
     estimated = 0
     previous_speaker: str | None = None
@@ -411,6 +423,26 @@ def _ceil_div(chars_ms: int, cps: float) -> int:
     return int(-(-chars_ms // cps))
 
 
+def segment_cues(transcript: Transcript) -> CutResult:
+    """One cue per segment with text, at the segment's own times (whole milliseconds); its lines break only
+    where the text has line breaks. No rules: nothing is re-cut, re-timed or reported."""
+    cues: list[Cue] = []
+    for segment in transcript.segments:
+        lines = [line.split() for line in segment.text.strip().splitlines() if line.strip()]
+        if not lines:
+            continue
+        start = _ms(segment.start)
+        end = max(start, _ms(segment.end))
+        cues.append(Cue(start, end, [[TimedWord(token, start, end, position > 0, speaker=segment.speaker)
+                                      for position, token in enumerate(line)] for line in lines]))
+    return CutResult(cues, None)
+
+
+def make_cues(transcript: Transcript, rules: SubtitleRules | None) -> CutResult:
+    """The cues of `transcript`: re-cut to follow `rules` (cut_cues), or one per segment without (segment_cues)."""
+    return segment_cues(transcript) if rules is None else cut_cues(transcript, rules)
+
+
 # --- the editor's re-cut ------------------------------------------------------------------------------------------
 
 def fit_segments(transcript: Transcript, rules: SubtitleRules = SubtitleRules()) -> tuple[list[Segment], CutResult]:
@@ -433,20 +465,21 @@ def fit_segments(transcript: Transcript, rules: SubtitleRules = SubtitleRules())
 
 # --- rendering --------------------------------------------------------------------------------------------------
 
-def render_subtitles(transcript: Transcript, fmt: str, rules: SubtitleRules = SubtitleRules()) -> str:
-    """SRT, VTT or ASS text of the cues. With `rules.karaoke`, VTT and ASS carry each word's time."""
-    return render_cues(cut_cues(transcript, rules), fmt, {s.id: s.name for s in transcript.speakers})
+def render_subtitles(transcript: Transcript, fmt: str, rules: SubtitleRules | None = SubtitleRules()) -> str:
+    """SRT, VTT or ASS text of the cues (make_cues: None for one cue per segment). With `rules.karaoke`, VTT and
+    ASS carry each word's time. A cue of a segment with a speaker names them (Transcript.speaker_name)."""
+    return render_cues(make_cues(transcript, rules), fmt, {s.id: s.name for s in transcript.speakers})
 
 
 def render_cues(result: CutResult, fmt: str, speaker_names: dict[str, str] | None = None) -> str:
-    """With `speaker_names` (speaker id -> name), each cue names its speaker: SRT `Name: text`, VTT
-    `<v Name>text`, ASS the event's Name field."""
+    """With `speaker_names` (speaker id -> name; an id missing from it is its own name), each cue of a speaker
+    names them: SRT `Name: text`, VTT `<v Name>text`, ASS the event's Name field. None: no names."""
     import pysubs2
 
     fmt = fmt.lower().lstrip(".")
     if fmt not in RULE_FORMATS:
         raise ValueError(f"{fmt!r} is not a subtitle format ({', '.join(RULE_FORMATS)})")
-    karaoke = result.rules.karaoke and fmt in KARAOKE_FORMATS
+    karaoke = result.rules is not None and result.rules.karaoke and fmt in KARAOKE_FORMATS
     subs = pysubs2.SSAFile()
     if fmt == "ass":
         subs.info["Title"] = "Whisper Desk"
@@ -458,7 +491,7 @@ def render_cues(result: CutResult, fmt: str, speaker_names: dict[str, str] | Non
         else:
             text = r"\N".join(_escaped(line, fmt) for line in cue.lines)
         speaker = cue.words[0].speaker if cue.words else None
-        name = speaker_names.get(speaker, speaker) if speaker_names and speaker is not None else None
+        name = speaker_names.get(speaker, speaker) if speaker_names is not None and speaker is not None else None
         if name and fmt == "srt":
             text = f"{_escaped(name, fmt)}: {text}"
         elif name and fmt == "vtt":
@@ -478,13 +511,6 @@ def _escaped(text: str, fmt: str) -> str:
     return text
 
 
-def _vtt_timestamp(ms: int) -> str:
-    hours, rest = divmod(ms, 3_600_000)
-    minutes, rest = divmod(rest, 60_000)
-    seconds, millis = divmod(rest, 1000)
-    return f"{hours:02d}:{minutes:02d}:{seconds:02d}.{millis:03d}"
-
-
 def _vtt_karaoke(cue: Cue) -> str:
     """Each word after the first preceded by its start time (<00:00:01.500>), strictly inside the cue."""
     out_lines = []
@@ -495,7 +521,7 @@ def _vtt_karaoke(cue: Cue) -> str:
             text = _escaped(word.text, "vtt")
             sep = " " if position and word.space_before else ""
             if not first and cue.start < word.start < cue.end:
-                parts.append(f"{sep}<{_vtt_timestamp(word.start)}>{text}")
+                parts.append(f"{sep}<{format_timestamp(word.start / 1000)}>{text}")
             else:
                 parts.append(sep + text)
             first = False
