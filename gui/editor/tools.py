@@ -471,11 +471,11 @@ class EditorTools(QObject):
             self.export_karaoke(path)
 
     def export_karaoke(self, path: str | Path, rules: SubtitleRules | None = None) -> bool:
-        """Write ASS or VTT karaoke subtitles (by the path's suffix) off the GUI thread."""
+        """Write ASS or VTT karaoke subtitles (by the path's suffix) off the GUI thread, through the one export
+        pipeline (worker.jobs.export: words the transcript lacks are aligned from its audio first)."""
         from dataclasses import replace
 
-        from worker.transcripts.formats import write_atomically
-        from worker.transcripts.subtitles import render_subtitles
+        from worker.jobs.export import exporter
 
         path = Path(path)
         fmt = path.suffix.lower().lstrip(".")
@@ -485,7 +485,8 @@ class EditorTools(QObject):
                                     if fmt not in KARAOKE_FORMATS else "Not exported: nothing to export now.")
             return False
         karaoke = replace(rules or self.preferences().subtitle_rules(), karaoke=True)
-        call = Call(lambda: write_atomically(path, render_subtitles(transcript, fmt, karaoke), overwrite=True))
+        audio = self._source()
+        call = Call(lambda: exporter(karaoke).write(transcript, path, fmt, overwrite=True, audio=audio).path)
         call.returned.connect(self._exported)
         call.raised.connect(self._export_raised)
         self._export = call
