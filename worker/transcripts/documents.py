@@ -18,6 +18,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import zipfile
 import zlib
 from pathlib import Path
 from typing import Any
@@ -159,4 +160,21 @@ def docx_bytes(transcript: Transcript, timestamps: bool = False) -> bytes:
         paragraph.add_run(segment.text.strip())
     buffer = io.BytesIO()
     document.save(buffer)
+    return _undated(buffer.getvalue())
+
+
+_ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip entry can carry
+
+
+def _undated(package: bytes) -> bytes:
+    """The same document as the same bytes: python-docx dates each zip entry with the time of writing; here each
+    carries _ZIP_EPOCH instead (the document's own properties are unchanged)."""
+    source = zipfile.ZipFile(io.BytesIO(package))
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as target:
+        for entry in source.infolist():
+            undated = zipfile.ZipInfo(entry.filename, date_time=_ZIP_EPOCH)
+            undated.compress_type = entry.compress_type
+            undated.external_attr = entry.external_attr
+            target.writestr(undated, source.read(entry.filename))
     return buffer.getvalue()
