@@ -21,6 +21,7 @@ from pathlib import Path
 
 from bench.report import write_section
 from worker.core.options import TranscriptionOptions
+from worker.library.job_status import JobStatus
 from worker.library.library import Library
 from worker.library.search import DEFAULT_LIMIT, search
 from worker.transcripts.model import Segment, Transcript
@@ -62,14 +63,14 @@ def build_library(path: Path, segments: int) -> tuple[Library, float]:
     """A library with `segments` segments in jobs of SEGMENTS_PER_JOB; the seconds it took to save them."""
     rng = random.Random(SEED)
     library = Library(path)
-    jobs = library.add_jobs([f"/recordings/talk {n:05d}.flac" for n in range(segments // SEGMENTS_PER_JOB)],
+    jobs = library.jobs.add_many([f"/recordings/talk {n:05d}.flac" for n in range(segments // SEGMENTS_PER_JOB)],
                             TranscriptionOptions(), "local")
     started = time.perf_counter()
     for job in jobs:
-        library.save_transcript(job.id, Transcript(
+        library.transcripts.save(job.id, Transcript(
             segments=[Segment(i, i * 4.0, i * 4.0 + 3.5, _sentence(rng)) for i in range(SEGMENTS_PER_JOB)],
             language="en", duration=SEGMENTS_PER_JOB * 4.0, model="tiny.en", backend="local"))
-        library.update_job(job.id, status="done")
+        library.jobs.mark_ended(job.id, JobStatus.DONE, finished=time.time())
     return library, time.perf_counter() - started
 
 

@@ -10,9 +10,11 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 from worker.core.options import TranscriptionOptions
+from worker.library.job_status import JobStatus
 from worker.library.jobs import LEASE_S, new_lease_owner
 from worker.library.library import Library
 from worker.library.migrations import SCHEMA_VERSION
@@ -22,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def queued(library: Library, *names: str) -> list[int]:
-    return [job.id for job in library.add_jobs([f"/audio/{n}" for n in names], TranscriptionOptions(), "local")]
+    return [job.id for job in library.jobs.add_many([f"/audio/{n}" for n in names], TranscriptionOptions(), "local")]
 
 
 def lease_row(path: Path, job_id: int) -> tuple[str, str | None, float | None]:
@@ -39,17 +41,17 @@ def test_a_job_claimed_by_one_library_is_not_taken_or_recovered_by_another(tmp_p
     owner_1, owner_2 = new_lease_owner(), new_lease_owner()
     [job] = queued(first, "jfk.flac")
 
-    assert first.claim_job(job, owner_1)
-    assert not second.claim_job(job, owner_2)  # a live owner holds it
-    assert second.recover_interrupted() == []  # a second launch leaves the running job alone
+    assert first.jobs.claim(job, owner_1)
+    assert not second.jobs.claim(job, owner_2)  # a live owner holds it
+    assert second.jobs.recover_interrupted() == []  # a second launch leaves the running job alone
     status, owner, expires = lease_row(path, job)
     assert (status, owner) == ("running", owner_1) and expires is not None
-    assert first.claim_job(job, owner_1)  # the holder may claim again (idempotent)
+    assert first.jobs.claim(job, owner_1)  # the holder may claim again (idempotent)
 
-    first.update_job(job, status="done")
-    first.release_job(job, owner_1)
+    first.jobs.mark_ended(job, JobStatus.DONE, finished=time.time())
+    first.jobs.release(job, owner_1)
     assert lease_row(path, job) == ("done", None, None)
-    assert not second.claim_job(job, owner_2)  # finished jobs are not claimed
+    assert not second.jobs.claim(job, owner_2)  # finished jobs are not claimed
     first.close()
     second.close()
 
@@ -58,12 +60,12 @@ def test_release_only_drops_the_owners_own_lease(tmp_path: Path) -> None:
     library = Library(tmp_path / "library.sqlite3")
     [job] = queued(library, "a.wav")
     mine, theirs = new_lease_owner(), new_lease_owner()
-    assert library.claim_job(job, mine)
-    library.release_job(job, theirs)
+    assert library.jobs.claim(job, mine)
+    library.jobs.release(job, theirs)
     assert lease_row(library.path, job)[1] == mine
-    library.release_job(job, mine)
+    library.jobs.release(job, mine)
     assert lease_row(library.path, job)[:2] == ("running", None)
-    assert library.recover_interrupted() == [job]  # running with no lease: nobody runs it
+    assert library.jobs.recover_interrupted() == [job]  # running with no lease: nobody runs it
     library.close()
 
 
@@ -72,14 +74,14 @@ def test_heartbeat_renews_the_owners_leases(tmp_path: Path) -> None:
     library = Library(path, lease_s=-1.0)  # every lease it writes has already lapsed
     [a, b, other] = queued(library, "a.wav", "b.wav", "c.wav")
     owner = new_lease_owner()
-    assert library.claim_job(a, owner) and library.claim_job(b, owner)
-    assert library.claim_job(other, "elsewhere:1:x")  # a lapsed-at-once lease of someone else
-    library.lease_s = LEASE_S
+    assert library.jobs.claim(a, owner) and library.jobs.claim(b, owner)
+    assert library.jobs.claim(other, "elsewhere:1:x")  # a lapsed-at-once lease of someone else
+    library.jobs.lease_s = LEASE_S
     before = lease_row(path, a)[2]
-    assert library.heartbeat(owner) == 2
+    assert library.jobs.heartbeat(owner) == 2
     assert lease_row(path, a)[2] > before + LEASE_S - 5 and lease_row(path, b)[2] > before + LEASE_S - 5
     assert lease_row(path, other)[1] == "elsewhere:1:x"
-    assert library.recover_interrupted() == [other]  # renewed leases hold, the lapsed one is recovered
+    assert library.jobs.recover_interrupted() == [other]  # renewed leases hold, the lapsed one is recovered
     library.close()
 
 
@@ -87,11 +89,11 @@ def test_a_lapsed_lease_of_another_host_is_recovered_and_a_live_one_is_not(tmp_p
     path = tmp_path / "library.sqlite3"
     lapsed, live = Library(path, lease_s=-1.0), Library(path)
     [old, fresh] = queued(live, "old.wav", "fresh.wav")
-    assert lapsed.claim_job(old, "other-host:4242:abc")
-    assert live.claim_job(fresh, "other-host:4242:def")  # another host: its pid means nothing here
-    assert not live.claim_job(fresh, new_lease_owner())
-    assert live.claim_job(old, new_lease_owner())  # a lapsed lease can be taken over
-    assert live.recover_interrupted() == []
+    assert lapsed.jobs.claim(old, "other-host:4242:abc")
+    assert live.jobs.claim(fresh, "other-host:4242:def")  # another host: its pid means nothing here
+    assert not live.jobs.claim(fresh, new_lease_owner())
+    assert live.jobs.claim(old, new_lease_owner())  # a lapsed lease can be taken over
+    assert live.jobs.recover_interrupted() == []
     lapsed.close()
     live.close()
 
@@ -101,7 +103,7 @@ HOLDER = textwrap.dedent("""
     from worker.library.library import Library
     from worker.library.jobs import new_lease_owner
     library = Library(sys.argv[1])
-    print(library.claim_job(int(sys.argv[2]), new_lease_owner()), flush=True)
+    print(library.jobs.claim(int(sys.argv[2]), new_lease_owner()), flush=True)
     sys.stdin.readline()  # hold the lease until killed
 """)
 
@@ -114,15 +116,15 @@ def test_a_job_held_by_a_live_process_stays_with_it_and_comes_back_when_it_is_ki
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "True"
-        assert not library.claim_job(job, new_lease_owner())
-        assert library.recover_interrupted() == []
+        assert not library.jobs.claim(job, new_lease_owner())
+        assert library.jobs.recover_interrupted() == []
         assert lease_row(path, job)[0] == "running"
     finally:
         os.kill(holder.pid, signal.SIGKILL)  # kill -9: the lease is never released
         holder.wait(30)
-    assert library.recover_interrupted() == [job]  # its process is gone: no need to wait for the lease
+    assert library.jobs.recover_interrupted() == [job]  # its process is gone: no need to wait for the lease
     assert lease_row(path, job) == ("queued", None, None)
-    assert library.claim_job(job, new_lease_owner())
+    assert library.jobs.claim(job, new_lease_owner())
     library.close()
 
 
@@ -133,8 +135,8 @@ RACER = textwrap.dedent("""
     library = Library(sys.argv[1])
     owner = new_lease_owner()
     sys.stdin.readline()  # start together
-    ids = [j.id for j in library.jobs()]
-    print(" ".join(str(i) for i in ids if library.claim_job(i, owner)), flush=True)
+    ids = [j.id for j in library.jobs.all()]
+    print(" ".join(str(i) for i in ids if library.jobs.claim(i, owner)), flush=True)
     sys.stdin.readline()  # stay alive (a dead owner's jobs may be taken over) until all have claimed
 """)
 
@@ -153,7 +155,7 @@ def test_two_processes_claiming_the_same_jobs_take_each_exactly_once(tmp_path: P
         racer.communicate("", timeout=60)
     assert all(racer.returncode == 0 for racer in racers)
     assert sorted(i for c in claimed for i in c) == ids  # every job once, none twice
-    assert {j.status for j in library.jobs()} == {"running"}
+    assert {j.status for j in library.jobs.all()} == {"running"}
     library.close()
 
 
@@ -191,24 +193,24 @@ def test_a_library_written_by_the_previous_version_opens_with_every_transcript_a
     assert library.schema_version == SCHEMA_VERSION and library.notice is None
     assert raw(path, "SELECT id, path, backend, options, status, error, duration, position FROM jobs ORDER BY id") == jobs_before
     assert raw(path, "SELECT job_id, original, edited FROM transcripts ORDER BY job_id") == texts_before
-    jobs = library.jobs()
+    jobs = library.jobs.all()
     assert [(j.name, j.status) for j in jobs] == [("jfk.flac", "done"), ("hotwords.mp3", "done"), ("later.wav", "queued"),
                                                   ("long.m4a", "running"), ("broken.mp3", "failed")]
     assert jobs[0].options.language == "en" and jobs[0].options.word_timestamps and jobs[1].backend == "modal"
     assert jobs[4].error == "broken.mp3: not an audio file"
-    jfk = library.transcript(jobs[0].id)
-    assert library.is_edited(jobs[0].id)
+    jfk = library.transcripts.get(jobs[0].id)
+    assert library.transcripts.is_edited(jobs[0].id)
     assert jfk.segments[0].text == "And so, my fellow Americans (checked),"  # the edit
     assert "ask not what your country can do for you" in jfk.text
-    assert library.original_transcript(jobs[0].id).segments[0].text == "And so my fellow Americans,"
+    assert library.transcripts.original(jobs[0].id).segments[0].text == "And so my fellow Americans,"
     assert jfk.segments[0].words[0].text == "And" and jfk.timings == {"total_s": 1.25}
-    assert library.transcript(jobs[1].id).text.startswith("Hot words: Kubernetes")
-    assert not library.is_edited(jobs[1].id)
-    assert library.log_lines() == ["jfk.flac: 11.0 s of audio in 2.5 s (4.4x)", "session started"]
-    assert library.recover_interrupted() == [jobs[3].id]  # left running by the old version: nobody holds it
+    assert library.transcripts.get(jobs[1].id).text.startswith("Hot words: Kubernetes")
+    assert not library.transcripts.is_edited(jobs[1].id)
+    assert library.log.lines() == ["jfk.flac: 11.0 s of audio in 2.5 s (4.4x)", "session started"]
+    assert library.jobs.recover_interrupted() == [jobs[3].id]  # left running by the old version: nobody holds it
     library.close()
     reopened = Library(path)  # migrations run once
-    assert reopened.schema_version == SCHEMA_VERSION and reopened.transcript(jobs[0].id).text == jfk.text
+    assert reopened.schema_version == SCHEMA_VERSION and reopened.transcripts.get(jobs[0].id).text == jfk.text
     reopened.close()
 
 
@@ -222,9 +224,9 @@ def test_a_file_of_random_bytes_is_kept_aside_and_a_fresh_library_starts(tmp_pat
     assert aside.read_bytes() == garbage  # kept, exactly as found
     assert library.notice == (f"The library was damaged (file is not a database): it was kept as {aside.name} "
                               f"and a new library was started with 0 job(s) carried over.")
-    assert library.schema_version == SCHEMA_VERSION and library.jobs() == []
+    assert library.schema_version == SCHEMA_VERSION and library.jobs.all() == []
     [job] = queued(library, "jfk.flac")
-    assert library.claim_job(job, new_lease_owner())
+    assert library.jobs.claim(job, new_lease_owner())
     library.close()
     assert Library(path).notice is None  # the new file is sound
 
@@ -241,7 +243,7 @@ def test_a_damaged_page_keeps_the_file_aside_and_carries_over_every_row_still_re
     path = previous_version_library(tmp_path)
     library = Library(path)
     for n in range(3000):
-        library.add_log_line(None, f"log line {n:05d} " + "x" * 60)
+        library.log.add(None, f"log line {n:05d} " + "x" * 60)
     library.close()
     corrupt_page_holding(path, b"log line 01500 ")
     damaged = path.read_bytes()
@@ -251,15 +253,15 @@ def test_a_damaged_page_keeps_the_file_aside_and_carries_over_every_row_still_re
     assert aside.read_bytes() == damaged
     assert library.notice.startswith("The library was damaged (")
     assert library.notice.endswith(f"it was kept as {aside.name} and a new library was started with 5 job(s) carried over.")
-    assert [(j.name, j.status) for j in library.jobs()] == [("jfk.flac", "done"), ("hotwords.mp3", "done"),
+    assert [(j.name, j.status) for j in library.jobs.all()] == [("jfk.flac", "done"), ("hotwords.mp3", "done"),
                                                             ("later.wav", "queued"), ("long.m4a", "running"),
                                                             ("broken.mp3", "failed")]
-    assert library.transcript(1).segments[0].text == "And so, my fellow Americans (checked),"
-    assert library.original_transcript(1).segments[0].text == "And so my fellow Americans,"
-    lines = library.log_lines()
+    assert library.transcripts.get(1).segments[0].text == "And so, my fellow Americans (checked),"
+    assert library.transcripts.original(1).segments[0].text == "And so my fellow Americans,"
+    lines = library.log.lines()
     assert "log line 01500 " + "x" * 60 not in lines  # on the damaged page
     assert 2900 < len(lines) < 3002 and "log line 00000 " + "x" * 60 in lines and "log line 02999 " + "x" * 60 in lines
-    assert library.recover_interrupted() == [4]
+    assert library.jobs.recover_interrupted() == [4]
     library.close()
 
 
@@ -274,13 +276,13 @@ def test_a_library_from_a_newer_version_opens_read_only_and_is_never_written(tmp
     assert library.read_only
     assert library.notice == (f"This library was written by a newer Whisper Desk (schema {SCHEMA_VERSION + 3}; this "
                               f"version knows {SCHEMA_VERSION}): it is open read-only, and nothing is saved.")
-    assert [j.name for j in library.jobs()][:2] == ["jfk.flac", "hotwords.mp3"]
-    assert library.transcript(1).segments[0].text == "And so, my fellow Americans (checked),"
-    assert library.recover_interrupted() == [] and not library.claim_job(3, new_lease_owner())  # runs nothing
-    library.update_job(3, status="cancelled")  # kept in memory, never written
-    assert library.job(3).status == "cancelled"
+    assert [j.name for j in library.jobs.all()][:2] == ["jfk.flac", "hotwords.mp3"]
+    assert library.transcripts.get(1).segments[0].text == "And so, my fellow Americans (checked),"
+    assert library.jobs.recover_interrupted() == [] and not library.jobs.claim(3, new_lease_owner())  # runs nothing
+    library.jobs.mark_ended(3, JobStatus.CANCELLED, finished=time.time())  # kept in memory, never written
+    assert library.jobs.get(3).status == "cancelled"
     try:
-        library.add_job("/audio/new.wav", TranscriptionOptions(), "local")
+        library.jobs.add("/audio/new.wav", TranscriptionOptions(), "local")
         raise AssertionError("a new job was written")
     except sqlite3.OperationalError:
         pass
@@ -296,15 +298,15 @@ def test_a_full_disk_keeps_transcripts_in_memory_and_saves_them_when_there_is_ro
     fill_the_disk(library)
     result = Transcript([Segment(0, 0.0, 3.0, "And so my fellow Americans")], "en", 3.0)
 
-    library.save_transcript(job, result)
-    library.update_job(job, status="done", finished=5.0)
+    library.transcripts.save(job, result)
+    library.jobs.mark_ended(job, JobStatus.DONE, finished=5.0)
     assert library.problem == ("Can't save to the library (the disk is full): changes are kept in memory and saved "
                                "when it works again; export transcripts to be safe.")
     assert library.unsaved == 2
-    assert library.transcript(job).text == result.text and library.job(job).status == "done"  # nothing lost
+    assert library.transcripts.get(job).text == result.text and library.jobs.get(job).status == "done"  # nothing lost
     edit = Transcript([Segment(0, 0.0, 3.0, "And so, my fellow Americans")], "en", 3.0)
-    library.save_edit(job, edit)
-    assert library.transcript(job).text == edit.text and library.original_transcript(job).text == result.text
+    library.transcripts.save_edit(job, edit)
+    assert library.transcripts.get(job).text == edit.text and library.transcripts.original(job).text == result.text
     assert raw(path, f"SELECT COUNT(*) FROM transcripts WHERE job_id = {job}") == [(0,)]
     assert not library.retry_kept()  # still full
 
@@ -313,7 +315,7 @@ def test_a_full_disk_keeps_transcripts_in_memory_and_saves_them_when_there_is_ro
     assert raw(path, f"SELECT status FROM jobs WHERE id = {job}") == [("done",)]
     library.close()
     reopened = Library(path)
-    assert reopened.transcript(job).text == edit.text and reopened.original_transcript(job).text == result.text
+    assert reopened.transcripts.get(job).text == edit.text and reopened.transcripts.original(job).text == result.text
     reopened.close()
 
 
@@ -345,9 +347,9 @@ def test_a_job_is_not_started_when_the_full_disk_refuses_its_claim(tmp_path: Pat
                                     "VALUES (?, 'local', '{}', 0, 0)", (f"/filler/{n}",))
             except sqlite3.OperationalError:
                 break
-    assert not library.claim_job(job, new_lease_owner())
+    assert not library.jobs.claim(job, new_lease_owner())
     assert library.problem.startswith("Can't save to the library (the disk is full)")
-    assert library.job(job).status == "queued"
+    assert library.jobs.get(job).status == "queued"
     library.close()
 
 
@@ -358,8 +360,8 @@ def test_a_data_folder_that_cannot_be_written_gives_a_library_in_memory(tmp_path
     assert library.notice.startswith(f"Can't write the library at {blocker / 'whisper-desk' / 'library.sqlite3'} (")
     assert library.notice.endswith("this session is kept in memory only, so export transcripts before closing.")
     [job] = queued(library, "jfk.flac")
-    library.save_transcript(job, Transcript([Segment(0, 0.0, 1.0, "kept")], "en", 1.0))
-    assert library.transcript(job).text == "kept"
+    library.transcripts.save(job, Transcript([Segment(0, 0.0, 1.0, "kept")], "en", 1.0))
+    assert library.transcripts.get(job).text == "kept"
     library.close()
 
 
@@ -379,10 +381,10 @@ def read_only_session(path: Path) -> dict:
                 os.setgid(65534)
                 os.setuid(65534)
             library = Library(path)
-            shown = {job.id: library.transcript(job.id).text for job in library.jobs()}
-            [new] = library.add_jobs(["/audio/new.flac"], TranscriptionOptions(), "local")
-            library.save_transcript(new.id, Transcript([Segment(0, 0.0, 1.0, "made today")], "en", 1.0))
-            answer = {"notice": library.notice, "shown": shown, "new": library.transcript(new.id).text}
+            shown = {job.id: library.transcripts.get(job.id).text for job in library.jobs.all()}
+            [new] = library.jobs.add_many(["/audio/new.flac"], TranscriptionOptions(), "local")
+            library.transcripts.save(new.id, Transcript([Segment(0, 0.0, 1.0, "made today")], "en", 1.0))
+            answer = {"notice": library.notice, "shown": shown, "new": library.transcripts.get(new.id).text}
             library.close()
             status = 0
         except BaseException:
@@ -409,7 +411,7 @@ def test_a_library_in_a_folder_that_became_read_only_is_shown_and_the_session_ke
         path = folder / "library.sqlite3"
         library = Library(path)
         [job] = queued(library, "jfk.flac")
-        library.save_transcript(job, Transcript([Segment(0, 0.0, 1.0, "ask not what your country")], "en", 1.0))
+        library.transcripts.save(job, Transcript([Segment(0, 0.0, 1.0, "ask not what your country")], "en", 1.0))
         library.close()
         before = path.read_bytes()
         path.chmod(0o444)
@@ -442,8 +444,8 @@ def open_window(qtbot, lent_backend, library: Library | None = None):
 
 
 def finished(qtbot, library: Library, job_id: int) -> None:  # noqa: ANN001
-    qtbot.waitUntil(lambda: library.job(job_id).status in ("done", "failed", "cancelled"), timeout=300000)
-    record = library.job(job_id)
+    qtbot.waitUntil(lambda: library.jobs.get(job_id).status in ("done", "failed", "cancelled"), timeout=300000)
+    record = library.jobs.get(job_id)
     assert record.status == "done", record.error
 
 
@@ -467,7 +469,7 @@ def test_the_window_starts_on_a_damaged_library_says_so_in_one_line_and_transcri
     finished(qtbot, window.library, job.id)
     assert JFK_PHRASE in normalise(window.transcript_text())
     window.close()
-    assert JFK_PHRASE in normalise(Library(path).transcript(job.id).text)  # in the new library file
+    assert JFK_PHRASE in normalise(Library(path).transcripts.get(job.id).text)  # in the new library file
 
 
 def test_the_window_keeps_a_transcript_the_full_disk_refused_and_saves_it_when_there_is_room(
@@ -476,9 +478,9 @@ def test_the_window_keeps_a_transcript_the_full_disk_refused_and_saves_it_when_t
 
     path = tmp_path / "library.sqlite3"
     library = Library(path)
-    job = library.add_job(str(jfk), TranscriptionOptions(), "local")
+    job = library.jobs.add(str(jfk), TranscriptionOptions(), "local")
     window = open_window(qtbot, lent_backend, library)
-    qtbot.waitUntil(lambda: library.job(job.id).status == "running", timeout=60000)
+    qtbot.waitUntil(lambda: library.jobs.get(job.id).status == "running", timeout=60000)
     fill_the_disk(library)  # while the job runs
     finished(qtbot, library, job.id)
     qtbot.waitUntil(lambda: window.library_label.text().startswith("Can't save to the library (the disk is full)"),
@@ -486,7 +488,7 @@ def test_the_window_keeps_a_transcript_the_full_disk_refused_and_saves_it_when_t
     assert raw(path, f"SELECT COUNT(*) FROM transcripts WHERE job_id = {job.id}") == [(0,)]
     window.select_jobs([job.id])
     assert JFK_PHRASE in normalise(window.transcript_text())  # shown, and exportable: library.transcript has it
-    assert JFK_PHRASE in normalise(library.transcript(job.id).text)
+    assert JFK_PHRASE in normalise(library.transcripts.get(job.id).text)
 
     library.database.connection.execute("PRAGMA max_page_count = 1073741823")  # room again: the window's retry saves it
     qtbot.waitUntil(lambda: not window.library_label.isVisible(), timeout=15000)
@@ -521,8 +523,8 @@ def test_a_kept_write_that_can_never_succeed_is_dropped_and_the_rest_are_saved(t
     library = Library(path)
     [gone, kept] = queued(library, "gone.wav", "kept.wav")
     fill_the_disk(library)
-    library.save_transcript(gone, Transcript([Segment(0, 0.0, 1.0, "x" * 5000)], "en", 1.0))
-    library.save_transcript(kept, Transcript([Segment(0, 0.0, 1.0, "y" * 5000)], "en", 1.0))
+    library.transcripts.save(gone, Transcript([Segment(0, 0.0, 1.0, "x" * 5000)], "en", 1.0))
+    library.transcripts.save(kept, Transcript([Segment(0, 0.0, 1.0, "y" * 5000)], "en", 1.0))
     assert library.unsaved == 2
     library.database.connection.execute("PRAGMA max_page_count = 1073741823")
     library.database.connection.execute("PRAGMA foreign_keys = ON")

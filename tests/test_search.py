@@ -7,11 +7,14 @@ import os
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from worker.core.options import TranscriptionOptions
+from worker.library.job_status import JobStatus
+from worker.library.jobs import new_lease_owner
 from worker.library.library import Library
 from worker.library.search import QueryError, parse_query, search
 from worker.transcripts.editing import format_timestamp
@@ -26,9 +29,9 @@ def _transcript(*texts: str, step: float = 2.0) -> Transcript:
 
 
 def _done_job(library: Library, name: str, *texts: str) -> int:
-    job = library.add_job(f"/recordings/{name}", TranscriptionOptions(), "local")
-    library.save_transcript(job.id, _transcript(*texts))
-    library.update_job(job.id, status="done")
+    job = library.jobs.add(f"/recordings/{name}", TranscriptionOptions(), "local")
+    library.transcripts.save(job.id, _transcript(*texts))
+    library.jobs.mark_ended(job.id, JobStatus.DONE, finished=time.time())
     return job.id
 
 
@@ -66,13 +69,13 @@ def test_hit_carries_file_time_text_and_a_highlighted_snippet(library):
 def test_edited_text_wins_and_revert_brings_back_the_original(library):
     job_id = _done_job(library, "talk.flac", "the quick brown fox", "jumps over")
     edited = _transcript("the quick red fox", "jumps over")
-    library.save_edit(job_id, edited)
+    library.transcripts.save_edit(job_id, edited)
     assert _found(library, "red") == [("talk.flac", 0)]
     assert _found(library, "brown") == []
-    library.revert_edit(job_id)
+    library.transcripts.revert_edit(job_id)
     assert _found(library, "brown") == [("talk.flac", 0)]
     assert _found(library, "red") == []
-    library.save_transcript(job_id, _transcript("a new run entirely"))  # a re-run replaces the index
+    library.transcripts.save(job_id, _transcript("a new run entirely"))  # a re-run replaces the index
     assert _found(library, "brown") == [] and _found(library, "entirely") == [("talk.flac", 0)]
 
 
@@ -80,36 +83,36 @@ def test_removed_job_leaves_the_index(library):
     keep = _done_job(library, "keep.flac", "shared words here")
     gone = _done_job(library, "gone.flac", "shared words there")
     assert {hit.job_id for hit in search(library, "shared")} == {keep, gone}
-    library.remove_job(gone)
+    library.jobs.remove(gone)
     assert {hit.job_id for hit in search(library, "shared")} == {keep}
     with library.database.lock:  # the FTS index agrees with its content table
         library.database.connection.execute("INSERT INTO segments_fts (segments_fts) VALUES ('integrity-check')")
 
 
 def test_streamed_segments_are_searchable_while_the_job_runs(library):
-    job = library.add_job("/recordings/live.flac", TranscriptionOptions(), "local")
-    library.update_job(job.id, status="running")
-    library.append_segments(job.id, [Segment(0, 0.0, 2.0, "first streamed words")])
-    library.append_segments(job.id, [Segment(0, 2.0, 4.0, "second batch"), Segment(1, 4.0, 6.0, "third line")])
+    job = library.jobs.add("/recordings/live.flac", TranscriptionOptions(), "local")
+    library.jobs.claim(job.id, new_lease_owner())
+    library.search_index.append(job.id, [Segment(0, 0.0, 2.0, "first streamed words")])
+    library.search_index.append(job.id, [Segment(0, 2.0, 4.0, "second batch"), Segment(1, 4.0, 6.0, "third line")])
     assert [(h.segment, h.start) for h in search(library, "third")] == [(2, 4.0)]
 
-    library.append_segments(job.id, [Segment(0, 0.0, 2.0, "restarted from the top")])  # a retry starts over
+    library.search_index.append(job.id, [Segment(0, 0.0, 2.0, "restarted from the top")])  # a retry starts over
     assert _found(library, "third") == [] and _found(library, "restarted") == [("live.flac", 0)]
 
-    library.save_transcript(job.id, _transcript("the final text"))  # the saved transcript replaces the stream
-    library.update_job(job.id, status="done")
+    library.transcripts.save(job.id, _transcript("the final text"))  # the saved transcript replaces the stream
+    library.jobs.mark_ended(job.id, JobStatus.DONE, finished=time.time())
     assert _found(library, "restarted") == [] and _found(library, "final") == [("live.flac", 0)]
-    library.append_segments(job.id, [Segment(0, 0.0, 1.0, "late stray segment")])  # saved: index kept as is
+    library.search_index.append(job.id, [Segment(0, 0.0, 1.0, "late stray segment")])  # saved: index kept as is
     assert _found(library, "stray") == [] and _found(library, "final") == [("live.flac", 0)]
 
 
 def test_partial_segments_of_a_job_that_failed_are_not_hits(library):
-    job = library.add_job("/recordings/broken.flac", TranscriptionOptions(), "local")
-    library.update_job(job.id, status="running")
-    library.append_segments(job.id, [Segment(0, 0.0, 2.0, "half a sentence")])
-    library.update_job(job.id, status="failed")
+    job = library.jobs.add("/recordings/broken.flac", TranscriptionOptions(), "local")
+    library.jobs.claim(job.id, new_lease_owner())
+    library.search_index.append(job.id, [Segment(0, 0.0, 2.0, "half a sentence")])
+    library.jobs.mark_ended(job.id, JobStatus.FAILED, finished=time.time(), error="it broke")
     assert _found(library, "sentence") == []
-    library.append_segments(12345, [Segment(0, 0.0, 1.0, "no such job")])  # a removed job: nothing, no error
+    library.search_index.append(12345, [Segment(0, 0.0, 1.0, "no such job")])  # a removed job: nothing, no error
 
 
 def test_migration_indexes_transcripts_of_an_older_library(tmp_path):
@@ -210,10 +213,10 @@ def test_cli_finds_phrases_of_a_transcribed_and_an_edited_transcript(tmp_path, j
 
     library = Library(library_path)
     try:
-        [job] = library.jobs()
-        edited, index = _split_at(library.transcript(job.id), "ask not",
+        [job] = library.jobs.all()
+        edited, index = _split_at(library.transcripts.get(job.id), "ask not",
                                   "ask not what your country can do for you, friends")
-        library.save_edit(job.id, edited)
+        library.transcripts.save_edit(job.id, edited)
     finally:
         library.close()
     found = _cli("search", '"you, friends"', "--library", str(library_path))
@@ -249,12 +252,12 @@ def test_search_box_opens_the_editor_at_the_segment_and_plays_from_it(qtbot, lib
     from worker.core.cancel import CancelToken
     from worker.jobs.preferences import Preferences
 
-    job = library.add_job(jfk, TranscriptionOptions(), "local")
+    job = library.jobs.add(jfk, TranscriptionOptions(), "local")
     transcript = local_backend.transcribe(jfk, TranscriptionOptions(), ignore_events, CancelToken())
-    library.save_transcript(job.id, transcript)
-    library.update_job(job.id, status="done")
+    library.transcripts.save(job.id, transcript)
+    library.jobs.mark_ended(job.id, JobStatus.DONE, finished=time.time())
     edited, index = _split_at(transcript, "ask what you", "ask what you can do for your country, friends.")
-    library.save_edit(job.id, edited)
+    library.transcripts.save_edit(job.id, edited)
     other = _done_job(library, "other.flac", "nothing about countries here")
 
     window = MainWindow(library=library, preferences=Preferences(check_modal_on_start=False))
