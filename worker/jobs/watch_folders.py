@@ -7,15 +7,15 @@ import time
 from dataclasses import dataclass, replace
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from worker.core.options import DEFAULT_MODEL, MODEL_NAMES
-from worker.library.library import Library
-from worker.library.watched_files import WatchedFile
+
+if TYPE_CHECKING:  # the preferences import this module: the library loads only when a watch runs
+    from worker.library.library import Library
+    from worker.library.watched_files import WatchedFile
 
 DEFAULT_FORMATS = ("txt",)
-
-
 WATCH_BACKENDS = ("local", "modal")
 
 
