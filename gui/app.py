@@ -12,9 +12,11 @@ from __future__ import annotations
 import os
 import sys
 import time
+from typing import TYPE_CHECKING, Callable
 
 from PySide6.QtCore import QEvent, QObject, QSocketNotifier, QTimer
-from PySide6.QtWidgets import QApplication
+from PySide6.QtGui import QWindow
+from PySide6.QtWidgets import QApplication, QWidget
 
 from gui.icons import icon
 from gui.settings import APPLICATION, ORGANIZATION
@@ -22,13 +24,16 @@ from gui.single_instance import Handover, InstanceServer, hand_over
 from worker.core.interrupts import CtrlC
 from worker.library.database import default_library_path
 
+if TYPE_CHECKING:
+    from gui.main_window import MainWindow
+
 REPORT_SHOWN_ENV = "WHISPER_DESK_REPORT_SHOWN"
 
 
 class ShownProbe(QObject):
     """Calls `callback` once, right after the window is first exposed and painted."""
 
-    def __init__(self, window, callback) -> None:  # noqa: ANN001
+    def __init__(self, window: QWidget, callback: Callable[[], None]) -> None:
         super().__init__(window)
         self._callback = callback
         self._done = False
@@ -40,7 +45,7 @@ class ShownProbe(QObject):
         handle.installEventFilter(self)
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
-        if not self._done and event.type() == QEvent.Type.Expose and watched.isExposed():  # type: ignore[attr-defined]
+        if not self._done and event.type() == QEvent.Type.Expose and isinstance(watched, QWindow) and watched.isExposed():
             self._done = True
             QTimer.singleShot(0, self._callback)  # after the expose is handled: the first paint is done
         return False
@@ -49,13 +54,14 @@ class ShownProbe(QObject):
 def _report_shown(mode: str) -> None:
     print(f"whisper-desk shown {time.time():.6f}", flush=True)
     if mode == "quit":
-        QApplication.instance().quit()
+        QApplication.quit()
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the window; `argv` are files or folders to queue at start (like "Open with")."""
     paths = [arg for arg in (sys.argv[1:] if argv is None else list(argv)) if arg and not arg.startswith("-")]
     app = QApplication.instance() or QApplication([sys.argv[0] if sys.argv and sys.argv[0] else "whisper-desk"])
+    assert isinstance(app, QApplication)  # a window needs the widgets application, never a bare QCoreApplication
     app.setOrganizationName(ORGANIZATION)
     app.setApplicationName(APPLICATION)
     app.setApplicationDisplayName("Whisper Desk")
@@ -101,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     return int(code)
 
 
-def _take_launch(window, files: list[str]) -> None:  # noqa: ANN001
+def _take_launch(window: MainWindow, files: list[str]) -> None:
     """A later launch's files are queued as if dropped, and the window comes to the front."""
     if files:
         QTimer.singleShot(0, lambda: window.add_paths(files))  # out of the socket's slot

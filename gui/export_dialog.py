@@ -159,6 +159,8 @@ class ExportDialog(QDialog):
         self.failures: list[str] = []
         self.notes: list[str] = []  # subtitle rules that could not all hold, one line per file
         self._writer: ExportWriter | None = None  # while files are being written
+        from gui.settings import stored_number
+
         settings = _settings()
         prefs = Preferences.load()
 
@@ -186,31 +188,31 @@ class ExportDialog(QDialog):
         self.max_line_length.setRange(0, 200)
         self.max_line_length.setSpecialValueText("no limit")
         self.max_line_length.setSuffix(" characters")
-        self.max_line_length.setValue(int(settings.value("export/max_line_length", prefs.subtitle_max_line_chars)))
+        self.max_line_length.setValue(stored_number(settings, "export/max_line_length", prefs.subtitle_max_line_chars))
         self.max_line_length.setToolTip("Subtitles (SRT, VTT, ASS): cues re-cut from word timestamps to follow the "
                                         "rules; no limit: one cue per segment")
         self.max_lines = QSpinBox()
         self.max_lines.setObjectName("maxLines")
         self.max_lines.setRange(1, 6)
-        self.max_lines.setValue(int(settings.value("export/max_lines", prefs.subtitle_max_lines)))
+        self.max_lines.setValue(stored_number(settings, "export/max_lines", prefs.subtitle_max_lines))
         self.max_cps = QDoubleSpinBox()
         self.max_cps.setObjectName("maxCps")
         self.max_cps.setRange(1.0, 60.0)
         self.max_cps.setDecimals(1)
         self.max_cps.setSuffix(" characters/s")
-        self.max_cps.setValue(float(settings.value("export/max_cps", prefs.subtitle_max_cps)))
+        self.max_cps.setValue(stored_number(settings, "export/max_cps", float(prefs.subtitle_max_cps)))
         self.min_duration = QSpinBox()
         self.min_duration.setObjectName("minDuration")
         self.min_duration.setRange(0, 10_000)
         self.min_duration.setSingleStep(100)
         self.min_duration.setSuffix(" ms")
-        self.min_duration.setValue(int(settings.value("export/min_duration_ms", prefs.subtitle_min_duration_ms)))
+        self.min_duration.setValue(stored_number(settings, "export/min_duration_ms", prefs.subtitle_min_duration_ms))
         self.min_gap = QSpinBox()
         self.min_gap.setObjectName("minGap")
         self.min_gap.setRange(0, 2_000)
         self.min_gap.setSingleStep(10)
         self.min_gap.setSuffix(" ms")
-        self.min_gap.setValue(int(settings.value("export/min_gap_ms", prefs.subtitle_min_gap_ms)))
+        self.min_gap.setValue(stored_number(settings, "export/min_gap_ms", prefs.subtitle_min_gap_ms))
         self.karaoke = QCheckBox("Karaoke: each word's time (VTT, ASS)")
         self.karaoke.setObjectName("karaoke")
         self.karaoke.setChecked(str(settings.value("export/karaoke", "false")).lower() == "true")

@@ -54,7 +54,9 @@ from worker.library.job_status import JobStatus
 from worker.transcripts.model import Transcript
 
 if TYPE_CHECKING:
-    from gui.editor import TranscriptEditor
+    from gui.editor import KnownVoicesDialog, TranscriptEditor
+    from gui.export_dialog import ExportDialog, ImportForReview
+    from gui.wizard import ModalSetupWizard
     from worker.library.search import SearchHit
 
 WINDOW_TITLE = "Whisper Desk"
@@ -214,7 +216,7 @@ class TranscriptPane(QWidget):
 
     def show_segment(self, row: int) -> None:
         """Select segment `row` of the shown transcript and scroll to it (in the editor)."""
-        if self.uses_editor and 0 <= row < self.editor.model.rowCount():
+        if not isinstance(self.editor, _PlainTranscriptView) and 0 <= row < self.editor.model.rowCount():
             self.editor.select_row(row)
 
 
@@ -274,11 +276,11 @@ class MainWindow(QMainWindow):
         self.watch_runner = WatchRunner(self.library, self.controller.queue, self)  # Preferences' watch folders
         self.modal_status = modal_status or modal_states.ModalStatus(self)
         self._follow_id: int | None = None  # shown when nothing is selected: the running or just-finished job
-        self._wizard: Any = None
+        self._wizard: ModalSetupWizard | None = None
         self._closed = False
         self._shown_once = False
         self._offered = False  # the first-start Modal offer was considered this session
-        self._importers: set[QObject] = set()  # subtitle imports still reading their files
+        self._importers: set[ImportForReview] = set()  # subtitle imports still reading their files
 
         self.model = QueueModel(self)
         self.model.modal_settings = self.preferences.backend_settings("modal")  # queued Modal jobs: cost estimate
@@ -654,7 +656,7 @@ class MainWindow(QMainWindow):
 
     def _update_actions(self) -> None:
         ids = self.selected_job_ids()
-        statuses = [self.model.job_row(i).status for i in ids if self.model.job_row(i) is not None]
+        statuses = [row.status for row in map(self.model.job_row, ids) if row is not None]
         self.cancel_action.setEnabled(any(not JobStatus(s).finished for s in statuses))
         self.retry_action.setEnabled(any(JobStatus(s).finished for s in statuses))
         for action in (self.remove_action, self.up_action, self.down_action, self.local_action, self.modal_action,
@@ -800,12 +802,12 @@ class MainWindow(QMainWindow):
 
     # --- export, import, playback, settings --------------------------------------------------------------
 
-    def export_selected(self) -> Any:
+    def export_selected(self) -> ExportDialog | None:
         """The export dialog for the selected finished jobs (all finished ones when none is selected)."""
         from gui.export_dialog import ExportDialog
 
-        if self.transcript_pane.uses_editor:
-            self.transcript_pane.editor.flush_saves()  # exports read the library: the edit just made is there
+        if not isinstance(editor := self.transcript_pane.editor, _PlainTranscriptView):
+            editor.flush_saves()  # exports read the library: the edit just made is there
         ids = [i for i in self.selected_job_ids() if self.library.transcript(i) is not None]
         if not ids:
             ids = [r.id for r in self.library.jobs() if r.status == JobStatus.DONE and self.library.transcript(r.id) is not None]
@@ -817,7 +819,7 @@ class MainWindow(QMainWindow):
         dialog.open()
         return dialog
 
-    def import_subtitles(self, subtitle_path: str | Path | None = None, audio_path: str | Path | None = None) -> QObject:
+    def import_subtitles(self, subtitle_path: str | Path | None = None, audio_path: str | Path | None = None) -> ImportForReview:
         """An SRT/VTT with its audio as a finished job to review (asks for the files unless given). The files are
         read in the background: returns the ImportForReview, whose `done` carries the job id once it is selected."""
         from gui.export_dialog import ImportForReview
@@ -851,7 +853,7 @@ class MainWindow(QMainWindow):
         self.transcript_pane.show_segment(hit.segment)
         self.transcript_pane.play_from(hit.start)
 
-    def open_known_voices(self) -> Any:
+    def open_known_voices(self) -> KnownVoicesDialog:
         """The voices the library names in new recordings (gui.editor.speakers_panel), with Delete."""
         from gui.editor import KnownVoicesDialog
 
@@ -886,8 +888,8 @@ class MainWindow(QMainWindow):
         self._library_timer.stop()
         for importer in list(self._importers):  # a late result must not write to the closed library
             importer.cancel()
-        if self.transcript_pane.uses_editor:
-            self.transcript_pane.editor.flush_saves()  # the last edits reach the library before it closes
+        if not isinstance(editor := self.transcript_pane.editor, _PlainTranscriptView):
+            editor.flush_saves()  # the last edits reach the library before it closes
         store = settings_store()
         store.setValue("window/geometry", self.saveGeometry())
         self.search_panel.shutdown()

@@ -30,15 +30,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from gui.icons import icon
 from worker.transcripts.editing import format_timestamp
 
 SPEEDS = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0)
 SKIP_S = 5.0
-
-try:
-    from gui.icons import icon as _icon
-except Exception:  # pragma: no cover
-    _icon = None
 
 
 def _clock(seconds: float) -> str:
@@ -76,8 +72,8 @@ class Player(QWidget):
         self.slider.setRange(0, 0)
         self.slider.sliderPressed.connect(lambda: setattr(self, "_slider_held", True))
         self.slider.sliderReleased.connect(self._slider_released)
-        self.slider.sliderMoved.connect(lambda ms: self.time_label.setText(self._time_text(ms / 1000)))
         self.time_label = QLabel(self._time_text(0.0), self)
+        self.slider.sliderMoved.connect(lambda ms: self.time_label.setText(self._time_text(ms / 1000)))
         self.speed_combo = QComboBox(self)
         self.speed_combo.setObjectName("speedCombo")
         self.speed_combo.setToolTip("Playback speed")
@@ -226,8 +222,7 @@ class Player(QWidget):
         playing = state == QMediaPlayer.PlaybackState.PlayingState
         self.play_button.setText("Pause" if playing else "Play")
         self.play_button.setToolTip(("Pause" if playing else "Play") + " (Space)")
-        if _icon is not None:
-            self.play_button.setIcon(_icon("pause" if playing else "start"))
+        self.play_button.setIcon(icon("pause" if playing else "start"))
         self.playingChanged.emit(playing)
 
     def _error(self, _error: QMediaPlayer.Error, message: str) -> None:

@@ -8,10 +8,9 @@ the window opens that transcript at the segment and plays from there.
 from __future__ import annotations
 
 import html
-from typing import Any
 
 from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QRectF, QSize, Qt, QTimer, Signal
-from PySide6.QtGui import QAbstractTextDocumentLayout, QPalette, QStandardItem, QStandardItemModel, QTextDocument
+from PySide6.QtGui import QAbstractTextDocumentLayout, QPainter, QPalette, QStandardItem, QStandardItemModel, QTextDocument
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHeaderView,
@@ -44,7 +43,7 @@ def snippet_html(hit: SearchHit) -> str:
 class _RichTextDelegate(QStyledItemDelegate):
     """Paints a column's DisplayRole as HTML (the snippet, with its matches in bold)."""
 
-    def paint(self, painter: Any, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex) -> None:
+    def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex) -> None:
         options = QStyleOptionViewItem(option)
         self.initStyleOption(options, index)
         document = QTextDocument()

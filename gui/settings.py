@@ -8,9 +8,11 @@ import os
 import sys
 from dataclasses import fields, replace
 from pathlib import Path
+from typing import TypeVar
 
 from PySide6 import QtWidgets
 from PySide6.QtCore import QSettings
+from PySide6.QtGui import QStandardItemModel
 from PySide6.QtWidgets import QDialog, QWidget
 
 from worker.backends.base import BACKEND_LABELS
@@ -33,6 +35,15 @@ def settings_store() -> QSettings:
         for fmt in (QSettings.Format.NativeFormat, QSettings.Format.IniFormat):
             QSettings.setPath(fmt, QSettings.Scope.UserScope, config_home)
     return QSettings(ORGANIZATION, APPLICATION)
+
+
+Number = TypeVar("Number", int, float)
+
+
+def stored_number(store: QSettings, key: str, default: Number) -> Number:
+    """A number kept in `store`, as the type of `default` (an INI file gives it back as text)."""
+    value = store.value(key, default)
+    return type(default)(value if isinstance(value, (int, float, str)) else default)
 
 
 def load_preferences() -> Preferences:
@@ -68,7 +79,9 @@ class SettingsDialog(QDialog):
         self.engine.addItem("faster-whisper", "faster")
         self.engine.addItem("openai-whisper", "openai")
         if not openai_whisper_installed():  # an optional extra: shown, but not selectable, without it
-            item = self.engine.model().item(1)
+            engines = self.engine.model()
+            assert isinstance(engines, QStandardItemModel)  # a combo box's own model
+            item = engines.item(1)
             item.setEnabled(False)
             item.setText("openai-whisper (not installed)")
             item.setToolTip("pip install 'whisper-desk[openai]', then pip install --no-deps openai-whisper==20250625")
@@ -194,8 +207,8 @@ class SettingsDialog(QDialog):
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
         layout = QtWidgets.QVBoxLayout(self)
-        for box in (transcription, queue, export, subtitles, watch):
-            layout.addWidget(box)
+        for group in (transcription, queue, export, subtitles, watch):
+            layout.addWidget(group)
         layout.addWidget(buttons)
 
     def _choose_folder(self) -> None:

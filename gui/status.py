@@ -7,12 +7,15 @@ tens of ms) and, when asked, the network check (check_credentials, at most 10 s)
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Callable
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from gui.background import Call
 from worker.modal.bounded import CHECK_TIMEOUT_CAP_S, cap_timeout
+
+if TYPE_CHECKING:
+    from worker.modal.checks import CheckResult
 
 NOT_SET_UP, CHECKING, READY, REJECTED, UNREACHABLE = "not set up", "checking", "ready", "rejected", "unreachable"
 UNKNOWN = "not checked"
@@ -26,7 +29,7 @@ def _has_credentials() -> bool:
     return has_credentials()
 
 
-def _check(timeout_s: float) -> Any:
+def _check(timeout_s: float) -> CheckResult:
     from worker.modal.checks import check_credentials
 
     return check_credentials(timeout_s=timeout_s)
@@ -35,7 +38,8 @@ def _check(timeout_s: float) -> Any:
 class _Check(Call):
     done = Signal(str, str)  # state, detail ("" state: a token exists and no network check was asked)
 
-    def __init__(self, has_credentials: Callable[[], bool], check: Callable[[float], Any] | None, timeout_s: float) -> None:
+    def __init__(self, has_credentials: Callable[[], bool], check: Callable[[float], CheckResult] | None,
+                 timeout_s: float) -> None:
         super().__init__()
         self._has_credentials = has_credentials
         self._check = check
@@ -66,7 +70,7 @@ class ModalStatus(QObject):
         self,
         parent: QObject | None = None,
         *,
-        check: Callable[[float], Any] = _check,
+        check: Callable[[float], CheckResult] = _check,
         has_credentials: Callable[[], bool] = _has_credentials,
         timeout_s: float = CHECK_TIMEOUT_CAP_S,
     ) -> None:

@@ -89,6 +89,7 @@ class WatchFoldersEditor(QWidget):
             typed = [f.strip().lower().lstrip(".") for f in self._text(row, FORMATS).replace(";", ",").split(",")]
             backend = self.table.cellWidget(row, BACKEND)
             model = self.table.cellWidget(row, MODEL)
+            assert isinstance(backend, QtWidgets.QComboBox) and isinstance(model, QtWidgets.QComboBox)  # set in _add_row
             entries.append({
                 "folder": self._text(row, FOLDER), "backend": backend.currentData(), "model": model.currentText(),
                 "formats": [f for f in typed if f in FORMAT_LABELS], "output_dir": self._text(row, OUTPUT),

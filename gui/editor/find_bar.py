@@ -61,7 +61,7 @@ class FindBar(QWidget):
         self.replace_edit.returnPressed.connect(self.replace_current)
         self.hide()
 
-    def _button(self, text: str, slot: Callable[[], None], tip: str) -> QToolButton:
+    def _button(self, text: str, slot: Callable[[], object], tip: str) -> QToolButton:
         button = QToolButton(self)
         button.setText(text)
         button.setToolTip(tip)

@@ -9,7 +9,8 @@ run off the GUI thread in gui.background calls."""
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any, Callable
+from functools import partial
+from typing import TYPE_CHECKING, Callable
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QIcon, QPixmap
@@ -47,6 +48,8 @@ from worker.transcripts.model import Transcript
 
 if TYPE_CHECKING:
     from gui.editor.widget import TranscriptEditor
+    from worker.library.library import Library
+    from worker.library.voices import KnownVoice
 
 
 def colour_icon(position: int, size: int = 12) -> QIcon:
@@ -127,7 +130,7 @@ class SpeakersPanel(QWidget):
         merge = menu.addMenu("Merge into")
         for other in self.editor.model.speakers:
             if other.id != speaker_id:
-                merge.addAction(other.name, lambda keep=other.id: self.merge(keep, speaker_id))
+                merge.addAction(other.name, partial(self.merge, other.id, speaker_id))
         merge.setEnabled(len(self.editor.model.speakers) > 1)
         save = menu.addAction("Save voice (recognise in new recordings)", lambda: self.save_voice(speaker_id))
         speaker = find_speaker(self.editor.model.shared_transcript(), speaker_id)
@@ -269,12 +272,12 @@ class KnownVoicesDialog(QDialog):
 
     loaded = Signal()  # the list is (re)read
 
-    def __init__(self, library: Any, parent: QWidget | None = None) -> None:
+    def __init__(self, library: Library, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("knownVoicesDialog")
         self.setWindowTitle("Known voices")
         self.library = library
-        self.voices: list[Any] = []
+        self.voices: list[KnownVoice] = []
         self.calls: list[Call] = []
         self.table = QTableWidget(0, 3, self)
         self.table.setObjectName("knownVoicesTable")
@@ -301,7 +304,7 @@ class KnownVoicesDialog(QDialog):
         self.resize(460, 300)
         self.reload()
 
-    def _run(self, function: Callable[[], Any], then: Callable[[Any], None]) -> None:
+    def _run(self, function: Callable[[], list[KnownVoice]], then: Callable[[list[KnownVoice]], None]) -> None:
         call = Call(function, self)
         call.returned.connect(then)
         call.raised.connect(lambda exc: self.note.setText(f"The known voices could not be read: {exc}"))
@@ -311,7 +314,7 @@ class KnownVoicesDialog(QDialog):
     def reload(self) -> None:
         self._run(self.library.voices, self._show)
 
-    def _show(self, voices: list[Any]) -> None:
+    def _show(self, voices: list[KnownVoice]) -> None:
         self.voices = list(voices)
         self.table.setRowCount(len(self.voices))
         for row, voice in enumerate(self.voices):
@@ -333,7 +336,7 @@ class KnownVoicesDialog(QDialog):
             self.delete_voices(ids)
 
     def delete_voices(self, voice_ids: list[int]) -> None:
-        def delete() -> list[Any]:
+        def delete() -> list[KnownVoice]:
             for voice_id in voice_ids:
                 self.library.delete_voice(voice_id)
             return self.library.voices()

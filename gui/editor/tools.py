@@ -219,7 +219,7 @@ class EditorTools(QObject):
         prefs = self.preferences()
         self.set_mark_uncertain(prefs.mark_low_confidence, prefs.low_confidence_threshold)
 
-    def _action(self, text: str, slot: Callable[[], Any], tip: str) -> QAction:
+    def _action(self, text: str, slot: Callable[[], object], tip: str) -> QAction:
         action = QAction(text, self)
         action.setToolTip(tip)
         action.triggered.connect(lambda _checked=False: slot())

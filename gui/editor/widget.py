@@ -149,8 +149,8 @@ class TranscriptEditor(QWidget):
 
     # --- actions --------------------------------------------------------------------------------------------
 
-    def _action(self, text: str, icon_name: str | None, slot: Callable[[], Any], shortcuts: list[Any], tip: str,
-                on: QWidget | None = None) -> QAction:
+    def _action(self, text: str, icon_name: str | None, slot: Callable[[], object],
+                shortcuts: list[QKeySequence.StandardKey | str], tip: str, on: QWidget | None = None) -> QAction:
         action = QAction(text, self)
         if icon_name:
             action.setIcon(icon(icon_name))

@@ -6,8 +6,9 @@ from typing import Any
 
 from PySide6.QtWidgets import QHBoxLayout, QPushButton, QVBoxLayout
 
-from gui.wizard.shared import CANCELLED, WizardPage, log, log_view, wrapped_label
+from gui.wizard.shared import CANCELLED, Output, WizardPage, log, log_view, wrapped_label
 from worker.backends.events import timing_line
+from worker.core.cancel import CancelToken
 from worker.modal import checks
 from worker.modal import deploy as deploying
 
@@ -61,7 +62,7 @@ class DeployPage(WizardPage):
         wiz = self.wiz
         kwargs = self._kwargs()
 
-        def work(_log, cancel):
+        def work(_output: Output, cancel: CancelToken) -> checks.AppCheck:
             return wiz.services.check_app(timeout_s=wiz.check_timeout_s, cancel=cancel, **kwargs)
 
         self.task = wiz.start_task("check-app", work, self._app_checked, self._failed)
@@ -97,12 +98,12 @@ class DeployPage(WizardPage):
         self.status.setText("Deploying… (the log follows below)")
         self._show_busy(True)
 
-        def work(log_line, cancel):
-            return wiz.services.deploy(log_line, cancel=cancel, timeout_s=wiz.deploy_timeout_s,
+        def work(output: Output, cancel: CancelToken) -> deploying.DeployResult:
+            return wiz.services.deploy(output, cancel=cancel, timeout_s=wiz.deploy_timeout_s,
                                        server_url=wiz.server_url, profile=profile)
 
         self.task = wiz.start_task("deploy", work, self._deployed, self._failed,
-                                    lambda line: self.append_line(self.log_view, line))
+                                    lambda line: self.append_line(self.log_view, str(line)))
 
     def _deployed(self, result: deploying.DeployResult) -> None:
         self.task = None
@@ -122,13 +123,13 @@ class DeployPage(WizardPage):
         self.append_line(self.log_view, f"warming the model cache Volume for {model}")
         self._show_busy(True)
 
-        def work(_log, cancel):
+        def work(_output: Output, cancel: CancelToken) -> dict[str, Any]:
             return wiz.services.warm_model_volume(model, timeout_s=wiz.warm_timeout_s, cancel=cancel,
                                                   server_url=wiz.server_url)
 
         self.task = wiz.start_task("warm", work, self._warmed, self._failed)
 
-    def _warmed(self, timings: dict) -> None:
+    def _warmed(self, timings: dict[str, Any]) -> None:
         self.task = None
         self.warmed = True
         line = timing_line(timings) if timings else "no timings"

@@ -4,13 +4,14 @@ holds until their threads end (start_task, cancel_all)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar, cast
 
+from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import QWidget, QWizard
 
 from gui.wizard.deploy_page import DeployPage
 from gui.wizard.intro_page import IntroPage
-from gui.wizard.shared import CANCELLED, INTRO, SAMPLE_PATH, PendingToken, WizardServices, WizardTask
+from gui.wizard.shared import CANCELLED, INTRO, SAMPLE_PATH, Output, PendingToken, WizardServices, WizardTask
 from gui.wizard.token_page import TokenPage
 from gui.wizard.try_page import TryPage
 from gui.wizard.verify_page import VerifyPage
@@ -18,6 +19,8 @@ from worker.core.cancel import CancelToken
 from worker.core.options import DEFAULT_MODEL
 from worker.modal import bounded, credentials, sign_in, warm
 from worker.modal import deploy as deploying
+
+Result = TypeVar("Result")
 
 
 class ModalSetupWizard(QWizard):
@@ -84,11 +87,13 @@ class ModalSetupWizard(QWizard):
     def start_task(
         self,
         name: str,
-        fn: Callable[[Callable[[str], None], CancelToken], Any],
-        on_success: Callable[[Any], None],
+        fn: Callable[[Output, CancelToken], Result],
+        on_success: Callable[[Result], None],
         on_failure: Callable[[str], None],
-        on_line: Callable[[str], None] | None = None,
+        on_line: Output | None = None,
     ) -> WizardTask:
+        """Run fn(output, cancel) off the GUI thread; on_success(its result) or on_failure(one line) follows in
+        the GUI thread, and on_line(each output) while it runs."""
         # No parent and no deleteLater: the wizard holds each task until its thread has ended, and nothing
         # connected to a task refers back to it, so dropping it deletes it here, in the GUI thread.
         task = WizardTask(name, fn)
@@ -96,12 +101,12 @@ class ModalSetupWizard(QWizard):
         if on_line is not None:
             task.line.connect(on_line)
 
-        def succeeded(result: Any) -> None:
+        def succeeded(result: object) -> None:
             # an answer that arrives after Cancel was pressed counts as cancelled: nothing is saved
             if token.cancelled:
                 on_failure(CANCELLED)
             else:
-                on_success(result)
+                on_success(cast(Result, result))  # what fn returned, through a Qt signal
 
         task.succeeded.connect(succeeded)
         task.failed.connect(on_failure)
@@ -131,6 +136,6 @@ class ModalSetupWizard(QWizard):
         self.cancel_all()
         super().done(result)
 
-    def closeEvent(self, event) -> None:
+    def closeEvent(self, event: QCloseEvent) -> None:
         self.cancel_all()
         super().closeEvent(event)

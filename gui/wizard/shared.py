@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, cast
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtGui import QFontDatabase
 from PySide6.QtWidgets import QLabel, QPlainTextEdit, QWizardPage
 
@@ -22,6 +22,7 @@ from worker.modal import errors as modal_errors
 
 if TYPE_CHECKING:
     from gui.wizard.setup_wizard import ModalSetupWizard
+    from worker.backends.base import Backend
 
 log = logging.getLogger("whisper_desk.wizard")
 
@@ -32,7 +33,7 @@ CANCELLED = "cancelled"
 INTRO, TOKEN, VERIFY, DEPLOY, TRY = range(5)
 
 
-def _default_backend():
+def _default_backend() -> Backend:
     from worker.jobs.backend_pool import create_backend
 
     return create_backend("modal")
@@ -47,8 +48,8 @@ class WizardServices:
     sign_in_with_browser: Callable[..., sign_in.SignInResult] = sign_in.sign_in_with_browser
     check_app: Callable[..., checks.AppCheck] = checks.check_app
     deploy: Callable[..., deploying.DeployResult] = deploying.deploy
-    warm_model_volume: Callable[..., dict] = warm.warm_model_volume
-    make_backend: Callable[[], Any] = _default_backend
+    warm_model_volume: Callable[..., dict[str, Any]] = warm.warm_model_volume
+    make_backend: Callable[[], Backend] = _default_backend
 
 
 @dataclass
@@ -63,6 +64,10 @@ class PendingToken:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+Output = Callable[[object], None]  # where a step sends its output: lines (str), or the try page's job reports
+StepWork = Callable[[Output, CancelToken], object]  # a step: work(output, cancel) -> its result
+
+
 class WizardTask(Call):
     """Runs fn(log, cancel) off the GUI thread. Emits output lines, then exactly one of succeeded/failed."""
 
@@ -70,7 +75,7 @@ class WizardTask(Call):
     succeeded = Signal(object)
     failed = Signal(str)  # a one-line message; CANCELLED when cancelled
 
-    def __init__(self, name: str, fn: Callable[[Callable[[str], None], CancelToken], Any], parent=None) -> None:
+    def __init__(self, name: str, fn: StepWork, parent: QObject | None = None) -> None:
         super().__init__(parent=parent)
         self.name = name
         self._fn = fn

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from PySide6.QtWidgets import QCheckBox, QFormLayout, QGroupBox, QHBoxLayout, QLineEdit, QPushButton, QVBoxLayout, QWidget
 
-from gui.wizard.shared import CANCELLED, PendingToken, WizardPage, log, log_view, wrapped_label
+from gui.wizard.shared import CANCELLED, Output, PendingToken, WizardPage, log, log_view, wrapped_label
+from worker.core.cancel import CancelToken
 from worker.core.errors import ModalSetupError
 from worker.modal import credentials, sign_in
 
@@ -144,13 +145,13 @@ class TokenPage(WizardPage):
         self.sign_in_button.setEnabled(False)
         self.sign_in_cancel.setEnabled(True)
 
-        def work(log_line, cancel):
+        def work(output: Output, cancel: CancelToken) -> sign_in.SignInResult:
             return wiz.services.sign_in_with_browser(
-                log_line, cancel=cancel, timeout_s=wiz.sign_in_timeout_s, profile=profile, server_url=wiz.server_url
+                output, cancel=cancel, timeout_s=wiz.sign_in_timeout_s, profile=profile, server_url=wiz.server_url
             )
 
         self.task = wiz.start_task("sign-in", work, self._signed_in, self._sign_in_failed,
-                                    lambda line: self.append_line(self.sign_in_log, line))
+                                    lambda line: self.append_line(self.sign_in_log, str(line)))
         self._update_reason()
 
     def cancel_sign_in(self) -> None:

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import QHBoxLayout, QPushButton, QVBoxLayout
 
-from gui.wizard.shared import CANCELLED, WizardPage, log, log_view, wrapped_label
+from gui.wizard.shared import CANCELLED, Output, WizardPage, log, log_view, wrapped_label
 from worker.backends.events import timing_line
 from worker.core.cancel import CancelToken
 from worker.core.errors import Cancelled, TranscriptionError
 from worker.core.options import TranscriptionOptions
+from worker.transcripts.model import Transcript
+
+if TYPE_CHECKING:
+    from worker.backends.base import Backend
 
 
 class TryPage(WizardPage):
@@ -20,7 +24,7 @@ class TryPage(WizardPage):
         super().__init__()
         self.setTitle("Try it")
         self.setSubTitle("Optional: transcribe an 11-second sample on a T4 GPU.")
-        self.transcript = None
+        self.transcript: Transcript | None = None
         layout = QVBoxLayout(self)
         layout.addWidget(wrapped_label(
             "The sample is President Kennedy's \"ask not\" line (1961). On a warm container this takes a few "
@@ -59,9 +63,9 @@ class TryPage(WizardPage):
         self.run_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
 
-        def work(log_line, cancel):
+        def work(output: Output, cancel: CancelToken) -> Transcript:
             return transcribe_sample(sample, TranscriptionOptions(model=model, language="en"),
-                                     wiz.services.make_backend, log_line, cancel)
+                                     wiz.services.make_backend, output, cancel)
 
         self.task = wiz.start_task("try", work, self._done, self._failed, self._line)
 
@@ -77,7 +81,7 @@ class TryPage(WizardPage):
         self.run_button.setEnabled(True)
         self.cancel_button.setEnabled(False)
 
-    def _done(self, transcript) -> None:
+    def _done(self, transcript: Transcript) -> None:
         self._finish()
         self.transcript = transcript
         self.text_view.setPlainText(self.wiz.scrub(transcript.text))
@@ -105,7 +109,7 @@ class TryPage(WizardPage):
         self.cancel()
 
 
-def transcribe_sample(sample: Path, options: TranscriptionOptions, make_backend: Callable[[], Any],
+def transcribe_sample(sample: Path, options: TranscriptionOptions, make_backend: Callable[[], Backend],
                       log_line: Callable[[str], None], cancel: CancelToken) -> Any:
     """In the try step's thread: the sample through the job queue (worker.jobs.queue), like any file, with a
     library of its own in memory (the sample never lands in the user's library). Returns the Transcript."""

@@ -7,7 +7,8 @@ from pathlib import Path
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import QHBoxLayout, QPushButton, QVBoxLayout
 
-from gui.wizard.shared import CANCELLED, WizardPage, log, wrapped_label
+from gui.wizard.shared import CANCELLED, Output, WizardPage, log, wrapped_label
+from worker.core.cancel import CancelToken
 from worker.modal import checks, credentials
 from worker.modal import errors as modal_errors
 
@@ -57,7 +58,7 @@ class VerifyPage(WizardPage):
         self.retry_button.setEnabled(False)
         self.completeChanged.emit()
 
-        def work(_log, cancel):
+        def work(_output: Output, cancel: CancelToken) -> checks.CheckResult:
             return wiz.services.check_credentials(
                 timeout_s=wiz.check_timeout_s, token_id=token.token_id, token_secret=token.secret,
                 server_url=wiz.server_url, cancel=cancel,
