@@ -7,7 +7,7 @@ worker.jobs.queue; nothing here blocks the GUI thread."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 from PySide6.QtCore import QCoreApplication, QEvent, QObject, Qt, QThread, Signal
 
@@ -73,7 +73,9 @@ class QueueController(QObject):
         self._reported.connect(self._deliver, Qt.ConnectionType.QueuedConnection)
         self.queue = JobQueue(library, preferences, self._report, backend_factory=backend_factory,
                               modal_ready=modal_ready, under_window=True)
-        self._handlers: dict[type, Callable[[QueueEvent], None]] = {
+        # each handler is given an event of its key's type (_deliver dispatches on type(event)), which a
+        # dict's one value type cannot say: the handlers take Any, and each reads its own event's fields
+        self._handlers: dict[type, Callable[[Any], None]] = {
             JobAdded: lambda e: self.jobAdded.emit(e.record),
             JobChanged: lambda e: self.jobChanged.emit(e.record),
             JobRemoved: lambda e: self.jobRemoved.emit(e.job_id),
