@@ -24,7 +24,7 @@ from worker.jobs.preferences import Preferences
 from worker.jobs.queue import JobFinished, JobQueue, QueueEvent
 from worker.jobs.watch import FolderWatcher, SettleTracker, WatchState, ignore_reason
 from worker.jobs.watch_folders import WatchFolder, parse_watch_folders
-from worker.library.database import Library
+from worker.library.library import Library
 from worker.transcripts.model import Segment, Transcript
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -173,7 +173,7 @@ class Rig:
         self.watcher.poll()
 
     def states(self) -> dict[str, str]:
-        return {Path(row["path"]).name: row["state"] for row in self.library.watched_files()}
+        return {Path(row.path).name: row.state for row in self.library.watched_files()}
 
 
 @pytest.fixture
@@ -384,6 +384,7 @@ def test_two_watchers_on_one_library_queue_a_file_once(rig, tmp_path):
 
 def test_a_claim_left_by_a_watcher_that_stopped_is_taken_again(rig, monkeypatch):
     import worker.jobs.watch as watch
+    import worker.jobs.watch_folders as watch_folders
 
     r = rig()
     path = _media(r.folder, "talk.flac")
@@ -391,7 +392,8 @@ def test_a_claim_left_by_a_watcher_that_stopped_is_taken_again(rig, monkeypatch)
     r.library.claim_watched_file(path.resolve(), stat.st_size, stat.st_mtime, WatchState.CLAIMED, 60)
     r.settle()
     assert r.library.jobs() == []  # another watcher is about to queue it
-    monkeypatch.setattr(watch, "CLAIM_STALE_S", -1.0)  # ... but it never did
+    for module in (watch, watch_folders):  # the watcher's claim and its reading of claims
+        monkeypatch.setattr(module, "CLAIM_STALE_S", -1.0)  # ... but it never did
     r.settle()
     r.wait_finished(1)
     r.watcher.poll()
