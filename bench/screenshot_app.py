@@ -46,7 +46,7 @@ def main(out: Path) -> int:
     jobs: list = []  # JobRecords, once the background search has queued them
     finished: set[int] = set()
     window.controller.pathsAdded.connect(lambda records, _notes: jobs.extend(records))
-    window.controller.jobFinished.connect(lambda job_id, _status: finished.add(job_id))
+    window.controller.jobFinished.connect(lambda ending: finished.add(ending.job_id))
     window.add_paths([AUDIO / name for name in FILES])
     wait_until(lambda: len(jobs) == len(FILES), 30, "queueing the files")
     wait_until(lambda: len(finished) == len(jobs), 300, "transcribing the files")

@@ -73,7 +73,7 @@ def queue_and_wait(window: Any, paths: list[Path], timeout_s: float) -> list[Any
     jobs: list = []
     finished: set[int] = set()
     window.controller.pathsAdded.connect(lambda records, _notes: jobs.extend(records))
-    window.controller.jobFinished.connect(lambda job_id, _status: finished.add(job_id))
+    window.controller.jobFinished.connect(lambda ending: finished.add(ending.job_id))
     window.add_paths(paths)
     wait_until(lambda: len(jobs) == len(paths), 30, "queueing the files")
     wait_until(lambda: finished >= {job.id for job in jobs}, timeout_s, "transcribing the files")
@@ -183,7 +183,7 @@ def modal_shot(out_dir: Path) -> None:
             jobs: list = []
             finished: set[int] = set()
             window.controller.pathsAdded.connect(lambda records, _notes: jobs.extend(records))
-            window.controller.jobFinished.connect(lambda job_id, _status: finished.add(job_id))
+            window.controller.jobFinished.connect(lambda ending: finished.add(ending.job_id))
             window.add_paths([medley])
             wait_until(lambda: len(jobs) == 1, 30, "queueing the file")
             window.select_jobs([jobs[0].id])

@@ -1,6 +1,6 @@
-"""The editor's saves, off the GUI thread: each change of a transcript is written to the library
-(Library.save_edit, or revert_edit once it is back to the original) by one gui.background call at a time, so
-serialising an hour's transcript never stalls typing.
+"""The editor's saves, off the GUI thread: each change of a transcript is written through the job service
+(worker.jobs.queue.JobQueue.save_edit, which writes the library and reports TranscriptEdited) by one
+gui.background call at a time, so serialising an hour's transcript never stalls typing.
 
 Order: writes run one after another; a job's newer state replaces its older one while that waits, so the last
 state written is always the latest. `flush()` waits (bounded) until everything asked is written: the window
@@ -9,12 +9,27 @@ calls it before it closes the library."""
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, Signal
 
 from gui.background import Call
 from worker.transcripts.model import Transcript
+
+if TYPE_CHECKING:
+    from worker.jobs.queue import JobQueue
+
+
+def job_service(library: Any, owner: QObject) -> JobQueue:
+    """The job service over `library` for an editor (`owner`) used outside the window, which gives its own
+    queue: it runs no job; the editor's writes and region re-transcriptions go through it as through the
+    window's, with the preferences read once. Its backends close when `owner` is destroyed."""
+    from worker.jobs.preferences import Preferences
+    from worker.jobs.queue import JobQueue
+
+    jobs = JobQueue(library, Preferences.load(), only_own_jobs=True)
+    owner.destroyed.connect(jobs.pool.close_all)
+    return jobs
 
 
 class EditSaver(QObject):
@@ -23,15 +38,16 @@ class EditSaver(QObject):
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._changed = threading.Condition()
-        self._pending: dict[tuple[int, int], tuple[Any, int, Transcript | None]] = {}
+        self._pending: dict[tuple[int, int], tuple[JobQueue, int, Transcript, bool]] = {}
         self._busy = False
 
-    def save(self, library: Any, job_id: int, transcript: Transcript | None) -> None:
-        """Write `transcript` as the job's edit (None: revert to the original), soon and in order."""
-        key = (id(library), job_id)
+    def save(self, jobs: JobQueue, job_id: int, transcript: Transcript, edited: bool = True) -> None:
+        """Write `transcript` as the job's edit (`edited` False: it is the original again, the edit is dropped),
+        soon and in order, through the job service `jobs`."""
+        key = (id(jobs), job_id)
         with self._changed:
             self._pending.pop(key, None)  # an older state not yet written is never needed
-            self._pending[key] = (library, job_id, transcript)
+            self._pending[key] = (jobs, job_id, transcript, edited)
             if self._busy:
                 return
             self._busy = True
@@ -44,17 +60,14 @@ class EditSaver(QObject):
                     self._busy = False
                     self._changed.notify_all()
                     return
-                library, job_id, transcript = self._pending.pop(next(iter(self._pending)))
+                jobs, job_id, transcript, edited = self._pending.pop(next(iter(self._pending)))
             try:
-                if transcript is None:
-                    library.revert_edit(job_id)
-                else:
-                    library.save_edit(job_id, transcript)
+                jobs.save_edit(job_id, transcript, edited)
             except Exception as exc:  # a closed library, a full disk: say so, and go on with the rest
                 try:
                     self.failed.emit(f"The edit was not saved: {exc}")
-                except RuntimeError:
-                    pass  # the editor is gone
+                except RuntimeError:  # the editor is gone: nobody is left to tell
+                    pass
 
     def pending(self) -> bool:
         with self._changed:

@@ -7,6 +7,7 @@ are other modules, imported when first needed.
 
 from __future__ import annotations
 
+import bisect
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable
@@ -49,14 +50,16 @@ from gui.search_panel import SearchPanel
 from gui.settings import Preferences, SettingsDialog, load_preferences, settings_store
 from gui.watch_runner import WatchRunner
 from worker.backends.base import BACKEND_LABELS
-from worker.library.database import JobRecord, Library
+from worker.library.jobs import JobRecord
+from worker.library.library import Library
 from worker.library.job_status import JobStatus
-from worker.transcripts.model import Transcript
+from worker.transcripts.model import Segment, Transcript
 
 if TYPE_CHECKING:
     from gui.editor import KnownVoicesDialog, TranscriptEditor
     from gui.export_dialog import ExportDialog, ImportForReview
     from gui.wizard import ModalSetupWizard
+    from worker.jobs.events import JobFinished, TranscriptEdited
     from worker.library.search import SearchHit
 
 WINDOW_TITLE = "Whisper Desk"
@@ -69,6 +72,14 @@ def _format_segment_time(seconds: float) -> str:
     return f"{int(minutes)}:{secs:04.1f}"
 
 
+def _time_order(segment: Segment) -> tuple[float, float]:
+    return segment.start, segment.end
+
+
+def _segment_line(segment: Segment) -> str:
+    return f"[{_format_segment_time(segment.start)} → {_format_segment_time(segment.end)}]  {segment.text.strip()}"
+
+
 class _PlainTranscriptView(QPlainTextEdit):
     """The first paint's light read-only view (segments with their times) until the editor is loaded; it
     answers the part of TranscriptEditor's interface the pane uses."""
@@ -79,12 +90,15 @@ class _PlainTranscriptView(QPlainTextEdit):
         self._transcript: Transcript | None = None
 
     def set_transcript(self, transcript: Transcript | None, original: Transcript | None = None, job_id: int | None = None) -> None:
-        self._transcript = transcript
+        shown, self._transcript = self._transcript, transcript
         if transcript is None:
             self.clear()
             return
-        lines = [f"[{_format_segment_time(s.start)} → {_format_segment_time(s.end)}]  {s.text.strip()}" for s in transcript.segments]
-        self.setPlainText("\n".join(lines))
+        if shown is not None and shown.segments and _extends(transcript.segments, shown.segments):
+            for segment in transcript.segments[len(shown.segments):]:  # a running job's new segments: appended
+                self.appendPlainText(_segment_line(segment))
+            return
+        self.setPlainText("\n".join(_segment_line(s) for s in transcript.segments))
 
     def transcript(self) -> Transcript | None:
         return self._transcript
@@ -94,6 +108,11 @@ class _PlainTranscriptView(QPlainTextEdit):
 
     def highlight_time(self, seconds: float) -> int:
         return -1
+
+
+def _extends(longer: list[Segment], shorter: list[Segment]) -> bool:
+    """Whether `longer` is `shorter` (the same segment objects) followed by more."""
+    return len(longer) > len(shorter) and all(a is b for a, b in zip(longer, shorter))
 
 
 class TranscriptPane(QWidget):
@@ -111,6 +130,8 @@ class TranscriptPane(QWidget):
         self.library = library
         self.job_id: int | None = None
         self.live = False  # showing a running job's partial transcript
+        self._live: list[Segment] = []  # ... its segments in time order, as they arrived
+        self.jobs: Any = None  # the job service (worker.jobs.queue.JobQueue) the editor saves and re-transcribes through
         self.source: str | None = None  # the shown job's media file
         self.player: Any = None
         self.title = QLabel("Drop audio or video files anywhere on this window, or use File > Open.")
@@ -131,7 +152,7 @@ class TranscriptPane(QWidget):
             return False
         from gui.editor import TranscriptEditor
 
-        editor = TranscriptEditor(self, library=self.library)
+        editor = TranscriptEditor(self, library=self.library, jobs=self.jobs)
         editor.setObjectName("transcriptEditor")
         editor.transcriptEdited.connect(self._edited)
         editor.segmentActivated.connect(self._activated)
@@ -144,20 +165,44 @@ class TranscriptPane(QWidget):
         self.uses_editor = True
         return True
 
-    def show_job(self, record: JobRecord, transcript: Transcript | None, live: bool = False) -> None:
+    def show_job(self, record: JobRecord, transcript: Transcript | None, live: bool = False,
+                 original: Transcript | None = None) -> None:
+        """Show a job: live (running: its segments so far), or finished with `transcript`. `original` is the
+        engine's transcript when the caller has it (a job that just finished: the transcript itself); without
+        it, the original and whether it was edited are read from the library (another job was picked)."""
         if record.id != self.job_id and self.player is not None:
             self.player.pause()  # another job: its audio is not this one
         self.job_id, self.live, self.source = record.id, live, record.path
         label = f"{record.name} — {record.options.model} on {BACKEND_LABELS.get(record.backend, record.backend)}"
         if live:
             label += " — transcribing…"
+            self._live = sorted(transcript.segments, key=_time_order) if transcript is not None else []
         elif transcript is None:
             label += f" — {record.status}" + (f": {record.error}" if record.error else "")
-        elif self.library.is_edited(record.id):
+        elif original is None and self.library.is_edited(record.id):
             label += " — edited"
         self.title.setText(label)
-        original = None if live else self.library.original_transcript(record.id)
-        self._set(transcript, original, record.id)
+        if not live and transcript is not None and original is None:
+            original = self.library.original_transcript(record.id)
+        self._set(transcript, None if live else original, record.id)
+
+    def add_live_segments(self, segments: list[Segment]) -> None:
+        """A running job's new segments (SegmentsArrived), shown without reading anything: appended when they
+        come after those shown (the usual case), else put in their place in time order."""
+        if not self.live or not segments:
+            return
+        ordered = sorted(segments, key=_time_order)
+        if not self._live or _time_order(ordered[0]) >= _time_order(self._live[-1]):
+            self._live.extend(ordered)
+        else:  # e.g. Modal chunks finishing out of order
+            for segment in ordered:
+                bisect.insort(self._live, segment, key=_time_order)
+        self._set(Transcript(segments=list(self._live), source=None), None, self.job_id)
+
+    def set_edited(self, edited: bool) -> None:
+        """The title says whether the shown transcript differs from the engine's."""
+        base = self.title.text().removesuffix(" — edited")
+        self.title.setText(base + " — edited" if edited else base)
 
     def show_nothing(self, message: str) -> None:
         if self.player is not None:
@@ -179,10 +224,8 @@ class TranscriptPane(QWidget):
 
     def _edited(self, transcript: Transcript) -> None:
         if self.job_id is None or self.live:
-            return  # the editor itself saves the edit to the library
-        edited = self.editor.is_edited()
-        base = self.title.text().removesuffix(" — edited")
-        self.title.setText(base + " — edited" if edited else base)
+            return  # the editor itself saves the edit, through the job service
+        self.set_edited(self.editor.is_edited())
 
     def _activated(self, seconds: float) -> None:
         if self.job_id is not None:
@@ -394,6 +437,7 @@ class MainWindow(QMainWindow):
         self.banner.hide()
 
         self.transcript_pane = TranscriptPane(self.library)
+        self.transcript_pane.jobs = self.controller.queue  # the editor saves and re-transcribes through the queue
         self.log_panel = LogPanel()
         bottom = QSplitter(Qt.Orientation.Horizontal)
         bottom.addWidget(self.transcript_pane)
@@ -469,11 +513,12 @@ class MainWindow(QMainWindow):
         c.jobAdded.connect(self._job_added)
         c.jobChanged.connect(self._job_changed)
         c.jobRemoved.connect(self._job_removed)
-        c.jobsReordered.connect(self._reload_jobs)
+        c.jobsReordered.connect(self.model.reorder)
         c.jobStarted.connect(self._job_started)
         c.progressed.connect(self._progressed)
         c.segmentsArrived.connect(self._segments_arrived)
         c.jobFinished.connect(self._job_finished)
+        c.transcriptEdited.connect(self._transcript_edited)
         c.logLine.connect(lambda _job, line: self.log_panel.append_line(line))
         c.note.connect(self._note)
         c.pathsAdded.connect(self._paths_added)
@@ -670,11 +715,13 @@ class MainWindow(QMainWindow):
         self._update_totals()
 
     def _job_changed(self, record: JobRecord) -> None:
+        shown = self.model.job_row(record.id)
+        ending = shown is not None and not JobStatus(shown.status).finished and JobStatus(record.status).finished
         self.model.update_record(record)
         self._update_totals()
         self._update_actions()
-        if record.id == self.transcript_pane.job_id and record.status != JobStatus.RUNNING:
-            self._update_pane()
+        if record.id == self.transcript_pane.job_id and record.status != JobStatus.RUNNING and not ending:
+            self._update_pane()  # (an ending is shown from JobFinished, which follows with the transcript)
 
     def _job_removed(self, job_id: int) -> None:
         self.model.remove(job_id)
@@ -682,9 +729,6 @@ class MainWindow(QMainWindow):
             self._follow_id = None
         self._update_totals()
         self._update_pane()
-
-    def _reload_jobs(self) -> None:
-        self.model.set_jobs(self.library.jobs())
 
     def _job_started(self, job_id: int) -> None:
         self.model.mark_running(job_id, time.monotonic())
@@ -698,21 +742,28 @@ class MainWindow(QMainWindow):
     def _progressed(self, job_id: int, fraction: float, label: str, eta: float | None) -> None:
         self.model.set_progress(job_id, fraction, label, eta)
 
-    def _segments_arrived(self, job_id: int, _segments: list) -> None:
-        if self.shown_job_id() == job_id and self.transcript_pane.live:
-            record = self.library.job(job_id)
-            if record is not None:
-                self.transcript_pane.show_job(record, self.controller.partial_transcript(job_id), live=True)
+    def _segments_arrived(self, job_id: int, segments: list[Segment]) -> None:
+        if self.transcript_pane.job_id == job_id and self.transcript_pane.live and self.shown_job_id() == job_id:
+            self.transcript_pane.add_live_segments(segments)
 
-    def _job_finished(self, job_id: int, status: str) -> None:
+    def _job_finished(self, ending: JobFinished) -> None:
+        """A job ended: its status, error, record and (done) transcript come with the report."""
+        if ending.record is not None:
+            self.model.update_record(ending.record)
         if not self.controller.running_ids():
             self._elapsed_timer.stop()
-        if status == JobStatus.DONE:
-            self._follow_id = job_id
+        if ending.status == JobStatus.DONE:
+            self._follow_id = ending.job_id
             self.search_panel.refresh()  # its transcript is searchable as saved
-        self._update_pane()
+        self._update_pane(ending)
         self._update_totals()
         self._update_actions()
+
+    def _transcript_edited(self, edit: TranscriptEdited) -> None:
+        """An edit was saved (by the editor, off the GUI thread): the title says so, and search finds it."""
+        if edit.job_id == self.transcript_pane.job_id and not self.transcript_pane.live:
+            self.transcript_pane.set_edited(edit.edited)
+        self.search_panel.refresh()
 
     def _duration_known(self, job_id: int, seconds: float) -> None:
         if seconds < 0:
@@ -749,20 +800,27 @@ class MainWindow(QMainWindow):
             return selected[0]
         return self._follow_id
 
-    def _update_pane(self) -> None:
+    def _update_pane(self, ending: JobFinished | None = None) -> None:
+        """Show the job shown_job_id() names: live while it runs, else its transcript (from `ending` when it
+        has just finished, from the library when another job was picked)."""
         job_id = self.shown_job_id()
-        record = self.library.job(job_id) if job_id is not None else None
+        row = self.model.job_row(job_id) if job_id is not None else None
+        record = row.record if row is not None else None
         if record is None:
             self.transcript_pane.show_nothing(
                 "Drop audio or video files anywhere on this window, or use File > Open." if not self.model.rowCount()
                 else "Select a job to see its transcript.")
             return
         if self.controller.is_running(record.id):
-            self.transcript_pane.show_job(record, self.controller.partial_transcript(record.id), live=True)
+            if not (self.transcript_pane.live and self.transcript_pane.job_id == record.id):
+                self.transcript_pane.show_job(record, self.controller.partial_transcript(record.id), live=True)
             return
         if job_id == self.transcript_pane.job_id and not self.transcript_pane.live and record.status == JobStatus.DONE \
                 and self.transcript_pane.transcript() is not None:
             return  # already shown (keeps the editor's cursor and undo history)
+        if ending is not None and ending.job_id == record.id and ending.transcript is not None:
+            self.transcript_pane.show_job(record, ending.transcript, original=ending.transcript)  # just saved
+            return
         self.transcript_pane.show_job(record, self.library.transcript(record.id))
 
     def transcript_text(self) -> str:
@@ -824,14 +882,11 @@ class MainWindow(QMainWindow):
         read in the background: returns the ImportForReview, whose `done` carries the job id once it is selected."""
         from gui.export_dialog import ImportForReview
 
-        def show_job(job_id: int) -> None:
-            self._reload_jobs()
-            self.log_panel.append_lines(self.library.log_lines(job_id))
-            self._update_totals()
+        def show_job(job_id: int) -> None:  # its row and log line came with the queue's reports
             self.select_jobs([job_id])
 
-        # problems go to the status bar and the log, not a dialog
-        importer = ImportForReview(self, self.library, notify=self._note)
+        # problems go to the status bar and the log, not a dialog; the job is added through the queue
+        importer = ImportForReview(self, self.library, notify=self._note, jobs=self.controller)
         importer.done.connect(show_job)
         self._importers.add(importer)
         for ended in (importer.done, importer.failed, importer.cancelled):

@@ -13,7 +13,7 @@ from PySide6.QtGui import QPainter
 from PySide6.QtWidgets import QApplication, QStyledItemDelegate, QStyleOptionViewItem
 
 from worker.backends.base import BACKEND_LABELS
-from worker.library.database import JobRecord
+from worker.library.jobs import JobRecord
 from worker.library.job_status import JobStatus
 from worker.modal.cost import estimate_modal_cost
 
@@ -191,6 +191,18 @@ class QueueModel(QAbstractTableModel):
         self._rows.append(JobRow(record))
         self._reindex()
         self.endInsertRows()
+
+    def reorder(self, order: tuple[int, ...] | list[int]) -> None:
+        """The rows in the queue's new order (every job's id, as JobsReordered carries it); a selection follows
+        its rows."""
+        position = {job_id: number for number, job_id in enumerate(order)}
+        self.layoutAboutToBeChanged.emit()
+        persistent = self.persistentIndexList()
+        kept = [(self._rows[index.row()].id, index.column()) for index in persistent]
+        self._rows.sort(key=lambda row: position.get(row.id, len(position)))  # stable: unknown ids keep their order
+        self._reindex()
+        self.changePersistentIndexList(persistent, [self.index(self._index[job_id], column) for job_id, column in kept])
+        self.layoutChanged.emit()
 
     def remove(self, job_id: int) -> None:
         row = self._index.get(job_id)

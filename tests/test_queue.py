@@ -17,6 +17,7 @@ from worker.jobs.preferences import Preferences
 from worker.jobs.queue import (
     MODAL_NOT_SET_UP,
     DurationKnown,
+    FailureLine,
     JobAdded,
     JobChanged,
     JobFinished,
@@ -31,10 +32,15 @@ from worker.jobs.queue import (
     PathsAdded,
     PausedChanged,
     QueueEvent,
+    RegionTranscribed,
     SegmentsArrived,
+    SummaryLine,
+    TimingLine,
+    TranscriptEdited,
+    VoiceSaved,
     describe_failure,
 )
-from worker.library.database import Library
+from worker.library.library import Library
 from worker.transcripts.model import Segment, Transcript
 
 WAIT_S = 30.0
@@ -523,3 +529,170 @@ def test_the_window_runs_the_library_it_restored_not_jobs_another_process_queues
     recorder.wait_finished(left.id)
     queue.schedule()
     assert backend.calls == ["left.wav"] and library.job(theirs.id).status == JobStatus.QUEUED
+
+
+# --- reports carry the change, outside the lock, in order ---------------------------------------------------
+
+def test_the_listener_runs_outside_the_lock_and_may_call_back_from_another_thread(make_queue, backend, recorder, media,
+                                                                                  library):
+    queue_box: list[JobQueue] = []
+    helper_done: list[bool] = []
+
+    def listener(event: QueueEvent) -> None:
+        recorder(event)
+        if isinstance(event, JobStarted) and not helper_done:
+            queue = queue_box[0]
+            # another thread changes the queue while this listener runs and waits for it: under the queue's
+            # lock that thread could never get in
+            helper = threading.Thread(target=lambda: queue.cancel([waiting.id]))
+            helper.start()
+            helper.join(WAIT_S)
+            helper_done.append(not helper.is_alive())
+
+    queue = make_queue(listener=listener)
+    queue_box.append(queue)
+    queue.set_paused(True)
+    running, waiting = queue.add_files([media("a.wav"), media("b.wav")])
+    queue.set_paused(False)
+    recorder.wait_finished(waiting.id)
+
+    assert helper_done == [True]
+    assert recorder.finished(waiting.id) == JobFinished(waiting.id, JobStatus.CANCELLED)
+    # the helper's reports came after the report whose listener it ran in, in the order they happened
+    started = recorder.events.index(next(e for e in recorder.of(JobStarted) if e.job_id == running.id))
+    cancelled = recorder.events.index(recorder.finished(waiting.id))
+    assert started < cancelled
+    backend.release("a.wav")
+    recorder.wait_finished(running.id)
+
+
+def test_reports_from_parallel_jobs_arrive_one_at_a_time_in_each_jobs_order_with_their_payloads(
+        make_queue, backend, media, library):
+    inside = threading.Lock()
+    overlapped: list[QueueEvent] = []
+    recorder = Recorder()
+
+    def listener(event: QueueEvent) -> None:
+        if not inside.acquire(blocking=False):
+            overlapped.append(event)  # two threads in the listener at once
+            return
+        try:
+            recorder(event)
+        finally:
+            inside.release()
+
+    def chatty(path: Path, emit) -> None:
+        for n in range(20):
+            emit(SegmentsReady([Segment(id=n, start=float(n), end=n + 0.5, text=f"{path.stem} {n}")]))
+            emit(Progress(Stage.TRANSCRIBING, fraction=(n + 1) / 40))
+
+    backend.script = chatty
+    queue = make_queue(Preferences(backend="modal", modal_parallel=3), listener=listener)
+    jobs = queue.add_files([media(f"{name}.wav") for name in "abc"])
+    for name in "abc":
+        backend.release(f"{name}.wav")
+    recorder.wait_finished(*(job.id for job in jobs))
+
+    assert overlapped == []
+    for job in jobs:
+        mine = [e for e in recorder.events if not isinstance(e, (DurationKnown, JobProgress))
+                and (getattr(e, "job_id", None) == job.id or getattr(getattr(e, "record", None), "id", None) == job.id)]
+        kinds = [type(e).__name__ for e in mine]
+        assert kinds[:3] == ["JobAdded", "JobChanged", "JobStarted"]
+        assert kinds[-4:] == ["TimingLine", "SummaryLine", "JobChanged", "JobFinished"]
+        segments = [s.text for e in mine if isinstance(e, SegmentsArrived) for s in e.segments]
+        stem = Path(job.path).stem
+        assert segments == [f"{stem} {n}" for n in range(20)] + [f"words of {stem}"]
+        ending = mine[-1]
+        assert ending.status == JobStatus.DONE and ending.error is None
+        assert ending.record.status == JobStatus.DONE and ending.record.elapsed is not None
+        assert ending.transcript.text == library.transcript(job.id).text == f"words of {stem}"
+        assert mine[-2].record.status == JobStatus.DONE  # the state JobChanged reported just before
+
+
+def test_a_failure_and_the_timings_come_as_typed_reports(make_queue, backend, recorder, media, library):
+    def chunks(path: Path, emit) -> None:
+        for index in range(2):
+            emit(TimingReport({"gpu": "Tesla T4", "cold_start": index == 0, "model_load_s": 1.0, "inference_s": 17.0,
+                               "audio_s": 30.0, "rtf": 0.5, "chunk_count": 2}, chunk_index=index))
+
+    backend.script = chunks
+    queue = make_queue()
+    bad, good = queue.add_files([media("bad.wav"), media("talk.wav")])
+    backend.release("talk.wav")
+    recorder.wait_finished(bad.id, good.id)
+
+    [failure] = recorder.of(FailureLine)
+    reason = "bad.wav: not an audio or video file, or the file is damaged"
+    assert failure.reason == reason and failure.job_id == bad.id and failure.text == f"bad.wav: failed: {reason}"
+    ending = recorder.finished(bad.id)
+    assert ending.error == reason and ending.record.status == JobStatus.FAILED and ending.record.error == reason
+    assert ending.transcript is None
+
+    timings = [e for e in recorder.of(TimingLine) if e.job_id == good.id]
+    assert [(e.chunk_index, e.chunk_count, e.timings["gpu"]) for e in timings] == [(0, 2, "Tesla T4"), (1, 2, "Tesla T4")]
+    assert timings[0].text.startswith("talk.wav: chunk 1/2 gpu=Tesla T4 cold_start=yes")
+    [summary] = [e for e in recorder.of(SummaryLine) if e.job_id == good.id]
+    assert (summary.model, summary.backend) == ("tiny.en", "local") and "GPU-s=36.00" in summary.summary
+    assert summary.text == f"talk.wav: {summary.summary}"
+    assert [e.text for e in recorder.of(LogLine) if e.job_id == good.id] == library.log_lines(good.id)
+
+
+def test_writes_from_outside_a_job_are_written_then_reported(make_queue, recorder, library, jfk, tmp_path):
+    from worker.jobs.review_import import fit_to_audio, read_subtitles
+
+    queue = make_queue()
+    subtitles = tmp_path / "jfk.srt"
+    subtitles.write_text("1\n00:00:00,000 --> 00:00:03,000\nAnd so my fellow Americans\n\n"
+                         "2\n00:00:03,500 --> 00:00:08,000\nask not what your country can do for you\n", encoding="utf-8")
+    transcript, _audio = read_subtitles(subtitles, guess_audio=False)
+    transcript = fit_to_audio(transcript, subtitles, jfk, 11.0)
+
+    record = queue.add_review_job(transcript, jfk, subtitles)
+    added = recorder.of(JobAdded)
+    assert [e.record.id for e in added] == [record.id] and added[0].record.status == JobStatus.DONE
+    assert recorder.of(LogLine)[-1] == LogLine(record.id, "imported jfk.srt (2 cues) for review")
+    assert library.job(record.id).status == JobStatus.DONE and library.log_lines(record.id)[-1].endswith("for review")
+
+    edited = library.transcript(record.id)
+    edited.segments[0].text = "And so, my fellow Americans,"
+    queue.save_edit(record.id, edited)
+    [edit] = recorder.of(TranscriptEdited)
+    assert edit.job_id == record.id and edit.edited and edit.transcript.segments[0].text == "And so, my fellow Americans,"
+    assert library.is_edited(record.id) and library.transcript(record.id).segments[0].text == "And so, my fellow Americans,"
+
+    queue.save_edit(record.id, library.original_transcript(record.id), edited=False)
+    assert not recorder.of(TranscriptEdited)[-1].edited and not library.is_edited(record.id)
+
+    voice_id = queue.save_voice("Kennedy", [0.6, 0.8, 0.0])
+    assert recorder.of(VoiceSaved) == [VoiceSaved(voice_id, "Kennedy")]
+    assert [voice.name for voice in library.voices()] == ["Kennedy"]
+
+
+def test_a_region_is_transcribed_on_the_pools_backend_with_the_preferences_held_in_memory(library, recorder, media, jfk):
+    made: list[tuple[str, Preferences]] = []
+    backend = StandInBackend()
+
+    def factory(name: str, preferences: Preferences) -> StandInBackend:
+        made.append((name, preferences))
+        return backend
+
+    queue = JobQueue(library, Preferences(), recorder, backend_factory=factory, probe_delay_s=0.0)
+    try:
+        in_memory = replace(Preferences(), local_threads=3, model="base.en")  # never saved to disk
+        queue.set_preferences(in_memory)
+        backend.release("jfk 3.000-5.000.wav")  # the range is handed over as a clip of its own
+        segments = queue.transcribe_region(jfk, 3.0, 5.0, replace(in_memory.options(), model="tiny.en"), job_id=7)
+
+        assert made == [("local", in_memory)]  # the pool made it, from the preferences the queue holds
+        assert backend.calls == ["jfk 3.000-5.000.wav"]
+        assert [(s.start, s.end, s.text) for s in segments] == [(3.0, 5.0, segments[0].text)]
+        [region] = recorder.of(RegionTranscribed)
+        assert (region.job_id, region.start_s, region.end_s, region.segments) == (7, 3.0, 5.0, segments)
+
+        [job] = queue.add_files([media("a.wav")])
+        backend.release("a.wav")
+        recorder.wait_finished(job.id)
+        assert made == [("local", in_memory)]  # the job ran on the same backend: the pool's one
+    finally:
+        queue.shutdown(timeout_s=10)

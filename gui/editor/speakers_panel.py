@@ -134,7 +134,7 @@ class SpeakersPanel(QWidget):
         merge.setEnabled(len(self.editor.model.speakers) > 1)
         save = menu.addAction("Save voice (recognise in new recordings)", lambda: self.save_voice(speaker_id))
         speaker = find_speaker(self.editor.model.shared_transcript(), speaker_id)
-        save.setEnabled(self.editor.library is not None and bool(speaker.embedding))
+        save.setEnabled(self.editor.jobs is not None and bool(speaker.embedding))
         return menu
 
     # --- edits (one undo step each) ------------------------------------------------------------------------
@@ -190,16 +190,16 @@ class SpeakersPanel(QWidget):
         return self._save_voice(speaker_id, find_speaker(self._transcript(), speaker_id).name, rename=False)
 
     def _save_voice(self, speaker_id: str, name: str, rename: bool) -> bool:
-        library = self.editor.library
+        jobs = self.editor.jobs  # the voice is written (and reported) through the job service
         speaker = find_speaker(self._transcript(), speaker_id)
-        if library is None or not speaker.embedding:
+        if jobs is None or not speaker.embedding:
             self.editor.show_status("This speaker's voice cannot be saved (no voice was measured for it).")
             return rename and self.rename(speaker_id, name)
         if self.editor.model.read_only:
             self.editor.show_status("This transcript cannot be edited while it is being transcribed.")
             return False
         embedding = list(speaker.embedding)
-        call = Call(lambda: library.save_voice(name, embedding), self)
+        call = Call(lambda: jobs.save_voice(name, embedding), self)
 
         def saved(voice_id: int) -> None:
             def change() -> Transcript:
@@ -229,7 +229,7 @@ class SpeakersPanel(QWidget):
 
     def open_rename(self, speaker_id: str) -> "RenameDialog":
         speaker = find_speaker(self._transcript(), speaker_id)
-        dialog = RenameDialog(speaker.name, self.editor.library is not None and bool(speaker.embedding), self)
+        dialog = RenameDialog(speaker.name, self.editor.jobs is not None and bool(speaker.embedding), self)
         dialog.accepted.connect(lambda: self.rename(speaker_id, dialog.name_edit.text(), dialog.save_box.isChecked()))
         dialog.open()
         return dialog

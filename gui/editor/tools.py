@@ -158,8 +158,10 @@ class RegionDialog(QDialog):
 # --- the tools -------------------------------------------------------------------------------------------------------
 
 class EditorTools(QObject):
-    """See the module docstring. `backend_factory(name)` makes the backend a re-transcription runs on (on its
-    thread; closed afterwards); `preferences()` gives the subtitle rules and the confidence threshold."""
+    """See the module docstring. A region is re-transcribed through the editor's job service (`editor.jobs`:
+    the queue's backend pool and the preferences it holds); an editor without one uses `backend_factory(name)`
+    (on the region's thread; closed afterwards). `preferences()` gives the subtitle rules and the confidence
+    threshold: the job service's, else the saved ones."""
 
     regionFinished = Signal(int, int)  # segments replaced, segments put in their place
     regionFailed = Signal(str)  # the one-line reason
@@ -169,11 +171,11 @@ class EditorTools(QObject):
     karaokeFailed = Signal(str)
 
     def __init__(self, editor: "TranscriptEditor", backend_factory: Callable[[str], "Backend"] = default_backend,
-                 preferences: Callable[[], Preferences] = Preferences.load) -> None:
+                 preferences: Callable[[], Preferences] | None = None) -> None:
         super().__init__(editor)
         self.editor = editor
         self.backend_factory = backend_factory
-        self.preferences = preferences
+        self.preferences = preferences or self._held_preferences
         self.spoken: tuple[int, int] = (-1, -1)  # (row, word) under the playhead
         self.mark_uncertain = False
         self.threshold = 0.5
@@ -218,6 +220,10 @@ class EditorTools(QObject):
         editor.toolbar.addWidget(self.button)
         prefs = self.preferences()
         self.set_mark_uncertain(prefs.mark_low_confidence, prefs.low_confidence_threshold)
+
+    def _held_preferences(self) -> Preferences:
+        jobs = self.editor.jobs
+        return jobs.preferences if jobs is not None else Preferences.load()
 
     def _action(self, text: str, slot: Callable[[], object], tip: str) -> QAction:
         action = QAction(text, self)
@@ -309,8 +315,11 @@ class EditorTools(QObject):
         before = [copy_segment(self.editor.model.segment(row)) for row in range(first, stop)]
         cancel = CancelToken()
         factory = self.backend_factory
+        jobs, job_id = self.editor.jobs, self.editor.job_id
 
         def work() -> list[Segment]:
+            if jobs is not None:  # on the queue's backend, configured as its preferences say, like any job
+                return list(jobs.transcribe_region(source, start, end, options, backend, cancel, job_id=job_id))
             from worker.jobs.region import transcribe_region
 
             engine = factory(backend)

@@ -1,14 +1,15 @@
 """The transcript editor widget: segments in a table, edited in place, every change an undoable command.
 
-TranscriptEditor(parent=None, save=None, library=None)
+TranscriptEditor(parent=None, save=None, library=None, jobs=None)
     set_transcript(transcript, original=None, job_id=None, read_only=None); transcript() -> Transcript
     highlight_time(seconds): marks (and scrolls to) the segment under the playhead
     signals: transcriptEdited(Transcript) after every committed change (edit, undo, redo, revert),
              segmentActivated(float start_s) when a segment is clicked, statusMessage(str)
 
-Edits are saved as they happen: `save(transcript)` is called after each change and, with a `library`
-and a job id, Library.save_edit (or revert_edit once the text is back to the original) is written too, off the
-GUI thread and in order (gui/edit_saver.py); flush_saves() waits for those writes.
+Edits are saved as they happen: `save(transcript)` is called after each change and, with a job id, the edit is
+written through the job service `jobs` (worker.jobs.queue.JobQueue.save_edit: the window's queue, or one over
+`library` for an editor used alone), off the GUI thread and in order (gui/edit_saver.py); flush_saves() waits
+for those writes. A region is re-transcribed through `jobs` too (on its backends, with its preferences).
 The data operations (split, merge, find, replace, time parsing) live in worker/transcripts/editing.py.
 """
 
@@ -31,7 +32,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from gui.edit_saver import EditSaver
+from gui.edit_saver import EditSaver, job_service
 from gui.editor.columns import END, START, TEXT
 from gui.editor.commands import DeleteSegments, EditTimes, InsertSegment, MergeWithNext, RevertToOriginal, SplitSegment
 from gui.editor.copies import copy_segments, segment_key, transcript_metadata
@@ -54,10 +55,12 @@ class TranscriptEditor(QWidget):
     statusMessage = Signal(str)
 
     def __init__(self, parent: QWidget | None = None, save: Callable[[Transcript], None] | None = None,
-                 library: Any = None) -> None:
+                 library: Any = None, jobs: Any = None) -> None:
         super().__init__(parent)
         self._save = save
         self.library = library
+        self._jobs = jobs
+        self._library_jobs: Any = None  # job_service(library) while no `jobs` was given
         self.job_id: int | None = None
         self._transcript: Transcript | None = None  # the metadata (language, model…) of the shown transcript
         self._original: list[Segment] = []
@@ -140,6 +143,15 @@ class TranscriptEditor(QWidget):
         self._update_actions()
 
         self.tools = EditorTools(self)  # shift, re-transcribe, fit to rules, karaoke, uncertain words
+
+    @property
+    def jobs(self) -> Any:
+        """The job service edits, voices and regions go through: the one given, else one over `library`."""
+        if self._jobs is not None or self.library is None:
+            return self._jobs
+        if self._library_jobs is None or self._library_jobs.library is not self.library:
+            self._library_jobs = job_service(self.library, self)
+        return self._library_jobs
 
     def set_text_delegate(self, delegate: TextDelegate) -> None:
         """The text column's delegate (the tools put one that paints marked words); Ctrl+Enter in it splits."""
@@ -285,8 +297,8 @@ class TranscriptEditor(QWidget):
         self.transcriptEdited.emit(transcript)
         if self._save is not None:
             self._save(transcript)
-        if self.library is not None and self.job_id is not None and not self.model.read_only:
-            self.saver.save(self.library, self.job_id, transcript if self.is_edited() else None)  # off the GUI thread
+        if self.jobs is not None and self.job_id is not None and not self.model.read_only:
+            self.saver.save(self.jobs, self.job_id, transcript, self.is_edited())  # off the GUI thread
 
     def flush_saves(self, timeout_s: float = 10.0) -> bool:
         """Wait (bounded) until every edit is written to the library: before the library closes."""

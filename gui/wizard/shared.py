@@ -71,7 +71,7 @@ StepWork = Callable[[Output, CancelToken], object]  # a step: work(output, cance
 class WizardTask(Call):
     """Runs fn(log, cancel) off the GUI thread. Emits output lines, then exactly one of succeeded/failed."""
 
-    line = Signal(str)
+    line = Signal(object)  # a line of output (str), or a job queue report the page shows (the try page's)
     succeeded = Signal(object)
     failed = Signal(str)  # a one-line message; CANCELLED when cancelled
 

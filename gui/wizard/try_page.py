@@ -69,12 +69,20 @@ class TryPage(WizardPage):
 
         self.task = wiz.start_task("try", work, self._done, self._failed, self._line)
 
-    def _line(self, line: str) -> None:
-        kind, _, text = line.partition("\t")
-        if kind == "timing":
-            self.append_line(self.timing_view, text)
-        elif kind == "text" and text:
-            self.append_line(self.text_view, text)
+    def _line(self, report: object) -> None:
+        """A report of the sample's job: its segments under each other, its timing and other log lines below."""
+        from worker.jobs.events import LogLine, SegmentsArrived, SummaryLine, TimingLine
+
+        if isinstance(report, SegmentsArrived):
+            for segment in report.segments:
+                if segment.text.strip():
+                    self.append_line(self.text_view, segment.text.strip())
+        elif isinstance(report, TimingLine):
+            self.append_line(self.timing_view, timing_line(dict(report.timings), report.chunk_index, report.chunk_count))
+        elif isinstance(report, SummaryLine):
+            self.append_line(self.timing_view, report.summary)
+        elif isinstance(report, LogLine):
+            self.append_line(self.timing_view, report.text.removeprefix(f"{self.wiz.sample_path.name}: "))
 
     def _finish(self) -> None:
         self.task = None
@@ -110,25 +118,23 @@ class TryPage(WizardPage):
 
 
 def transcribe_sample(sample: Path, options: TranscriptionOptions, make_backend: Callable[[], Backend],
-                      log_line: Callable[[str], None], cancel: CancelToken) -> Any:
+                      report: Callable[[Any], None], cancel: CancelToken) -> Any:
     """In the try step's thread: the sample through the job queue (worker.jobs.queue), like any file, with a
-    library of its own in memory (the sample never lands in the user's library). Returns the Transcript."""
+    library of its own in memory (the sample never lands in the user's library). Its segments and log lines
+    go to `report` as the queue's reports (SegmentsArrived, TimingLine, SummaryLine…). Returns the Transcript."""
     import threading
     from dataclasses import replace
 
     from worker.jobs.preferences import Preferences
-    from worker.jobs.queue import JobFinished, JobQueue, JobStatus, LogLine, QueueEvent, SegmentsArrived
+    from worker.jobs.queue import FailureLine, JobFinished, JobQueue, JobStatus, LogLine, QueueEvent, SegmentsArrived
     from worker.library.library import Library
 
     endings: list[JobFinished] = []
     ended = threading.Event()
 
     def listen(event: QueueEvent) -> None:
-        if isinstance(event, SegmentsArrived):
-            for segment in event.segments:
-                log_line("text\t" + segment.text.strip())
-        elif isinstance(event, LogLine) and not event.text.startswith(f"{sample.name}: failed: "):
-            log_line("timing\t" + event.text.removeprefix(f"{sample.name}: "))
+        if isinstance(event, SegmentsArrived) or isinstance(event, LogLine) and not isinstance(event, FailureLine):
+            report(event)  # a failure is said once, as the step's ending
         elif isinstance(event, JobFinished):
             endings.append(event)
             ended.set()
@@ -146,7 +152,7 @@ def transcribe_sample(sample: Path, options: TranscriptionOptions, make_backend:
             raise Cancelled()
         if ending.status == JobStatus.FAILED:
             raise TranscriptionError(ending.error or "the sample did not go through")
-        return library.transcript(record.id)
+        return ending.transcript
     finally:
         queue.shutdown()  # closes the backend
         library.close()

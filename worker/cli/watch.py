@@ -19,7 +19,8 @@ def watch_command(entry: WatchFolder, library_path: Path | None, settle_s: float
     from worker.cli.exit_codes import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
     from worker.jobs.preferences import Preferences
     from worker.jobs.queue import JobQueue, JobStarted, LogLine, Note, QueueEvent
-    from worker.library.database import Library, default_library_path
+    from worker.library.database import default_library_path
+    from worker.library.library import Library
 
     def say(line: str) -> None:
         print(line, file=err, flush=True)
@@ -29,10 +30,9 @@ def watch_command(entry: WatchFolder, library_path: Path | None, settle_s: float
         say(f"whisper-desk watch: {entry.folder}: {problem}")
         return EXIT_USAGE
 
-    def on_queue_event(event: QueueEvent) -> None:
+    def on_queue_event(event: QueueEvent) -> None:  # what the report carries: nothing is read back
         if isinstance(event, JobStarted):
-            record = library.job(event.job_id)
-            say(f"{record.name if record else event.job_id}: transcribing")
+            say(f"{event.record.name if event.record else event.job_id}: transcribing")
         elif isinstance(event, (LogLine, Note)):
             say(event.text)
 
@@ -47,8 +47,8 @@ def watch_command(entry: WatchFolder, library_path: Path | None, settle_s: float
         where = f"in {entry.output_dir}" if entry.output_dir else "next to each file"
         say(f"watching {folder} ({entry.backend}, {entry.model}; {', '.join(entry.formats)} {where}); Ctrl-C stops")
         # this folder's files queued before a restart (or while the window watched it) run here too
-        queue.adopt(row["job_id"] for row in library.watched_files(WatchState.QUEUED)
-                    if row["job_id"] is not None and Path(row["path"]).is_relative_to(folder))
+        queue.adopt(row.job_id for row in library.watched_files(WatchState.QUEUED)
+                    if row.job_id is not None and Path(row.path).is_relative_to(folder))
         service = WatchService(watcher, poll_s)  # rounds run in a thread: Ctrl-C never cuts one in half
         service.start()
         with CtrlC() as ctrl_c:

@@ -2,10 +2,20 @@
 
 A job goes queued → running → done | failed | cancelled (JobStatus). The queue starts queued jobs in queue
 order while their backend has a free slot (Preferences.parallel: this computer one file at a time by default,
-Modal several), writes every change to the library first, then reports it to one listener as a small event
-object (JobAdded, JobChanged, JobProgress, …). Work runs through `start(fn)` (a plain thread by default); the
-listener is called from those threads, under the queue's lock, in the order things happen: it must return
-quickly (the window turns each event into one queued Qt signal; the CLI prints).
+Modal several), writes every change to the library first, then reports it to one listener as an event that
+carries the change (worker.jobs.events: the added job's record, the new segments, the status and its error, the
+edited transcript…), so no listener reads the library to learn what happened. Work runs through `start(fn)`
+(a plain thread by default).
+
+The queue is also the one way to write the library's jobs and transcripts from outside a job: an editor's saves
+(save_edit), subtitles imported for review (add_review_job), a speaker's voice (save_voice), and re-transcribing
+a region of a file (transcribe_region, on the same backends as the jobs).
+
+Reports are posted under the queue's lock, in the order things happen, and delivered after it is released (one
+thread at a time, in that order: worker.jobs.outbox), so a listener may call back into the queue. When a call
+returns, its reports have been delivered, unless another thread was delivering then (it delivers them next) or
+the call came from inside the listener (they follow once the listener returns). The listener must return
+quickly (the window turns each report into one queued Qt signal; the CLI prints).
 
 A running job holds a lease in the library (claim_job / heartbeat / release_job), so another process on the
 same library never runs it too; a crashed process's jobs are re-queued at the next start (restore).
@@ -17,30 +27,64 @@ import logging
 import os
 import queue as _queue
 import socket
+import sqlite3
 import sys
 import threading
 import time
 import traceback
 import uuid
 from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Union
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 from worker.backends.events import Event, JobNote, Progress, SegmentsReady, Stage, TimingReport, timing_line
 from worker.core.cancel import CancelToken
 from worker.core.errors import Cancelled, ModalSetupError, WhisperDeskError, exception_line, one_line
 from worker.core.options import TranscriptionOptions
-from worker.library.database import HEARTBEAT_S, JobRecord, Library
 from worker.library.job_status import FINISHED_STATUSES, JobStatus  # noqa: F401 - part of the queue's interface
+from worker.library.jobs import HEARTBEAT_S, JobRecord
+from worker.library.library import Library
+from worker.jobs.backend_pool import BackendFactory, BackendPool, default_backend_factory
+from worker.jobs.events import (
+    DurationKnown,
+    FailureLine,
+    JobAdded,
+    JobChanged,
+    JobFinished,
+    JobProgress,
+    JobRemoved,
+    JobsReordered,
+    JobStarted,
+    LogLine,
+    ModalSetupNeeded,
+    Note,
+    PathsAdded,
+    PausedChanged,
+    QueueEvent,
+    RegionTranscribed,
+    SegmentsArrived,
+    SummaryLine,
+    TimingLine,
+    TranscriptEdited,
+    VoiceSaved,
+)
+from worker.jobs.outbox import Outbox
 from worker.modal.cost import summarize
 from worker.transcripts.model import Segment, Transcript
 
 if TYPE_CHECKING:
-    from worker.backends.base import Backend
     from worker.jobs.preferences import Preferences
 
-
+__all__ = [  # the events are defined in worker.jobs.events and are part of the queue's interface
+    "BackendFactory", "BackendPool", "DurationKnown", "FailureLine", "Failure", "FINISHED_STATUSES", "JobAdded",
+    "JobChanged", "JobFinished", "JobProgress", "JobQueue", "JobRemoved", "JobStarted", "JobStatus", "JobsReordered",
+    "Listener", "LogLine", "MODAL_NOT_SET_UP", "ModalSetupNeeded", "Note", "PathsAdded", "PausedChanged",
+    "QueueEvent", "RegionTranscribed", "SegmentsArrived", "SerialWorker", "SummaryLine", "TimingLine",
+    "TranscriptEdited", "VoiceSaved", "auto_export", "default_backend_factory", "describe_failure", "scan_media",
+    "start_thread",
+]
 
 log = logging.getLogger("whisper_desk.queue")
 
@@ -52,97 +96,7 @@ MODAL_NOT_SET_UP = (
     "or run this job on this computer"
 )
 
-BackendFactory = Callable[[str, "Preferences"], "Backend"]
 StartWork = Callable[[Callable[[], None]], object]
-
-
-# --- events the queue reports -------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class JobAdded:
-    record: JobRecord
-
-
-@dataclass(frozen=True)
-class JobChanged:
-    record: JobRecord
-
-
-@dataclass(frozen=True)
-class JobRemoved:
-    job_id: int
-
-
-@dataclass(frozen=True)
-class JobsReordered:
-    pass
-
-
-@dataclass(frozen=True)
-class JobStarted:
-    job_id: int
-
-
-@dataclass(frozen=True)
-class JobProgress:
-    job_id: int
-    fraction: float  # only moves forward
-    label: str  # Progress.label() of the latest event
-    eta_s: float | None
-
-
-@dataclass(frozen=True)
-class SegmentsArrived:
-    job_id: int
-    segments: list[Segment]  # the new ones
-
-
-@dataclass(frozen=True)
-class JobFinished:
-    job_id: int
-    status: JobStatus  # done, failed or cancelled
-    error: str | None = None  # failed: the one-line reason
-
-
-@dataclass(frozen=True)
-class LogLine:
-    job_id: int | None
-    text: str
-
-
-@dataclass(frozen=True)
-class Note:
-    """Something a user should read once (skipped files, recovered jobs)."""
-
-    text: str
-
-
-@dataclass(frozen=True)
-class PathsAdded:
-    """The answer to add_paths: the new jobs and the notes about skipped entries."""
-
-    records: list[JobRecord]
-    notes: list[str]
-
-
-@dataclass(frozen=True)
-class ModalSetupNeeded:
-    reason: str
-
-
-@dataclass(frozen=True)
-class DurationKnown:
-    job_id: int
-    seconds: float  # negative: could not be read
-
-
-@dataclass(frozen=True)
-class PausedChanged:
-    paused: bool
-
-
-QueueEvent = Union[JobAdded, JobChanged, JobRemoved, JobsReordered, JobStarted, JobProgress, SegmentsArrived,
-                   JobFinished, LogLine, Note, PathsAdded, ModalSetupNeeded, DurationKnown, PausedChanged]
 Listener = Callable[[QueueEvent], None]
 
 
@@ -165,8 +119,13 @@ def lower_thread_priority(niceness: int = BACKGROUND_NICENESS) -> None:
         tid = threading.get_native_id()
         current = os.getpriority(os.PRIO_PROCESS, tid)
         os.setpriority(os.PRIO_PROCESS, tid, max(current, niceness))
-    except OSError:
-        pass
+    except OSError as exc:  # a sandbox that forbids it: the job runs at the usual priority
+        log.info("could not lower the worker thread's priority: %s", exc)
+
+
+def _named(name: str | None, line: str) -> str:
+    """A log line as written: a job's lines start with its file's name."""
+    return f"{name}: {line}" if name else line
 
 
 def new_owner_id() -> str:
@@ -174,19 +133,10 @@ def new_owner_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
 
 
-def default_backend_factory(name: str, preferences: Preferences) -> Backend:
-    from worker.jobs.backend_pool import create_backend
-
-    return create_backend(name, **preferences.backend_settings(name))
-
-
 def modal_has_credentials() -> bool:
-    try:
-        from worker.modal.credentials import has_credentials
+    from worker.modal.credentials import has_credentials  # a bad or missing config reads as "no credentials"
 
-        return has_credentials()
-    except Exception:
-        return False
+    return has_credentials()
 
 
 @dataclass(frozen=True)
@@ -235,75 +185,14 @@ def scan_media(paths: list[str | Path]) -> tuple[list[str], list[str]]:
 
 
 def probe_seconds(path: str) -> float:
-    """The media's duration, or -1.0 when it cannot be read."""
-    try:
-        from worker.media.audio import probe_duration
+    """The media's duration, or -1.0 when it cannot be read (the job says why when it runs)."""
+    from worker.media.audio import probe_duration
 
+    try:
         return float(probe_duration(path))
-    except Exception:
+    except (WhisperDeskError, OSError) as exc:
+        log.info("no duration for %s: %s", path, one_line(str(exc)))
         return -1.0
-
-
-class BackendPool:
-    """One backend per name, created on first use in the calling (worker) thread, shared by jobs."""
-
-    def __init__(self, factory: BackendFactory, preferences: Preferences) -> None:
-        self._factory = factory
-        self._preferences = preferences
-        self._lock = threading.Lock()
-        self._backends: dict[str, Backend] = {}
-        self._users: Counter[str] = Counter()
-        self._stale: set[str] = set()
-
-    def acquire(self, name: str) -> Backend:
-        with self._lock:
-            backend = self._backends.get(name)
-            if backend is None:
-                backend = self._factory(name, self._preferences)  # heavy imports happen here, off the GUI thread
-                self._backends[name] = backend
-            self._users[name] += 1
-            return backend
-
-    def release(self, name: str) -> None:
-        with self._lock:
-            self._users[name] -= 1
-            close = name in self._stale and self._users[name] <= 0
-            backend = self._backends.pop(name, None) if close else None
-            if close:
-                self._stale.discard(name)
-        if backend is not None:
-            _close_quietly(backend)
-
-    def reconfigure(self, preferences: Preferences) -> None:
-        """New settings: idle backends are closed now (in the background), busy ones when their last job ends."""
-        idle: list[Backend] = []
-        with self._lock:
-            self._preferences = preferences
-            for name in list(self._backends):
-                if self._users[name] <= 0:
-                    idle.append(self._backends.pop(name))
-                else:
-                    self._stale.add(name)
-        def close_idle() -> None:
-            for backend in idle:
-                _close_quietly(backend)
-
-        if idle:
-            start_thread(close_idle)
-
-    def close_all(self) -> None:
-        with self._lock:
-            backends = list(self._backends.values())
-            self._backends.clear()
-        for backend in backends:
-            _close_quietly(backend)
-
-
-def _close_quietly(backend: Backend) -> None:
-    try:
-        backend.close()
-    except Exception:
-        pass
 
 
 class SerialWorker:
@@ -404,14 +293,15 @@ class JobQueue:
         that process's to run; one of ours another live process took is followed to its end. `under_window`:
         a window shares the CPU with the jobs, so they run at a lower priority (the CLI runs at full speed)."""
         self.library = library
-        self.preferences = preferences
-        self.listener: Listener = listener or (lambda _event: None)
+        self.preferences = preferences  # as held in memory: jobs and region re-transcriptions both use these
+        self._outbox: Outbox[QueueEvent] = Outbox(listener or (lambda _event: None))
         self.owner = owner or new_owner_id()
         self.pool = BackendPool(backend_factory or default_backend_factory, preferences)
         self._start_work: StartWork = start or start_thread
         self._modal_ready = modal_ready or modal_has_credentials
         self._heartbeat_s = heartbeat_s
         self._lock = threading.RLock()
+        self._depth = 0  # how deep the thread holding the lock is in _locked()
         self._runs: dict[int, _Run] = {}
         self._ending: list[_Run] = []  # ended in the queue, their thread still finishing
         self._partial: dict[int, list[Segment]] = {}  # kept after the job ends (until it restarts or is removed)
@@ -427,11 +317,34 @@ class JobQueue:
         self.scanner = SerialWorker(self._scan, self._start_work)
         self.prober = SerialWorker(self._probe, self._start_work, probe_delay_s)
 
-    def _report(self, event: QueueEvent) -> None:
+    @property
+    def listener(self) -> Listener:
+        return self._outbox.listener
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        """The queue's lock (every use of it goes through here). What was reported meanwhile is delivered
+        once the thread's outermost `with` has released it."""
+        outermost = False
         try:
-            self.listener(event)
-        except Exception:  # a listener's bug never stops a job
-            log.exception("the queue's listener failed on %s", type(event).__name__)
+            with self._lock:
+                self._depth += 1
+                try:
+                    yield
+                finally:
+                    self._depth -= 1
+                    outermost = self._depth == 0
+        finally:
+            if outermost:
+                self._outbox.deliver()
+
+    def _report(self, event: QueueEvent) -> None:
+        """Post a report (called with the lock held, after the library was written)."""
+        self._outbox.post(event)
+
+    def wait_delivered(self, timeout_s: float | None = None) -> bool:
+        """Wait until every report made so far has reached the listener (see the module docstring)."""
+        return self._outbox.wait_delivered(timeout_s)
 
     # --- adding ------------------------------------------------------------------------------------------
 
@@ -443,7 +356,7 @@ class JobQueue:
 
     def _scan(self, paths: list[str | Path]) -> None:
         files, notes = scan_media(paths)
-        with self._lock:
+        with self._locked():
             if self._closed:
                 return
             for line in notes:
@@ -455,13 +368,13 @@ class JobQueue:
                   options: TranscriptionOptions | None = None) -> list[JobRecord]:
         """Files already chosen (no folder search) as new queued jobs, at once. `options`/`backend` default to
         the preferences'."""
-        with self._lock:
+        with self._locked():
             return self._queue_files([str(Path(file).resolve()) for file in files], backend, options)
 
     def adopt(self, job_ids: Iterable[int]) -> None:
         """Run these queued jobs of the library too (with only_own_jobs: jobs this caller queued in an earlier
         run, such as a watch folder's files before a restart)."""
-        with self._lock:
+        with self._locked():
             self._own.update(job_ids)
             self.schedule()
 
@@ -478,17 +391,20 @@ class JobQueue:
     def _probe(self, item: tuple[int, str]) -> None:
         job_id, path = item
         seconds = probe_seconds(path)
-        with self._lock:
+        with self._locked():
             if self._closed:
                 return
             if seconds >= 0 and self.library.job(job_id) is not None:
                 self.library.update_job(job_id, duration=seconds)
+                run = self._runs.get(job_id)
+                if run is not None:  # its segments' progress is measured against it
+                    run.record = replace(run.record, duration=seconds)
                 self._changed(job_id)
             self._report(DurationKnown(job_id, seconds))
 
     def restore(self) -> list[JobRecord]:
         """At start: jobs left running by a process that is gone go back to the queue; returns every job."""
-        with self._lock:
+        with self._locked():
             recovered = self.library.recover_interrupted()
             if recovered:
                 self._report(Note(f"{len(recovered)} interrupted job(s) queued again"))
@@ -499,7 +415,7 @@ class JobQueue:
 
     def start(self) -> None:
         """Start the queue (unless paused) and probe the durations still unknown."""
-        with self._lock:
+        with self._locked():
             for record in self.library.jobs():
                 if record.duration is None and record.status in (JobStatus.QUEUED, JobStatus.FAILED):
                     self.prober.request((record.id, record.path))
@@ -521,31 +437,31 @@ class JobQueue:
             for name in names:
                 try:
                     importlib.import_module(name)
-                except Exception:
-                    pass
+                except (ImportError, OSError) as exc:  # the job that needs it says why, when it runs
+                    log.info("warm-up: could not import %s: %s", name, exc)
 
         self._start_work(load)
 
     # --- state -------------------------------------------------------------------------------------------
 
     def running_ids(self) -> list[int]:
-        with self._lock:
+        with self._locked():
             return list(self._runs)
 
     def is_running(self, job_id: int) -> bool:
-        with self._lock:
+        with self._locked():
             return job_id in self._runs
 
     def partial_transcript(self, job_id: int) -> Transcript | None:
         """The segments a job has returned so far in this session, in time order."""
-        with self._lock:
+        with self._locked():
             if job_id not in self._partial:
                 return None
             segments = sorted(self._partial[job_id], key=lambda s: (s.start, s.end))
         return Transcript(segments=segments, source=None)
 
     def set_paused(self, paused: bool) -> None:
-        with self._lock:
+        with self._locked():
             if paused == self.paused:
                 return
             self.paused = paused
@@ -554,7 +470,7 @@ class JobQueue:
                 self.schedule()
 
     def set_preferences(self, preferences: Preferences) -> None:
-        with self._lock:
+        with self._locked():
             self.preferences = preferences
             self.pool.reconfigure(preferences)
             self.schedule()
@@ -563,7 +479,7 @@ class JobQueue:
 
     def schedule(self) -> None:
         """Start queued jobs, in queue order, while their backend has a free slot."""
-        with self._lock:
+        with self._locked():
             if self.paused or self._shutting_down:
                 return
             busy = Counter(run.record.backend for run in self._runs.values())
@@ -580,7 +496,7 @@ class JobQueue:
                 if busy[record.backend] >= self.preferences.parallel(record.backend):
                     continue
                 if record.backend == "modal" and not self._modal_ready():
-                    self._fail_queued(record.id, MODAL_NOT_SET_UP)
+                    self._fail_queued(record, MODAL_NOT_SET_UP)
                     continue
                 if self._start(record):
                     busy[record.backend] += 1
@@ -595,8 +511,8 @@ class JobQueue:
         run = _Run(self.library.job(record.id) or record)
         self._runs[record.id] = run
         self._partial[record.id] = []
-        self._changed(record.id)
-        self._report(JobStarted(record.id))
+        self._report(JobChanged(run.record))
+        self._report(JobStarted(record.id, run.record))
         self._start_heartbeat()
         self._start_work(lambda: self._run_job(run))
         return True
@@ -637,7 +553,7 @@ class JobQueue:
             if acquired:
                 self.pool.release(record.backend)
             run.ended.set()
-            with self._lock:
+            with self._locked():
                 if run in self._ending:
                     self._ending.remove(run)
 
@@ -659,7 +575,7 @@ class JobQueue:
             run.throttle_key, run.throttle_at = key, now
         elif isinstance(event, SegmentsReady) and event.segments:
             self.library.append_segments(run.job_id, list(event.segments))
-        with self._lock:
+        with self._locked():
             if self._closed or self._runs.get(run.job_id) is not run:
                 return
             if isinstance(event, Progress):
@@ -672,18 +588,18 @@ class JobQueue:
                 timings = dict(event.timings)
                 (run.job_timings if event.chunk_index is None else run.chunk_timings).append(timings)
                 count = timings.get("chunk_count") or run.chunk_count
-                self._log(run.job_id, timing_line(timings, event.chunk_index, count))
+                self._log_timings(run, timings, event.chunk_index, count)
             elif isinstance(event, JobNote):
-                self._log(run.job_id, event.text)
+                self._log(run.job_id, run.record.name, event.text)
 
     def _segments(self, run: _Run, segments: list[Segment]) -> None:
         partial = self._partial.setdefault(run.job_id, [])
         partial.extend(segments)
         self._report(SegmentsArrived(run.job_id, segments))
         # segments carry their own progress: the audio covered so far (for backends with coarse Progress)
-        record = self.library.job(run.job_id)
-        if segments and record is not None and record.duration:
-            covered = max(segment.end for segment in partial) / record.duration
+        duration = run.record.duration
+        if segments and duration:
+            covered = max(segment.end for segment in partial) / duration
             label = run.label if run.label.startswith(Stage.TRANSCRIBING.value) else Stage.TRANSCRIBING.value
             if covered * 0.99 > run.fraction:
                 self._progress(run, covered * 0.99, label)
@@ -699,22 +615,21 @@ class JobQueue:
     # --- endings -----------------------------------------------------------------------------------------
 
     def _succeeded(self, run: _Run, transcript: Transcript, notes: list[str]) -> None:
-        with self._lock:
+        with self._locked():
             if self._closed:
                 return
             elapsed = time.monotonic() - run.started_at
             fields: dict[str, Any] = {"status": JobStatus.DONE, "finished": time.time(), "elapsed": elapsed}
-            record = self.library.job(run.job_id)
-            if record is not None and record.duration is None and transcript.duration:
+            if run.record.duration is None and transcript.duration:
                 fields["duration"] = float(transcript.duration)
             self.library.update_job(run.job_id, **fields)
             self._log_summary(run, transcript, elapsed)
             for line in notes:
-                self._log(run.job_id, line)
-            self._end(run, JobStatus.DONE)
+                self._log(run.job_id, run.record.name, line)
+            self._end(run, JobStatus.DONE, transcript=transcript)
 
     def _cancelled(self, run: _Run) -> None:
-        with self._lock:
+        with self._locked():
             if self._closed:
                 return
             if not run.requeued:  # shutdown put it back in the queue: it resumes at the next start
@@ -723,27 +638,27 @@ class JobQueue:
             self._end(run, JobStatus.CANCELLED)
 
     def _failed(self, run: _Run, failure: Failure) -> None:
-        with self._lock:
+        with self._locked():
             if self._closed:
                 return
             self.library.update_job(run.job_id, status=JobStatus.FAILED, error=failure.reason,
                                     error_detail=failure.detail or None, finished=time.time(),
                                     elapsed=time.monotonic() - run.started_at)
-            self._log(run.job_id, f"failed: {failure.reason}")
+            self._log_failure(run.job_id, run.record.name, failure.reason)
             if failure.needs_modal_setup:
                 self._report(ModalSetupNeeded(failure.reason))
             self._end(run, JobStatus.FAILED, failure.reason)
 
-    def _fail_queued(self, job_id: int, reason: str) -> None:
+    def _fail_queued(self, record: JobRecord, reason: str) -> None:
         """A queued job that cannot start (Modal not set up)."""
-        self.library.update_job(job_id, status=JobStatus.FAILED, error=reason, error_detail=None,
+        self.library.update_job(record.id, status=JobStatus.FAILED, error=reason, error_detail=None,
                                 finished=time.time(), elapsed=None)
-        self._log(job_id, f"failed: {reason}")
+        self._log_failure(record.id, record.name, reason)
         self._report(ModalSetupNeeded(reason))
-        self._changed(job_id)
-        self._report(JobFinished(job_id, JobStatus.FAILED, reason))
+        written = self._changed(record.id)
+        self._report(JobFinished(record.id, JobStatus.FAILED, reason, written))
 
-    def _end(self, run: _Run, status: JobStatus, error: str | None = None) -> None:
+    def _end(self, run: _Run, status: JobStatus, error: str | None = None, transcript: Transcript | None = None) -> None:
         if self._runs.get(run.job_id) is run:
             del self._runs[run.job_id]
         if not run.ended.is_set():
@@ -752,15 +667,27 @@ class JobQueue:
         if run.remove_when_stopped:
             self._remove_now(run.job_id)
         else:
-            self._changed(run.job_id)
-            self._report(JobFinished(run.job_id, status, error))
+            written = self._changed(run.job_id)
+            self._report(JobFinished(run.job_id, status, error, written, transcript))
         self.schedule()
 
-    def _log(self, job_id: int | None, line: str) -> None:
-        record = self.library.job(job_id) if job_id is not None else None
-        text = f"{record.name}: {line}" if record is not None else line
-        self.library.add_log_line(job_id, text)
-        self._report(LogLine(job_id, text))
+    # --- the log: written, then reported (a job's lines start with its file's name) ------------------------
+
+    def _write_log(self, line: LogLine) -> None:
+        self.library.add_log_line(line.job_id, line.text)
+        self._report(line)
+
+    def _log(self, job_id: int | None, name: str | None, line: str) -> None:
+        self._write_log(LogLine(job_id, _named(name, line)))
+
+    def _log_failure(self, job_id: int, name: str, reason: str) -> None:
+        self._write_log(FailureLine(job_id, _named(name, f"failed: {reason}"), reason=reason))
+
+    def _log_timings(self, run: _Run, timings: dict[str, Any], chunk_index: int | None = None,
+                     chunk_count: int | None = None) -> None:
+        text = _named(run.record.name, timing_line(timings, chunk_index, chunk_count))
+        self._write_log(TimingLine(run.job_id, text, timings=dict(timings), chunk_index=chunk_index,
+                                   chunk_count=chunk_count))
 
     def _log_summary(self, run: _Run, transcript: Transcript, wall_s: float) -> None:
         """The job's one cost summary (worker.modal.cost.summarize over its chunks' timings)."""
@@ -768,19 +695,23 @@ class JobQueue:
         if not chunks:
             chunks = list(transcript.timings.get("chunks") or []) or ([dict(transcript.timings)] if transcript.timings else [])
             for timings in chunks:  # the backend sent no timing events: log what the transcript carries
-                self._log(run.job_id, timing_line(timings))
-        summary = summarize(chunks, wall_s, self.preferences.dollars_per_gpu_hour)
-        self._log(run.job_id, summary.line())
+                self._log_timings(run, timings)
+        summary = summarize(chunks, wall_s, self.preferences.dollars_per_gpu_hour).line()
+        self._write_log(SummaryLine(run.job_id, _named(run.record.name, summary), summary=summary,
+                                    model=transcript.model or run.record.options.model,
+                                    backend=transcript.backend or run.record.backend))
 
-    def _changed(self, job_id: int) -> None:
+    def _changed(self, job_id: int) -> JobRecord | None:
+        """Report the job as written (JobChanged); returns it (None: it is gone)."""
         record = self.library.job(job_id)
         if record is not None:
             self._report(JobChanged(record))
+        return record
 
     # --- queue actions (each takes several ids: multi-select) ----------------------------------------------
 
     def cancel(self, job_ids: Iterable[int]) -> None:
-        with self._lock:
+        with self._locked():
             for job_id in job_ids:
                 run = self._runs.get(job_id)
                 if run is not None:
@@ -789,11 +720,11 @@ class JobQueue:
                 record = self.library.job(job_id)
                 if record is not None and record.status == JobStatus.QUEUED:
                     self.library.update_job(job_id, status=JobStatus.CANCELLED, finished=time.time())
-                    self._changed(job_id)
-                    self._report(JobFinished(job_id, JobStatus.CANCELLED))
+                    written = self._changed(job_id)
+                    self._report(JobFinished(job_id, JobStatus.CANCELLED, None, written))
 
     def retry(self, job_ids: Iterable[int]) -> None:
-        with self._lock:
+        with self._locked():
             for job_id in job_ids:
                 record = self.library.job(job_id)
                 if record is None or job_id in self._runs or not JobStatus(record.status).finished:
@@ -805,7 +736,7 @@ class JobQueue:
             self.schedule()
 
     def remove(self, job_ids: Iterable[int]) -> None:
-        with self._lock:
+        with self._locked():
             for job_id in list(job_ids):
                 run = self._runs.get(job_id)
                 if run is not None:
@@ -821,7 +752,7 @@ class JobQueue:
         self._report(JobRemoved(job_id))
 
     def set_backend(self, job_ids: Iterable[int], backend: str) -> None:
-        with self._lock:
+        with self._locked():
             for job_id in job_ids:
                 record = self.library.job(job_id)
                 if record is None or job_id in self._runs or record.backend == backend:
@@ -831,7 +762,7 @@ class JobQueue:
 
     def set_speakers(self, job_ids: Iterable[int], speakers: str | None) -> None:
         """Label speakers ("auto", a count, None: off) in the given jobs' next run (not a running one's)."""
-        with self._lock:
+        with self._locked():
             for job_id in job_ids:
                 record = self.library.job(job_id)
                 if record is None or job_id in self._runs or record.options.speakers == speakers:
@@ -841,7 +772,7 @@ class JobQueue:
 
     def move(self, job_ids: Iterable[int], delta: int) -> None:
         """Move the given jobs one place up (delta -1) or down (+1), keeping their relative order."""
-        with self._lock:
+        with self._locked():
             selected = set(job_ids)
             order = [record.id for record in self.library.jobs()]
             if delta < 0:
@@ -854,8 +785,60 @@ class JobQueue:
                     if order[i] in selected and order[i + 1] not in selected:
                         self.library.move_job(order[i + 1], order[i])
                         order[i], order[i + 1] = order[i + 1], order[i]
-            self._report(JobsReordered())
+            self._report(JobsReordered(tuple(order)))
             self.schedule()
+
+    # --- writes from outside a job: the editor, a review import, known voices, a region ----------------------
+
+    def save_edit(self, job_id: int, transcript: Transcript, edited: bool = True) -> None:
+        """An editor's change of a finished job's transcript, written (edited False: the text is back to the
+        original, so the edit is dropped), then reported as TranscriptEdited with the transcript itself. In the
+        caller's thread (the editor saves off the GUI thread)."""
+        with self._locked():
+            if edited:
+                self.library.save_edit(job_id, transcript)
+            else:
+                self.library.revert_edit(job_id)
+            self._report(TranscriptEdited(job_id, transcript, edited))
+
+    def add_review_job(self, transcript: Transcript, audio: str | Path, subtitles: str | Path) -> JobRecord:
+        """Subtitles imported for review (worker.jobs.review_import) as a finished job: JobAdded with its record,
+        then its log line."""
+        from worker.jobs.review_import import add_review_job, review_log_line
+
+        with self._locked():
+            job_id = add_review_job(self.library, transcript, audio, subtitles)
+            record = self.library.job(job_id)
+            assert record is not None, "the review job was just written"
+            self._report(JobAdded(record))
+            self._report(LogLine(job_id, review_log_line(transcript, subtitles)))
+            return record
+
+    def save_voice(self, name: str, embedding: Iterable[float]) -> int:
+        """A speaker's voice saved to the library under `name` (averaged with earlier saves): VoiceSaved."""
+        with self._locked():
+            voice_id = int(self.library.save_voice(name, list(embedding)))
+            self._report(VoiceSaved(voice_id, name))
+            return voice_id
+
+    def transcribe_region(self, path: str | Path, start_s: float, end_s: float, options: TranscriptionOptions,
+                          backend: str | None = None, cancel: CancelToken | None = None,
+                          job_id: int | None = None) -> list[Segment]:
+        """[start_s, end_s) of `path` transcribed again (worker.jobs.region) on the pool's backend `backend` (the
+        preferences' by default), configured as the preferences held here say, like any job. Blocks: call it off
+        the GUI thread. The segments are on the file's clock; RegionTranscribed reports them."""
+        from worker.backends.events import ignore_events
+        from worker.jobs.region import transcribe_region
+
+        if self._shutting_down:
+            raise Cancelled()
+        name = backend or self.preferences.backend
+        with self.pool.lent(name) as engine:
+            segments = transcribe_region(engine, path, start_s, end_s, options, ignore_events, cancel or CancelToken())
+        with self._locked():
+            if not self._closed:
+                self._report(RegionTranscribed(job_id, start_s, end_s, segments))
+        return segments
 
     # --- leases ------------------------------------------------------------------------------------------
 
@@ -867,7 +850,7 @@ class JobQueue:
 
     def _heartbeat_loop(self) -> None:
         while not self._heartbeat_stop.wait(self._heartbeat_s):
-            with self._lock:
+            with self._locked():
                 if self._closed:
                     return
                 try:
@@ -875,8 +858,10 @@ class JobQueue:
                         self.library.heartbeat(self.owner)
                     if self._followed:
                         self._check_followed()
-                except Exception:
-                    pass  # a full disk or a closed library: the jobs' own writes will say so
+                except (sqlite3.Error, OSError) as exc:  # a full disk or a closed library: the jobs' writes say so
+                    log.warning("the lease heartbeat could not be written: %s", exc)
+                except Exception:  # a bug here must not end the heartbeat (the leases would lapse)
+                    log.exception("the lease heartbeat failed")
 
     def _follow(self, job_id: int) -> None:
         """Watch one of our jobs that another process runs, until it ends (checked with the heartbeat)."""
@@ -896,8 +881,10 @@ class JobQueue:
                 self.schedule()
             elif JobStatus(record.status).finished:
                 self._followed.discard(job_id)
+                status = JobStatus(record.status)
+                transcript = self.library.transcript(job_id) if status == JobStatus.DONE else None
                 self._report(JobChanged(record))
-                self._report(JobFinished(job_id, JobStatus(record.status), record.error))
+                self._report(JobFinished(job_id, status, record.error, record, transcript))
 
     # --- shutdown ----------------------------------------------------------------------------------------
 
@@ -906,7 +893,7 @@ class JobQueue:
         Modal job's calls run on and are collected at the next start); otherwise they end cancelled. Waits up
         to `timeout_s` for them; False if some did not stop in time (their threads are let go: nothing they do
         later reaches the library)."""
-        with self._lock:
+        with self._locked():
             self._shutting_down = True
             runs = list(self._runs.values())
             for run in runs:
@@ -928,7 +915,7 @@ class JobQueue:
         self.scanner.stop()  # a scan stuck on a dead share is let go
         self.prober.stop()
         self._heartbeat_stop.set()
-        with self._lock:
+        with self._locked():
             for run in runs:
                 if not run.ended.is_set() and self._runs.get(run.job_id) is run:
                     self.library.release_job(run.job_id, self.owner)

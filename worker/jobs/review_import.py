@@ -1,7 +1,8 @@
 """Subtitles imported for review: an SRT/VTT read as a transcript, matched to its audio, kept as a finished job.
 
 The window's import (gui.export_dialog.ImportForReview) only asks for the files and runs these steps off the GUI
-thread; every rule lives here."""
+thread; every rule lives here. The window adds the job through the job queue (JobQueue.add_review_job), which
+writes it with add_review_job and reports it."""
 
 from __future__ import annotations
 
@@ -50,6 +51,11 @@ def fit_to_audio(transcript: Transcript, subtitles: str | Path, audio: str | Pat
     return transcript
 
 
+def review_log_line(transcript: Transcript, subtitles: str | Path) -> str:
+    """The review job's line in the library's log."""
+    return f"imported {Path(subtitles).name} ({len(transcript.segments)} cues) for review"
+
+
 def add_review_job(library: Any, transcript: Transcript, audio: str | Path, subtitles: str | Path) -> int:
     """A finished job in the library holding the subtitles; "local": re-running it transcribes the audio."""
     from worker.core.options import TranscriptionOptions
@@ -59,8 +65,8 @@ def add_review_job(library: Any, transcript: Transcript, audio: str | Path, subt
     library.update_job(record.id, status=JobStatus.DONE, duration=transcript.duration, started=now, finished=now,
                        elapsed=0.0)
     library.save_transcript(record.id, transcript)
-    library.add_log_line(record.id, f"imported {Path(subtitles).name} ({len(transcript.segments)} cues) for review")
+    library.add_log_line(record.id, review_log_line(transcript, subtitles))
     return int(record.id)
 
 
-__all__ = ["LATE_CUE_SLACK_S", "add_review_job", "fit_to_audio", "matching_audio", "read_subtitles"]
+__all__ = ["LATE_CUE_SLACK_S", "add_review_job", "fit_to_audio", "matching_audio", "read_subtitles", "review_log_line"]
