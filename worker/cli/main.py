@@ -23,8 +23,9 @@ from worker.transcripts.formats import BINARY_FORMATS, EXPORT_FORMATS
 if TYPE_CHECKING:
     from worker.jobs.preferences import Preferences
     from worker.jobs.queue import JobQueue, QueueEvent
-    from worker.library.database import JobRecord, Library
+    from worker.library.jobs import JobRecord
     from worker.transcripts.formats import Exporter
+    from worker.transcripts.model import Transcript
     from worker.transcripts.subtitles import SubtitleRules
 
 SUBCOMMANDS = ("transcribe", "check", "deploy", "search", "watch")
@@ -336,7 +337,7 @@ def transcribe_command(args: argparse.Namespace, parser: argparse.ArgumentParser
                     ending = endings[order[written]]
                     if ending.status != JobStatus.DONE:
                         failures += 1
-                    elif not _write_output(args, formats, pipeline, library, records[written], printer):
+                    elif not _write_output(args, formats, pipeline, ending.transcript, records[written], printer):
                         failures += 1
                     written += 1
     except KeyboardInterrupt:
@@ -380,11 +381,11 @@ def _destination_problem(args: argparse.Namespace, formats: list[str]) -> str | 
     return None
 
 
-def _write_output(args: argparse.Namespace, formats: list[str], pipeline: "Exporter", library: "Library",
+def _write_output(args: argparse.Namespace, formats: list[str], pipeline: "Exporter", transcript: "Transcript | None",
                   record: "JobRecord", printer: ProgressPrinter) -> bool:
     """The finished job's transcript in each format, through the one export pipeline, where the options say (a
     file, a folder, or stdout); a subtitle report once per distinct line. False when any output failed."""
-    transcript = library.transcript(record.id)
+    # the transcript the job's ending carried (as saved): nothing is read back from the library
     name = record.name
     if transcript is None:
         printer.line(f"{name}: the transcript is missing from the library")
