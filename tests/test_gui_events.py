@@ -156,3 +156,47 @@ def test_a_region_is_re_transcribed_on_the_queues_pool_with_the_preferences_held
         assert normalise(" ".join(s.text for s in report.segments)) == new_text
     finally:
         window.shutdown()
+
+
+def test_moving_jobs_reorders_the_rows_from_the_report_and_the_selection_follows(qtbot, window, library, jfk,
+                                                                                 tmp_path):
+    import shutil
+
+    window.controller.set_paused(True)  # nothing runs: only the order matters here
+    files = []
+    for name in ("first", "second", "third"):
+        files.append(tmp_path / f"{name}.flac")
+        shutil.copy(jfk, files[-1])
+    first, second, third = window.controller.add_files(files)
+    orders: list[tuple[int, ...]] = []
+    window.controller.jobsReordered.connect(orders.append)
+    window.select_jobs([third.id])
+    window.move_selected(-1)
+    window.move_selected(-1)
+
+    expected = [third.id, first.id, second.id]
+    assert orders[-1] == tuple(expected)  # the report carries the new order
+    assert [window.model.job_id_at(row) for row in range(window.model.rowCount())] == expected
+    assert window.selected_job_ids() == [third.id]
+    assert [record.id for record in library.jobs()] == expected
+
+
+def test_subtitles_imported_for_review_arrive_as_a_finished_row_with_their_log_line(qtbot, window, library, jfk,
+                                                                                   tmp_path):
+    subtitles = tmp_path / "jfk.srt"
+    subtitles.write_text("1\n00:00:00,000 --> 00:00:03,000\nAnd so my fellow Americans\n\n"
+                         "2\n00:00:03,000 --> 00:00:11,000\nask not what your country can do for you\n", encoding="utf-8")
+    added: list = []
+    window.controller.jobAdded.connect(added.append)
+    importer = window.import_subtitles(subtitles, jfk)
+    with qtbot.waitSignal(importer.done, timeout=30_000) as done:
+        pass
+    job_id = done.args[0]
+
+    assert [record.id for record in added] == [job_id] and added[0].status == "done"  # reported by the queue
+    assert window.model.index(window.model.row_of(job_id), STATUS).data() == "done"
+    assert window.log_panel.lines()[-1] == "imported jfk.srt (2 cues) for review"
+    assert window.selected_job_ids() == [job_id]
+    assert normalise(window.transcript_text()) == normalise("And so my fellow Americans ask not what your country "
+                                                            "can do for you")
+    assert library.job(job_id).status == "done" and library.transcript(job_id).source == str(jfk)
