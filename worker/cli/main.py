@@ -1,4 +1,4 @@
-"""The command line's subcommands (`transcribe`, `check`, `deploy`, `search`, `watch`). The `whisper-desk`
+"""The command line's subcommands (`transcribe`, `check`, `deploy`, `search`, `watch`, `serve`). The `whisper-desk`
 script (gui.launcher) passes subcommands here and starts the window otherwise; this module never imports gui."""
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from worker.transcripts.model import Transcript
     from worker.transcripts.subtitles import SubtitleRules
 
-SUBCOMMANDS = ("transcribe", "check", "deploy", "search", "watch")
+SUBCOMMANDS = ("transcribe", "check", "deploy", "search", "watch", "serve")
 DEFAULT_OUTPUT_FORMATS = ("txt",)  # `transcribe` without --format
 
 
@@ -55,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
         "With no subcommand (or with file paths) `whisper-desk` starts the desktop app.",
     )
     parser.add_argument("--version", action="version", version=f"whisper-desk {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="{transcribe,check,deploy,search,watch}")
+    sub = parser.add_subparsers(dest="command", metavar="{transcribe,check,deploy,search,watch,serve}")
 
     tr = sub.add_parser("transcribe", help="transcribe files and write transcripts")
     tr.add_argument("files", nargs="+", metavar="FILE")
@@ -110,6 +110,10 @@ def build_parser() -> argparse.ArgumentParser:
     wa.add_argument("--settle", type=float, default=SETTLE_S, metavar="SECONDS",
                     help=f"a file is queued once unchanged this long (default: {SETTLE_S:g})")
     wa.add_argument("--library", type=Path, default=None, help="the library file (default: the app's)")
+
+    from worker.cli.serve import add_serve_parser
+
+    add_serve_parser(sub)
     return parser
 
 
@@ -165,6 +169,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return watch_command(entry, args.library, args.settle, sys.stderr)
     if args.command == "deploy":
         return deploy_command()
+    if args.command == "serve":
+        from worker.cli.serve import run_serve
+
+        return run_serve(args, sys.stdout, sys.stderr)
     parser.print_help(sys.stderr)
     return EXIT_USAGE
 
