@@ -106,7 +106,7 @@ def run(backend: str, files: list[Path], parallel: int, timeout_s: float) -> dic
                                        process_cpu.append(time.process_time())))
 
     def all_finished() -> bool:
-        jobs = library.jobs()
+        jobs = library.jobs.all()
         return bool(jobs) and all(job.status in ("done", "failed", "cancelled") for job in jobs)
 
     watcher = QTimer()
@@ -124,7 +124,7 @@ def run(backend: str, files: list[Path], parallel: int, timeout_s: float) -> dic
     app.exec()
     wall = time.perf_counter() - started
     heartbeat.stop()
-    statuses = [job.status for job in library.jobs()]
+    statuses = [job.status for job in library.jobs.all()]
     window.shutdown()
     library.close()
 

@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
-
 ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -277,7 +277,7 @@ class ExportDialog(QDialog):
         library = items  # a worker.library.Library: each job's current (edited) transcript
         loaded = []
         for job_id in job_ids:
-            transcript, record = library.transcript(job_id), library.job(job_id)
+            transcript, record = library.transcripts.get(job_id), library.jobs.get(job_id)
             if transcript is not None and record is not None:
                 loaded.append((transcript, record.path))
         return loaded

@@ -179,11 +179,11 @@ class TranscriptPane(QWidget):
             self._live = sorted(transcript.segments, key=_time_order) if transcript is not None else []
         elif transcript is None:
             label += f" — {record.status}" + (f": {record.error}" if record.error else "")
-        elif original is None and self.library.is_edited(record.id):
+        elif original is None and self.library.transcripts.is_edited(record.id):
             label += " — edited"
         self.title.setText(label)
         if not live and transcript is not None and original is None:
-            original = self.library.original_transcript(record.id)
+            original = self.library.transcripts.original(record.id)
         self._set(transcript, None if live else original, record.id)
 
     def add_live_segments(self, segments: list[Segment]) -> None:
@@ -539,7 +539,7 @@ class MainWindow(QMainWindow):
         self._library_timer.start()
         self._check_library()
         self.model.set_jobs(self.controller.restore())
-        self.log_panel.append_lines(self.library.log_lines()[-LOG_LINES_RESTORED:])
+        self.log_panel.append_lines(self.library.log.lines()[-LOG_LINES_RESTORED:])
         finished = [r for r in self.model.rows() if r.status == JobStatus.DONE]
         if finished:
             self._follow_id = max(finished, key=lambda r: r.record.finished or 0).id
@@ -821,7 +821,7 @@ class MainWindow(QMainWindow):
         if ending is not None and ending.job_id == record.id and ending.transcript is not None:
             self.transcript_pane.show_job(record, ending.transcript, original=ending.transcript)  # just saved
             return
-        self.transcript_pane.show_job(record, self.library.transcript(record.id))
+        self.transcript_pane.show_job(record, self.library.transcripts.get(record.id))
 
     def transcript_text(self) -> str:
         return self.transcript_pane.text()
@@ -866,9 +866,9 @@ class MainWindow(QMainWindow):
 
         if not isinstance(editor := self.transcript_pane.editor, _PlainTranscriptView):
             editor.flush_saves()  # exports read the library: the edit just made is there
-        ids = [i for i in self.selected_job_ids() if self.library.transcript(i) is not None]
+        ids = [i for i in self.selected_job_ids() if self.library.transcripts.get(i) is not None]
         if not ids:
-            ids = [r.id for r in self.library.jobs() if r.status == JobStatus.DONE and self.library.transcript(r.id) is not None]
+            ids = [r.id for r in self.library.jobs.all() if r.status == JobStatus.DONE and self.library.transcripts.get(r.id) is not None]
         if not ids:
             self.statusBar().showMessage("No finished transcripts to export.", 8000)
             return None

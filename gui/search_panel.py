@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
 )
 
 from gui.background import Call
-from worker.library.database import Library
+from worker.library.library import Library
 from worker.library.search import DEFAULT_LIMIT, QueryError, SearchHit, search
 from worker.transcripts.editing import format_timestamp
 

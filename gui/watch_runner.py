@@ -9,7 +9,7 @@ from worker.core.options import TranscriptionOptions
 from worker.jobs.queue import JobQueue
 from worker.jobs.watch import FolderWatcher, WatchService
 from worker.jobs.watch_folders import WatchFolder
-from worker.library.database import Library
+from worker.library.library import Library
 
 
 class WatchRunner(QObject):

@@ -46,7 +46,7 @@ def isolated_dirs(tmp_path, monkeypatch):
 @pytest.fixture
 def library(tmp_path):
     """A fresh library (SQLite) for one test."""
-    from worker.library.database import Library
+    from worker.library.library import Library
 
     lib = Library(tmp_path / "library.sqlite3")
     yield lib

@@ -142,7 +142,8 @@ def test_transcribe_goes_through_the_library_like_the_window(tmp_path: Path, jfk
     import shutil
 
     from worker.jobs.preferences import Preferences
-    from worker.library.database import Library, default_library_path
+    from worker.library.database import default_library_path
+    from worker.library.library import Library
 
     Preferences(word_timestamps=True, language="en").save()  # the window's preferences are the CLI's defaults
     folder = tmp_path / "talks"
@@ -159,17 +160,18 @@ def test_transcribe_goes_through_the_library_like_the_window(tmp_path: Path, jfk
     assert f"{folder}: skipped 1 file(s) that are not audio or video (notes.txt)" in result.stderr.splitlines()
     library = Library(default_library_path())
     try:
-        [job] = library.jobs()
+        [job] = library.jobs.all()
         assert (job.name, job.status, job.backend, job.options.model) == ("speech.flac", "done", "local", "tiny.en")
         assert job.path == str((folder / "day 1" / "speech.flac").resolve()) and job.elapsed and job.error is None
-        assert library.transcript(job.id).text == data["text"]
-        assert any("summary wall=" in line for line in library.log_lines(job.id))
+        assert library.transcripts.get(job.id).text == data["text"]
+        assert any("summary wall=" in line for line in library.log.lines(job.id))
     finally:
         library.close()
 
 
 def test_no_library_keeps_nothing_and_library_picks_the_file(tmp_path: Path, jfk: Path) -> None:
-    from worker.library.database import Library, default_library_path
+    from worker.library.database import default_library_path
+    from worker.library.library import Library
 
     assert run_cli("transcribe", str(jfk), "--no-library").returncode == 0
     assert not default_library_path().exists()
@@ -178,7 +180,7 @@ def test_no_library_keeps_nothing_and_library_picks_the_file(tmp_path: Path, jfk
     assert run_cli("transcribe", str(jfk), "--library", str(chosen)).returncode == 0
     library = Library(chosen)
     try:
-        assert [job.status for job in library.jobs()] == ["done"]
+        assert [job.status for job in library.jobs.all()] == ["done"]
     finally:
         library.close()
     assert not default_library_path().exists()
@@ -190,7 +192,7 @@ def test_ctrl_c_cancels_through_the_queue_and_exits_130(tmp_path: Path, jfk: Pat
     import numpy as np
     import soundfile as sf
 
-    from worker.library.database import Library
+    from worker.library.library import Library
     from worker.media.audio import decode_audio
 
     long_file = tmp_path / "long.flac"  # 5 minutes: still running when Ctrl-C lands, however fast the engine is
@@ -210,7 +212,7 @@ def test_ctrl_c_cancels_through_the_queue_and_exits_130(tmp_path: Path, jfk: Pat
     assert "Traceback" not in rest and "Task was destroyed" not in rest and "long.flac: cancelled" in rest
     library = Library(chosen)
     try:
-        assert [job.status for job in library.jobs()] == ["cancelled", "cancelled"]  # nothing left to run later
+        assert [job.status for job in library.jobs.all()] == ["cancelled", "cancelled"]  # nothing left to run later
     finally:
         library.close()
 
@@ -219,7 +221,7 @@ def test_the_cli_and_the_window_write_the_same_library_rows(qtbot, tmp_path: Pat
     from gui.job_runner import QueueController  # the window's queue, as MainWindow builds it
     from worker.jobs.preferences import Preferences
     from worker.jobs.queue import JobStatus
-    from worker.library.database import Library
+    from worker.library.library import Library
 
     cli_library = tmp_path / "cli.sqlite3"
     assert run_cli("transcribe", str(jfk), "--library", str(cli_library)).returncode == 0
@@ -232,12 +234,12 @@ def test_the_cli_and_the_window_write_the_same_library_rows(qtbot, tmp_path: Pat
 
     cli = Library(cli_library)
     try:
-        [a], [b] = cli.jobs(), window_library.jobs()
+        [a], [b] = cli.jobs(), window_library.jobs.all()
         assert (a.path, a.backend, a.options, a.status, a.error) == (b.path, b.backend, b.options, b.status, b.error)
         assert a.status == JobStatus.DONE and a.duration == pytest.approx(b.duration, abs=0.01)
-        assert cli.transcript(a.id).text == window_library.transcript(b.id).text
+        assert cli.transcript(a.id).text == window_library.transcripts.get(b.id).text
         shape = [line.split(" gpu=")[0].split(" wall=")[0] for line in cli.log_lines(a.id)]
-        assert shape == [line.split(" gpu=")[0].split(" wall=")[0] for line in window_library.log_lines(b.id)]
+        assert shape == [line.split(" gpu=")[0].split(" wall=")[0] for line in window_library.log.lines(b.id)]
     finally:
         cli.close()
         window_library.close()

@@ -17,7 +17,7 @@ from PySide6.QtWidgets import QLineEdit, QPlainTextEdit
 
 from gui.editor import END, START, TEXT, TranscriptEditor
 from worker.core.options import TranscriptionOptions
-from worker.library.database import Library
+from worker.library.library import Library
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -317,11 +317,11 @@ def test_a_running_jobs_transcript_is_read_only_and_grows(qtbot, saved):
 def test_edits_are_saved_to_the_library_and_revert_restores(qtbot, tmp_path):
     path = tmp_path / "library.sqlite3"
     library = Library(path)
-    job = library.add_job("/work/shared/audio/jfk.flac", TranscriptionOptions(), "local")
-    library.save_transcript(job.id, jfk_transcript())
+    job = library.jobs.add("/work/shared/audio/jfk.flac", TranscriptionOptions(), "local")
+    library.transcripts.save(job.id, jfk_transcript())
     widget = TranscriptEditor(library=library)
     qtbot.addWidget(widget)
-    widget.set_transcript(library.transcript(job.id), original=library.original_transcript(job.id), job_id=job.id)
+    widget.set_transcript(library.transcripts.get(job.id), original=library.transcripts.original(job.id), job_id=job.id)
     widget.edit_text(0, "Edited first segment")
     widget.select_row(1)
     widget.split_current()
@@ -329,26 +329,26 @@ def test_edits_are_saved_to_the_library_and_revert_restores(qtbot, tmp_path):
     library.close()
 
     reopened = Library(path)
-    assert reopened.is_edited(job.id)
-    stored = reopened.transcript(job.id)
+    assert reopened.transcripts.is_edited(job.id)
+    stored = reopened.transcripts.get(job.id)
     assert stored == widget.transcript()
     assert stored.segments[0].text.strip() == "Edited first segment" and len(stored.segments) == 3
-    assert reopened.original_transcript(job.id) == jfk_transcript()
+    assert reopened.transcripts.original(job.id) == jfk_transcript()
 
     widget.library = reopened
     widget.revert_to_original()
     assert widget.flush_saves()
     reopened.close()
     again = Library(path)
-    assert not again.is_edited(job.id) and again.transcript(job.id) == jfk_transcript()
+    assert not again.transcripts.is_edited(job.id) and again.transcripts.get(job.id) == jfk_transcript()
     again.close()
 
 
 def test_an_edit_survives_killing_the_app(tmp_path):
     path = tmp_path / "library.sqlite3"
     library = Library(path)
-    job = library.add_job("/work/shared/audio/jfk.flac", TranscriptionOptions(), "local")
-    library.save_transcript(job.id, jfk_transcript())
+    job = library.jobs.add("/work/shared/audio/jfk.flac", TranscriptionOptions(), "local")
+    library.transcripts.save(job.id, jfk_transcript())
     library.close()
     script = textwrap.dedent(f"""
         import os, signal, sys
@@ -356,11 +356,11 @@ def test_an_edit_survives_killing_the_app(tmp_path):
         os.environ["QT_QPA_PLATFORM"] = "offscreen"
         from PySide6.QtWidgets import QApplication
         from gui.editor import TranscriptEditor
-        from worker.library.database import Library
+        from worker.library.library import Library
         app = QApplication([])
         library = Library({str(path)!r})
         editor = TranscriptEditor(library=library)
-        editor.set_transcript(library.transcript({job.id}), original=library.original_transcript({job.id}), job_id={job.id})
+        editor.set_transcript(library.transcripts.get({job.id}), original=library.transcripts.original({job.id}), job_id={job.id})
         editor.edit_text(1, "ask what you can do for your planet")
         assert editor.flush_saves()  # written in the background within moments
         print("edited", flush=True)
@@ -370,5 +370,5 @@ def test_an_edit_survives_killing_the_app(tmp_path):
     assert result.returncode == -signal.SIGKILL, result.stderr[-2000:]
     assert "edited" in result.stdout
     reopened = Library(path)
-    assert reopened.transcript(job.id).segments[1].text == " ask what you can do for your planet"
+    assert reopened.transcripts.get(job.id).segments[1].text == " ask what you can do for your planet"
     reopened.close()

@@ -19,7 +19,7 @@ from gui.background import running_calls
 from gui.editor import TranscriptEditor
 from gui.export_dialog import CANCEL, KEEP_BOTH, OVERWRITE, ExportDialog, ImportForReview, ask_overwrite_dialog
 from worker.core.options import TranscriptionOptions
-from worker.library.database import Library
+from worker.library.library import Library
 from worker.transcripts.formats import EXPORT_FORMATS, Exported, export_transcript
 
 
@@ -111,12 +111,12 @@ def test_exports_the_edited_text_of_library_jobs(qtbot, out, tmp_path):
     library = Library(tmp_path / "library.sqlite3")
     ids = []
     for name in ("one.flac", "two.flac"):
-        job = library.add_job(f"/talks/{name}", TranscriptionOptions(), "local")
-        library.save_transcript(job.id, jfk_transcript())
+        job = library.jobs.add(f"/talks/{name}", TranscriptionOptions(), "local")
+        library.transcripts.save(job.id, jfk_transcript())
         ids.append(job.id)
     edited = jfk_transcript()
     edited.segments[0].text = " Edited in the editor"
-    library.save_edit(ids[1], edited)
+    library.transcripts.save_edit(ids[1], edited)
     dialog = ExportDialog(library, ids, folder=out, formats=["txt", "srt"])
     qtbot.addWidget(dialog)
     export_and_wait(qtbot, dialog)
@@ -261,11 +261,11 @@ def test_import_vtt_into_the_library_as_a_finished_job(qtbot, out, jfk, tmp_path
     vtt = export_transcript(transcript, out / "team.vtt")
     library = Library(tmp_path / "library.sqlite3")
     job_id = start_import(qtbot, "done", vtt, jfk, library=library)
-    record = library.job(job_id)
+    record = library.jobs.get(job_id)
     assert record.status == "done" and record.path == str(jfk)
-    stored = library.transcript(job_id)
+    stored = library.transcripts.get(job_id)
     assert [(s.start, s.end, s.text) for s in stored.segments] == [(s.start, s.end, s.text.strip()) for s in transcript.segments]
-    assert not library.is_edited(job_id) and "imported team.vtt" in library.log_lines(job_id)[0]
+    assert not library.transcripts.is_edited(job_id) and "imported team.vtt" in library.log.lines(job_id)[0]
     library.close()
 
 

@@ -94,9 +94,9 @@ def test_the_window_shows_new_segments_an_ending_and_an_edit_from_the_reports_al
 
     assert trace.on_thread(gui_thread) == []  # the window read nothing: every change came with its report
     assert trace.selects  # (the trace saw the queue's own reads, on its threads)
-    assert library.is_edited(job.id)
-    assert library.transcript(job.id).segments[0].text.strip() == "And so, my fellow Americans,"
-    assert library.transcript(job.id).text == window.transcript_text()
+    assert library.transcripts.is_edited(job.id)
+    assert library.transcripts.get(job.id).segments[0].text.strip() == "And so, my fellow Americans,"
+    assert library.transcripts.get(job.id).text == window.transcript_text()
 
 
 def test_a_region_is_re_transcribed_on_the_queues_pool_with_the_preferences_held_in_memory(
@@ -178,7 +178,7 @@ def test_moving_jobs_reorders_the_rows_from_the_report_and_the_selection_follows
     assert orders[-1] == tuple(expected)  # the report carries the new order
     assert [window.model.job_id_at(row) for row in range(window.model.rowCount())] == expected
     assert window.selected_job_ids() == [third.id]
-    assert [record.id for record in library.jobs()] == expected
+    assert [record.id for record in library.jobs.all()] == expected
 
 
 def test_subtitles_imported_for_review_arrive_as_a_finished_row_with_their_log_line(qtbot, window, library, jfk,
@@ -199,4 +199,4 @@ def test_subtitles_imported_for_review_arrive_as_a_finished_row_with_their_log_l
     assert window.selected_job_ids() == [job_id]
     assert normalise(window.transcript_text()) == normalise("And so my fellow Americans ask not what your country "
                                                             "can do for you")
-    assert library.job(job_id).status == "done" and library.transcript(job_id).source == str(jfk)
+    assert library.jobs.get(job_id).status == "done" and library.transcripts.get(job_id).source == str(jfk)

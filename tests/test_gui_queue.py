@@ -22,7 +22,8 @@ from speech_text import JFK_PHRASE, normalise
 from gui.main_window import MainWindow
 from gui.queue_model import BACKEND, DURATION, ELAPSED, FILE, PROGRESS, STATUS
 from gui.settings import Preferences
-from worker.library.database import JobRecord, Library
+from worker.library.jobs import JobRecord
+from worker.library.library import Library
 
 FINISHED = ("done", "failed", "cancelled")
 
@@ -68,7 +69,7 @@ def wait_finished(qtbot, window: MainWindow, library: Library, ids: list[int], t
     """Finished in the library, and the window shows it (its reports arrive just after the library changes)."""
 
     def shown(job_id: int) -> bool:
-        status = library.job(job_id).status
+        status = library.jobs.get(job_id).status
         return status in FINISHED and cell(window, job_id, STATUS) == status
 
     qtbot.waitUntil(lambda: all(shown(i) for i in ids), timeout=timeout_ms)
@@ -94,18 +95,18 @@ def test_dropping_files_and_a_folder_queues_them(qtbot, window, library, shared_
 
     names = [window.model.index(r, FILE).data() for r in range(window.model.rowCount())]
     assert names == ["speech.flac", "intro.mp3", "stereo_diarization.wav", "multilingual.mp3"]
-    assert [job.name for job in library.jobs()] == names  # written to the library at once
-    assert {job.status for job in library.jobs()} == {"queued"}
+    assert [job.name for job in library.jobs.all()] == names  # written to the library at once
+    assert {job.status for job in library.jobs.all()} == {"queued"}
     log = window.log_panel.text()
     assert "skipped 1 file(s) that are not audio or video (notes.txt)" in log
     assert "missing.mp3: not found" in log
     assert window.totals_label.text() == "paused · 4 queued"
 
     # durations are probed in the background and fill in
-    speech = library.jobs()[0]
+    speech = library.jobs.all()[0]
     qtbot.waitUntil(lambda: cell(window, speech.id, DURATION) == "0:11", timeout=10000)
     qtbot.waitUntil(lambda: cell(window, opened.id, DURATION) == "1:00", timeout=10000)
-    assert library.job(speech.id).duration == pytest.approx(11.0, abs=0.1)
+    assert library.jobs.get(speech.id).duration == pytest.approx(11.0, abs=0.1)
 
 
 def make_archive(folder: Path, jfk: Path, others: int) -> list[Path]:
@@ -168,7 +169,7 @@ def test_dropping_a_big_folder_searches_it_without_blocking_the_window(qtbot, wi
     assert ticks_while_searching >= 3
     names = [window.model.index(r, FILE).data() for r in range(window.model.rowCount())]
     assert names == ["jfk 1.flac", "jfk 2.flac", "jfk 3.flac", "hotwords.mp3"]  # in drop order
-    assert [job.name for job in library.jobs()] == names and {job.status for job in library.jobs()} == {"queued"}
+    assert [job.name for job in library.jobs.all()] == names and {job.status for job in library.jobs.all()} == {"queued"}
     (folder_jobs, folder_notes), (file_jobs, file_notes) = added
     assert [job.name for job in folder_jobs] == names[:3] and [job.name for job in file_jobs] == names[3:]
     skipped = f"{folder}: skipped 2000 file(s) that are not audio or video (0000.txt, 0001.txt, 0002.txt, …)"
@@ -197,8 +198,8 @@ def test_closing_while_a_folder_is_searched_waits_for_the_search(qtbot, window, 
     window.shutdown()
 
     assert not window.controller.scanner.running
-    assert [job.name for job in library.jobs()] == ["jfk 1.flac", "jfk 2.flac", "jfk 3.flac"]  # kept for the next start
-    assert {job.status for job in library.jobs()} == {"queued"}
+    assert [job.name for job in library.jobs.all()] == ["jfk 1.flac", "jfk 2.flac", "jfk 3.flac"]  # kept for the next start
+    assert {job.status for job in library.jobs.all()} == {"queued"}
 
 
 def test_jfk_transcribes_on_this_computer_with_moving_progress(qtbot, window, library, jfk, tmp_path):
@@ -210,10 +211,10 @@ def test_jfk_transcribes_on_this_computer_with_moving_progress(qtbot, window, li
     [job] = queue_paths(qtbot, window, [jfk])
     wait_finished(qtbot, window, library, [job.id])
 
-    record = library.job(job.id)
+    record = library.jobs.get(job.id)
     assert record.status == "done", record.error
     assert JFK_PHRASE in normalise(window.transcript_text())  # nothing selected: the pane shows the job that finished
-    assert JFK_PHRASE in normalise(library.transcript(job.id).text)  # saved in the library
+    assert JFK_PHRASE in normalise(library.transcripts.get(job.id).text)  # saved in the library
     assert any(0.0 < fraction < 1.0 for fraction, _ in progress), progress  # the bar moved during the job
     assert cell(window, job.id, STATUS) == "done" and cell(window, job.id, PROGRESS) == "done"
     assert cell(window, job.id, DURATION) == "0:11" and cell(window, job.id, ELAPSED)
@@ -221,7 +222,7 @@ def test_jfk_transcribes_on_this_computer_with_moving_progress(qtbot, window, li
     lines = [line for line in window.log_panel.lines() if line.startswith("jfk.flac: ")]
     assert any("gpu=cpu" in line and "rtf=" in line for line in lines), lines  # CPU timings, like GPU ones
     assert any("summary wall=" in line and "CPU-s=" in line for line in lines), lines
-    assert library.log_lines(job.id) == lines  # persisted as they came
+    assert library.log.lines(job.id) == lines  # persisted as they came
 
     # automatic export on completion, in the formats and folder from the preferences
     assert sorted(p.name for p in exports.iterdir()) == ["jfk.srt", "jfk.txt"]
@@ -242,18 +243,18 @@ def test_cancel_mid_job_and_the_next_job_still_runs(qtbot, window, library, shar
     long_job, next_job = queue_paths(qtbot, window, [long_file, jfk])
     stages: list[str] = []
     window.controller.progressed.connect(lambda job, _f, label, _eta: stages.append(label) if job == long_job.id else None)
-    qtbot.waitUntil(lambda: library.job(long_job.id).status == "running" and len(stages) >= 2, timeout=60000)
-    assert library.job(next_job.id).status == "queued"  # one local job at a time
+    qtbot.waitUntil(lambda: library.jobs.get(long_job.id).status == "running" and len(stages) >= 2, timeout=60000)
+    assert library.jobs.get(next_job.id).status == "queued"  # one local job at a time
 
     window.select_jobs([long_job.id])
     window.cancel_selected()
     wait_finished(qtbot, window, library, [long_job.id], timeout_ms=30000)
-    assert library.job(long_job.id).status == "cancelled"
+    assert library.jobs.get(long_job.id).status == "cancelled"
     assert cell(window, long_job.id, PROGRESS) == "cancelled"
-    assert library.transcript(long_job.id) is None
+    assert library.transcripts.get(long_job.id) is None
 
     wait_finished(qtbot, window, library, [next_job.id])
-    assert library.job(next_job.id).status == "done"
+    assert library.jobs.get(next_job.id).status == "done"
     window.select_jobs([next_job.id])
     assert JFK_PHRASE in normalise(window.transcript_text())
 
@@ -269,23 +270,23 @@ def test_bad_files_fail_with_their_reason_while_the_others_finish(qtbot, window,
     window.set_paused(False)
     wait_finished(qtbot, window, library, [bad.id, gone.id, good.id])
 
-    assert [library.job(j.id).status for j in (bad, gone, good)] == ["failed", "failed", "done"]
+    assert [library.jobs.get(j.id).status for j in (bad, gone, good)] == ["failed", "failed", "done"]
     bad_reason = cell(window, bad.id, PROGRESS)
     assert bad_reason.startswith("garbage.m4a: ") and "\n" not in bad_reason
     assert cell(window, gone.id, PROGRESS) == "vanished.flac: file not found"
     assert cell(window, bad.id, STATUS) == "failed"
     assert cell(window, bad.id, DURATION) == "—"  # could not be probed either
     assert bad_reason in cell(window, bad.id, PROGRESS, Qt.ItemDataRole.ToolTipRole)  # details on demand
-    assert library.job(bad.id).error == bad_reason
+    assert library.jobs.get(bad.id).error == bad_reason
     assert QApplication.activeModalWidget() is None
     assert not [w for w in QApplication.topLevelWidgets() if isinstance(w, QDialog) and w.isVisible()]  # no dialogs
-    assert JFK_PHRASE in normalise(library.transcript(good.id).text)
+    assert JFK_PHRASE in normalise(library.transcripts.get(good.id).text)
 
     shutil.copy(jfk, vanished)  # the file is back: retry it
     window.select_jobs([gone.id])
     window.retry_selected()
     wait_finished(qtbot, window, library, [gone.id])
-    assert library.job(gone.id).status == "done" and library.job(gone.id).error is None
+    assert library.jobs.get(gone.id).status == "done" and library.jobs.get(gone.id).error is None
     assert JFK_PHRASE in normalise(window.transcript_text())  # selected: its transcript is shown
 
 
@@ -306,11 +307,11 @@ def test_modal_job_streams_chunks_and_logs_a_timing_line_per_chunk(qtbot, librar
     wait_finished(qtbot, window, library, [job.id])
     window.shutdown()
 
-    assert library.job(job.id).status == "done", library.job(job.id).error
+    assert library.jobs.get(job.id).status == "done", library.jobs.get(job.id).error
     assert cell(window, job.id, BACKEND) == "Modal T4"
     assert remote.calls >= 2 and len(arrived) >= 2  # fanned out; segments arrived chunk by chunk
-    lines = library.log_lines(job.id)
+    lines = library.log.lines(job.id)
     chunk_lines = [line for line in lines if re.match(r"jfk\.flac: chunk \d+/\d+ gpu=", line)]
     assert len(chunk_lines) == remote.calls, lines
     assert lines[-1].startswith("jfk.flac: summary wall=")
-    assert "ask not what your country" in normalise(library.transcript(job.id).text)
+    assert "ask not what your country" in normalise(library.transcripts.get(job.id).text)

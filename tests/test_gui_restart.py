@@ -16,7 +16,8 @@ from speech_text import JFK_PHRASE, normalise
 from gui.main_window import MainWindow
 from gui.queue_model import FILE, STATUS
 from gui.settings import Preferences
-from worker.library.database import Library, default_library_path
+from worker.library.database import default_library_path
+from worker.library.library import Library
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -41,7 +42,7 @@ def test_a_new_window_shows_the_same_library(qtbot, lent_backend, shared_audio, 
     with qtbot.waitSignal(first.controller.pathsAdded, timeout=10000) as added:  # searched in the background
         first.add_paths([jfk])
     [done] = added.args[0]
-    qtbot.waitUntil(lambda: first.library.job(done.id).status == "done", timeout=300000)
+    qtbot.waitUntil(lambda: first.library.jobs.get(done.id).status == "done", timeout=300000)
     # the library says done a moment before the window hears it: wait until the pane shows the finished job
     qtbot.waitUntil(lambda: first.transcript_pane.uses_editor and first.transcript_pane.job_id == done.id
                     and not first.transcript_pane.editor.model.read_only, timeout=15000)
@@ -63,7 +64,7 @@ def test_a_new_window_shows_the_same_library(qtbot, lent_backend, shared_audio, 
     assert JFK_PHRASE in normalise(second.transcript_text())
     assert "(checked)" in second.transcript_text()  # the edit is back too
     assert second.transcript_pane.title.text().endswith(" — edited")
-    qtbot.waitUntil(lambda: second.library.job(waiting.id).status == "done", timeout=300000)
+    qtbot.waitUntil(lambda: second.library.jobs.get(waiting.id).status == "done", timeout=300000)
     assert JFK_PHRASE in normalise(second.transcript_text())  # still the selected job
     second.table.clearSelection()
     assert second.transcript_pane.job_id == waiting.id  # nothing selected: the job that just finished
@@ -102,11 +103,11 @@ def test_a_job_interrupted_by_killing_the_app_runs_again_at_the_next_start(qtbot
 
     window = open_window(qtbot, lent_backend)
     assert "1 interrupted job(s) queued again" in window.log_panel.text()
-    [job] = window.library.jobs()
+    [job] = window.library.jobs.all()
     assert job.name == "jfk.flac"
-    qtbot.waitUntil(lambda: window.library.job(job.id).status == "done", timeout=300000)
+    qtbot.waitUntil(lambda: window.library.jobs.get(job.id).status == "done", timeout=300000)
     assert JFK_PHRASE in normalise(window.transcript_text())
     window.close()
     reopened = Library(db)
-    assert JFK_PHRASE in normalise(reopened.transcript(job.id).text)  # on disk, for the next start
+    assert JFK_PHRASE in normalise(reopened.transcripts.get(job.id).text)  # on disk, for the next start
     reopened.close()

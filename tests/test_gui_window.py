@@ -23,7 +23,7 @@ from gui.main_window import MainWindow
 from gui.queue_model import BACKEND, MODEL, PROGRESS, STATUS, ProgressDelegate, QueueModel
 from gui.settings import Preferences, SettingsDialog
 from worker.core.options import TranscriptionOptions
-from worker.library.database import Library
+from worker.library.library import Library
 
 ROOT = Path(__file__).resolve().parent.parent
 HEAVY = ("torch", "whisper", "faster_whisper", "ctranslate2", "modal", "av")
@@ -105,7 +105,7 @@ def test_progress_column_draws_a_bar_that_grows(qtbot, library, jfk):
     from PySide6.QtWidgets import QTableView
 
     model = QueueModel()
-    record = library.add_job(jfk, TranscriptionOptions(), "local")
+    record = library.jobs.add(jfk, TranscriptionOptions(), "local")
     record.status = "running"
     model.set_jobs([record])
     view = QTableView()
@@ -171,7 +171,7 @@ def test_modal_job_without_modal_set_up_says_so_and_offers_the_wizard(qtbot, lib
     with qtbot.waitSignal(window.controller.pathsAdded, timeout=10000) as added:  # searched in the background
         window.add_paths([jfk])
     [record] = added.args[0]
-    qtbot.waitUntil(lambda: library.job(record.id).status == "failed", timeout=15000)
+    qtbot.waitUntil(lambda: library.jobs.get(record.id).status == "failed", timeout=15000)
     row = window.model.row_of(record.id)
     qtbot.waitUntil(lambda: window.model.index(row, STATUS).data() == "failed", timeout=15000)  # shown just after
     reason = window.model.index(row, PROGRESS).data()
@@ -285,7 +285,7 @@ def test_keyboard_drives_the_queue(qtbot, window, shared_audio):
     with qtbot.waitSignal(window.controller.pathsAdded, timeout=10000) as added:  # searched in the background
         window.add_paths([shared_audio / n for n in names])
     records = added.args[0]
-    assert [r.status for r in window.library.jobs()] == ["queued"] * 3  # paused: nothing started
+    assert [r.status for r in window.library.jobs.all()] == ["queued"] * 3  # paused: nothing started
 
     def order() -> list[str]:
         return [window.model.index(r, 0).data() for r in range(window.model.rowCount())]
@@ -294,28 +294,28 @@ def test_keyboard_drives_the_queue(qtbot, window, shared_audio):
     window.select_jobs([records[2].id])
     QTest.keyClick(window.table, Qt.Key.Key_Up, ctrl)
     assert order() == ["jfk.flac", "stereo_diarization.wav", "hotwords.mp3"]
-    assert [r.name for r in window.library.jobs()] == order()  # written to the library
+    assert [r.name for r in window.library.jobs.all()] == order()  # written to the library
     QTest.keyClick(window.table, Qt.Key.Key_Up, ctrl)
     QTest.keyClick(window.table, Qt.Key.Key_Down, ctrl)
     assert order() == ["jfk.flac", "stereo_diarization.wav", "hotwords.mp3"]
 
     window.select_jobs([records[0].id, records[1].id])  # multi-select
     QTest.keyClick(window.table, Qt.Key.Key_Escape)
-    assert [window.library.job(r.id).status for r in records] == ["cancelled", "cancelled", "queued"]
+    assert [window.library.jobs.get(r.id).status for r in records] == ["cancelled", "cancelled", "queued"]
     window.select_jobs([records[2].id])
     window.log_panel.view.setFocus()
     QTest.keyClick(window.log_panel.view, Qt.Key.Key_Escape)  # Esc outside the queue does not cancel
-    assert window.library.job(records[2].id).status == "queued"
+    assert window.library.jobs.get(records[2].id).status == "queued"
     QTest.keyClick(window.log_panel.view, Qt.Key.Key_Period, ctrl)  # Ctrl+. does, from anywhere
-    assert window.library.job(records[2].id).status == "cancelled"
+    assert window.library.jobs.get(records[2].id).status == "cancelled"
     window.table.setFocus()
     window.select_jobs([records[0].id, records[1].id, records[2].id])
     QTest.keyClick(window.table, Qt.Key.Key_R, ctrl)
-    assert [window.library.job(r.id).status for r in records] == ["queued", "queued", "queued"]  # retried
+    assert [window.library.jobs.get(r.id).status for r in records] == ["queued", "queued", "queued"]  # retried
     window.select_jobs([records[1].id])
     QTest.keyClick(window.table, Qt.Key.Key_Delete)
     assert order() == ["jfk.flac", "stereo_diarization.wav"]
-    assert window.library.job(records[1].id) is None
+    assert window.library.jobs.get(records[1].id) is None
     assert window.totals_label.text() == "paused · 2 queued"
 
 
@@ -339,14 +339,14 @@ def test_subtitles_imported_for_review_are_edited_played_and_exported(qtbot, win
         pass
     job_id = imported.args[0]
     assert job_id is not None and window.selected_job_ids() == [job_id]
-    assert library.job(job_id).status == "done"
+    assert library.jobs.get(job_id).status == "done"
     assert "ask not what your country can do for you" in window.transcript_text().lower()
     assert any("imported review.srt" in line for line in window.log_panel.lines())
 
     editor = window.transcript_pane.editor
     assert editor.edit_text(1, "ask not what your country can do for you, my friends,")
-    qtbot.waitUntil(lambda: library.is_edited(job_id), timeout=10000)  # saved as it happened (in the background)
-    assert "my friends" in library.transcript(job_id).text
+    qtbot.waitUntil(lambda: library.transcripts.is_edited(job_id), timeout=10000)  # saved as it happened (in the background)
+    assert "my friends" in library.transcripts.get(job_id).text
     assert window.transcript_pane.title.text().endswith(" — edited")
 
     rect = editor.view.visualRect(editor.model.index(2, 2))

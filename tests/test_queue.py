@@ -4,7 +4,11 @@ queue's events (never on the clock); the stand-in backend finishes a file only w
 
 from __future__ import annotations
 
+import socket
+import subprocess
+import sys
 import threading
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Callable
@@ -167,7 +171,7 @@ def test_this_computer_runs_one_file_at_a_time_in_queue_order(make_queue, backen
     recorder.wait_started(first.id)
 
     assert queue.running_ids() == [first.id]
-    assert [library.job(i).status for i in (first.id, second.id, third.id)] == ["running", "queued", "queued"]
+    assert [library.jobs.get(i).status for i in (first.id, second.id, third.id)] == ["running", "queued", "queued"]
     backend.release("a.wav")
     recorder.wait_started(second.id)
     backend.release("b.wav")
@@ -175,8 +179,8 @@ def test_this_computer_runs_one_file_at_a_time_in_queue_order(make_queue, backen
     recorder.wait_finished(first.id, second.id, third.id)
 
     assert recorder.started_ids() == [first.id, second.id, third.id]
-    assert all(library.job(i).status == JobStatus.DONE for i in (first.id, second.id, third.id))
-    assert library.transcript(second.id).text == "words of b"
+    assert all(library.jobs.get(i).status == JobStatus.DONE for i in (first.id, second.id, third.id))
+    assert library.transcripts.get(second.id).text == "words of b"
     assert backend.calls == ["a.wav", "b.wav", "c.wav"]
 
 
@@ -186,7 +190,7 @@ def test_modal_runs_several_files_at_once(make_queue, backend, recorder, media, 
     recorder.wait_started(jobs[0].id, jobs[1].id)
 
     assert sorted(queue.running_ids()) == [jobs[0].id, jobs[1].id]
-    assert library.job(jobs[2].id).status == JobStatus.QUEUED
+    assert library.jobs.get(jobs[2].id).status == JobStatus.QUEUED
     backend.release("b.wav")
     recorder.wait_started(jobs[2].id)
     for name in ("a.wav", "c.wav"):
@@ -199,8 +203,8 @@ def test_modal_without_credentials_fails_with_one_line_and_asks_for_setup(make_q
     [job] = queue.add_files([media("talk.wav")])
 
     recorder.wait_finished(job.id)
-    assert library.job(job.id).status == JobStatus.FAILED
-    assert library.job(job.id).error == MODAL_NOT_SET_UP
+    assert library.jobs.get(job.id).status == JobStatus.FAILED
+    assert library.jobs.get(job.id).error == MODAL_NOT_SET_UP
     assert recorder.of(ModalSetupNeeded) == [ModalSetupNeeded(MODAL_NOT_SET_UP)]
     assert recorder.finished(job.id) == JobFinished(job.id, JobStatus.FAILED, MODAL_NOT_SET_UP)
 
@@ -210,7 +214,7 @@ def test_pause_holds_queued_jobs_and_resume_starts_them(make_queue, backend, rec
     queue.set_paused(True)
     [job] = queue.add_files([media("a.wav")])
 
-    assert library.job(job.id).status == JobStatus.QUEUED and queue.running_ids() == []
+    assert library.jobs.get(job.id).status == JobStatus.QUEUED and queue.running_ids() == []
     queue.set_paused(False)
     recorder.wait_started(job.id)
     assert recorder.of(PausedChanged) == [PausedChanged(True), PausedChanged(False)]
@@ -224,17 +228,17 @@ def test_a_bad_file_fails_with_its_reason_and_the_others_finish_then_retry(make_
     backend.release("good.wav")
     recorder.wait_finished(bad.id, good.id)
 
-    record = library.job(bad.id)
+    record = library.jobs.get(bad.id)
     assert record.status == JobStatus.FAILED
     assert record.error == "bad.m4a: not an audio or video file, or the file is damaged"
-    assert library.job(good.id).status == JobStatus.DONE
-    assert "bad.m4a: failed: bad.m4a: not an audio or video file, or the file is damaged" in library.log_lines(bad.id)
+    assert library.jobs.get(good.id).status == JobStatus.DONE
+    assert "bad.m4a: failed: bad.m4a: not an audio or video file, or the file is damaged" in library.log.lines(bad.id)
 
     recorder.events.clear()
     queue.retry([bad.id, good.id])
     recorder.wait_finished(bad.id, good.id)  # the stand-in's gate for good.wav is still open
     assert backend.calls == ["bad.m4a", "good.wav", "bad.m4a", "good.wav"]
-    assert library.job(good.id).status == JobStatus.DONE and library.job(good.id).error is None
+    assert library.jobs.get(good.id).status == JobStatus.DONE and library.jobs.get(good.id).error is None
 
 
 def test_cancel_a_running_and_a_queued_job(make_queue, backend, recorder, media, library):
@@ -243,17 +247,17 @@ def test_cancel_a_running_and_a_queued_job(make_queue, backend, recorder, media,
     recorder.wait_started(running.id)
 
     queue.cancel([waiting.id])
-    assert library.job(waiting.id).status == JobStatus.CANCELLED  # at once: it never ran
+    assert library.jobs.get(waiting.id).status == JobStatus.CANCELLED  # at once: it never ran
     queue.cancel([running.id])
     recorder.wait_finished(running.id)
-    assert library.job(running.id).status == JobStatus.CANCELLED
+    assert library.jobs.get(running.id).status == JobStatus.CANCELLED
     recorder.wait_started(later.id)  # the next one starts
     assert "b.wav" not in backend.calls
     queue.retry([running.id])  # a cancelled job can run again
     backend.release("c.wav")
     backend.release("a.wav")
     recorder.wait_for(lambda events: sum(isinstance(e, JobFinished) and e.job_id == running.id for e in events) == 2)
-    assert library.job(running.id).status == JobStatus.DONE
+    assert library.jobs.get(running.id).status == JobStatus.DONE
 
 
 def test_remove_a_running_job_stops_it_first(make_queue, backend, recorder, media, library):
@@ -263,7 +267,7 @@ def test_remove_a_running_job_stops_it_first(make_queue, backend, recorder, medi
 
     queue.remove([running.id, waiting.id])
     recorder.wait_for(lambda events: {e.job_id for e in events if isinstance(e, JobRemoved)} == {running.id, waiting.id})
-    assert library.jobs() == [] and queue.running_ids() == []
+    assert library.jobs.all() == [] and queue.running_ids() == []
     assert recorder.finished(running.id) is None  # removed, not "cancelled"
 
 
@@ -274,9 +278,9 @@ def test_move_reorders_and_the_new_order_runs(make_queue, backend, recorder, med
     queue.move([c.id], -1)
     queue.move([c.id], -1)
     queue.move([a.id], +1)
-    assert [job.id for job in library.jobs()] == [c.id, b.id, a.id]
+    assert [job.id for job in library.jobs.all()] == [c.id, b.id, a.id]
     queue.set_backend([b.id], "modal")
-    assert library.job(b.id).backend == "modal"
+    assert library.jobs.get(b.id).backend == "modal"
 
     for name in ("a.wav", "b.wav", "c.wav"):
         backend.release(name)
@@ -291,8 +295,8 @@ def test_shutdown_puts_running_jobs_back_and_the_next_start_resumes_them(make_qu
     recorder.wait_started(running.id)
 
     assert queue.shutdown(timeout_s=10) is True
-    assert [job.status for job in library.jobs()] == ["queued", "queued"]
-    assert library.job(running.id).finished is None
+    assert [job.status for job in library.jobs.all()] == ["queued", "queued"]
+    assert library.jobs.get(running.id).finished is None
 
     again = Recorder()
     second = make_queue(listener=again)
@@ -301,7 +305,7 @@ def test_shutdown_puts_running_jobs_back_and_the_next_start_resumes_them(make_qu
     backend.release("b.wav")
     second.start()
     again.wait_finished(running.id, waiting.id)
-    assert [job.status for job in library.jobs()] == ["done", "done"]
+    assert [job.status for job in library.jobs.all()] == ["done", "done"]
 
 
 def test_shutdown_without_requeue_cancels(make_queue, backend, recorder, media, library):
@@ -309,12 +313,14 @@ def test_shutdown_without_requeue_cancels(make_queue, backend, recorder, media, 
     [job] = queue.add_files([media("a.wav")])
     recorder.wait_started(job.id)
     assert queue.shutdown(timeout_s=10, requeue=False) is True
-    assert library.job(job.id).status == JobStatus.CANCELLED
+    assert library.jobs.get(job.id).status == JobStatus.CANCELLED
 
 
 def test_a_job_interrupted_by_a_crash_is_queued_again_at_start(make_queue, backend, recorder, media, library, tmp_path):
-    [job] = library.add_jobs([media("a.wav")], Preferences().options(), "local")
-    library.update_job(job.id, status=JobStatus.RUNNING)  # left running by a process that is gone (no lease)
+    [job] = library.jobs.add_many([media("a.wav")], Preferences().options(), "local")
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # a process that ran the job, then died without a word
+    assert library.jobs.claim(job.id, f"{socket.gethostname()}:{gone.pid}:crashed")
 
     queue = make_queue()
     assert [record.status for record in queue.restore()] == ["queued"]
@@ -322,14 +328,14 @@ def test_a_job_interrupted_by_a_crash_is_queued_again_at_start(make_queue, backe
     backend.release("a.wav")
     queue.start()
     recorder.wait_finished(job.id)
-    assert library.job(job.id).status == JobStatus.DONE
+    assert library.jobs.get(job.id).status == JobStatus.DONE
 
 
 def test_a_job_another_live_process_runs_is_never_taken(make_queue, backend, recorder, media, library, tmp_path):
-    [theirs, ours] = library.add_jobs([media("theirs.wav"), media("ours.wav")], Preferences().options(), "local")
+    [theirs, ours] = library.jobs.add_many([media("theirs.wav"), media("ours.wav")], Preferences().options(), "local")
     other = Library(tmp_path / "library.sqlite3")  # the other process's connection
     try:
-        assert other.claim_job(theirs.id, "elsewhere:1:abc")
+        assert other.jobs.claim(theirs.id, "elsewhere:1:abc")
 
         queue = make_queue()
         assert [record.status for record in queue.restore()] == ["running", "queued"]  # a live lease stays
@@ -337,7 +343,7 @@ def test_a_job_another_live_process_runs_is_never_taken(make_queue, backend, rec
         queue.start()
         recorder.wait_finished(ours.id)
         assert backend.calls == ["ours.wav"]
-        assert library.job(theirs.id).status == JobStatus.RUNNING
+        assert library.jobs.get(theirs.id).status == JobStatus.RUNNING
     finally:
         other.close()
 
@@ -380,7 +386,7 @@ def test_partial_transcript_follows_segments_and_they_reach_the_library(make_que
     assert queue.partial_transcript(12345) is None
     backend.release("a.wav")
     recorder.wait_finished(job.id)
-    assert library.transcript(job.id).text == "words of a"
+    assert library.transcripts.get(job.id).text == "words of a"
 
 
 def test_the_cost_summary_sums_the_chunks_gpu_seconds(make_queue, backend, recorder, media, library):
@@ -395,7 +401,7 @@ def test_the_cost_summary_sums_the_chunks_gpu_seconds(make_queue, backend, recor
     backend.release("talk.wav")
     recorder.wait_finished(job.id)
 
-    lines = library.log_lines(job.id)
+    lines = library.log.lines(job.id)
     assert lines[0].startswith("talk.wav: chunk 1/2 gpu=Tesla T4 cold_start=yes")
     [summary] = [line for line in lines if "summary" in line]
     assert "GPU-s=36.00" in summary and "cost≈$0.0036" in summary and "audio=60.0s" in summary
@@ -410,7 +416,7 @@ def test_a_finished_job_is_exported_automatically(make_queue, backend, recorder,
 
     assert (tmp_path / "out" / "a.txt").read_text(encoding="utf-8").strip() == "words of a"
     assert (tmp_path / "out" / "a.srt").is_file()
-    assert f"a.wav: exported {tmp_path / 'out' / 'a.txt'}" in library.log_lines(job.id)
+    assert f"a.wav: exported {tmp_path / 'out' / 'a.txt'}" in library.log.lines(job.id)
 
 
 def test_folders_are_searched_in_the_background_and_durations_probed(make_queue, recorder, tmp_path, shared_audio):
@@ -430,7 +436,7 @@ def test_folders_are_searched_in_the_background_and_durations_probed(make_queue,
     assert [e.record.id for e in recorder.of(JobAdded)] == [added.records[0].id]
     recorder.wait_for(lambda events: any(isinstance(e, DurationKnown) for e in events), "the probe")
     assert abs(recorder.of(DurationKnown)[0].seconds - 11.0) < 0.2
-    assert abs(queue.library.job(added.records[0].id).duration - 11.0) < 0.2
+    assert abs(queue.library.jobs.get(added.records[0].id).duration - 11.0) < 0.2
 
 
 def test_the_backend_gets_the_jobs_chunk_ledger(make_queue, backend, recorder, media, library):
@@ -447,7 +453,7 @@ def test_job_changes_are_in_the_library_before_they_are_reported(make_queue, bac
 
     def listener(event: QueueEvent) -> None:
         if isinstance(event, JobChanged):
-            seen.append((event.record.status, library.job(event.record.id).status))
+            seen.append((event.record.status, library.jobs.get(event.record.id).status))
         elif isinstance(event, JobFinished):
             done.set()
 
@@ -483,39 +489,39 @@ def test_a_job_of_ours_another_process_took_is_followed_to_its_end(library, back
         taken, ours = queue.add_files([media("taken.wav"), media("ours.wav")])
         other = Library(tmp_path / "library.sqlite3")  # the window of another process, on the same library
         try:
-            assert other.claim_job(taken.id, "elsewhere:1:abc")
+            assert other.jobs.claim(taken.id, "elsewhere:1:abc")
             backend.release("ours.wav")
             queue.set_paused(False)
             recorder.wait_finished(ours.id)
             assert recorder.finished(taken.id) is None and backend.calls == ["ours.wav"]
 
-            other.save_transcript(taken.id, Transcript(segments=[Segment(0, 0.0, 1.0, "theirs")], source=taken.path))
-            other.update_job(taken.id, status=JobStatus.DONE)
+            other.transcripts.save(taken.id, Transcript(segments=[Segment(0, 0.0, 1.0, "theirs")], source=taken.path))
+            other.jobs.mark_ended(taken.id, JobStatus.DONE, time.time())
             recorder.wait_finished(taken.id)
         finally:
             other.close()
         assert recorder.finished(taken.id) == JobFinished(taken.id, JobStatus.DONE, None)
-        assert library.transcript(taken.id).text == "theirs" and backend.calls == ["ours.wav"]
+        assert library.transcripts.get(taken.id).text == "theirs" and backend.calls == ["ours.wav"]
     finally:
         queue.shutdown(timeout_s=10)
 
 
 def test_an_only_own_jobs_queue_never_runs_other_jobs_of_the_library(library, backend, recorder, media):
-    [windows] = library.add_jobs([media("windows.wav")], Preferences().options(), "local")
+    [windows] = library.jobs.add_many([media("windows.wav")], Preferences().options(), "local")
     queue = JobQueue(library, Preferences(), recorder, backend_factory=lambda name, prefs: backend,
                      probe_delay_s=0.0, only_own_jobs=True)
     try:
         [mine] = queue.add_files([media("mine.wav")])
         backend.release("mine.wav")
         recorder.wait_finished(mine.id)
-        assert backend.calls == ["mine.wav"] and library.job(windows.id).status == JobStatus.QUEUED
+        assert backend.calls == ["mine.wav"] and library.jobs.get(windows.id).status == JobStatus.QUEUED
     finally:
         queue.shutdown(timeout_s=10)
 
 
 def test_the_window_runs_the_library_it_restored_not_jobs_another_process_queues_later(
         make_queue, backend, recorder, media, library, tmp_path):
-    [left] = library.add_jobs([media("left.wav")], Preferences().options(), "local")  # from the last session
+    [left] = library.jobs.add_many([media("left.wav")], Preferences().options(), "local")  # from the last session
     queue = make_queue()
     queue.set_paused(True)
     queue.restore()
@@ -528,7 +534,7 @@ def test_the_window_runs_the_library_it_restored_not_jobs_another_process_queues
     queue.set_paused(False)
     recorder.wait_finished(left.id)
     queue.schedule()
-    assert backend.calls == ["left.wav"] and library.job(theirs.id).status == JobStatus.QUEUED
+    assert backend.calls == ["left.wav"] and library.jobs.get(theirs.id).status == JobStatus.QUEUED
 
 
 # --- reports carry the change, outside the lock, in order ---------------------------------------------------
@@ -606,7 +612,7 @@ def test_reports_from_parallel_jobs_arrive_one_at_a_time_in_each_jobs_order_with
         ending = mine[-1]
         assert ending.status == JobStatus.DONE and ending.error is None
         assert ending.record.status == JobStatus.DONE and ending.record.elapsed is not None
-        assert ending.transcript.text == library.transcript(job.id).text == f"words of {stem}"
+        assert ending.transcript.text == library.transcripts.get(job.id).text == f"words of {stem}"
         assert mine[-2].record.status == JobStatus.DONE  # the state JobChanged reported just before
 
 
@@ -635,7 +641,7 @@ def test_a_failure_and_the_timings_come_as_typed_reports(make_queue, backend, re
     [summary] = [e for e in recorder.of(SummaryLine) if e.job_id == good.id]
     assert (summary.model, summary.backend) == ("tiny.en", "local") and "GPU-s=36.00" in summary.summary
     assert summary.text == f"talk.wav: {summary.summary}"
-    assert [e.text for e in recorder.of(LogLine) if e.job_id == good.id] == library.log_lines(good.id)
+    assert [e.text for e in recorder.of(LogLine) if e.job_id == good.id] == library.log.lines(good.id)
 
 
 def test_writes_from_outside_a_job_are_written_then_reported(make_queue, recorder, library, jfk, tmp_path):
@@ -652,21 +658,21 @@ def test_writes_from_outside_a_job_are_written_then_reported(make_queue, recorde
     added = recorder.of(JobAdded)
     assert [e.record.id for e in added] == [record.id] and added[0].record.status == JobStatus.DONE
     assert recorder.of(LogLine)[-1] == LogLine(record.id, "imported jfk.srt (2 cues) for review")
-    assert library.job(record.id).status == JobStatus.DONE and library.log_lines(record.id)[-1].endswith("for review")
+    assert library.jobs.get(record.id).status == JobStatus.DONE and library.log.lines(record.id)[-1].endswith("for review")
 
-    edited = library.transcript(record.id)
+    edited = library.transcripts.get(record.id)
     edited.segments[0].text = "And so, my fellow Americans,"
     queue.save_edit(record.id, edited)
     [edit] = recorder.of(TranscriptEdited)
     assert edit.job_id == record.id and edit.edited and edit.transcript.segments[0].text == "And so, my fellow Americans,"
-    assert library.is_edited(record.id) and library.transcript(record.id).segments[0].text == "And so, my fellow Americans,"
+    assert library.transcripts.is_edited(record.id) and library.transcripts.get(record.id).segments[0].text == "And so, my fellow Americans,"
 
-    queue.save_edit(record.id, library.original_transcript(record.id), edited=False)
-    assert not recorder.of(TranscriptEdited)[-1].edited and not library.is_edited(record.id)
+    queue.save_edit(record.id, library.transcripts.original(record.id), edited=False)
+    assert not recorder.of(TranscriptEdited)[-1].edited and not library.transcripts.is_edited(record.id)
 
     voice_id = queue.save_voice("Kennedy", [0.6, 0.8, 0.0])
     assert recorder.of(VoiceSaved) == [VoiceSaved(voice_id, "Kennedy")]
-    assert [voice.name for voice in library.voices()] == ["Kennedy"]
+    assert [voice.name for voice in library.voices.all()] == ["Kennedy"]
 
 
 def test_a_region_is_transcribed_on_the_pools_backend_with_the_preferences_held_in_memory(library, recorder, media, jfk):

@@ -11,7 +11,7 @@ from test_queue import Recorder, StandInBackend, media  # noqa: F401  (media: th
 
 from worker.jobs.preferences import Preferences
 from worker.jobs.queue import BACKGROUND_NICENESS, JobQueue
-from worker.library.database import Library
+from worker.library.library import Library
 
 
 class NiceRecordingBackend(StandInBackend):

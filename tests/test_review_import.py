@@ -48,8 +48,8 @@ def test_review_job_is_finished_unedited_and_logged(tmp_path, jfk, library):
     vtt = export_transcript(jfk_transcript(), tmp_path / "team.vtt")
     transcript = fit_to_audio(read_subtitles(vtt)[0], vtt, jfk, float(probe_duration(jfk)))
     job_id = add_review_job(library, transcript, jfk, vtt)
-    record = library.job(job_id)
+    record = library.jobs.get(job_id)
     assert record.status == JobStatus.DONE and record.path == str(jfk) and record.backend == "local"
-    stored = library.transcript(job_id)
+    stored = library.transcripts.get(job_id)
     assert [(s.start, s.end, s.text) for s in stored.segments] == [(s.start, s.end, s.text) for s in transcript.segments]
-    assert not library.is_edited(job_id) and "imported team.vtt" in library.log_lines(job_id)[0]
+    assert not library.transcripts.is_edited(job_id) and "imported team.vtt" in library.log.lines(job_id)[0]

@@ -19,7 +19,8 @@ from PySide6.QtNetwork import QLocalServer
 from speech_text import JFK_PHRASE, normalise
 
 from gui.single_instance import server_name
-from worker.library.database import Library, default_library_path
+from worker.library.database import default_library_path
+from worker.library.library import Library
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -95,10 +96,10 @@ def test_a_second_launch_hands_its_file_to_the_first_window_which_transcribes_bo
         code, err = stop(first)
     assert code == 0, f"the window exited with {code}: {err[-3000:]}"
     library = Library(db)
-    [jfk_job, hot_job] = library.jobs()
-    assert JFK_PHRASE in normalise(library.transcript(jfk_job.id).text)
-    assert "comfy" in normalise(library.transcript(hot_job.id).text)
-    assert not any("interrupted" in line for line in library.log_lines())  # nothing ran twice
+    [jfk_job, hot_job] = library.jobs.all()
+    assert JFK_PHRASE in normalise(library.transcripts.get(jfk_job.id).text)
+    assert "comfy" in normalise(library.transcripts.get(hot_job.id).text)
+    assert not any("interrupted" in line for line in library.log.lines())  # nothing ran twice
     library.close()
     assert not stale.exists() or stale.is_socket()
 

@@ -18,7 +18,7 @@ from worker.backends.events import JobNote
 from worker.core.cancel import CancelToken
 from worker.core.errors import Cancelled
 from worker.core.options import TranscriptionOptions
-from worker.library.database import Library
+from worker.library.library import Library
 from worker.speakers.labelling import KNOWN_VOICE_SIMILARITY, MAX_CLUSTERED_WINDOWS, cluster, label_speakers
 from worker.transcripts.formats import render
 from worker.transcripts.model import Segment, Speaker, Transcript, Word

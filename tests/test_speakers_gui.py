@@ -102,13 +102,13 @@ def test_renaming_a_speaker_in_the_window_reaches_every_export_and_survives_a_re
     window.speakers_menu.aboutToShow.emit()
     assert [a.text() for a in window.speakers_menu.actions() if a.isChecked()] == ["Off"]
     next(a for a in window.speakers_menu.actions() if a.text() == "Automatic").trigger()
-    assert window.library.job(job.id).options.speakers == "auto"
+    assert window.library.jobs.get(job.id).options.speakers == "auto"
     row = window.model.row_of(job.id)
     assert "speaker labels: found automatically" in window.model.index(row, MODEL).data(Qt.ItemDataRole.ToolTipRole)
     window.speakers_menu.aboutToShow.emit()
     assert [a.text() for a in window.speakers_menu.actions() if a.isChecked()] == ["Automatic"]
     window.set_paused(False)
-    qtbot.waitUntil(lambda: window.library.job(job.id).status == "done", timeout=300000)
+    qtbot.waitUntil(lambda: window.library.jobs.get(job.id).status == "done", timeout=300000)
 
     editor = shown_editor(qtbot, window, job.id)
     assert [s.name for s in editor.model.speakers] == ["Speaker 1", "Speaker 2"]
@@ -134,7 +134,7 @@ def test_renaming_a_speaker_in_the_window_reaches_every_export_and_survives_a_re
     assert window.transcript_pane.title.text().endswith(" — edited")
     editor.undo_stack.undo()
     assert editor.flush_saves()  # edits are written off the GUI thread, in order
-    assert "Speaker 1" in column(editor) and window.library.transcript(job.id).speakers[0].name == "Speaker 1"
+    assert "Speaker 1" in column(editor) and window.library.transcripts.get(job.id).speakers[0].name == "Speaker 1"
     editor.undo_stack.redo()
     assert editor.flush_saves()
 
@@ -177,7 +177,7 @@ def test_new_jobs_take_the_preferences_default(qtbot, lent_backend, dialogue):
     assert job.options.speakers == "auto" and job.options.word_timestamps
     window.select_jobs([job.id])
     next(a for a in window.speakers_menu.actions() if a.text() == "Off").trigger()
-    assert window.library.job(job.id).options.speakers is None
+    assert window.library.jobs.get(job.id).options.speakers is None
     voices = window.open_known_voices()  # Settings > Known voices…
     qtbot.waitUntil(lambda: voices.note.text().startswith("No known voices yet"), timeout=15000)
     assert voices.names() == [] and not voices.delete_button.isEnabled()
@@ -187,11 +187,11 @@ def test_new_jobs_take_the_preferences_default(qtbot, lent_backend, dialogue):
 
 @pytest.fixture
 def editor(qtbot, library, labelled, dialogue):
-    job = library.add_job(dialogue.path, AUTO, "local")
-    library.save_transcript(job.id, labelled)
+    job = library.jobs.add(dialogue.path, AUTO, "local")
+    library.transcripts.save(job.id, labelled)
     widget = TranscriptEditor(library=library)
     qtbot.addWidget(widget)
-    widget.set_transcript(library.transcript(job.id), original=library.original_transcript(job.id), job_id=job.id)
+    widget.set_transcript(library.transcripts.get(job.id), original=library.transcripts.original(job.id), job_id=job.id)
     widget.job = job
     return widget
 
@@ -205,12 +205,12 @@ def test_reassign_a_segment_or_a_selection_in_one_undo_step(editor, library):
     assert editor.model.setData(editor.model.index(row, SPEAKER), "S1")
     assert editor.model.segment(row).speaker == "S1" and column(editor)[row] == "Speaker 1"
     assert editor.flush_saves()
-    assert library.transcript(job_id).segments[row].speaker == "S1"  # saved as it happened
+    assert library.transcripts.get(job_id).segments[row].speaker == "S1"  # saved as it happened
     assert editor.model.is_edited(row)
     editor.undo_stack.undo()
     assert [s.speaker for s in editor.model.segments()] == before
     assert editor.flush_saves()
-    assert library.transcript(job_id).segments[row].speaker == "S2"
+    assert library.transcripts.get(job_id).segments[row].speaker == "S2"
 
     # a selection, to a new speaker, in the combo box of one of its rows
     rows = [0, 1, 2]
@@ -229,11 +229,11 @@ def test_reassign_a_segment_or_a_selection_in_one_undo_step(editor, library):
     assert column(editor)[:3] == ["Speaker 3"] * 3
     assert editor.model.index(0, SPEAKER).data(Qt.ItemDataRole.DecorationRole) == QColor(SPEAKER_COLOURS[2])
     assert editor.flush_saves()
-    assert [s.name for s in library.transcript(job_id).speakers] == ["Speaker 1", "Speaker 2", "Speaker 3"]
+    assert [s.name for s in library.transcripts.get(job_id).speakers] == ["Speaker 1", "Speaker 2", "Speaker 3"]
     editor.undo_stack.undo()
     assert [s.speaker for s in editor.model.segments()] == before and len(editor.model.speakers) == 2
     assert editor.flush_saves()
-    assert not library.is_edited(job_id)  # back to the original: the edit is dropped
+    assert not library.transcripts.is_edited(job_id)  # back to the original: the edit is dropped
 
 
 def test_merge_two_speakers_in_one_undo_step(editor, library):
@@ -244,13 +244,13 @@ def test_merge_two_speakers_in_one_undo_step(editor, library):
     assert [s.id for s in editor.model.speakers] == ["S1"]
     assert set(column(editor)) == {"Speaker 1"} and list(editor.speakers.buttons) == ["S1"]
     assert editor.flush_saves()
-    srt = render(library.transcript(job_id), "srt")
+    srt = render(library.transcripts.get(job_id), "srt")
     assert "Speaker 2" not in srt and srt.count("Speaker 1: ") == editor.model.rowCount()
     editor.undo_stack.undo()
     assert [s.name for s in editor.model.speakers] == ["Speaker 1", "Speaker 2"]
     assert set(column(editor)) == {"Speaker 1", "Speaker 2"}
     assert editor.flush_saves()
-    assert library.transcript(job_id) == library.original_transcript(job_id)
+    assert library.transcripts.get(job_id) == library.transcripts.original(job_id)
 
 
 def test_a_saved_voice_is_named_with_its_confidence_and_can_be_deleted(qtbot, editor, library, local_backend, tmp_path):
@@ -260,7 +260,7 @@ def test_a_saved_voice_is_named_with_its_confidence_and_can_be_deleted(qtbot, ed
         assert editor.speakers.rename("S1", "Ada Reader", save_voice=True)
     voice_id = saved.args[0]
     assert editor.undo_stack.index() == steps + 1
-    [voice] = library.voices()
+    [voice] = library.voices.all()
     assert (voice.id, voice.name, voice.count) == (voice_id, "Ada Reader", 1)
     speaker = editor.model.speakers[0]
     assert (speaker.name, speaker.voice_id, speaker.confidence) == ("Ada Reader", voice_id, None)
@@ -270,12 +270,12 @@ def test_a_saved_voice_is_named_with_its_confidence_and_can_be_deleted(qtbot, ed
     other = tmp_path / "reader.wav"
     join_turns([real_pieces()["A3"]], other)
     transcript = label_speakers(other, local_backend.transcribe(other, AUTO, ignore_events, CancelToken()), AUTO,
-                                voices=library.voices())
-    job = library.add_job(other, AUTO, "local")
-    library.save_transcript(job.id, transcript)
+                                voices=library.voices.all())
+    job = library.jobs.add(other, AUTO, "local")
+    library.transcripts.save(job.id, transcript)
     second = TranscriptEditor(library=library)
     qtbot.addWidget(second)
-    second.set_transcript(library.transcript(job.id), original=library.original_transcript(job.id), job_id=job.id)
+    second.set_transcript(library.transcripts.get(job.id), original=library.transcripts.original(job.id), job_id=job.id)
     [recognised] = second.model.speakers
     assert recognised.name == "Ada Reader" and recognised.voice_id == voice_id
     assert KNOWN_VOICE_SIMILARITY <= recognised.confidence <= 1.0
@@ -290,16 +290,16 @@ def test_a_saved_voice_is_named_with_its_confidence_and_can_be_deleted(qtbot, ed
     dialog.table.selectRow(0)
     with qtbot.waitSignal(dialog.loaded, timeout=15000):
         dialog.delete_selected()
-    assert dialog.names() == [] and library.voices() == []
+    assert dialog.names() == [] and library.voices.all() == []
     assert not dialog.delete_button.isEnabled()
     dialog.close()
 
 
 def test_re_transcribed_segments_keep_their_speaker(qtbot, editor, library, lent_backend, dialogue):
     editor.tools.backend_factory = lambda _name: lent_backend
-    shown = library.transcript(editor.job.id)
+    shown = library.transcripts.get(editor.job.id)
     shown.source = str(dialogue.path)  # the recording the region is transcribed from
-    editor.set_transcript(shown, original=library.original_transcript(editor.job.id), job_id=editor.job.id)
+    editor.set_transcript(shown, original=library.transcripts.original(editor.job.id), job_id=editor.job.id)
     before = editor.transcript()
     row = [s.speaker for s in before.segments].index("S2")
     with qtbot.waitSignal(editor.tools.regionFinished, timeout=300_000) as finished:

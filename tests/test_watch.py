@@ -173,7 +173,7 @@ class Rig:
         self.watcher.poll()
 
     def states(self) -> dict[str, str]:
-        return {Path(row.path).name: row.state for row in self.library.watched_files()}
+        return {Path(row.path).name: row.state for row in self.library.watched_files.all()}
 
 
 @pytest.fixture
@@ -200,7 +200,7 @@ def test_new_file_is_queued_after_it_settles_and_its_outputs_are_written(rig, tm
     r = rig(output_dir=out)
     _media(r.folder, "talk.flac")
     r.watcher.poll()
-    assert r.backend.calls == [] and r.library.jobs() == []  # seen once: not yet known to be complete
+    assert r.backend.calls == [] and r.library.jobs.all() == []  # seen once: not yet known to be complete
     r.clock.advance(SETTLE_S + 0.1)
     r.watcher.poll()
     r.wait_finished(1)
@@ -224,7 +224,7 @@ def test_a_watched_files_outputs_are_the_folders_only_not_the_automatic_exports_
     r.wait_finished(1)
     r.watcher.poll()
     assert sorted(p.name for p in out.iterdir()) == ["talk.srt", "talk.txt"]  # no "talk (2).txt"
-    assert not [line for line in r.library.log_lines(r.library.jobs()[0].id) if "exported" in line]
+    assert not [line for line in r.library.log.lines(r.library.jobs.all()[0].id) if "exported" in line]
     dropped = _media(tmp_path, "dropped.flac")  # a file added by hand: the automatic export writes it
     r.queue.add_files([dropped])
     r.wait_finished(2)
@@ -241,10 +241,10 @@ def test_a_growing_file_waits_until_it_stops(rig):
             handle.write(b"x" * 10)
         os.utime(path, (time.time(), time.time() + size))  # a new time too, as a copy gives
     r.watcher.poll()
-    assert r.library.jobs() == []
+    assert r.library.jobs.all() == []
     r.clock.advance(SETTLE_S + 0.1)
     r.watcher.poll()
-    [job] = r.library.jobs()
+    [job] = r.library.jobs.all()
     assert Path(job.path).stat().st_size == 110
 
 
@@ -259,7 +259,7 @@ def test_transcribed_once_across_restarts_and_again_only_when_the_file_changes(r
     r.settle()
     assert r.lines.count("inbox: 1 media file seen before, 0 new") == 1  # said at the restart's first round
     assert r.backend.calls == ["talk.flac"]
-    assert len(r.library.jobs()) == 1
+    assert len(r.library.jobs.all()) == 1
 
     path.write_bytes(b"RIFF a new recording under the same name")
     r.settle()
@@ -304,7 +304,7 @@ def test_partial_downloads_temporary_and_other_files_are_ignored_in_one_line_eac
     (r.folder / "notes.txt").write_text("not audio")
     for _ in range(3):
         r.settle()
-    assert r.library.jobs() == [] and r.backend.calls == []
+    assert r.library.jobs.all() == [] and r.backend.calls == []
     assert sorted(r.lines) == [
         "draft.wav.tmp: ignored: a temporary file",
         "inbox: 0 media files seen before, 0 new",
@@ -314,7 +314,7 @@ def test_partial_downloads_temporary_and_other_files_are_ignored_in_one_line_eac
     ]
     (r.folder / "talk.flac.part").rename(r.folder / "talk.flac")  # the download finished
     r.settle()
-    assert [Path(job.path).name for job in r.library.jobs()] == ["talk.flac"]
+    assert [Path(job.path).name for job in r.library.jobs.all()] == ["talk.flac"]
 
 
 def test_many_ignored_files_at_once_are_one_line_and_a_missing_folder_is_said_once(rig):
@@ -351,7 +351,7 @@ def test_a_file_already_in_the_queue_is_not_transcribed_twice(rig):
     path = _media(r.folder, "dropped.flac")
     r.queue.add_files([path])  # the user dropped it in the window too
     r.settle()
-    assert len(r.library.jobs()) == 1
+    assert len(r.library.jobs.all()) == 1
     r.queue.set_paused(False)
     r.wait_finished(1)
     r.watcher.poll()
@@ -375,7 +375,7 @@ def test_two_watchers_on_one_library_queue_a_file_once(rig, tmp_path):
         r.clock.advance(SETTLE_S + 0.1)
         other.poll()
         r.watcher.poll()
-        assert len(r.library.jobs()) == 1
+        assert len(r.library.jobs.all()) == 1
         assert r.lines.count("talk.flac: queued (local, tiny.en)") == 1
     finally:
         other_queue.shutdown()
@@ -389,9 +389,9 @@ def test_a_claim_left_by_a_watcher_that_stopped_is_taken_again(rig, monkeypatch)
     r = rig()
     path = _media(r.folder, "talk.flac")
     stat = path.stat()
-    r.library.claim_watched_file(path.resolve(), stat.st_size, stat.st_mtime, WatchState.CLAIMED, 60)
+    r.library.watched_files.claim(path.resolve(), stat.st_size, stat.st_mtime, WatchState.CLAIMED, 60)
     r.settle()
-    assert r.library.jobs() == []  # another watcher is about to queue it
+    assert r.library.jobs.all() == []  # another watcher is about to queue it
     for module in (watch, watch_folders):  # the watcher's claim and its reading of claims
         monkeypatch.setattr(module, "CLAIM_STALE_S", -1.0)  # ... but it never did
     r.settle()
@@ -408,7 +408,7 @@ def test_a_file_that_changes_before_its_job_starts_is_not_queued_twice(rig):
     with open(path, "ab") as handle:
         handle.write(b" and a little more")
     r.settle()
-    assert len(r.library.jobs()) == 1
+    assert len(r.library.jobs.all()) == 1
     r.queue.set_paused(False)
     r.wait_finished(1)
     r.watcher.poll()
@@ -422,12 +422,12 @@ def test_a_queue_of_its_own_jobs_runs_an_adopted_one(library, tmp_path):
     queue = JobQueue(library, Preferences(), lambda e: finished.set() if isinstance(e, JobFinished) else None,
                      backend_factory=lambda name, prefs: backend, modal_ready=lambda: True, only_own_jobs=True)
     try:
-        [theirs, earlier] = library.add_jobs([_media(tmp_path, "theirs.flac"), _media(tmp_path, "earlier.flac")],
+        [theirs, earlier] = library.jobs.add_many([_media(tmp_path, "theirs.flac"), _media(tmp_path, "earlier.flac")],
                                              TranscriptionOptions(), "local")
         queue.start()
         queue.adopt([earlier.id])
         assert finished.wait(WAIT_S)
-        assert backend.calls == ["earlier.flac"] and library.job(theirs.id).status == "queued"
+        assert backend.calls == ["earlier.flac"] and library.jobs.get(theirs.id).status == "queued"
     finally:
         queue.shutdown()
 
@@ -520,7 +520,7 @@ def _copy_slowly(source: Path, target: Path, pieces: int = 10, pause_s: float = 
 def _jobs(library_path: Path) -> list:
     library = Library(library_path)
     try:
-        return library.jobs()
+        return library.jobs.all()
     finally:
         library.close()
 
@@ -630,7 +630,7 @@ def test_window_watches_the_preferences_folders_and_transcribes_a_new_file(qtbot
         assert "ask not what your country" in _normalised((out / "jfk.txt").read_text(encoding="utf-8"))
         qtbot.waitUntil(lambda: any(line.endswith("jfk.txt") and "wrote" in line for line in window.log_panel.lines()),
                         timeout=10000)
-        [job] = library.jobs()
+        [job] = library.jobs.all()
         assert window.model.row_of(job.id) is not None and job.status == "done"
 
         window.apply_preferences(Preferences(check_modal_on_start=False))  # no folders: the watcher stops

@@ -12,7 +12,8 @@ import sys
 import time
 from pathlib import Path
 
-from worker.library.database import Library, default_library_path
+from worker.library.database import default_library_path
+from worker.library.library import Library
 
 GRAB_SCREEN = """
 import sys
@@ -61,7 +62,7 @@ def test_new_user_runs_the_app_with_a_file_and_sees_its_transcript(jfk: Path, tm
             assert app.poll() is None, app.stdout.read().decode(errors="replace") if app.stdout else ""
             if library_path.exists():
                 library = Library(library_path)
-                jobs = library.jobs()
+                jobs = library.jobs.all()
                 library.close()
                 status = jobs[0].status if jobs else None
                 assert status != "failed", jobs[0].error

@@ -338,8 +338,8 @@ class KnownVoicesDialog(QDialog):
     def delete_voices(self, voice_ids: list[int]) -> None:
         def delete() -> list[KnownVoice]:
             for voice_id in voice_ids:
-                self.library.delete_voice(voice_id)
-            return self.library.voices()
+                self.library.voices.delete(voice_id)
+            return self.library.voices.all()
 
         self._run(delete, self._show)
 

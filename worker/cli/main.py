@@ -270,7 +270,7 @@ def transcribe_command(args: argparse.Namespace, parser: argparse.ArgumentParser
     from worker.jobs.preferences import Preferences
     from worker.jobs.queue import JobFinished, JobQueue, JobStatus
     from worker.jobs.export import exporter
-    from worker.library.database import Library
+    from worker.library.library import Library
     from worker.transcripts.formats import word_timestamps_needed
 
     formats = list(args.formats or DEFAULT_OUTPUT_FORMATS)

@@ -14,7 +14,8 @@ def search_command(query: str, limit: int, library_path: Path | None, out: TextI
     from worker.cli.exit_codes import EXIT_FAILED as EXIT_NO_HITS
     from worker.cli.exit_codes import EXIT_OK as EXIT_HITS
     from worker.cli.exit_codes import EXIT_USAGE as EXIT_BAD_QUERY
-    from worker.library.database import Library, default_library_path
+    from worker.library.database import default_library_path
+    from worker.library.library import Library
     from worker.transcripts.editing import format_timestamp
 
     path = library_path or default_library_path()

@@ -47,7 +47,7 @@ def watch_command(entry: WatchFolder, library_path: Path | None, settle_s: float
         where = f"in {entry.output_dir}" if entry.output_dir else "next to each file"
         say(f"watching {folder} ({entry.backend}, {entry.model}; {', '.join(entry.formats)} {where}); Ctrl-C stops")
         # this folder's files queued before a restart (or while the window watched it) run here too
-        queue.adopt(row.job_id for row in library.watched_files(WatchState.QUEUED)
+        queue.adopt(row.job_id for row in library.watched_files.all(WatchState.QUEUED)
                     if row.job_id is not None and Path(row.path).is_relative_to(folder))
         service = WatchService(watcher, poll_s)  # rounds run in a thread: Ctrl-C never cuts one in half
         service.start()

@@ -26,13 +26,11 @@ from __future__ import annotations
 import logging
 import os
 import queue as _queue
-import socket
 import sqlite3
 import sys
 import threading
 import time
 import traceback
-import uuid
 from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -43,9 +41,6 @@ from worker.backends.events import Event, JobNote, Progress, SegmentsReady, Stag
 from worker.core.cancel import CancelToken
 from worker.core.errors import Cancelled, ModalSetupError, WhisperDeskError, exception_line, one_line
 from worker.core.options import TranscriptionOptions
-from worker.library.job_status import FINISHED_STATUSES, JobStatus  # noqa: F401 - part of the queue's interface
-from worker.library.jobs import HEARTBEAT_S, JobRecord
-from worker.library.library import Library
 from worker.jobs.backend_pool import BackendFactory, BackendPool, default_backend_factory
 from worker.jobs.events import (
     DurationKnown,
@@ -71,6 +66,9 @@ from worker.jobs.events import (
     VoiceSaved,
 )
 from worker.jobs.outbox import Outbox
+from worker.library.job_status import FINISHED_STATUSES, JobStatus  # noqa: F401 - part of the queue's interface
+from worker.library.jobs import HEARTBEAT_S, JobRecord, new_lease_owner
+from worker.library.library import Library
 from worker.modal.cost import summarize
 from worker.transcripts.model import Segment, Transcript
 
@@ -126,11 +124,6 @@ def lower_thread_priority(niceness: int = BACKGROUND_NICENESS) -> None:
 def _named(name: str | None, line: str) -> str:
     """A log line as written: a job's lines start with its file's name."""
     return f"{name}: {line}" if name else line
-
-
-def new_owner_id() -> str:
-    """This process's lease owner: host, process id and a random part (pids are reused)."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
 
 
 def modal_has_credentials() -> bool:
@@ -295,7 +288,7 @@ class JobQueue:
         self.library = library
         self.preferences = preferences  # as held in memory: jobs and region re-transcriptions both use these
         self._outbox: Outbox[QueueEvent] = Outbox(listener or (lambda _event: None))
-        self.owner = owner or new_owner_id()
+        self.owner = owner or new_lease_owner()
         self.pool = BackendPool(backend_factory or default_backend_factory, preferences)
         self._start_work: StartWork = start or start_thread
         self._modal_ready = modal_ready or modal_has_credentials
@@ -379,7 +372,7 @@ class JobQueue:
             self.schedule()
 
     def _queue_files(self, paths: list[str], backend: str | None, options: TranscriptionOptions | None) -> list[JobRecord]:
-        records = self.library.add_jobs(paths, options or self.preferences.options(), backend or self.preferences.backend)
+        records = self.library.jobs.add_many(paths, options or self.preferences.options(), backend or self.preferences.backend)
         self._own.update(record.id for record in records)
         for record in records:
             self._report(JobAdded(record))
@@ -394,8 +387,8 @@ class JobQueue:
         with self._locked():
             if self._closed:
                 return
-            if seconds >= 0 and self.library.job(job_id) is not None:
-                self.library.update_job(job_id, duration=seconds)
+            if seconds >= 0 and self.library.jobs.get(job_id) is not None:
+                self.library.jobs.set_duration(job_id, seconds)
                 run = self._runs.get(job_id)
                 if run is not None:  # its segments' progress is measured against it
                     run.record = replace(run.record, duration=seconds)
@@ -405,10 +398,10 @@ class JobQueue:
     def restore(self) -> list[JobRecord]:
         """At start: jobs left running by a process that is gone go back to the queue; returns every job."""
         with self._locked():
-            recovered = self.library.recover_interrupted()
+            recovered = self.library.jobs.recover_interrupted()
             if recovered:
                 self._report(Note(f"{len(recovered)} interrupted job(s) queued again"))
-            jobs = self.library.jobs()
+            jobs = self.library.jobs.all()
             if self._adopt_all:
                 self._own.update(record.id for record in jobs)
             return jobs
@@ -416,7 +409,7 @@ class JobQueue:
     def start(self) -> None:
         """Start the queue (unless paused) and probe the durations still unknown."""
         with self._locked():
-            for record in self.library.jobs():
+            for record in self.library.jobs.all():
                 if record.duration is None and record.status in (JobStatus.QUEUED, JobStatus.FAILED):
                     self.prober.request((record.id, record.path))
             self.schedule()
@@ -483,7 +476,7 @@ class JobQueue:
             if self.paused or self._shutting_down:
                 return
             busy = Counter(run.record.backend for run in self._runs.values())
-            for record in self.library.jobs():
+            for record in self.library.jobs.all():
                 if record.id in self._runs:
                     continue
                 if record.id not in self._own:
@@ -504,11 +497,10 @@ class JobQueue:
                     self._follow(record.id)
 
     def _start(self, record: JobRecord) -> bool:
-        if not self.library.claim_job(record.id, self.owner):
+        if not self.library.jobs.claim(record.id, self.owner):
             return False  # another live process runs it
-        self.library.update_job(record.id, started=time.time(), error=None, error_detail=None, finished=None,
-                                elapsed=None)
-        run = _Run(self.library.job(record.id) or record)
+        self.library.jobs.mark_started(record.id, time.time())
+        run = _Run(self.library.jobs.get(record.id) or record)
         self._runs[record.id] = run
         self._partial[record.id] = []
         self._report(JobChanged(run.record))
@@ -534,12 +526,12 @@ class JobQueue:
             if options.speakers:
                 from worker.speakers.labelling import label_speakers
 
-                transcript = label_speakers(path, transcript, options, emit, run.cancel, voices=self.library.voices())
+                transcript = label_speakers(path, transcript, options, emit, run.cancel, voices=self.library.voices.all())
             if run.cancel.cancelled:
                 raise Cancelled()
             if not transcript.source:
                 transcript.source = str(path)
-            self.library.save_transcript(record.id, transcript)  # before anything else can go wrong
+            self.library.transcripts.save(record.id, transcript)  # before anything else can go wrong
             notes = [] if self._watch_exports(record) else auto_export(transcript, path, self.preferences)
             self._succeeded(run, transcript, notes)
         except BaseException as exc:  # every ending is reported, whatever it was
@@ -574,7 +566,7 @@ class JobQueue:
                 return  # coalesce a burst of small steps; the next one carries the latest fraction
             run.throttle_key, run.throttle_at = key, now
         elif isinstance(event, SegmentsReady) and event.segments:
-            self.library.append_segments(run.job_id, list(event.segments))
+            self.library.search_index.append(run.job_id, list(event.segments))
         with self._locked():
             if self._closed or self._runs.get(run.job_id) is not run:
                 return
@@ -619,10 +611,8 @@ class JobQueue:
             if self._closed:
                 return
             elapsed = time.monotonic() - run.started_at
-            fields: dict[str, Any] = {"status": JobStatus.DONE, "finished": time.time(), "elapsed": elapsed}
-            if run.record.duration is None and transcript.duration:
-                fields["duration"] = float(transcript.duration)
-            self.library.update_job(run.job_id, **fields)
+            duration = float(transcript.duration) if run.record.duration is None and transcript.duration else None
+            self.library.jobs.mark_ended(run.job_id, JobStatus.DONE, time.time(), elapsed, duration=duration)
             self._log_summary(run, transcript, elapsed)
             for line in notes:
                 self._log(run.job_id, run.record.name, line)
@@ -633,17 +623,15 @@ class JobQueue:
             if self._closed:
                 return
             if not run.requeued:  # shutdown put it back in the queue: it resumes at the next start
-                self.library.update_job(run.job_id, status=JobStatus.CANCELLED, finished=time.time(),
-                                        elapsed=time.monotonic() - run.started_at)
+                self.library.jobs.mark_ended(run.job_id, JobStatus.CANCELLED, time.time(), time.monotonic() - run.started_at)
             self._end(run, JobStatus.CANCELLED)
 
     def _failed(self, run: _Run, failure: Failure) -> None:
         with self._locked():
             if self._closed:
                 return
-            self.library.update_job(run.job_id, status=JobStatus.FAILED, error=failure.reason,
-                                    error_detail=failure.detail or None, finished=time.time(),
-                                    elapsed=time.monotonic() - run.started_at)
+            self.library.jobs.mark_ended(run.job_id, JobStatus.FAILED, time.time(), time.monotonic() - run.started_at,
+                                         error=failure.reason, error_detail=failure.detail or None)
             self._log_failure(run.job_id, run.record.name, failure.reason)
             if failure.needs_modal_setup:
                 self._report(ModalSetupNeeded(failure.reason))
@@ -651,8 +639,7 @@ class JobQueue:
 
     def _fail_queued(self, record: JobRecord, reason: str) -> None:
         """A queued job that cannot start (Modal not set up)."""
-        self.library.update_job(record.id, status=JobStatus.FAILED, error=reason, error_detail=None,
-                                finished=time.time(), elapsed=None)
+        self.library.jobs.mark_ended(record.id, JobStatus.FAILED, time.time(), error=reason)
         self._log_failure(record.id, record.name, reason)
         self._report(ModalSetupNeeded(reason))
         written = self._changed(record.id)
@@ -663,7 +650,7 @@ class JobQueue:
             del self._runs[run.job_id]
         if not run.ended.is_set():
             self._ending.append(run)
-        self.library.release_job(run.job_id, self.owner)
+        self.library.jobs.release(run.job_id, self.owner)
         if run.remove_when_stopped:
             self._remove_now(run.job_id)
         else:
@@ -674,7 +661,7 @@ class JobQueue:
     # --- the log: written, then reported (a job's lines start with its file's name) ------------------------
 
     def _write_log(self, line: LogLine) -> None:
-        self.library.add_log_line(line.job_id, line.text)
+        self.library.log.add(line.job_id, line.text)
         self._report(line)
 
     def _log(self, job_id: int | None, name: str | None, line: str) -> None:
@@ -703,7 +690,7 @@ class JobQueue:
 
     def _changed(self, job_id: int) -> JobRecord | None:
         """Report the job as written (JobChanged); returns it (None: it is gone)."""
-        record = self.library.job(job_id)
+        record = self.library.jobs.get(job_id)
         if record is not None:
             self._report(JobChanged(record))
         return record
@@ -717,20 +704,19 @@ class JobQueue:
                 if run is not None:
                     run.cancel.cancel()  # the backend ends with Cancelled at its next check
                     continue
-                record = self.library.job(job_id)
+                record = self.library.jobs.get(job_id)
                 if record is not None and record.status == JobStatus.QUEUED:
-                    self.library.update_job(job_id, status=JobStatus.CANCELLED, finished=time.time())
+                    self.library.jobs.mark_ended(job_id, JobStatus.CANCELLED, time.time())
                     written = self._changed(job_id)
                     self._report(JobFinished(job_id, JobStatus.CANCELLED, None, written))
 
     def retry(self, job_ids: Iterable[int]) -> None:
         with self._locked():
             for job_id in job_ids:
-                record = self.library.job(job_id)
+                record = self.library.jobs.get(job_id)
                 if record is None or job_id in self._runs or not JobStatus(record.status).finished:
                     continue
-                self.library.update_job(job_id, status=JobStatus.QUEUED, error=None, error_detail=None,
-                                        started=None, finished=None, elapsed=None)
+                self.library.jobs.requeue(job_id)
                 self._own.add(job_id)  # retried here: ours to run
                 self._changed(job_id)
             self.schedule()
@@ -747,43 +733,43 @@ class JobQueue:
             self.schedule()
 
     def _remove_now(self, job_id: int) -> None:
-        self.library.remove_job(job_id)
+        self.library.jobs.remove(job_id)
         self._partial.pop(job_id, None)
         self._report(JobRemoved(job_id))
 
     def set_backend(self, job_ids: Iterable[int], backend: str) -> None:
         with self._locked():
             for job_id in job_ids:
-                record = self.library.job(job_id)
+                record = self.library.jobs.get(job_id)
                 if record is None or job_id in self._runs or record.backend == backend:
                     continue
-                self.library.update_job(job_id, backend=backend)
+                self.library.jobs.set_backend(job_id, backend)
                 self._changed(job_id)
 
     def set_speakers(self, job_ids: Iterable[int], speakers: str | None) -> None:
         """Label speakers ("auto", a count, None: off) in the given jobs' next run (not a running one's)."""
         with self._locked():
             for job_id in job_ids:
-                record = self.library.job(job_id)
+                record = self.library.jobs.get(job_id)
                 if record is None or job_id in self._runs or record.options.speakers == speakers:
                     continue
-                self.library.update_job(job_id, options=replace(record.options, speakers=speakers))
+                self.library.jobs.set_options(job_id, replace(record.options, speakers=speakers))
                 self._changed(job_id)
 
     def move(self, job_ids: Iterable[int], delta: int) -> None:
         """Move the given jobs one place up (delta -1) or down (+1), keeping their relative order."""
         with self._locked():
             selected = set(job_ids)
-            order = [record.id for record in self.library.jobs()]
+            order = [record.id for record in self.library.jobs.all()]
             if delta < 0:
                 for i in range(1, len(order)):
                     if order[i] in selected and order[i - 1] not in selected:
-                        self.library.move_job(order[i], order[i - 1])
+                        self.library.jobs.move(order[i], order[i - 1])
                         order[i - 1], order[i] = order[i], order[i - 1]
             else:
                 for i in range(len(order) - 2, -1, -1):
                     if order[i] in selected and order[i + 1] not in selected:
-                        self.library.move_job(order[i + 1], order[i])
+                        self.library.jobs.move(order[i + 1], order[i])
                         order[i], order[i + 1] = order[i + 1], order[i]
             self._report(JobsReordered(tuple(order)))
             self.schedule()
@@ -796,9 +782,9 @@ class JobQueue:
         caller's thread (the editor saves off the GUI thread)."""
         with self._locked():
             if edited:
-                self.library.save_edit(job_id, transcript)
+                self.library.transcripts.save_edit(job_id, transcript)
             else:
-                self.library.revert_edit(job_id)
+                self.library.transcripts.revert_edit(job_id)
             self._report(TranscriptEdited(job_id, transcript, edited))
 
     def add_review_job(self, transcript: Transcript, audio: str | Path, subtitles: str | Path) -> JobRecord:
@@ -808,7 +794,7 @@ class JobQueue:
 
         with self._locked():
             job_id = add_review_job(self.library, transcript, audio, subtitles)
-            record = self.library.job(job_id)
+            record = self.library.jobs.get(job_id)
             assert record is not None, "the review job was just written"
             self._report(JobAdded(record))
             self._report(LogLine(job_id, review_log_line(transcript, subtitles)))
@@ -817,7 +803,7 @@ class JobQueue:
     def save_voice(self, name: str, embedding: Iterable[float]) -> int:
         """A speaker's voice saved to the library under `name` (averaged with earlier saves): VoiceSaved."""
         with self._locked():
-            voice_id = int(self.library.save_voice(name, list(embedding)))
+            voice_id = int(self.library.voices.save(name, list(embedding)))
             self._report(VoiceSaved(voice_id, name))
             return voice_id
 
@@ -855,7 +841,7 @@ class JobQueue:
                     return
                 try:
                     if self._runs:
-                        self.library.heartbeat(self.owner)
+                        self.library.jobs.heartbeat(self.owner)
                     if self._followed:
                         self._check_followed()
                 except (sqlite3.Error, OSError) as exc:  # a full disk or a closed library: the jobs' writes say so
@@ -872,7 +858,7 @@ class JobQueue:
         """Our jobs that another process runs: report their ending when it comes (the CLI waits for it); one
         put back in the queue is ours to run again."""
         for job_id in sorted(self._followed):
-            record = self.library.job(job_id)
+            record = self.library.jobs.get(job_id)
             if record is None:
                 self._followed.discard(job_id)
                 self._report(JobRemoved(job_id))
@@ -882,7 +868,7 @@ class JobQueue:
             elif JobStatus(record.status).finished:
                 self._followed.discard(job_id)
                 status = JobStatus(record.status)
-                transcript = self.library.transcript(job_id) if status == JobStatus.DONE else None
+                transcript = self.library.transcripts.get(job_id) if status == JobStatus.DONE else None
                 self._report(JobChanged(record))
                 self._report(JobFinished(job_id, status, record.error, record, transcript))
 
@@ -898,7 +884,7 @@ class JobQueue:
             runs = list(self._runs.values())
             for run in runs:
                 if requeue:
-                    self.library.update_job(run.job_id, status=JobStatus.QUEUED, started=None)
+                    self.library.jobs.requeue(run.job_id)
                     run.requeued = True
                     run.cancel.detach()
                 else:
@@ -918,6 +904,6 @@ class JobQueue:
         with self._locked():
             for run in runs:
                 if not run.ended.is_set() and self._runs.get(run.job_id) is run:
-                    self.library.release_job(run.job_id, self.owner)
+                    self.library.jobs.release(run.job_id, self.owner)
             self._closed = True
         return stopped

@@ -60,12 +60,12 @@ def add_review_job(library: Any, transcript: Transcript, audio: str | Path, subt
     """A finished job in the library holding the subtitles; "local": re-running it transcribes the audio."""
     from worker.core.options import TranscriptionOptions
 
-    record = library.add_job(Path(audio), TranscriptionOptions(), "local")
+    record = library.jobs.add(Path(audio), TranscriptionOptions(), "local")
     now = time.time()
-    library.update_job(record.id, status=JobStatus.DONE, duration=transcript.duration, started=now, finished=now,
-                       elapsed=0.0)
-    library.save_transcript(record.id, transcript)
-    library.add_log_line(record.id, review_log_line(transcript, subtitles))
+    library.jobs.mark_started(record.id, now)
+    library.jobs.mark_ended(record.id, JobStatus.DONE, now, 0.0, duration=transcript.duration)
+    library.transcripts.save(record.id, transcript)
+    library.log.add(record.id, review_log_line(transcript, subtitles))
     return int(record.id)
 
 

@@ -29,7 +29,7 @@ from worker.transcripts.formats import word_timestamps_needed
 
 if TYPE_CHECKING:
     from worker.jobs.queue import JobQueue
-    from worker.library.database import Library
+    from worker.library.library import Library
 
 SETTLE_S = 5.0  # a file is ready once its size and time have not changed for this long
 POLL_S = 1.0  # seconds between scans
@@ -226,21 +226,21 @@ class FolderWatcher:
 
     def _consider(self, entry: WatchFolder, seen: FileSeen) -> bool:
         """Queue the file if it is new (or changed) and ready. True when it is known as it is now."""
-        row = self.library.watched_file(seen.path)
-        if row is not None and (row["size"], row["mtime"]) == (seen.size, seen.mtime) and not stale_claim(row):
+        row = self.library.watched_files.get(seen.path)
+        if row is not None and (row.size, row.mtime) == (seen.size, seen.mtime) and not stale_claim(row):
             return True  # already queued or transcribed as it is now (or being queued by another watcher)
         if not self.tracker.observe(seen.path, seen.size, seen.mtime) or not _readable(seen.path):
             return False
         self.tracker.forget(seen.path)
-        if row is not None and row["state"] == WatchState.QUEUED and self._job_waits(row["job_id"]):
+        if row is not None and row.state == WatchState.QUEUED and self._job_waits(row.job_id):
             # changed before its job started: that job reads the file as it is now
-            self.library.set_watched_file(seen.path, seen.size, seen.mtime, row["job_id"], WatchState.QUEUED)
+            self.library.watched_files.set(seen.path, seen.size, seen.mtime, row.job_id, WatchState.QUEUED)
             return False
-        if not self.library.claim_watched_file(seen.path, seen.size, seen.mtime, WatchState.CLAIMED, CLAIM_STALE_S):
+        if not self.library.watched_files.claim(seen.path, seen.size, seen.mtime, WatchState.CLAIMED, CLAIM_STALE_S):
             return False  # another watcher on this library took it first
-        changed = row is not None and row["state"] != WatchState.CLAIMED
+        changed = row is not None and row.state != WatchState.CLAIMED
         if row is not None and changed:
-            since = SINCE.get(row["state"], "it was seen")
+            since = SINCE.get(WatchState(row.state), "it was seen")
             self.report(f"{seen.path.name}: changed since {since}: transcribing it again")
         job_id = None if changed else self._existing_job(seen.path)
         if job_id is None:
@@ -253,17 +253,17 @@ class FolderWatcher:
         else:
             self.report(f"{seen.path.name}: already in the queue; its transcript will be written when it is done")
             self.queue.adopt([job_id])  # a queue that runs only its own jobs runs this one too
-        self.library.set_watched_file(seen.path, seen.size, seen.mtime, job_id, WatchState.QUEUED)
+        self.library.watched_files.set(seen.path, seen.size, seen.mtime, job_id, WatchState.QUEUED)
         return False
 
     def _job_waits(self, job_id: int | None) -> bool:
-        record = self.library.job(job_id) if job_id is not None else None
+        record = self.library.jobs.get(job_id) if job_id is not None else None
         return record is not None and record.status == JobStatus.QUEUED
 
     def _existing_job(self, path: Path) -> int | None:
         """A job for this very file that is queued, running or done (a drop, or a watcher stopped between
         queueing the file and writing it down): it is used instead of transcribing the file twice."""
-        for record in self.library.jobs():
+        for record in self.library.jobs.all():
             if record.path == str(path) and record.status in (JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.DONE):
                 return record.id
         return None
@@ -271,12 +271,12 @@ class FolderWatcher:
     # --- endings -----------------------------------------------------------------------------------------
 
     def _finish_jobs(self, folders: list[WatchFolder]) -> None:
-        for row in self.library.watched_files(WatchState.QUEUED):
-            path = Path(row["path"])
+        for row in self.library.watched_files.all(WatchState.QUEUED):
+            path = Path(row.path)
             entry = _folder_of(path, folders)
             if entry is None:
                 continue  # a folder no longer watched: finished when it is watched again
-            record = self.library.job(row["job_id"]) if row["job_id"] is not None else None
+            record = self.library.jobs.get(row.job_id) if row.job_id is not None else None
             if record is None:
                 self._set_state(row, WatchState.REMOVED)
                 self.report(f"{path.name}: removed from the queue; not transcribed")
@@ -295,7 +295,7 @@ class FolderWatcher:
         them; one format that cannot be written never stops the others or the watcher."""
         from worker.jobs.export import export_beside
 
-        transcript = self.library.transcript(job_id)
+        transcript = self.library.transcripts.get(job_id)
         if transcript is None:
             self.report(f"{source.name}: done, but its transcript is missing from the library")
             return
@@ -311,7 +311,7 @@ class FolderWatcher:
             self.report(note)
 
     def _set_state(self, row: Any, state: WatchState) -> None:
-        self.library.set_watched_file(row["path"], row["size"], row["mtime"], row["job_id"], state)
+        self.library.watched_files.set(row.path, row.size, row.mtime, row.job_id, state)
 
     # --- helpers -----------------------------------------------------------------------------------------
 

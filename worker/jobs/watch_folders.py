@@ -86,7 +86,7 @@ def parse_watch_folders(raw: Any) -> tuple[WatchFolder, ...]:
 def exports_itself(library: Library, job_id: int, path: str | Path) -> bool:
     """True when a watch folder is taking this job's file (claimed, or queued as this very job): its outputs
     are that folder's only, so the queue's automatic export (Preferences) leaves it alone (never written twice)."""
-    row = library.watched_file(path)
+    row = library.watched_files.get(path)
     if row is None:
         return False
     if row.state == WatchState.CLAIMED:

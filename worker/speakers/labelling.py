@@ -35,7 +35,7 @@ from worker.speakers.voice_encoder import (
 from worker.transcripts.model import Segment, Speaker, Transcript, Word
 
 if TYPE_CHECKING:
-    from worker.library.database import KnownVoice
+    from worker.library.voices import KnownVoice
 
 FRAMES_PER_S = SAMPLE_RATE // MEL_HOP  # 100 mel frames a second
 WINDOW_S = PARTIAL_FRAMES / FRAMES_PER_S  # 1.6 s: what the encoder was trained on
