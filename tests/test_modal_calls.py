@@ -7,7 +7,7 @@ from pathlib import Path
 from tests.ledgers import MemoryLedger
 from worker.backends.base import SentChunk
 from worker.core.options import TranscriptionOptions
-from worker.library.database import Library
+from worker.library.library import Library
 
 
 def test_library_ledger_survives_reopening_and_is_per_job(tmp_path: Path) -> None:

@@ -26,7 +26,7 @@ from speech_text import JFK_PHRASE, normalise  # noqa: E402
 from worker.core.cancel import CancelToken  # noqa: E402
 from worker.jobs.preferences import Preferences  # noqa: E402
 from worker.jobs.queue import JobFinished, JobProgress, JobQueue, JobStatus  # noqa: E402
-from worker.library.database import Library  # noqa: E402
+from worker.library.library import Library  # noqa: E402
 
 MIT_PHRASE = "permission is hereby granted"
 NOISE = ("Task was destroyed", "Event loop is closed", "never retrieved", "coroutine was never awaited")

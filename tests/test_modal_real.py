@@ -29,7 +29,7 @@ from worker.backends.events import Progress, SegmentsReady
 from worker.core.cancel import CancelToken  # noqa: E402
 from worker.core.errors import Cancelled, TranscriptionError  # noqa: E402
 from worker.core.options import TranscriptionOptions  # noqa: E402
-from worker.library.database import Library  # noqa: E402
+from worker.library.library import Library  # noqa: E402
 from worker.modal.fanout import ModalBackend  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -295,7 +295,7 @@ def test_ctrl_c_while_a_job_runs_in_the_main_thread_cancels_its_calls_first(cp, 
 
 QUEUE_RUN = """
 import sys, threading
-from worker.library.database import Library
+from worker.library.library import Library
 from worker.jobs.preferences import Preferences
 from worker.jobs.queue import JobFinished, JobProgress, JobQueue
 
