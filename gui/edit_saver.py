@@ -9,7 +9,7 @@ calls it before it closes the library."""
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Signal
 
@@ -18,9 +18,10 @@ from worker.transcripts.model import Transcript
 
 if TYPE_CHECKING:
     from worker.jobs.queue import JobQueue
+    from worker.library.library import Library
 
 
-def job_service(library: Any, owner: QObject) -> JobQueue:
+def job_service(library: Library, owner: QObject) -> JobQueue:
     """The job service over `library` for an editor (`owner`) used outside the window, which gives its own
     queue: it runs no job; the editor's writes and region re-transcriptions go through it as through the
     window's, with the preferences read once. Its backends close when `owner` is destroyed."""

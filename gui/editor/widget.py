@@ -16,7 +16,7 @@ The data operations (split, merge, find, replace, time parsing) live in worker/t
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Callable
 
 from PySide6.QtCore import QItemSelectionModel, QModelIndex, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QGuiApplication, QKeySequence, QUndoCommand, QUndoStack
@@ -46,6 +46,10 @@ from worker.speakers.edits import without_embeddings
 from worker.transcripts.editing import parse_timestamp, validate_times
 from worker.transcripts.model import Segment, Speaker, Transcript
 
+if TYPE_CHECKING:
+    from worker.jobs.queue import JobQueue
+    from worker.library.library import Library
+
 
 class TranscriptEditor(QWidget):
     """See the module docstring. `save(transcript)` is called after each committed change."""
@@ -55,12 +59,12 @@ class TranscriptEditor(QWidget):
     statusMessage = Signal(str)
 
     def __init__(self, parent: QWidget | None = None, save: Callable[[Transcript], None] | None = None,
-                 library: Any = None, jobs: Any = None) -> None:
+                 library: Library | None = None, jobs: JobQueue | None = None) -> None:
         super().__init__(parent)
         self._save = save
         self.library = library
         self._jobs = jobs
-        self._library_jobs: Any = None  # job_service(library) while no `jobs` was given
+        self._library_jobs: JobQueue | None = None  # job_service(library) while no `jobs` was given
         self.job_id: int | None = None
         self._transcript: Transcript | None = None  # the metadata (language, model…) of the shown transcript
         self._original: list[Segment] = []
@@ -145,7 +149,7 @@ class TranscriptEditor(QWidget):
         self.tools = EditorTools(self)  # shift, re-transcribe, fit to rules, karaoke, uncertain words
 
     @property
-    def jobs(self) -> Any:
+    def jobs(self) -> JobQueue | None:
         """The job service edits, voices and regions go through: the one given, else one over `library`."""
         if self._jobs is not None or self.library is None:
             return self._jobs

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from worker.core.errors import MediaError
 from worker.library.job_status import JobStatus
 from worker.transcripts.formats import import_subtitles
 from worker.transcripts.model import Transcript
+
+if TYPE_CHECKING:
+    from worker.library.library import Library
 
 # a first cue up to this far past the audio's end still counts as the same recording (rounding, trailing silence)
 LATE_CUE_SLACK_S = 1.0
@@ -56,7 +59,7 @@ def review_log_line(transcript: Transcript, subtitles: str | Path) -> str:
     return f"imported {Path(subtitles).name} ({len(transcript.segments)} cues) for review"
 
 
-def add_review_job(library: Any, transcript: Transcript, audio: str | Path, subtitles: str | Path) -> int:
+def add_review_job(library: Library, transcript: Transcript, audio: str | Path, subtitles: str | Path) -> int:
     """A finished job in the library holding the subtitles; "local": re-running it transcribes the audio."""
     from worker.core.options import TranscriptionOptions
 

@@ -18,7 +18,7 @@ import threading
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 from worker.core.errors import one_line
 from worker.core.options import TranscriptionOptions
@@ -30,6 +30,7 @@ from worker.transcripts.formats import word_timestamps_needed
 if TYPE_CHECKING:
     from worker.jobs.queue import JobQueue
     from worker.library.library import Library
+    from worker.library.watched_files import WatchedFile
 
 SETTLE_S = 5.0  # a file is ready once its size and time have not changed for this long
 POLL_S = 1.0  # seconds between scans
@@ -310,7 +311,7 @@ class FolderWatcher:
         for note in notes:
             self.report(note)
 
-    def _set_state(self, row: Any, state: WatchState) -> None:
+    def _set_state(self, row: WatchedFile, state: WatchState) -> None:
         self.library.watched_files.set(row.path, row.size, row.mtime, row.job_id, state)
 
     # --- helpers -----------------------------------------------------------------------------------------
