@@ -17,6 +17,7 @@ import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -25,13 +26,14 @@ from urllib.parse import urlsplit
 import openai
 import pysubs2
 import pytest
-
 from media_factory import make_media
+
 from worker.core.options import MODEL_NAMES
 from worker.library.job_status import JobStatus
 from worker.library.jobs import JobRecord
 from worker.library.library import Library
 from worker.serve.protocol import ApiError, parse_speech_request
+from worker.serve.service import upload_name
 
 ROOT = Path(__file__).resolve().parent.parent
 PHRASE = "ask not what your country can do for you"
@@ -41,6 +43,7 @@ MAX_UPLOAD_MB = 4  # the test server's limit: jfk.flac (1.1 MB) fits, OVERSIZED_
 OVERSIZED_BYTES = 5 * 1024**2
 START_TIMEOUT_S = 60.0
 REQUEST_TIMEOUT_S = 180.0
+TIME_LIMIT_S = 3  # the time-limit test's server: the 3-minute recording takes far longer
 
 
 def words_of(text: str) -> str:
@@ -90,16 +93,16 @@ def printed_lines(process: subprocess.Popen[str], count: int, timeout_s: float) 
         raise AssertionError(f"serve printed nothing in {timeout_s:g} s (exit code {process.poll()})") from None
 
 
-@pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    home = tmp_path_factory.mktemp("serve")
+@contextmanager
+def serving(home: Path, *options: str) -> Iterator[Served]:
+    """`python -m worker.cli serve --port 0 OPTIONS` with its own data, config and cache under `home`, stopped by
+    Ctrl-C at the end (which must exit 130, with the key in no log)."""
     env = {k: v for k, v in os.environ.items() if k not in ("MODAL_TOKEN_ID", "MODAL_TOKEN_SECRET", "WHISPER_DESK_API_KEY")}
     env.update(XDG_DATA_HOME=str(home / "data"), XDG_CONFIG_HOME=str(home / "config"), XDG_CACHE_HOME=str(home / "cache"),
                MODAL_CONFIG_PATH=str(home / ".modal.toml"),
                WHISPER_DESK_MODEL_CACHE=str(ROOT / ".pytest_cache" / "models"))  # as conftest's isolated_dirs
     with open(home / "serve.log", "w") as log:
-        process = subprocess.Popen([sys.executable, "-m", "worker.cli", "serve", "--port", "0",
-                                    "--max-upload-mb", str(MAX_UPLOAD_MB)],
+        process = subprocess.Popen([sys.executable, "-m", "worker.cli", "serve", "--port", "0", *options],
                                    cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=log, text=True)
     served: Served | None = None
     try:
@@ -119,6 +122,12 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         log_text = (home / "serve.log").read_text()
         assert code == 130, log_text  # Ctrl-C: a clean stop
         assert served is None or served.key not in log_text  # the key is printed once, to stdout, nowhere else
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    with serving(tmp_path_factory.mktemp("serve"), "--max-upload-mb", str(MAX_UPLOAD_MB)) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
@@ -351,6 +360,20 @@ def test_a_client_that_goes_away_cancels_its_job(served: Served, tmp_path: Path)
     assert wait_for_status(served, name, JobStatus.CANCELLED, 30.0), served.job_named(name)
 
 
+def test_a_request_past_its_time_limit_is_answered_and_its_job_cancelled(tmp_path: Path) -> None:
+    name = f"slow-{uuid.uuid4().hex[:8]}.flac"
+    audio = make_media(tmp_path, "long_speech").read_bytes()
+    with serving(tmp_path / "home", "--timeout", str(TIME_LIMIT_S)) as server:
+        started = time.monotonic()
+        with pytest.raises(openai.APIStatusError) as refused:
+            server.client(max_retries=2).audio.transcriptions.create(model="whisper-1", file=(name, audio))
+        assert time.monotonic() - started < TIME_LIMIT_S + 30  # answered, not left waiting
+        assert refused.value.status_code == 504
+        assert refused.value.response.json()["error"]["code"] == "timeout"
+        assert wait_for_status(server, name, JobStatus.CANCELLED, 30.0), server.job_named(name)
+        assert len(server.job_named(name)) == 1  # not retried
+
+
 def wait_for_status(served: Served, name: str, status: JobStatus, timeout_s: float) -> bool:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -372,3 +395,26 @@ def test_a_form_is_checked_field_by_field() -> None:
         with pytest.raises(ApiError) as refused:
             parse_speech_request(fields, file_name, "transcribe", "tiny.en")
         assert refused.value.status == 400 and refused.value.body()["error"]["param"] == param
+
+
+def test_upload_names_stay_in_their_folder_and_fit_the_file_system() -> None:
+    assert upload_name("../../etc/passwd") == "passwd"
+    assert upload_name("C:\\Users\\me\\talk.m4a") == "talk.m4a"
+    assert upload_name("x\x00y.wav") == "xy.wav"
+    assert upload_name("..") == upload_name("") == "upload"
+    long = upload_name("é" * 300 + ".mp3")
+    assert long.endswith(".mp3") and len(long.encode()) <= 255
+
+
+def test_a_malformed_form_is_a_bad_request(served: Served) -> None:
+    url = urlsplit(served.base_url)
+    connection = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
+    try:
+        connection.request("POST", f"{url.path}/audio/transcriptions", body=b"no parts here",
+                           headers={"Authorization": f"Bearer {served.key}",
+                                    "Content-Type": "multipart/form-data; boundary=abc"})
+        response = connection.getresponse()
+        error = json.loads(response.read())["error"]
+    finally:
+        connection.close()
+    assert response.status == 400 and error["message"].startswith("the multipart form could not be read")

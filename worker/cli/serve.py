@@ -26,7 +26,8 @@ def add_serve_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]")
     sv.add_argument("--max-upload-mb", type=float, default=MAX_UPLOAD_BYTES / 1024**2,
                     help=f"largest file accepted (default: {MAX_UPLOAD_BYTES / 1024**2:g})")
     sv.add_argument("--timeout", type=float, default=REQUEST_TIMEOUT_S, metavar="SECONDS",
-                    help=f"a request's time limit, upload to answer; past it, its job is cancelled (default: {REQUEST_TIMEOUT_S:g})")
+                    help="a request's time limit, upload to answer; past it, its job is cancelled "
+                    f"(default: {REQUEST_TIMEOUT_S:g})")
 
 
 def run_serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:

@@ -68,7 +68,8 @@ def error_response(error: ApiError) -> web.Response:
 
 
 @web.middleware
-async def openai_errors(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+async def openai_errors(request: web.Request,
+                        handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
     """The key is checked first; every error leaves in OpenAI's shape, an unexpected one logged in full."""
     settings = request.app[SETTINGS]
     try:
@@ -98,8 +99,7 @@ class Form:
     """A multipart request: its text fields (each name with its values, in order) and the uploaded file."""
 
     fields: dict[str, list[str]] = field(default_factory=dict)
-    file_name: str | None = None
-    path: Path | None = None
+    path: Path | None = None  # the upload, named after the client's file name
 
 
 async def read_form(request: web.Request, service: TranscriptionService, max_upload_bytes: int) -> Form:
@@ -109,21 +109,22 @@ async def read_form(request: web.Request, service: TranscriptionService, max_upl
         raise ApiError(400, f"send the audio as multipart/form-data, not {request.content_type or 'no content type'}")
     loop = asyncio.get_running_loop()
     form = Form()
-    reader = await request.multipart()
     try:
+        reader = await request.multipart()
         while (part := await reader.next()) is not None:
             if not isinstance(part, BodyPartReader):
                 raise ApiError(400, "nested multipart forms are not supported")
             name = part.name or ""
             if name == "file" and form.path is None:
-                form.file_name = part.filename or "upload"
-                form.path = await loop.run_in_executor(None, service.new_upload, form.file_name)
+                form.path = await loop.run_in_executor(None, service.new_upload, part.filename)
                 await _save_part(part, form.path, max_upload_bytes, loop)
             else:
                 form.fields.setdefault(name, []).append(await _field_text(part))
-    except BaseException:
+    except BaseException as exc:
         if form.path is not None:
             await loop.run_in_executor(None, service.discard_upload, form.path)
+        if isinstance(exc, ValueError):  # aiohttp's word for a malformed form
+            raise ApiError(400, f"the multipart form could not be read: {exc}") from None
         raise
     return form
 
@@ -167,7 +168,8 @@ async def speech(request: web.Request, task: Task) -> web.Response:
             form = await read_form(request, service, settings.max_upload_bytes)
             try:
                 preferences = await loop.run_in_executor(None, service.preferences)
-                asked = parse_speech_request(form.fields, form.file_name, task, preferences.model)
+                # named as its job is (worker.serve.service.upload_name), so every message names it the same way
+                asked = parse_speech_request(form.fields, form.path.name if form.path else None, task, preferences.model)
                 options = asked.options(preferences.options())
                 check_request_options(options)
                 assert form.path is not None, "parse_speech_request refuses a form without a file"

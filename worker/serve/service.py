@@ -25,6 +25,8 @@ log = logging.getLogger("whisper_desk.serve")
 
 UPLOADS_FOLDER = "uploads"  # under the app's data folder: the jobs' audio, kept so the window can play it
 STOP_TIMEOUT_S = 15.0  # at shutdown: how long running jobs get to stop
+MAX_NAME_BYTES = 200  # an upload's file name in UTF-8 (file systems allow 255)
+MAX_SUFFIX_CHARS = 16
 
 
 def default_uploads_folder() -> Path:
@@ -36,9 +38,16 @@ def default_uploads_folder() -> Path:
 
 
 def upload_name(raw: str | None) -> str:
-    """The client's file name, without folders (a name like "../x" never leaves the upload's folder)."""
-    name = Path((raw or "").replace("\\", "/")).name.strip()
-    return name if name not in ("", ".", "..") else "upload"
+    """The client's file name as a safe file name: no folders (a name like "../x" never leaves the upload's
+    folder), no control characters, at most MAX_NAME_BYTES in UTF-8 (the stem is shortened, the suffix kept)."""
+    name = "".join(ch for ch in Path((raw or "").replace("\\", "/")).name if ch.isprintable()).strip()
+    if name in ("", ".", ".."):
+        return "upload"
+    suffix = Path(name).suffix if len(Path(name).suffix) <= MAX_SUFFIX_CHARS else ""
+    stem = name[: len(name) - len(suffix)]
+    while len(f"{stem}{suffix}".encode()) > MAX_NAME_BYTES:
+        stem = stem[:-1]
+    return f"{stem or 'upload'}{suffix}"
 
 
 class TranscriptionService:
@@ -81,11 +90,11 @@ class TranscriptionService:
     @staticmethod
     def discard_upload(path: Path) -> None:
         """An upload that never became a job (refused): its file and folder go."""
-        path.unlink(missing_ok=True)
         try:
+            path.unlink(missing_ok=True)
             path.parent.rmdir()
-        except OSError as exc:  # not empty or already gone: left as it is
-            log.info("upload folder %s kept: %s", path.parent, exc)
+        except OSError as exc:  # left as it is: the next refusal does not depend on it
+            log.warning("the refused upload %s could not be removed: %s", path, exc)
 
     @staticmethod
     def check_media(path: Path) -> float:
