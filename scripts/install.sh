@@ -14,8 +14,10 @@ SYSTEM_PACKAGES=(libegl1 libgl1 libxkbcommon0 libxkbcommon-x11-0 libfontconfig1 
   libxcb-shape0 libxcb-xinerama0 libxcb-xkb1 libxcb-randr0 libxcb-xfixes0 libxcb-sync1 libxcb-shm0
   libxcb-render0 fonts-dejavu-core)
 # the tests also run the real window on Xvfb and read the screen back with OCR, and speak test speech (espeak-ng);
-# scripts/stress_suite.sh loads every core with stress-ng
-[[ $with_tests == 1 ]] && SYSTEM_PACKAGES+=(xvfb xauth tesseract-ocr tesseract-ocr-eng espeak-ng stress-ng)
+# scripts/stress_suite.sh loads every core with stress-ng; the playback and live-capture tests start their own
+# PulseAudio server (pulseaudio) and play into it and record from it (paplay, parec, pactl: pulseaudio-utils)
+[[ $with_tests == 1 ]] && SYSTEM_PACKAGES+=(xvfb xauth tesseract-ocr tesseract-ocr-eng espeak-ng stress-ng pulseaudio
+  pulseaudio-utils)
 
 if command -v apt-get >/dev/null; then
   sudo_cmd=""
