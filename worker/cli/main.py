@@ -1,4 +1,4 @@
-"""The command line's subcommands (`transcribe`, `check`, `deploy`, `search`, `watch`, `serve`). The `whisper-desk`
+"""The command line's subcommands (`transcribe`, `check`, `deploy`, `search`, `watch`, `serve`, `live`). The `whisper-desk`
 script (gui.launcher) passes subcommands here and starts the window otherwise; this module never imports gui."""
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from worker.transcripts.model import Transcript
     from worker.transcripts.subtitles import SubtitleRules
 
-SUBCOMMANDS = ("transcribe", "check", "deploy", "search", "watch", "serve")
+SUBCOMMANDS = ("transcribe", "check", "deploy", "search", "watch", "serve", "live")
 DEFAULT_OUTPUT_FORMATS = ("txt",)  # `transcribe` without --format
 
 
@@ -55,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
         "With no subcommand (or with file paths) `whisper-desk` starts the desktop app.",
     )
     parser.add_argument("--version", action="version", version=f"whisper-desk {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="{transcribe,check,deploy,search,watch,serve}")
+    sub = parser.add_subparsers(dest="command", metavar="{transcribe,check,deploy,search,watch,serve,live}")
 
     tr = sub.add_parser("transcribe", help="transcribe files and write transcripts")
     tr.add_argument("files", nargs="+", metavar="FILE")
@@ -114,6 +114,10 @@ def build_parser() -> argparse.ArgumentParser:
     from worker.cli.serve import add_serve_parser
 
     add_serve_parser(sub)
+
+    from worker.cli.live import add_live_parser
+
+    add_live_parser(sub)
     return parser
 
 
@@ -173,6 +177,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from worker.cli.serve import run_serve
 
         return run_serve(args, sys.stdout, sys.stderr)
+    if args.command == "live":
+        from worker.cli.live import run_live
+
+        return run_live(args, sys.stdout, sys.stderr)
     parser.print_help(sys.stderr)
     return EXIT_USAGE
 
