@@ -39,13 +39,16 @@ from __future__ import annotations
 import asyncio
 import base64
 import collections
+import contextlib
 import hashlib
 import http.server
 import itertools
 import os
 import random
+import shutil
 import socket
 import string
+import tempfile
 import threading
 import time
 import traceback
@@ -69,6 +72,10 @@ DEPLOYED_MODULE = "worker.modal.app"  # the deploy target whose class the contai
 POLL_STEP_S = 0.02
 INLINE_OUTPUT_LIMIT = 2 * 1024 * 1024  # larger answers go through a blob, like Modal's MAX_OBJECT_SIZE_BYTES
 MAX_CRASH_BACKOFF_S = 4.0
+DEFAULT_ENVIRONMENT = "main"  # what a workspace's first environment is called, and where unnamed look-ups go
+OAUTH = ("rt-" + "wd" + "0" * 20, "wd-oauth-client", "cs-" + "wdclient" + "0" * 14)  # refresh token, client id, secret
+BOOT_S = 0.2  # a container's start before its @enter runs (Modal: the image boots; billed)
+_IMAGE_METADATA = api_pb2.ImageMetadata(python_version_info="3.11.0", workdir="/root")
 
 
 def _new_id(prefix: str) -> str:
@@ -122,6 +129,7 @@ class Deployment:
     mounts: list[str] = field(default_factory=list)  # files put through MountPutFile (sha256)
     tags: dict[str, str] = field(default_factory=dict)
     published: bool = False
+    environment: str = DEFAULT_ENVIRONMENT
 
     def function(self, name: str) -> api_pb2.Function:
         """The deployed settings (image, gpu, volumes, timeouts, retries ...) of function `name`."""
@@ -133,6 +141,15 @@ class Deployment:
     def image_commands(self) -> list[str]:
         """Every Dockerfile command of every image layer the deploy asked for."""
         return [command for image in self.images for command in image.dockerfile_commands]
+
+
+@dataclass
+class _Build:
+    """One image: built at once (already cached), or building (its log grows, then a result)."""
+
+    image_id: str
+    lines: list[str] = field(default_factory=list)
+    result: api_pb2.GenericResult | None = None
 
 
 # ---------------------------------------------------------------- calls and their inputs
@@ -209,27 +226,390 @@ class _Call:
         self.expired = False
         self.cleared = False
         self.retries = 0
+        self.terminated = False  # stopped from the dashboard or `modal app stop`, not by the client
 
 
-# ---------------------------------------------------------------- containers
+# ---------------------------------------------------------------- billing
+
+
+@dataclass
+class ContainerBill:
+    """One container as Modal bills it: from its start (before the image boots) until it stops, i.e. until
+    its scale-down window has run out after its last input, at the GPU's rate plus its CPU and memory
+    reservation (Modal bills max(reservation, use); the worker reserves what it uses)."""
+
+    container_id: str
+    gpu: str
+    cpu_cores: float
+    memory_gib: float
+    window_s: float  # the scale-down window it runs under
+    started: float  # wall clock (time.time()), as the client's and the worker's clocks are
+    booted: float | None = None  # @enter done: the image booted and the model loaded
+    inputs: list[tuple[str, float, float]] = field(default_factory=list)  # (call id, start, end)
+    stopped: float | None = None  # set once it scaled down (or crashed, or the plane stopped)
+    busy_since: float | None = None  # an input is running since then
+
+    def end(self, now: float | None = None) -> float:
+        """When billing stops: at its stop, else (idle) when its window runs out, else (busy) now."""
+        if self.stopped is not None:
+            return self.stopped
+        now = time.time() if now is None else now
+        if self.busy_since is not None:
+            return now
+        last = max([end for _call, _start, end in self.inputs], default=self.booted or self.started)
+        return last + self.window_s
+
+    def seconds(self, since: float | None = None, now: float | None = None) -> float:
+        return max(0.0, self.end(now) - max(self.started, since or self.started))
+
+    def usd(self, since: float | None = None, now: float | None = None) -> float:
+        from worker.modal.cost import PRICES
+
+        return self.seconds(since, now) * PRICES.container_usd_per_s(self.gpu, self.cpu_cores, self.memory_gib)
+
+
+@dataclass
+class Bill:
+    """What a stretch of the plane's time costs: one line per container."""
+
+    lines: list[tuple[ContainerBill, float, float]]  # (container, billed seconds, dollars)
+
+    @property
+    def usd(self) -> float:
+        return sum(usd for _bill, _seconds, usd in self.lines)
+
+    @property
+    def container_seconds(self) -> float:
+        return sum(seconds for _bill, seconds, _usd in self.lines)
+
+    def __str__(self) -> str:
+        return f"${self.usd:.5f} for {len(self.lines)} containers, {self.container_seconds:.1f} container-s"
+
+
+# ---------------------------------------------------------------- containers and their Volume
+
+
+class _Runtime(threading.local):
+    """Which in-process container (and plane) the current thread runs code for (None: the client's side)."""
+
+    container: "_Container | None" = None
+    plane: "ControlPlane | None" = None
+
+
+_RUNTIME = _Runtime()
+
+
+@dataclass
+class VolumeCommit:
+    """One commit into a Volume: who committed, how (explicit, background, upload) and the files it wrote."""
+
+    container_id: str
+    how: str  # "commit" | "background" | "reload" | "upload"
+    files: dict[str, int]  # path in the Volume -> size committed
+    at: float
+
+
+class VolumeStore:
+    """A Modal Volume as containers see it: a committed state, and a private view per container that holds
+    the committed state as of its start (or its last reload) plus its own uncommitted writes. commit()
+    publishes a container's changes (last writer wins, per file); reload() commits, then shows the latest
+    committed state; a background commit publishes whatever the view holds at that moment, as Modal's do."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.committed = root / "committed"
+        self.committed.mkdir(parents=True, exist_ok=True)
+        self.commits: list[VolumeCommit] = []
+        self._lock = threading.RLock()
+        self._synced: dict[str, dict[str, tuple[int, float]]] = {}  # container id -> files at its last sync
+
+    @staticmethod
+    def _files(folder: Path) -> dict[str, tuple[int, float]]:
+        found = {}
+        for path in folder.rglob("*"):
+            if path.is_file():
+                stat = path.stat()
+                found[str(path.relative_to(folder))] = (stat.st_size, stat.st_mtime_ns)
+        return found
+
+    def mount(self, container_id: str) -> Path:
+        """The container's view (created at its start from the committed state)."""
+        view = self.root / "views" / container_id
+        if not view.exists():
+            view.mkdir(parents=True)
+            self._mirror(container_id, view)
+        return view
+
+    def _mirror(self, container_id: str, view: Path) -> None:
+        with self._lock:
+            committed = self._files(self.committed)
+            for name in self._files(view):
+                if name not in committed:
+                    (view / name).unlink()
+            for name in committed:
+                target = view / name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                if target.exists():
+                    target.unlink()
+                os.link(self.committed / name, target)  # files are replaced, never written in place
+            self._synced[container_id] = self._files(view)
+
+    def commit(self, container_id: str, how: str = "commit") -> None:
+        view = self.root / "views" / container_id
+        with self._lock:
+            if not view.exists():
+                return
+            now, before = self._files(view), self._synced.get(container_id, {})
+            changed = {name: info for name, info in now.items() if before.get(name) != info}
+            for name in changed:
+                target = self.committed / name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                staging = target.with_name(f".{target.name}.{container_id}.commit")
+                shutil.copyfile(view / name, staging)
+                os.replace(staging, target)
+            for name in set(before) - set(now):
+                (self.committed / name).unlink(missing_ok=True)
+            self._synced[container_id] = now
+            if changed:
+                self.commits.append(VolumeCommit(container_id, how, {n: i[0] for n, i in changed.items()}, time.time()))
+
+    def reload(self, container_id: str) -> None:
+        view = self.root / "views" / container_id
+        with self._lock:
+            self.commit(container_id, "reload")
+            self._mirror(container_id, view)
+
+    def upload(self, container_id: str, files: dict[str, Path]) -> None:
+        """batch_upload: the files appear in the committed state whole, in one step (not in the view until a
+        reload, as on Modal)."""
+        with self._lock:
+            sizes = {}
+            for name, local in files.items():
+                name = name.lstrip("/")
+                if (self.committed / name).exists():
+                    raise FileExistsError(f"{name} already exists in the Volume")
+                target = self.committed / name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                staging = target.with_name(f".{target.name}.{container_id}.upload")
+                shutil.copyfile(local, staging)
+                os.replace(staging, target)
+                sizes[name] = target.stat().st_size
+            self.commits.append(VolumeCommit(container_id, "upload", sizes, time.time()))
+
+    def listing(self, path: str) -> list[tuple[str, int]]:
+        """(path, size) of the committed files under `path`."""
+        prefix = path.strip("/")
+        with self._lock:
+            return [(name, info[0]) for name, info in sorted(self._files(self.committed).items())
+                    if not prefix or name == prefix or name.startswith(prefix + "/")]
+
+    def clear(self) -> None:
+        with self._lock:
+            shutil.rmtree(self.root, ignore_errors=True)
+            self.committed.mkdir(parents=True, exist_ok=True)
+            self._synced.clear()
+            self.commits.clear()
+
+
+class _MountedVolume:
+    """What `worker.modal.app.volume` is inside the plane's containers: the calling container's mount of the
+    Volume (reload, commit, batch_upload), as Modal's container runtime provides it. Outside a container it
+    is the real modal.Volume the module defines."""
+
+    def __init__(self, real: Any) -> None:
+        self.real = real
+
+    def __getattr__(self, name: str) -> Any:
+        container = _RUNTIME.container
+        if container is None:
+            return getattr(self.real, name)
+        plane = _RUNTIME.plane
+        record = plane._record if plane is not None else (lambda name, request: None)
+        if name == "reload":
+            return lambda: (record("VolumeReload", container.id), container.volume.reload(container.id))[-1]
+        if name == "commit":
+            return lambda: (record("VolumeCommit", container.id), container.volume.commit(container.id))[-1]
+        if name == "batch_upload":
+            return lambda force=False: _Upload(record, container)
+        return getattr(self.real, name)
+
+
+class _Upload:
+    def __init__(self, record: Callable[[str, Any], None], container: "_Container") -> None:
+        self.record, self.container, self.files = record, container, {}
+
+    def put_file(self, local: "str | Path", remote: str) -> None:
+        self.files[remote] = Path(local)
+
+    def __enter__(self) -> "_Upload":
+        return self
+
+    def __exit__(self, kind, value, tb) -> None:
+        if kind is None:
+            self.record("VolumePutFiles2", self.container.id)
+            self.container.volume.upload(self.container.id, self.files)
+
+
+_PATCHES: list[tuple[Any, str, Any]] = []  # (object, attribute, original) while any plane serves
+_PATCH_USERS = 0
+_PATCH_LOCK = threading.Lock()
+
+
+def _install_runtime() -> None:
+    """Inside the plane's containers (threads of this process) the deployed module sees what a Modal container
+    sees: modal.is_local() is False, the Volume is the container's mount, the container id is its own."""
+    global _PATCH_USERS
+    with _PATCH_LOCK:
+        _PATCH_USERS += 1
+        if _PATCH_USERS > 1:
+            return
+        import modal
+
+        import worker.modal.app as deployed
+
+        original_is_local, original_models_dir, original_container_id = (
+            modal.is_local, deployed.models_dir, deployed.container_id)
+
+        def is_local() -> bool:
+            return False if _RUNTIME.container is not None else original_is_local()
+
+        def models_dir() -> "Path | None":
+            container = _RUNTIME.container
+            if container is not None:
+                return container.mount
+            return original_models_dir()
+
+        def container_id() -> str:
+            return _RUNTIME.container.id if _RUNTIME.container is not None else original_container_id()
+
+        for target, name, value in ((modal, "is_local", is_local), (deployed, "models_dir", models_dir),
+                                    (deployed, "container_id", container_id),
+                                    (deployed, "volume", _MountedVolume(deployed.volume))):
+            _PATCHES.append((target, name, getattr(target, name)))
+            setattr(target, name, value)
+        _WEIGHTS.install()
+
+
+def _uninstall_runtime() -> None:
+    global _PATCH_USERS
+    with _PATCH_LOCK:
+        _PATCH_USERS -= 1
+        if _PATCH_USERS > 0:
+            return
+        while _PATCHES:
+            target, name, value = _PATCHES.pop()
+            setattr(target, name, value)
+        _WEIGHTS.uninstall()
+
+
+class _WeightsServer:
+    """The weights' download host for the plane's containers (openaipublic.azureedge.net on Modal): serves
+    tiny.en (the bundled weights, converted to openai-whisper's format) at a URL that carries its SHA-256,
+    as whisper._MODELS' do, and counts each download. Optionally slow (bytes per second)."""
+
+    MODEL = "tiny.en"
+
+    def __init__(self) -> None:
+        self.downloads: list[tuple[str, float]] = []  # (model, when)
+        self.bytes_per_s: float | None = None
+        self._server: http.server.ThreadingHTTPServer | None = None
+        self._saved_url: str | None = None
+        self._path: Path | None = None
+
+    def install(self) -> None:
+        import whisper
+
+        from worker.engines.weights import openai_checkpoint, openai_download_root
+
+        checkpoint = openai_checkpoint(self.MODEL)
+        path = checkpoint if isinstance(checkpoint, Path) else openai_download_root() / f"{self.MODEL}.pt"
+        self._path = path
+        sha = hashlib.sha256(path.read_bytes()).hexdigest()
+        weights = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                assert weights._path is not None
+                data = weights._path.read_bytes()
+                weights.downloads.append((weights.MODEL, time.time()))
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                step = 1 << 20
+                for offset in range(0, len(data), step):
+                    self.wfile.write(data[offset:offset + step])
+                    if weights.bytes_per_s:
+                        time.sleep(step / weights.bytes_per_s)
+
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, name="loopback-weights", daemon=True).start()
+        self._saved_url = whisper._MODELS[self.MODEL]  # noqa: SLF001
+        port = self._server.server_address[1]
+        whisper._MODELS[self.MODEL] = f"http://127.0.0.1:{port}/{sha}/{os.path.basename(self._saved_url)}"  # noqa: SLF001
+
+    def uninstall(self) -> None:
+        import whisper
+
+        if self._saved_url is not None:
+            whisper._MODELS[self.MODEL] = self._saved_url  # noqa: SLF001
+            self._saved_url = None
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+
+_WEIGHTS = _WeightsServer()
 
 
 class _Container:
-    """One in-process container: the deployed class, its parameter set, @enter run once."""
+    """One in-process container: the deployed class, its parameter set, @enter run once, its own mount of
+    the model Volume, and its bill."""
 
-    def __init__(self, plane: "ControlPlane", model: str) -> None:
+    def __init__(self, plane: "ControlPlane", model: str, spec: "_Spec") -> None:
         from modal._partial_function import _find_callables_for_obj, _PartialFunctionFlags
 
         self.id = _new_id("ta")
         self.model = model
+        self.spec = spec
+        self.volume = plane.volume
+        self.bill = ContainerBill(self.id, spec.gpu, spec.cpu_cores, spec.memory_gib, spec.window_s, time.time())
+        plane._container_starts.append((self.id, model))
+        plane._bills.append(self.bill)
+        plane._live.append(self)
+        self.mount = plane.volume.mount(self.id)
+        if plane.boot_s:
+            time.sleep(plane.boot_s)  # the image boots (billed)
         user_cls = plane.user_class()
         self.instance = user_cls.__new__(user_cls)
         self.instance.model = model
-        plane._container_starts.append((self.id, model))
         flags = _PartialFunctionFlags.ENTER_PRE_SNAPSHOT | _PartialFunctionFlags.ENTER_POST_SNAPSHOT
-        for enter in _find_callables_for_obj(self.instance, flags).values():
-            enter()
+        with plane.running_in(self):
+            try:
+                for enter in _find_callables_for_obj(self.instance, flags).values():
+                    enter()
+            except BaseException:
+                self.bill.stopped = time.time()  # a crash ends it (and its bill)
+                raise
+        self.bill.booted = time.time()
         self.methods = _find_callables_for_obj(self.instance, _PartialFunctionFlags.CALLABLE_INTERFACE)
+
+    def idle_until(self) -> float:
+        return self.bill.end()
+
+
+@dataclass(frozen=True)
+class _Spec:
+    """What a container runs under: the function's resources and its scale-down window."""
+
+    gpu: str = "T4"
+    cpu_cores: float = 0.125  # Modal's default reservation
+    memory_gib: float = 0.125
+    window_s: float = 60.0  # Modal's default scale-down window
 
 
 class _ContainerCrash(Exception):
@@ -287,12 +667,8 @@ class _Servicer(api_grpc.ModalClientBase):
         delay = self.plane.faults.delays.get(name)
         if delay:
             await asyncio.sleep(delay)  # the plane's other RPCs go on meanwhile
-        if auth:
-            metadata = stream.metadata or {}
-            if (metadata.get("x-modal-token-id"), metadata.get("x-modal-token-secret")) != (
-                self.plane.token_id, self.plane.token_secret,
-            ):
-                raise grpclib.GRPCError(Status.UNAUTHENTICATED, "Token is invalid or expired.")
+        if auth and not self.plane._authorized(stream.metadata or {}):
+            raise grpclib.GRPCError(Status.UNAUTHENTICATED, "Token is invalid or expired.")
         return request
 
     # --- hello, workspace, sign-in ----------------------------------------------------------------------
@@ -302,10 +678,7 @@ class _Servicer(api_grpc.ModalClientBase):
         self.plane._record("ClientHello", None)
         if self.plane.hello_delay_s:
             await asyncio.sleep(self.plane.hello_delay_s)
-        metadata = stream.metadata or {}
-        if (metadata.get("x-modal-token-id"), metadata.get("x-modal-token-secret")) != (
-            self.plane.token_id, self.plane.token_secret,
-        ):
+        if not self.plane._authorized(stream.metadata or {}):
             raise grpclib.GRPCError(Status.UNAUTHENTICATED, "Token is invalid or expired.")
         await stream.send_message(api_pb2.ClientHelloResponse())
 
@@ -340,12 +713,14 @@ class _Servicer(api_grpc.ModalClientBase):
     # --- deploy -------------------------------------------------------------------------------------------
 
     async def EnvironmentGetOrCreate(self, stream) -> None:
-        await self._start("EnvironmentGetOrCreate", stream)
+        request = await self._start("EnvironmentGetOrCreate", stream)
+        name = request.deployment_name or DEFAULT_ENVIRONMENT
+        self.plane.environments.setdefault(name, {})
         await stream.send_message(
             api_pb2.EnvironmentGetOrCreateResponse(
-                environment_id="en-loopback",
+                environment_id=f"en-{name}",
                 metadata=api_pb2.EnvironmentMetadata(
-                    name="main",
+                    name=name,
                     settings=api_pb2.EnvironmentSettings(image_builder_version="2025.06", webhook_suffix="loopback"),
                 ),
             )
@@ -353,13 +728,14 @@ class _Servicer(api_grpc.ModalClientBase):
 
     async def AppGetByDeploymentName(self, stream) -> None:
         request = await self._start("AppGetByDeploymentName", stream)
-        app = self.plane.apps.get(request.name)
+        app = self.plane.apps_in(request.environment_name).get(request.name)
         await stream.send_message(api_pb2.AppGetByDeploymentNameResponse(app_id=app.app_id if app else ""))
 
     async def AppCreate(self, stream) -> None:
         request = await self._start("AppCreate", stream)
         app_id = _new_id("ap")
-        self.plane._pending_apps[app_id] = Deployment(app_name=request.description, app_id=app_id)
+        self.plane._pending_apps[app_id] = Deployment(app_name=request.description, app_id=app_id,
+                                                      environment=request.environment_name or DEFAULT_ENVIRONMENT)
         await stream.send_message(
             api_pb2.AppCreateResponse(app_id=app_id, app_page_url=f"https://modal.invalid/apps/{app_id}")
         )
@@ -405,6 +781,8 @@ class _Servicer(api_grpc.ModalClientBase):
     async def VolumeGetOrCreate(self, stream) -> None:
         request = await self._start("VolumeGetOrCreate", stream)
         volume_id = self.plane._volumes.setdefault(request.deployment_name, _new_id("vo"))
+        if request.deployment_name == self.plane.model_volume_name:
+            self.plane._model_volume_ids.add(volume_id)
         for deployment in self.plane._pending_apps.values():
             if not deployment.published and request.deployment_name not in deployment.volumes:
                 deployment.volumes.append(request.deployment_name)
@@ -414,6 +792,14 @@ class _Servicer(api_grpc.ModalClientBase):
                 metadata=api_pb2.VolumeMetadata(name=request.deployment_name, version=api_pb2.VOLUME_FS_VERSION_V2),
             )
         )
+
+    async def VolumeListFiles2(self, stream) -> None:
+        request = await self._start("VolumeListFiles2", stream)
+        entries = []
+        if request.volume_id in self.plane._model_volume_ids:
+            entries = [api_pb2.FileEntry(path=name, type=api_pb2.FileEntry.FileType.FILE, size=size)
+                       for name, size in self.plane.volume.listing(request.path)]
+        await stream.send_message(api_pb2.VolumeListFiles2Response(entries=entries))
 
     async def VolumeReload(self, stream) -> None:
         await self._start("VolumeReload", stream)
@@ -426,13 +812,37 @@ class _Servicer(api_grpc.ModalClientBase):
     async def ImageGetOrCreate(self, stream) -> None:
         request = await self._start("ImageGetOrCreate", stream)
         self.plane._deployment_for(request.app_id).images.append(request.image)
+        build = self.plane._image_build(request.image, request.force_build)
         await stream.send_message(
             api_pb2.ImageGetOrCreateResponse(
-                image_id=_new_id("im"),
-                result=api_pb2.GenericResult(status=api_pb2.GenericResult.GENERIC_STATUS_SUCCESS),
-                metadata=api_pb2.ImageMetadata(python_version_info="3.11.0", workdir="/root"),
+                image_id=build.image_id,
+                result=build.result if build.result is not None else api_pb2.GenericResult(),
+                metadata=_IMAGE_METADATA,
             )
         )
+
+    async def ImageJoinStreaming(self, stream) -> None:
+        """A build's log as it is written, then its result (modal prints the log while `modal deploy` runs)."""
+        request = await self._start("ImageJoinStreaming", stream)
+        build = self.plane._builds.get(request.image_id)
+        if build is None:
+            raise grpclib.GRPCError(Status.NOT_FOUND, f"no image {request.image_id}")
+        sent = int(request.last_entry_id or 0)
+        deadline = time.monotonic() + (request.timeout or 55)
+        while time.monotonic() < deadline:
+            while sent < len(build.lines):
+                line = build.lines[sent]
+                sent += 1
+                await stream.send_message(api_pb2.ImageJoinStreamingResponse(
+                    entry_id=str(sent),
+                    task_logs=[api_pb2.TaskLogs(data=line + "\n", file_descriptor=api_pb2.FILE_DESCRIPTOR_STDOUT)],
+                ))
+            if build.result is not None:
+                await stream.send_message(api_pb2.ImageJoinStreamingResponse(
+                    result=build.result, entry_id=str(sent), eof=True, metadata=_IMAGE_METADATA,
+                ))
+                return
+            await asyncio.sleep(POLL_STEP_S)
 
     async def FunctionCreate(self, stream) -> None:
         request = await self._start("FunctionCreate", stream)
@@ -470,7 +880,7 @@ class _Servicer(api_grpc.ModalClientBase):
 
     async def AppGetOrCreate(self, stream) -> None:
         request = await self._start("AppGetOrCreate", stream)
-        app = self.plane.apps.get(request.app_name)
+        app = self.plane.apps_in(request.environment_name).get(request.app_name)
         if app is None:
             raise grpclib.GRPCError(Status.NOT_FOUND, f"App '{request.app_name}' not found")
         await stream.send_message(api_pb2.AppGetOrCreateResponse(app_id=app.app_id))
@@ -488,7 +898,7 @@ class _Servicer(api_grpc.ModalClientBase):
 
     async def ClassGet(self, stream) -> None:
         request = await self._start("ClassGet", stream)
-        deployed = self.plane._class(request.app_name, request.object_tag)
+        deployed = self.plane._class(request.app_name, request.object_tag, request.environment_name)
         if deployed is None:
             raise grpclib.GRPCError(
                 Status.NOT_FOUND, f"Lookup failed for Cls '{request.object_tag}' from the '{request.app_name}' app"
@@ -500,7 +910,8 @@ class _Servicer(api_grpc.ModalClientBase):
     async def FunctionGet(self, stream) -> None:
         request = await self._start("FunctionGet", stream)
         class_name = request.object_tag.split(".")[0]
-        deployed = self.plane._class(request.app_name, class_name) if request.object_tag.endswith(".*") else None
+        deployed = (self.plane._class(request.app_name, class_name, request.environment_name)
+                    if request.object_tag.endswith(".*") else None)
         if deployed is None:
             raise grpclib.GRPCError(
                 Status.NOT_FOUND, f"Lookup failed for Function '{request.object_tag}' from the '{request.app_name}' app"
@@ -527,6 +938,8 @@ class _Servicer(api_grpc.ModalClientBase):
         params = deserialize_proto_params(request.serialized_params)
         bound_id = _new_id("fu")
         self.plane._bound[bound_id] = (request.function_id, params)
+        if request.HasField("function_options"):  # Cls.with_options(...): its own pool of containers
+            self.plane._bound_options[bound_id] = request.function_options
         self.plane._definitions[bound_id] = definition
         metadata = self.plane._handle_metadata(definition)
         await stream.send_message(api_pb2.FunctionBindParamsResponse(bound_function_id=bound_id, handle_metadata=metadata))
@@ -673,12 +1086,31 @@ class ControlPlane:
         hello_delay_s: float = 0.0,
         token_flow_never_finishes: bool = False,
         poll_cap_s: float = 55.0,
-        warm_containers: "dict[str, list] | None" = None,
+        warm_containers: "dict[Any, list] | None" = None,
+        volume_root: Path | None = None,
+        oauth: tuple[str, str, str] | None = OAUTH,
+        boot_s: float = BOOT_S,
     ) -> None:
         self.token_id = token_id
         self.token_secret = token_secret
+        self.oauth = oauth  # (refresh token, client id, client secret) the plane accepts besides the token
         self.workspace = workspace
         self.apps: dict[str, DeployedApp] = dict(apps or {})
+        # environment -> its apps; "main" is the workspace's default (where look-ups without one go)
+        self.environments: dict[str, dict[str, DeployedApp]] = {DEFAULT_ENVIRONMENT: self.apps}
+        self.boot_s = boot_s
+        # image builds: how long each image that is not built yet takes, and its log (see build_images)
+        self.build_s = 0.0
+        self.build_log: list[str] = []
+        self._build_failure: str | None = None
+        self._builds: dict[str, _Build] = {}
+        self._built: dict[bytes, _Build] = {}
+        # the model Volume, as containers mount it (a session may share one root between planes)
+        self.model_volume_name = "whisper-desk-models"
+        self._own_volume_root = volume_root is None
+        self.volume = VolumeStore(Path(volume_root) if volume_root else Path(tempfile.mkdtemp(prefix="loopback-volume-")))
+        self._model_volume_ids: set[str] = set()
+        self.background_commit_s: float | None = None  # Modal commits a container's Volume every few seconds
         self.containers = containers
         self.hello_delay_s = hello_delay_s
         self.token_flow_never_finishes = token_flow_never_finishes
@@ -703,11 +1135,15 @@ class ControlPlane:
         self._pending_apps: dict[str, Deployment] = {}
         self._definitions: dict[str, api_pb2.FunctionData] = {}
         self._bound: dict[str, tuple[str, dict]] = {}
+        self._bound_options: dict[str, api_pb2.FunctionOptions] = {}
+        self._bills: list[ContainerBill] = []
+        self._live: list[_Container] = []
         self._blob_md5: dict[str, str] = {}
         self._mount_files: set[str] = set()
         self._volumes: dict[str, str] = {}
-        # idle containers per model; a shared dict keeps them warm from one plane to the next (as Modal does)
-        self._idle: dict[str, list[_Container]] = (
+        # idle containers per (model, what they run under); a shared dict keeps them warm from one plane to the
+        # next, as Modal keeps them warm between calls, until their scale-down window runs out
+        self._idle: dict[Any, list[_Container]] = (
             warm_containers if warm_containers is not None else collections.defaultdict(list)
         )
         self._user_cls: type | None = None
@@ -736,6 +1172,141 @@ class ControlPlane:
             "MODAL_TOKEN_ID": self.token_id,
             "MODAL_TOKEN_SECRET": self.token_secret,
         }
+
+    def oauth_env(self) -> dict[str, str]:
+        """MODAL_OAUTH_* variables for the plane's OAuth client (instead of the token variables)."""
+        assert self.oauth is not None
+        refresh, client_id, secret = self.oauth
+        return {"MODAL_SERVER_URL": self.url, "MODAL_OAUTH_REFRESH_TOKEN": refresh,
+                "MODAL_OAUTH_CLIENT_ID": client_id, "MODAL_OAUTH_CLIENT_SECRET": secret}
+
+    def _authorized(self, metadata: Any) -> bool:
+        if (metadata.get("x-modal-token-id"), metadata.get("x-modal-token-secret")) == (self.token_id, self.token_secret):
+            return True
+        oauth = (metadata.get("x-modal-refresh-token"), metadata.get("x-modal-oauth-client-id"),
+                 metadata.get("x-modal-oauth-client-secret"))
+        return self.oauth is not None and oauth == self.oauth
+
+    # --- environments -----------------------------------------------------------------------------------
+
+    def apps_in(self, environment: str | None) -> dict[str, DeployedApp]:
+        """The apps of an environment ("" or None: the default one); an unknown environment is NOT_FOUND."""
+        name = environment or DEFAULT_ENVIRONMENT
+        if name not in self.environments:
+            raise grpclib.GRPCError(Status.NOT_FOUND, f"Environment '{name}' not found")
+        return self.environments[name]
+
+    def environment_of(self, app_name: str) -> list[str]:
+        """The environments where an app of this name is deployed."""
+        return sorted(env for env, apps in self.environments.items() if app_name in apps)
+
+    # --- billing ----------------------------------------------------------------------------------------
+
+    def scale_down(self, now: float | None = None) -> None:
+        """Stop every idle container whose scale-down window has run out (Modal does this continuously)."""
+        now = time.time() if now is None else now
+        with self._lock:
+            for key, idle in list(self._idle.items()):
+                keep = []
+                for container in idle:
+                    until = container.idle_until()
+                    if until <= now:
+                        container.bill.stopped = until
+                    else:
+                        keep.append(container)
+                self._idle[key] = keep
+
+    def bill(self, since: float | None = None, now: float | None = None) -> Bill:
+        """What Modal charges for this plane's containers from `since` (wall clock; default: their starts)
+        until each stops, counting the containers that ran an input at or after `since`. An idle container is
+        billed until its scale-down window runs out, a running one until now."""
+        now = time.time() if now is None else now
+        self.scale_down(now)
+        lines = []
+        for bill in list(self._bills):
+            if since is not None and not any(end >= since for _call, _start, end in bill.inputs) and not (
+                bill.busy_since is not None and bill.busy_since >= since
+            ):
+                continue
+            if not bill.inputs and bill.busy_since is None and since is not None:
+                continue
+            lines.append((bill, bill.seconds(since, now), bill.usd(since, now)))
+        return Bill(lines)
+
+    def wait_scaled_down(self, timeout_s: float = 120.0) -> bool:
+        """Wait until every container has stopped (its window ran out): the bill is then final."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            self.scale_down()
+            if all(bill.stopped is not None for bill in list(self._bills)):
+                return True
+            time.sleep(0.1)
+        return False
+
+    # --- stopping calls and apps as the dashboard does --------------------------------------------------
+
+    def terminate(self, call_ids: "list[str] | str") -> None:
+        """Stop calls the way Modal's dashboard does: each ends TERMINATED (modal's get raises RemoteError), and
+        the client sent no FunctionCallCancel."""
+        for call_id in [call_ids] if isinstance(call_ids, str) else call_ids:
+            call = self.calls[call_id]
+            call.terminated = True
+            call.cancelled.set()
+
+    def stop_app(self, app_name: str, environment: str | None = None) -> None:
+        """`modal app stop`: the app is gone (look-ups are NOT_FOUND) and every call still running ends
+        TERMINATED."""
+        apps = self.apps_in(environment)
+        app = apps.pop(app_name)
+        functions = {deployed.function_id for deployed in app.class_objects.values()}
+        bound = {bound_id for bound_id, (function_id, _params) in self._bound.items() if function_id in functions}
+        for call in list(self.calls.values()):
+            if call.function_id in functions | bound and not call.done.is_set():
+                call.terminated = True
+                call.cancelled.set()
+
+    # --- image builds -----------------------------------------------------------------------------------
+
+    def build_images(self, seconds: float, log: list[str] | None = None, fail: str | None = None) -> None:
+        """Images that are not built yet now take `seconds` each to build, streaming `log` (pip's lines, by
+        default) as they go; with `fail`, a build fails after its log with that last line (as pip's error)."""
+        self.build_s = seconds
+        self.build_log = list(log) if log is not None else [
+            "Collecting torch==2.13.0", "  Downloading torch-2.13.0-cp311-cp311-manylinux_2_28_x86_64.whl (887.1 MB)",
+            "Collecting nvidia-cudnn-cu13", "  Downloading nvidia_cudnn_cu13-9.13.0.50-py3-none-manylinux_2_27_x86_64.whl (725.3 MB)",
+            "Installing collected packages: nvidia-nccl-cu13, nvidia-cudnn-cu13, torch, openai-whisper",
+            "Successfully installed openai-whisper-20250625 torch-2.13.0",
+        ]
+        self._build_failure = fail
+        self._built.clear()
+
+    def _image_build(self, image: api_pb2.Image, force: bool) -> _Build:
+        """The image's build: cached when this definition was built before, else a build that takes build_s."""
+        key = image.SerializeToString(deterministic=True)
+        with self._lock:
+            build = self._built.get(key)
+            if build is not None and not force and build.result is not None and build.result.status == 1:
+                return build
+            build = _Build(_new_id("im"))
+            self._builds[build.image_id] = build
+            self._built[key] = build
+        if not self.build_s and self._build_failure is None:
+            build.result = api_pb2.GenericResult(status=api_pb2.GenericResult.GENERIC_STATUS_SUCCESS)
+            return build
+        lines, seconds, failure = list(self.build_log), self.build_s, self._build_failure
+        if failure:
+            lines.append(failure)
+
+        def run() -> None:
+            step = seconds / max(1, len(lines))
+            for line in lines:
+                time.sleep(step)
+                build.lines.append(line)
+            status = api_pb2.GenericResult.GENERIC_STATUS_FAILURE if failure else api_pb2.GenericResult.GENERIC_STATUS_SUCCESS
+            build.result = api_pb2.GenericResult(status=status)
+
+        threading.Thread(target=run, name="loopback-image-build", daemon=True).start()
+        return build
 
     # --- records --------------------------------------------------------------------------------------
 
@@ -810,44 +1381,57 @@ class ControlPlane:
             self.calls[call_id].expired = True
 
     def cold_containers(self) -> None:
-        """Forget the warm containers: the next inputs start new ones (and run @modal.enter)."""
+        """Forget the warm containers (they stop now): the next inputs start new ones (and run @modal.enter)."""
+        now = time.time()
         with self._lock:
+            for idle in self._idle.values():
+                for container in idle:
+                    container.bill.stopped = min(now, container.idle_until())
             self._idle = collections.defaultdict(list)
 
+    def empty_volume(self) -> None:
+        """A Volume that holds no weights yet (a first job on an uncached model), and no warm containers."""
+        self.cold_containers()
+        self.volume.clear()
+
     def fail_enter(self) -> None:
-        """Every container that starts from now fails in @modal.enter (until heal_enter): its model Volume
-        holds checkpoints that do not load (as after a failed download), so the deployed class's own
-        loading raises inside @enter."""
-        import tempfile
-
+        """Every container that starts from now fails in @modal.enter (until heal_enter): the model Volume
+        holds checkpoints that do not load (as after a broken download), so the deployed class's own loading
+        raises inside @enter."""
         import whisper
-
-        from worker.modal.app import MODELS_DIR_ENV
 
         if self._broken_volume is not None:
             return
         self.cold_containers()
-        root = Path(tempfile.mkdtemp(prefix="loopback-volume-"))
-        (root / "openai-whisper").mkdir()
+        folder = self.volume.committed / "openai-whisper"
+        backup = Path(tempfile.mkdtemp(prefix="loopback-volume-backup-"))
+        if folder.exists():
+            shutil.move(str(folder), str(backup / "openai-whisper"))
+        folder.mkdir(parents=True)
         for url in whisper._MODELS.values():  # noqa: SLF001 - the file names the Volume holds
-            (root / "openai-whisper" / os.path.basename(url)).write_bytes(b"not a checkpoint: the download broke")
-        self._broken_volume = root  # on the plane, not in faults: a faults reset must not strand the variable
-        self._saved_volume_env = os.environ.get(MODELS_DIR_ENV)
-        os.environ[MODELS_DIR_ENV] = str(root)
+            (folder / os.path.basename(url)).write_bytes(b"not a checkpoint: the download broke")
+        self._broken_volume = backup  # on the plane, not in faults: a faults reset must not keep it broken
 
     def heal_enter(self) -> None:
-        import shutil
-
-        from worker.modal.app import MODELS_DIR_ENV
-
-        if self._broken_volume is None:
+        """The Volume's good state is back (the containers that failed stay warm: their next input reloads it)."""
+        backup = self._broken_volume
+        if backup is None:
             return
-        if self._saved_volume_env is None:
-            os.environ.pop(MODELS_DIR_ENV, None)
-        else:
-            os.environ[MODELS_DIR_ENV] = self._saved_volume_env
-        shutil.rmtree(self._broken_volume, ignore_errors=True)
-        self._broken_volume = None  # the containers that failed stay warm: their next input loads again
+        folder = self.volume.committed / "openai-whisper"
+        shutil.rmtree(folder, ignore_errors=True)
+        if (backup / "openai-whisper").exists():
+            shutil.move(str(backup / "openai-whisper"), str(folder))
+        shutil.rmtree(backup, ignore_errors=True)
+        self._broken_volume = None
+
+    @property
+    def downloads(self) -> list[tuple[str, float]]:
+        """Every download of model weights the plane's containers made (model, when)."""
+        return list(_WEIGHTS.downloads)
+
+    def slow_downloads(self, bytes_per_s: float | None) -> None:
+        """The weights' host sends at most this many bytes per second (None: as fast as it can)."""
+        _WEIGHTS.bytes_per_s = bytes_per_s
 
     def delay_rpc(self, name: str, seconds: float) -> None:
         """RPC `name` (e.g. "FunctionBindParams", "FunctionMap", "BlobCreate") is answered `seconds` late."""
@@ -882,7 +1466,8 @@ class ControlPlane:
         deployment.tags = dict(request.tags)
         deployment.published = True
         self.deployments.append(deployment)
-        previous = self.apps.get(request.name)
+        apps = self.environments.setdefault(deployment.environment, {})
+        previous = apps.get(request.name)
         app = DeployedApp(classes=(), tags=dict(request.tags), app_id=previous.app_id if previous else request.app_id)
         for class_name, function_id in request.class_ids.items():
             definition = next(
@@ -893,20 +1478,21 @@ class ControlPlane:
                 class_name, tuple(definition.method_definitions) if definition else (), function_id, service_id, definition
             )
         app.classes = tuple(app.class_objects)
-        self.apps[request.name] = app
+        apps[request.name] = app
 
     def _app_by_id(self, app_id: str) -> DeployedApp:
-        for app in self.apps.values():
-            if app.app_id == app_id:
-                return app
+        for apps in self.environments.values():
+            for app in apps.values():
+                if app.app_id == app_id:
+                    return app
         if app_id in self._pending_apps:
             pending = DeployedApp(classes=(), app_id=app_id)
             self.apps.setdefault(f"(pending {app_id})", pending)
             return pending
         raise grpclib.GRPCError(Status.NOT_FOUND, "App not found")
 
-    def _class(self, app_name: str, class_name: str) -> DeployedClass | None:
-        app = self.apps.get(app_name)
+    def _class(self, app_name: str, class_name: str, environment: str | None = None) -> DeployedClass | None:
+        app = self.apps_in(environment).get(app_name)
         if app is None:
             return None
         return app.class_objects.get(class_name)
@@ -1002,17 +1588,58 @@ class ControlPlane:
                 self._pool = ThreadPoolExecutor(self.containers, thread_name_prefix="loopback-container")
             return self._pool
 
-    def _take_container(self, model: str) -> _Container:
+    def _spec(self, function_id: str) -> _Spec:
+        """What the containers of a (bound) function run under: its GPU, CPU and memory reservation, and its
+        scale-down window (a with_options window wins over the deployed one)."""
+        service_id, _params = self._bound.get(function_id, (function_id, {}))
+        definition = self._definitions.get(function_id) or self._definitions.get(service_id)
+        spec = _Spec()
+        if definition is not None and definition.ranked_functions:
+            function = definition.ranked_functions[0].function
+            resources = function.resources
+            window = function.autoscaler_settings.scaledown_window or function.task_idle_timeout_secs
+            spec = _Spec(
+                gpu=resources.gpu_config.gpu_type or "",
+                cpu_cores=(resources.milli_cpu or 125) / 1000,
+                memory_gib=(resources.memory_mb or 128) / 1024,
+                window_s=float(window or spec.window_s),
+            )
+        options = self._bound_options.get(function_id)
+        if options is not None and options.task_idle_timeout_secs:
+            spec = _Spec(spec.gpu, spec.cpu_cores, spec.memory_gib, float(options.task_idle_timeout_secs))
+        return spec
+
+    def _take_container(self, model: str, spec: _Spec) -> _Container:
+        self._ensure_runtime()
+        self.scale_down()
         with self._lock:
-            idle = self._idle.setdefault(model, [])
+            idle = self._idle.setdefault((model, spec), [])
             if idle:
-                return idle.pop()
+                container = idle.pop()
+                if container.bill not in self._bills:  # warm from an earlier plane of the session
+                    self._bills.append(container.bill)
+                return container
         try:
-            return _Container(self, model)
+            return _Container(self, model, spec)
         except Exception as exc:
             with self._lock:
                 self.container_crashes += 1
             raise _ContainerCrash(f"{type(exc).__name__}: {exc}") from exc
+
+    def running_in(self, container: _Container) -> "contextlib.AbstractContextManager[None]":
+        """Code run inside runs as in `container`: modal.is_local() is False, the Volume is its mount."""
+        plane = self
+
+        @contextlib.contextmanager
+        def inside():
+            previous = (_RUNTIME.container, _RUNTIME.plane)
+            _RUNTIME.container, _RUNTIME.plane = container, plane
+            try:
+                yield
+            finally:
+                _RUNTIME.container, _RUNTIME.plane = previous
+
+        return inside()
 
     def _run_input(self, call: _Call, attempt: int) -> None:
         record = call.record
@@ -1024,13 +1651,14 @@ class ControlPlane:
             self._finish(call, None, "cancelled")
             return
         model = str(record.params.get("model", DEFAULT_MODEL))
+        spec = self._spec(call.function_id)
         crashes = 0
         while True:  # a container that crashes in @enter restarts with backoff; the input waits (a crash loop)
             if call.cancelled.is_set() or self._stopping:
                 self._finish(call, None, "cancelled")
                 return
             try:
-                container = self._take_container(model)
+                container = self._take_container(model, spec)
                 break
             except _ContainerCrash:
                 crashes += 1
@@ -1041,10 +1669,13 @@ class ControlPlane:
         )
         with self._lock:
             self.executions.append(execution)
+        container.bill.busy_since = execution.started
         status, value = self._execute(container, record, attempt)
         execution.finished = time.time()
+        container.bill.inputs.append((call.call_id, execution.started, execution.finished))
+        container.bill.busy_since = None
         with self._lock:
-            self._idle.setdefault(model, []).append(container)
+            self._idle.setdefault((model, spec), []).append(container)
         if call.cancelled.is_set():
             execution.outcome = "cancelled"
             self._finish(call, None, "cancelled")
@@ -1072,7 +1703,8 @@ class ControlPlane:
                 if match(record):
                     return self._injected(how)
         try:
-            return "success", container.methods[record.method](*record.args, **record.kwargs)
+            with self.running_in(container):
+                return "success", container.methods[record.method](*record.args, **record.kwargs)
         except Exception as exc:
             return "failure", exc
 
@@ -1120,9 +1752,9 @@ class ControlPlane:
             if record is not None and any(match(record) for match in self.faults.expire):
                 call.expired = True
         elif status == "cancelled":
+            reason = "the input was terminated (stopped from the dashboard)" if call.terminated else "the call was cancelled"
             call.output = api_pb2.FunctionGetOutputsItem(
-                result=api_pb2.GenericResult(status=api_pb2.GenericResult.GENERIC_STATUS_TERMINATED,
-                                             exception="the call was cancelled"),
+                result=api_pb2.GenericResult(status=api_pb2.GenericResult.GENERIC_STATUS_TERMINATED, exception=reason),
                 idx=0, input_id=call.input_id, data_format=api_pb2.DATA_FORMAT_PICKLE,
             )
         call.done.set()
@@ -1130,8 +1762,7 @@ class ControlPlane:
     # --- serving ----------------------------------------------------------------------------------------
 
     _stopping = False
-    _saved_volume_env: str | None = None
-    _broken_volume: Path | None = None  # fail_enter's Volume, whose checkpoints do not load
+    _broken_volume: Path | None = None  # fail_enter's backup of the good Volume, while its checkpoints are broken
 
     def start(self) -> "ControlPlane":
         ready = threading.Event()
@@ -1169,6 +1800,26 @@ class ControlPlane:
             raise RuntimeError(f"the loopback control plane did not start: {errors}")
         return self
 
+    _runtime_installed = False
+
+    def _ensure_runtime(self) -> None:
+        """The container runtime (is_local, the mounted Volume, the weights' host) from the first container on."""
+        with self._lock:
+            if self._runtime_installed:
+                return
+            _install_runtime()
+            self._runtime_installed = True
+        if self.background_commit_s:
+            threading.Thread(target=self._commit_in_background, name="loopback-background-commits", daemon=True).start()
+
+    def _commit_in_background(self) -> None:
+        """Modal commits each running container's Volume every few seconds, whatever it holds at that moment."""
+        while not self._stopping and self.background_commit_s:
+            time.sleep(self.background_commit_s)
+            for container in list(self._live):
+                if container.bill.stopped is None:
+                    container.volume.commit(container.id, "background")
+
     def stop(self) -> None:
         self._stopping = True
         self.heal_enter()
@@ -1183,6 +1834,11 @@ class ControlPlane:
             thread.join(10)
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
+        if self._runtime_installed:
+            _uninstall_runtime()
+            self._runtime_installed = False
+        if self._own_volume_root:
+            shutil.rmtree(self.volume.root, ignore_errors=True)
 
     def __enter__(self) -> "ControlPlane":
         return self.start()

@@ -187,9 +187,10 @@ def test_a_queued_modal_job_shows_a_cost_range_that_grows_with_cold_starts_and_t
     warm_low = estimate_modal_cost(600.0, "tiny.en", 0.59, chunk_s=30.0, max_containers=8)
     assert 0 < warm_low.usd_low < warm_low.usd_high and warm_low.cold_containers == 8
     assert estimate_modal_cost(600.0, "medium", 0.59).usd_low > warm_low.usd_low  # a bigger model costs more
-    assert estimate_modal_cost(600.0, "tiny.en", 1.18).usd_high == pytest.approx(2 * warm_low.usd_high)
+    doubled = estimate_modal_cost(600.0, "tiny.en", 1.18)  # the GPU's rate doubled (CPU and memory are billed too)
+    assert warm_low.usd_high < doubled.usd_high < 2 * warm_low.usd_high
     assert estimate_modal_cost(20.0, "tiny.en").cold_containers == 1  # one chunk: one container
-    assert "lower bound" in warm_low.line()
+    assert "idle until scale-down" in warm_low.line()  # the idle tail is in the estimate, not left out
 
     library = Library(tmp_path / "lib.sqlite3")
     modal_job = library.add_job("/audio/talk.m4a", TranscriptionOptions(model="tiny.en"), "modal")

@@ -69,10 +69,19 @@ def container_id() -> str:
     return os.environ.get("MODAL_TASK_ID") or socket.gethostname()
 
 
-def ensure_volume_checkpoint(name: str, root: Path, commit: Callable[[], None] | None = None) -> tuple[Path, bool]:
-    """The official openai-whisper checkpoint for `name` inside the Volume at `root`, downloading it first if
-    needed: (path, downloaded). The download goes to a private temporary folder in the Volume and is moved
-    into place with os.replace, so a container never sees half a file; then the Volume is committed."""
+def ensure_volume_checkpoint(
+    name: str, root: Path, commit: Callable[[], None] | None = None, volume: Any = None
+) -> tuple[Path, bool]:
+    """The official openai-whisper checkpoint for `name` inside the Volume mounted at `root`, downloading it
+    first if needed: (path, downloaded). Nothing half-written ever reaches the Volume: the file is downloaded
+    to the container's own disk and its SHA-256 checked (whisper._download), then
+
+    - `volume` (the mounted modal.Volume): put in with batch_upload, which adds it whole in one step, and
+      the mount reloaded (a container that uploaded it first wins; ours is dropped);
+    - else (a plain folder, `commit` given): copied in under a hidden name, moved into place with os.replace
+      and committed.
+
+    Before downloading, a reload shows what other containers committed since this one started."""
     import whisper
 
     from worker.core.errors import TranscriptionError
@@ -84,16 +93,42 @@ def ensure_volume_checkpoint(name: str, root: Path, commit: Callable[[], None] |
     target = folder / os.path.basename(url)
     if target.is_file():
         return target, False
+    if volume is not None:
+        _reload(volume)
+        if target.is_file():
+            return target, False
     folder.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".download-", dir=folder))
+    local = Path(tempfile.mkdtemp(prefix="whisper-desk-weights-"))  # the container's disk, not the Volume
     try:
-        downloaded = Path(whisper._download(url, str(staging), False))  # noqa: SLF001 - checks the SHA-256
-        os.replace(downloaded, target)
+        downloaded = Path(whisper._download(url, str(local), False))  # noqa: SLF001 - checks the SHA-256
+        if volume is not None:
+            try:
+                with volume.batch_upload() as batch:
+                    batch.put_file(str(downloaded), f"/openai-whisper/{target.name}")
+            except FileExistsError:  # another container put it there first: the same file (same SHA-256)
+                pass
+            _reload(volume)
+            if not target.is_file():  # the upload failed: this container uses its own copy
+                keep = Path(tempfile.mkdtemp(prefix="whisper-desk-weights-kept-")) / target.name
+                os.replace(downloaded, keep)
+                return keep, True
+        else:
+            staging = folder / f".{target.name}.{container_id()}.partial"
+            shutil.copyfile(downloaded, staging)
+            os.replace(staging, target)
+            if commit is not None:
+                commit()
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    if commit is not None:
-        commit()
+        shutil.rmtree(local, ignore_errors=True)
     return target, True
+
+
+def _reload(volume: Any) -> None:
+    """See what other containers committed; a reload that fails leaves this container's view as it was."""
+    try:
+        volume.reload()
+    except Exception as exc:  # e.g. open files in the Volume: the download then goes ahead
+        print(f"whisper-desk: could not reload the model volume ({type(exc).__name__}: {exc})")
 
 
 def _decode(audio: bytes) -> tuple[Any, float]:
@@ -149,7 +184,9 @@ class TranscriberBody:
     """Loads one Whisper model (openai-whisper) and transcribes chunks with it. One call at a time per body
     (openai-whisper's decoder keeps per-call state on the model), which is what a Modal container runs."""
 
-    def __init__(self, model: str = DEFAULT_MODEL, commit_volume: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self, model: str = DEFAULT_MODEL, commit_volume: Callable[[], None] | None = None, volume: Any = None
+    ) -> None:
         from worker.core.options import MODEL_NAMES
 
         if model not in MODEL_NAMES:
@@ -158,10 +195,12 @@ class TranscriberBody:
             raise TranscriptionError(f"unknown model {model!r}; choose one of {', '.join(MODEL_NAMES)}")
         self.model = model
         self._commit_volume = commit_volume
+        self._volume = volume  # the mounted modal.Volume (in a container), for reload and batch_upload
         self._engine: Any = None
         self._lock = threading.Lock()
         self.model_load_s = 0.0
         self.downloaded = False
+        self.created_at = time.time()  # wall clock, for the client's cost: this container is up since then
 
     def load(self) -> float:
         """Load the model (once); returns the seconds it took."""
@@ -186,6 +225,7 @@ class TranscriberBody:
             opts = _checked_types(TranscriptionOptions.from_dict({**dict(options or {}), "model": self.model}))
         except (TypeError, ValueError) as exc:
             raise TranscriptionError(f"bad options for the worker: {exc}") from None
+        started_at = time.time()
         samples, decode_s = _decode(audio)
         self.load()
         with self._lock:
@@ -195,6 +235,11 @@ class TranscriberBody:
             decode_s=round(decode_s, 3),
             cuda_mem_mb=_cuda_memory_mb(),
             container_id=container_id(),
+            # wall clock (time.time()) in the container: what Modal bills is read off these (worker.modal.cost)
+            container_up_at=round(self.created_at, 3),
+            input_started_at=round(started_at, 3),
+            input_finished_at=round(time.time(), 3),
+            downloaded=self.downloaded,
         )
         return {
             "api_version": WORKER_API_VERSION,
@@ -245,7 +290,7 @@ def _make_engine(body: TranscriberBody) -> Any:
             import whisper
 
             device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
-            path, body.downloaded = ensure_volume_checkpoint(self.model_name, root, body._commit_volume)
+            path, body.downloaded = ensure_volume_checkpoint(self.model_name, root, body._commit_volume, body._volume)
             model = whisper.load_model(str(path), device=device)
             model.set_alignment_heads(whisper._ALIGNMENT_HEADS[self.model_name])  # noqa: SLF001
             self.device = device
@@ -295,15 +340,10 @@ image = (
 volume = modal.Volume.from_name(VOLUME_NAME, create_if_missing=True)
 
 
-def _commit_volume() -> None:
-    try:
-        volume.commit()
-    except Exception as exc:  # the file is complete on this container's disk; others download it again
-        print(f"whisper-desk: could not commit the model volume ({type(exc).__name__}: {exc})")
-
-
 @app.cls(
     gpu=SETTINGS.gpu,
+    cpu=SETTINGS.cpu,
+    memory=SETTINGS.memory_mib,
     image=image,
     volumes={MODELS_DIR: volume},
     timeout=SETTINGS.timeout_s,
@@ -326,12 +366,10 @@ class Transcriber:
     def _load_body(self) -> None:
         try:
             root = models_dir()
-            if root is not None and not modal.is_local():
-                try:
-                    volume.reload()  # see weights another container committed since this one started
-                except Exception:
-                    pass
-            body = TranscriberBody(self.model, commit_volume=_commit_volume if root is not None else None)
+            mounted = volume if root is not None and not modal.is_local() else None
+            if mounted is not None and self.load_error is not None:
+                _reload(mounted)  # it failed before: the Volume may hold good weights now
+            body = TranscriberBody(self.model, volume=mounted)  # reloads before it would download
             body.load()
             self.body, self.load_error = body, None
         except Exception as exc:

@@ -5,9 +5,12 @@ With a token but no network, modal's own calls retry for about 57 s; nothing her
 
 from __future__ import annotations
 
-from typing import Any, Callable, Coroutine
+from typing import TYPE_CHECKING, Any, Callable, Coroutine
 
 from worker.core.cancel import CancelToken
+
+if TYPE_CHECKING:
+    from worker.modal.credentials import Credentials
 
 CHECK_TIMEOUT_CAP_S = 10.0  # no credential or app check ever waits longer than this
 CLOSE_GRACE_S = 2.0  # closing a modal client never waits longer than this
@@ -36,18 +39,38 @@ def server_host(server_url: str) -> str:
     return urlparse(first).netloc or first
 
 
-async def open_client(server_url: str, token_id: str, token_secret: str):
-    """An explicit, opened modal client (never modal's cached global one, which read the config at import)."""
-    import modal
-    from modal_proto import api_pb2
-
-    client = modal.Client(server_url, api_pb2.CLIENT_TYPE_CLIENT, (token_id, token_secret))
+async def open_client(server_url: str, credentials: "Credentials"):
+    """An explicit, opened modal client (never modal's cached global one, which read the config at import),
+    with a token or OAuth credentials (worker.modal.credentials.Credentials)."""
+    client = new_client(server_url, credentials)
     try:
         await client.__aenter__()
     except BaseException:  # a time limit or cancel mid-connect: modal's connect attempt would go on retrying
         await close_client(client)
         raise
     return client
+
+
+def new_client(server_url: str, credentials: "Credentials"):
+    """A modal Client (not yet opened) for these credentials."""
+    import modal
+    from modal_proto import api_pb2
+
+    oauth = credentials.oauth
+    if oauth is None:
+        return modal.Client(server_url, api_pb2.CLIENT_TYPE_CLIENT,
+                            (credentials.token_id, credentials.token_secret.reveal()))
+    from modal.client import _OAuthCredentials  # what modal 1.6 builds from MODAL_OAUTH_* itself
+
+    return modal.Client(
+        server_url, api_pb2.CLIENT_TYPE_CLIENT, None,
+        oauth_credentials=_OAuthCredentials(
+            refresh_token=oauth.refresh_token.reveal(),
+            client_id=oauth.client_id,
+            client_secret=oauth.client_secret.reveal() if oauth.client_secret else None,
+            jwt_key=oauth.jwt_key.reveal() if oauth.jwt_key else None,
+        ),
+    )
 
 
 async def close_client(client) -> None:

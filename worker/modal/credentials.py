@@ -2,9 +2,11 @@
 
 Credentials live where Modal keeps them: `~/.modal.toml` (or `MODAL_CONFIG_PATH`), one `[profile]` table per
 profile with `token_id`, `token_secret` and `active = true` on the one in use; `MODAL_TOKEN_ID` /
-`MODAL_TOKEN_SECRET` in the environment win over the file, key by key, as in Modal. Modal reads that file
-once, at import, so every check here uses an explicit client built from the credentials we resolve.
-The token secret never appears in a returned string, a log line or an exception message.
+`MODAL_TOKEN_SECRET` in the environment win over the file, key by key, as in Modal. OAuth credentials
+(`oauth_refresh_token`, `oauth_client_id`, `oauth_client_secret` or `oauth_jwt_key`; MODAL_OAUTH_*) are read
+as modal 1.6 reads them, and so is the profile's `environment`. Modal reads that file once, at import, so every
+check here uses an explicit client built from the credentials (and environment) we resolve.
+No secret ever appears in a returned string, a log line or an exception message.
 No Qt and no `modal` import here.
 """
 
@@ -119,33 +121,97 @@ def active_profile(profiles: dict[str, dict[str, Any]] | None = None) -> str:
     return "default"
 
 
+class OAuth(NamedTuple):
+    """OAuth client credentials, as modal 1.6 accepts them (MODAL_OAUTH_* or a profile's oauth_* keys):
+    a refresh token and a client id, with exactly one of a client secret or a JWT key."""
+
+    refresh_token: Secret
+    client_id: str
+    client_secret: Secret | None = None
+    jwt_key: Secret | None = None
+
+
 class Credentials(NamedTuple):
-    token_id: str
+    token_id: str  # "" for OAuth credentials
     token_secret: Secret
     source: str  # "environment", "profile NAME" or "environment + profile NAME"
+    oauth: OAuth | None = None
+
+    @property
+    def who(self) -> str:
+        """What the credentials are called in a message: the token id, or the OAuth client id."""
+        return f"OAuth client {self.oauth.client_id}" if self.oauth is not None else f"token {self.token_id}"
+
+    def secrets(self) -> tuple[Secret, ...]:
+        """Every secret in these credentials (to scrub from any text shown)."""
+        found = [self.token_secret]
+        if self.oauth is not None:
+            found += [s for s in (self.oauth.refresh_token, self.oauth.client_secret, self.oauth.jwt_key) if s]
+        return tuple(s for s in found if s)
+
+
+_TOKEN_KEYS = ("token_id", "token_secret")
+_OAUTH_KEYS = ("oauth_refresh_token", "oauth_client_id", "oauth_client_secret", "oauth_jwt_key")
 
 
 def resolve_credentials(profile: str | None = None) -> Credentials | None:
-    """The token Modal would use (with `profile`: as if MODAL_PROFILE were set to it), or None.
-    Environment variables win over the file, key by key, as in Modal."""
-    env_id = os.environ.get("MODAL_TOKEN_ID")
-    env_secret = os.environ.get("MODAL_TOKEN_SECRET")
-    file_id = file_secret = None
-    if not (env_id and env_secret):
+    """The credentials Modal would use (with `profile`: as if MODAL_PROFILE were set to it), or None.
+    As modal 1.6 reads them: each setting is MODAL_<KEY> from the environment, else the profile's key; a token
+    (id and secret) or OAuth (refresh token, client id, and a client secret or a JWT key), never both.
+    Raises ModalSetupError for an unreadable config file, or for credentials modal would refuse."""
+    keys = _TOKEN_KEYS + _OAUTH_KEYS
+    from_env = {key: os.environ.get(f"MODAL_{key.upper()}") or None for key in keys}
+    entry: dict[str, Any] = {}
+    if not all(from_env[key] for key in _TOKEN_KEYS):
         profiles = read_profiles()
         profile = profile or active_profile(profiles)
         entry = profiles.get(profile, {})
-        file_id, file_secret = entry.get("token_id"), entry.get("token_secret")
-    token_id = env_id or file_id
-    token_secret = env_secret or file_secret
-    if not token_id or not token_secret:
-        return None
+    values = {key: from_env[key] or (str(entry[key]) if entry.get(key) else None) for key in keys}
+    used = [key for key in keys if values[key]]
     sources = []
-    if env_id or env_secret:
+    if any(from_env[key] for key in used):
         sources.append("environment")
-    if (not env_id and file_id) or (not env_secret and file_secret):
+    if any(not from_env[key] for key in used):
         sources.append(f"profile {profile}")
-    return Credentials(str(token_id), Secret(str(token_secret)), " + ".join(sources))
+    source = " + ".join(sources)
+    has_token = bool(values["token_id"] or values["token_secret"])
+    has_oauth = any(values[key] for key in _OAUTH_KEYS)
+    if has_token and has_oauth:
+        raise ModalSetupError(
+            f"both a Modal token and OAuth credentials are set ({source}); modal refuses that: keep one of them"
+        )
+    if has_oauth:
+        if not values["oauth_refresh_token"] or not values["oauth_client_id"] or (
+            bool(values["oauth_client_secret"]) == bool(values["oauth_jwt_key"])
+        ):
+            raise ModalSetupError(
+                f"the Modal OAuth credentials ({source}) need a refresh token, a client id and exactly one of "
+                "a client secret or a JWT key"
+            )
+        oauth = OAuth(
+            Secret(values["oauth_refresh_token"]),
+            values["oauth_client_id"],
+            Secret(values["oauth_client_secret"]) if values["oauth_client_secret"] else None,
+            Secret(values["oauth_jwt_key"]) if values["oauth_jwt_key"] else None,
+        )
+        return Credentials("", Secret(""), source, oauth)
+    if not values["token_id"] or not values["token_secret"]:
+        return None
+    return Credentials(str(values["token_id"]), Secret(str(values["token_secret"])), source)
+
+
+def resolve_environment(profile: str | None = None) -> str | None:
+    """The Modal environment deploys, checks and jobs use: MODAL_ENVIRONMENT, else the profile's
+    `environment`, else None (the workspace's default). Read fresh on every call, as modal reads it only at
+    import."""
+    if os.environ.get("MODAL_ENVIRONMENT"):
+        return os.environ["MODAL_ENVIRONMENT"]
+    try:
+        profiles = read_profiles()
+    except ModalSetupError:
+        return None
+    value = profiles.get(profile or active_profile(profiles), {}).get("environment")
+    return str(value) if value else None
 
 
 def has_credentials() -> bool:
@@ -156,8 +222,8 @@ def has_credentials() -> bool:
 
 
 def env_credentials_set() -> bool:
-    """True when MODAL_TOKEN_ID/MODAL_TOKEN_SECRET are set: they win over any saved profile."""
-    return bool(os.environ.get("MODAL_TOKEN_ID") or os.environ.get("MODAL_TOKEN_SECRET"))
+    """True when MODAL_TOKEN_ID/MODAL_TOKEN_SECRET (or MODAL_OAUTH_*) are set: they win over any saved profile."""
+    return any(os.environ.get(f"MODAL_{key.upper()}") for key in _TOKEN_KEYS + _OAUTH_KEYS)
 
 
 def resolve_server_url(profile: str | None = None) -> str:

@@ -27,13 +27,18 @@ from worker.modal.credentials import (
     Credentials,
     Secret,
     resolve_credentials,
+    resolve_environment,
     resolve_server_url,
     scrub,
 )
 from worker.modal.errors import NO_TOKEN, explain_modal_error
-from worker.modal.settings import APP_NAME, VERSION_TAG, WORKER_API_VERSION
+from worker.modal.settings import APP_NAME, STARTUP_TAG, VERSION_TAG, WORKER_API_VERSION, DeploySettings
 
-DEPLOY_TIMEOUT_S = 900.0  # a first deploy builds the T4 image (torch, whisper): minutes
+# a first deploy builds the T4 image: torch's CUDA wheels (cuDNN, cuBLAS, NCCL ...) are several GB, then the
+# image is snapshotted; a later deploy reuses the built layers and takes seconds
+DEPLOY_TIMEOUT_S = 2700.0
+DEPLOY_QUIET_S = 600.0  # a build that prints nothing for this long is stuck (pip prints as it downloads)
+DEPLOY_LOG_NAME = "modal-deploy.log"  # the last deploy's whole output, kept next to the library
 DEPLOY_MODULE = "worker.modal.app"  # what `modal deploy -m` imports
 
 LogFn = Callable[[str], None]
@@ -43,13 +48,15 @@ def project_root() -> Path:
     return Path(__file__).resolve().parents[2]
 
 
-def subprocess_env(server_url: str | None, profile: str | None) -> dict[str, str]:
+def subprocess_env(server_url: str | None, profile: str | None, environment: str | None = None) -> dict[str, str]:
     env = dict(os.environ)
     env.update(PYTHONUNBUFFERED="1", PYTHONIOENCODING="utf-8", NO_COLOR="1", TERM="dumb", COLUMNS="120")
     if server_url:
         env["MODAL_SERVER_URL"] = server_url
     if profile:
         env["MODAL_PROFILE"] = profile
+    if environment:
+        env["MODAL_ENVIRONMENT"] = environment
     root = str(project_root())
     env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     return env
@@ -61,6 +68,7 @@ class _ProcessOutcome:
     lines: list[str]
     timed_out: bool = False
     cancelled: bool = False
+    quiet: bool = False  # timed out because nothing was printed for too long
 
 
 def _stop_process(process: subprocess.Popen) -> None:
@@ -92,9 +100,10 @@ def run_streamed(
     env: dict[str, str] | None = None,
     secrets: tuple[str | Secret | None, ...] = (),
     cwd: Path | None = None,
+    quiet_s: float | None = None,
 ) -> _ProcessOutcome:
     """Run `command`, passing each output line (stdout and stderr, scrubbed) to `log` as it comes.
-    Stops the process when `cancel` fires or after `timeout_s`."""
+    Stops the process when `cancel` fires, after `timeout_s`, or after `quiet_s` without a line."""
     process = subprocess.Popen(
         command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         env=env, cwd=str(cwd) if cwd else None, start_new_session=(os.name == "posix"),
@@ -112,18 +121,22 @@ def run_streamed(
     reader.start()
     outcome = _ProcessOutcome(returncode=None, lines=[])
     deadline = time.monotonic() + timeout_s
+    last_line = time.monotonic()
     finished_reading = False
     while not finished_reading:
         if cancel is not None and cancel.cancelled:
             outcome.cancelled = True
             break
-        if time.monotonic() > deadline:
+        now = time.monotonic()
+        if now > deadline or (quiet_s is not None and now - last_line > quiet_s):
             outcome.timed_out = True
+            outcome.quiet = now <= deadline
             break
         try:
             raw = lines_in.get(timeout=0.1)
         except queue.Empty:
             continue
+        last_line = time.monotonic()
         if raw is None:
             finished_reading = True
             break
@@ -164,11 +177,44 @@ class DeployResult:
     version: str | None
     url: str | None
     seconds: float
+    environment: str | None = None  # the Modal environment deployed to (None: the workspace's default)
 
     def __str__(self) -> str:
         version = f" (worker API v{self.version})" if self.version else ""
+        where = f" in environment {self.environment}" if self.environment else ""
         url = f" at {self.url}" if self.url else ""
-        return f"{self.app_name}{version}{url} in {self.seconds:.0f} s"
+        return f"{self.app_name}{version}{where}{url} in {self.seconds:.0f} s"
+
+
+def deploy_log_path() -> Path:
+    """Where the last deploy's whole output is kept (the data folder next to the library)."""
+    from platformdirs import user_data_dir
+
+    from worker.core.constants import APP_DIRS_NAME
+
+    return Path(user_data_dir(APP_DIRS_NAME, appauthor=False)) / DEPLOY_LOG_NAME
+
+
+def _keep_log(lines: list[str]) -> Path | None:
+    """The deploy's output, written where the user can read it after a failure (None if it cannot be)."""
+    path = deploy_log_path()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    except OSError:
+        return None
+    return path
+
+
+def _build_failure(lines: list[str]) -> str | None:
+    """The one line for an image build that failed on Modal (modal's ImageBuildError), or None."""
+    if "ImageBuildError" not in "\n".join(lines):
+        return None
+    for line in lines:  # modal prints the exception on the lines after "Image build for im-… failed …"
+        stripped = line.strip(" │╭╮╰╯─")
+        if stripped.startswith(("ERROR:", "error:", "E: ")):
+            return f"the image build failed on Modal ({stripped[:200]})"
+    return "the image build failed on Modal"
 
 
 def deploy(
@@ -186,7 +232,12 @@ def deploy(
     Raises ModalSetupError with one line saying what to do, or Cancelled."""
     if cancel is not None and cancel.cancelled:
         raise Cancelled("deploy cancelled")
+    try:
+        DeploySettings.from_env()  # what Modal would refuse is refused here, in one line naming the variable
+    except ValueError as exc:
+        raise ModalSetupError(str(exc)) from None
     version = version or WORKER_API_VERSION
+    command_given = command
     command = command or [sys.executable, "-m", "modal", "deploy", "-m", module]
     secrets: tuple[str | Secret | None, ...] = ()
     try:
@@ -194,18 +245,33 @@ def deploy(
     except ModalSetupError:
         credentials = None
     if credentials is not None:
-        secrets = (credentials.token_secret,)
+        secrets = credentials.secrets()
+    environment = resolve_environment(profile)
     shown = " ".join("python" if part == sys.executable else part for part in command)
-    log(f"deploying {APP_NAME}" + (f" (worker API v{version})" if version else "") + f": {shown}")
+    where = f" to environment {environment}" if environment else ""
+    log(f"deploying {APP_NAME}" + (f" (worker API v{version})" if version else "") + f"{where}: {shown}")
     started = time.monotonic()
-    outcome = run_streamed(command, log, cancel, timeout_s, subprocess_env(server_url, profile), secrets, project_root())
+    outcome = run_streamed(command, log, cancel, timeout_s, subprocess_env(server_url, profile, environment), secrets,
+                           project_root(), quiet_s=min(DEPLOY_QUIET_S, timeout_s))
     if outcome.cancelled:
         raise Cancelled("deploy cancelled")
     if outcome.timed_out:
+        kept = _keep_log(outcome.lines)
+        log_note = f"; its log is in {kept}" if kept else ""
+        if outcome.quiet:
+            raise ModalSetupError(
+                f"deploy printed nothing for {min(DEPLOY_QUIET_S, timeout_s):g} s and was stopped{log_note}: "
+                "check the network connection and run `whisper-desk deploy` again"
+            )
         raise ModalSetupError(
-            f"deploy did not finish within {timeout_s:g} s: check the network connection and run `whisper-desk deploy` again"
+            f"deploy did not finish within {timeout_s:g} s{log_note}: check the network connection and run "
+            "`whisper-desk deploy` again"
         )
     if outcome.returncode != 0:
+        kept = _keep_log(outcome.lines)
+        build = _build_failure(outcome.lines)
+        if build:
+            raise ModalSetupError(f"deploy failed: {build}: the build log is in {kept or 'the output above'}")
         raise ModalSetupError(f"deploy failed: {failure_reason(outcome.lines)}")
     url = None
     for line in outcome.lines:
@@ -213,27 +279,33 @@ def deploy(
         if match:
             url = match.group(1) if match.groups() else match.group(0)
     if version and credentials is not None:
-        _record_version(version, credentials, server_url or resolve_server_url(profile), log, cancel)
-    return DeployResult(APP_NAME, version, url, time.monotonic() - started)
+        # the start-up limit as deployed: modal 1.6's FunctionInfo leaves it out, so jobs read it from this tag
+        limits = (str(DeploySettings.from_env().startup_timeout_s)
+                  if command_given is None and module == DEPLOY_MODULE else None)
+        _record_version(version, credentials, server_url or resolve_server_url(profile), log, cancel, environment,
+                        limits)
+    return DeployResult(APP_NAME, version, url, time.monotonic() - started, environment)
 
 
 def _record_version(version: str, credentials: Credentials, server_url: str, log: LogFn,
-                    cancel: CancelToken | None) -> None:
-    """Make sure the deployed app carries VERSION_TAG=version (worker/modal/app.py may set it itself);
-    bounded, and a failure here only costs check_app its version: it is logged, not raised."""
-    secret = credentials.token_secret.reveal()
+                    cancel: CancelToken | None, environment: str | None = None, limits: str | None = None) -> None:
+    """Make sure the deployed app carries VERSION_TAG=version (worker/modal/app.py may set it itself), and
+    STARTUP_TAG=limits (the start-up limit deployed) when given; bounded, and a failure here only costs check_app its version (and jobs the
+    deployed start-up limit): it is logged, not raised."""
+    secrets = credentials.secrets()
 
     async def tag() -> bool:
         import modal
 
-        client = await open_client(server_url, credentials.token_id, secret)
+        client = await open_client(server_url, credentials)
         try:
-            app = await modal.App.lookup.aio(APP_NAME, client=client)
+            app = await modal.App.lookup.aio(APP_NAME, environment_name=environment, client=client)
             tags = await app.get_tags.aio(client=client)
-            if tags.get(VERSION_TAG) == version:
+            wanted = {VERSION_TAG: version, **({STARTUP_TAG: limits} if limits else {})}
+            if all(tags.get(key) == value for key, value in wanted.items()):
                 return False
-            await app.set_tags.aio({**tags, VERSION_TAG: version}, client=client)
-            return True
+            await app.set_tags.aio({**tags, **wanted}, client=client)
+            return tags.get(VERSION_TAG) != version
         finally:
             await close_client(client)
 
@@ -244,4 +316,4 @@ def _record_version(version: str, credentials: Credentials, server_url: str, log
         raise
     except Exception as exc:
         reason = "no answer in time" if isinstance(exc, TimeoutError) else explain_modal_error(exc)
-        log(scrub(f"note: could not record the worker API version on the app ({reason})", secret))
+        log(scrub(f"note: could not record the worker API version on the app ({reason})", *secrets))

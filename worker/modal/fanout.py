@@ -38,15 +38,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from tests.ledgers import MemoryLedger
 from worker.backends.base import ChunkLedger, SentChunk
 from worker.backends.events import Emit, JobNote, Progress, SegmentsReady, Stage, TimingReport
 from worker.core.async_loops import run_cancellable
 from worker.core.cancel import CancelToken
 from worker.core.errors import TranscriptionError, WhisperDeskError
 from worker.core.options import TranscriptionOptions
-from worker.modal.cost import DEFAULT_T4_DOLLARS_PER_HOUR, summarize
-from worker.modal.remote import CANCEL_GRACE_S, ModalRemote, ended_without_answer, explain, is_transient
+from worker.modal.cost import DEFAULT_T4_DOLLARS_PER_HOUR, Plan, plan_fan_out, remember_figures, summarize
+from worker.modal.remote import (
+    CANCEL_GRACE_S,
+    ModalRemote,
+    ended_without_answer,
+    explain,
+    is_transient,
+    stopped_on_modal,
+)
 from worker.modal.settings import APP_NAME, CLASS_NAME, WORKER_API_VERSION, DeploySettings
 from worker.transcripts.model import Segment, Transcript
 from worker.transcripts.stitching import ChunkStitcher
@@ -81,8 +87,31 @@ class RemoteTranscriber(Protocol):
         ...
 
 
-# ---------------------------------------------------------------- the fan-out
+class _RunLedger:
+    """The calls of a job run without a library (a script, a benchmark): kept for as long as the run lasts."""
 
+    def __init__(self) -> None:
+        self._rows: dict[int, SentChunk] = {}
+
+    def sent(self, index: int, start_s: float, end_s: float, call_id: str) -> None:
+        self._rows[index] = SentChunk(index, start_s, end_s, call_id)
+
+    def finished(self, index: int) -> None:
+        row = self._rows.get(index)
+        if row is not None:
+            self._rows[index] = SentChunk(row.index, row.start_s, row.end_s, row.call_id, True)
+
+    def forget(self, index: int) -> None:
+        self._rows.pop(index, None)
+
+    def entries(self) -> list[SentChunk]:
+        return [self._rows[index] for index in sorted(self._rows)]
+
+    def clear(self) -> None:
+        self._rows.clear()
+
+
+# ---------------------------------------------------------------- the fan-out
 
 
 @dataclass
@@ -101,12 +130,18 @@ class _Job:
     duration_s: float
     estimate: int
     started: float
-    ledger: ChunkLedger = field(default_factory=MemoryLedger)
+    ledger: ChunkLedger = field(default_factory=_RunLedger)
     token: CancelToken = field(default_factory=CancelToken)
     sent: int = 0
     total: int | None = None  # known once the last chunk is cut
     upload_bytes: int = 0
     fraction: float = 0.0
+    call_timeout_s: float = 0.0  # how long one call may take: from the deployed function's limits
+    plan: Plan | None = None  # containers and scale-down window chosen for this file
+    deployed: DeploySettings | None = None  # the deployed function's GPU, CPU and memory (what is billed)
+    started_at: float = field(default_factory=time.time)  # wall clock, as the containers report theirs
+    sent_at: dict[int, float] = field(default_factory=dict)  # chunk index -> when this run sent its call
+    environment: str | None = None  # the Modal environment the job ran in (None: the workspace's default)
     stitcher: ChunkStitcher = field(default_factory=ChunkStitcher)  # answers in any order, segments out in order
 
     @property
@@ -137,6 +172,7 @@ class ModalBackend:
         dollars_per_hour: float = DEFAULT_T4_DOLLARS_PER_HOUR,
         retry_delay_s: float = RETRY_DELAY_S,
         server_url: str | None = None,
+        plan: str = "fastest",
     ) -> None:
         if int(max_containers) < 1:
             raise ValueError(f"max_containers must be at least 1, not {max_containers}")
@@ -148,8 +184,10 @@ class ModalBackend:
         self.class_name = class_name
         self.max_containers = int(max_containers)
         self.chunk_s = float(chunk_s)
-        # longer than Modal's own limits for one call (cold start + runs), so the client never gives up first
+        # longer than Modal's own limits for one call (cold start + runs), so the client never gives up first:
+        # a job takes them from the deployed function when it connects; this is the figure until then
         self.call_timeout_s = float(call_timeout_s or DeploySettings.as_deployed().call_timeout_s)
+        self._call_timeout_given = bool(call_timeout_s)
         self.connect_timeout_s = float(connect_timeout_s)
         self.max_retries = int(max_retries)
         self.max_poll_retries = int(max_poll_retries)
@@ -157,6 +195,9 @@ class ModalBackend:
         self.dollars_per_hour = float(dollars_per_hour)
         self.retry_delay_s = float(retry_delay_s)
         self.server_url = server_url
+        if plan not in ("fastest", "cheapest"):
+            raise ValueError(f"the fan-out plan is 'fastest' or 'cheapest', not {plan!r}")
+        self.plan = plan
 
     def transcribe(
         self,
@@ -170,7 +211,7 @@ class ModalBackend:
         `ledger` keeps the job's calls across an interruption (Library.chunk_ledger); cleared on success."""
         path = Path(path)
         cancel.raise_if_cancelled()
-        book = ledger if ledger is not None else MemoryLedger()
+        book = ledger if ledger is not None else _RunLedger()
         return run_cancellable(lambda: self._transcribe(path, options, emit, cancel, book), cancel,
                                workers=self.max_containers + 2, thread_name="modal-fanout")
 
@@ -188,7 +229,9 @@ class ModalBackend:
         started = time.monotonic()
         emit(Progress(Stage.DECODING, 0.0, message=f"decoding {path.name}"))
         duration = await loop.run_in_executor(None, probe_duration, path)  # MediaError: one line naming the file
-        remote = self.remote if self.remote is not None else self._modal_remote()
+        plan = plan_fan_out(duration, options.model, self.dollars_per_hour, self.chunk_s, self.max_containers,
+                            mode=self.plan)
+        remote = self.remote if self.remote is not None else self._modal_remote(plan.scaledown_s)
         if self.remote is None:
             emit(Progress(Stage.UPLOADING, 0.0, message="connecting to Modal"))
         await remote.open(options.model)
@@ -196,6 +239,10 @@ class ModalBackend:
 
         try:
             job = _Job(path, options, emit, duration, estimate_chunk_count(duration, self.chunk_s), started, ledger, cancel)
+            job.call_timeout_s = self._call_timeout(remote)
+            job.plan, job.deployed = plan, getattr(remote, "deployed", None)
+            job.environment = getattr(remote, "environment", None)
+            emit(JobNote(f"{plan.line()} (the plan for this file; {self._other_plan(duration, options.model)})"))
             await self._fan_out(job, remote, cancel)
         except asyncio.CancelledError:
             if cancel.detached:
@@ -208,10 +255,22 @@ class ModalBackend:
                 await remote.aclose()
         transcript = self._stitched(job)
         ledger.clear()
+        remember_figures(options.model, transcript.timings["chunks"])  # the next estimate is made of these
         return transcript
 
-    def _modal_remote(self) -> ModalRemote:
-        return ModalRemote(self.app_name, self.class_name, self.connect_timeout_s, self.server_url)
+    def _call_timeout(self, remote: RemoteTranscriber) -> float:
+        """The client's limit for one call: as given, else from the limits the deployed function reports."""
+        deployed = getattr(remote, "deployed", None)
+        if self._call_timeout_given or not isinstance(deployed, DeploySettings):
+            return self.call_timeout_s
+        return deployed.call_timeout_s
+
+    def _modal_remote(self, scaledown_s: int | None = None) -> ModalRemote:
+        return ModalRemote(self.app_name, self.class_name, self.connect_timeout_s, self.server_url, scaledown_s)
+
+    def _other_plan(self, duration_s: float, model: str) -> str:
+        other = "cheapest" if self.plan == "fastest" else "fastest"
+        return plan_fan_out(duration_s, model, self.dollars_per_hour, self.chunk_s, self.max_containers, mode=other).line()
 
     async def _fan_out(self, job: _Job, remote: RemoteTranscriber, cancel: CancelToken) -> None:
         from worker.media.chunking import encode_chunk, iter_chunks
@@ -232,7 +291,8 @@ class ModalBackend:
             job.progress(Stage.WAITING_GPU, 0.0, None, f"collecting {count} chunk{'s' if count != 1 else ''} already sent to Modal")
         stale: list[SentChunk] = []  # calls for chunks that are cut differently now (another chunk length)
 
-        slots = asyncio.Semaphore(self.max_containers)  # calls in flight
+        in_flight = job.plan.containers if job.plan is not None else self.max_containers
+        slots = asyncio.Semaphore(in_flight)  # calls in flight: one per container the plan pays for
         outcome: asyncio.Future[None] = loop.create_future()  # set when the last answer is in, or a chunk failed
         tasks: set[asyncio.Task] = set()
         options = job.options.to_dict()
@@ -251,7 +311,7 @@ class ModalBackend:
                 outcome.set_result(None)
 
         # encoded chunks are small (<= 1 MB per audio minute): cut a few ahead, so a freed slot never waits
-        ready: asyncio.Queue[_Piece | None] = asyncio.Queue(maxsize=2 * self.max_containers)
+        ready: asyncio.Queue[_Piece | None] = asyncio.Queue(maxsize=2 * in_flight)
 
         async def read() -> None:
             while True:
@@ -325,13 +385,13 @@ class ModalBackend:
                     call_id = await self._send(job, remote, piece, options, where)
                     runs += 1
                 try:
-                    answer = await asyncio.wait_for(remote.collect(call_id), self.call_timeout_s)
+                    answer = await asyncio.wait_for(remote.collect(call_id), job.call_timeout_s)
                     break
                 except TimeoutError:  # ours (asyncio.wait_for); modal's own timeouts are not builtin ones
                     await _stop(remote, call_id)
                     job.ledger.forget(piece.index)
                     raise TranscriptionError(
-                        f"{where} got no answer within {self.call_timeout_s:g} s: use shorter chunks or a longer timeout"
+                        f"{where} got no answer within {job.call_timeout_s:g} s: use shorter chunks or a longer timeout"
                     ) from None
                 except WhisperDeskError as exc:  # the worker refused the chunk (bad options, unreadable audio)
                     job.ledger.forget(piece.index)
@@ -339,6 +399,12 @@ class ModalBackend:
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:
+                    if stopped_on_modal(exc):  # stopped from the dashboard or `modal app stop`: the user's choice
+                        job.ledger.forget(piece.index)  # a retry of the job sends this chunk again
+                        raise TranscriptionError(
+                            f"{where} was stopped on Modal before it answered (from Modal's dashboard, `modal app "
+                            f"stop`, or its container was evicted): retry the job to send this chunk again"
+                        ) from None
                     if ended_without_answer(exc):  # the call runs no more: sending the chunk again runs it once more
                         job.ledger.forget(piece.index)
                         call_id = None
@@ -359,10 +425,14 @@ class ModalBackend:
                 await _stop(remote, call_id)
                 job.ledger.forget(piece.index)
             raise
-        if isinstance(answer, dict) and answer.get("error"):
-            job.ledger.forget(piece.index)  # a refusal: a later try of the job asks again (the model may load then)
-        else:
-            job.ledger.finished(piece.index)
+        try:
+            self._check(job, piece, answer)
+        except TranscriptionError:
+            # an old deployment's answer, or a refusal: a later try of the job sends the chunk again (after a
+            # deploy, or once the model loads) instead of collecting the same answer for days
+            job.ledger.forget(piece.index)
+            raise
+        job.ledger.finished(piece.index)
         self._accept(job, piece, answer)
 
     async def _send(self, job: _Job, remote: RemoteTranscriber, piece: _Piece, options: dict[str, Any], where: str) -> str:
@@ -370,10 +440,10 @@ class ModalBackend:
         attempts = self.max_retries + 1
         for attempt in range(1, attempts + 1):
             try:
-                call_id = await self._spawn(job, remote, piece, options)
+                call_id = await self._spawn_timed(job, remote, piece, options)
             except TimeoutError:
                 raise TranscriptionError(
-                    f"{where} could not be sent within {self.call_timeout_s:g} s: check the network connection"
+                    f"{where} could not be sent within {job.call_timeout_s:g} s: check the network connection"
                 ) from None
             except WhisperDeskError as exc:
                 raise TranscriptionError(f"{where} failed: {exc}") from None
@@ -387,12 +457,18 @@ class ModalBackend:
             return call_id
         raise AssertionError("unreachable")
 
+    async def _spawn_timed(self, job: _Job, remote: RemoteTranscriber, piece: _Piece, options: dict[str, Any]) -> str:
+        sent_at = time.time()
+        call_id = await self._spawn(job, remote, piece, options)
+        job.sent_at[piece.index] = sent_at  # a container started for this call is billed from about here
+        return call_id
+
     async def _spawn(self, job: _Job, remote: RemoteTranscriber, piece: _Piece, options: dict[str, Any]) -> str:
         """remote.spawn, bounded; a cancel that comes while it is under way (uploading, FunctionMap) still stops
         the call it makes, a detach writes that call down."""
         spawning = asyncio.ensure_future(remote.spawn(piece.data, options, chunk_index=piece.index))
         try:
-            done, _ = await asyncio.wait({spawning}, timeout=self.call_timeout_s)
+            done, _ = await asyncio.wait({spawning}, timeout=job.call_timeout_s)
         except asyncio.CancelledError:
             call_id = await _once_named(spawning)
             if call_id is not None and job.token.detached:
@@ -417,18 +493,23 @@ class ModalBackend:
         job.progress(stage, job.fraction, None, f"{doing} ({reason})")
         await asyncio.sleep(self.retry_delay_s * 2 ** (attempt - 1))
 
-    def _accept(self, job: _Job, piece: _Piece, answer: dict[str, Any]) -> None:
-        """Check and store one chunk's answer, then emit every answer that is now next in order."""
-        version, expected = str(answer.get("api_version", "?")), WORKER_API_VERSION
-        if version != expected:
+    @staticmethod
+    def _check(job: _Job, piece: _Piece, answer: Any) -> None:
+        """TranscriptionError unless `answer` is a transcript from a worker that speaks this app's API."""
+        version = str(answer.get("api_version", "?")) if isinstance(answer, dict) else "?"
+        if version != WORKER_API_VERSION:
             raise TranscriptionError(
                 f"{job.path.name}: the deployed Modal worker speaks API v{version}, this app needs "
-                f"v{expected}: run `whisper-desk deploy`"
+                f"v{WORKER_API_VERSION}: run `whisper-desk deploy`"
             )
         if answer.get("error"):  # the worker's own refusal (bad audio, options, model): final, never retried
             raise TranscriptionError(f"{job.path.name}: chunk {piece.index + 1} of {job.count}: {answer['error']}")
+
+    def _accept(self, job: _Job, piece: _Piece, answer: dict[str, Any]) -> None:
+        """Store one checked chunk's answer, then emit every answer that is now next in order."""
         timings = dict(answer.get("timings") or {})
         timings.update(chunk_index=piece.index, chunk_start_s=round(piece.start_s, 3), upload_bytes=len(piece.data))
+        timings.update(self._billing(job, piece))
         segments = [Segment.from_dict(s) for s in answer.get("segments") or []]
         for chunk in job.stitcher.add(piece.index, piece.start_s, piece.end_s, segments, timings,
                                       answer.get("language"), str(answer.get("model") or "")):
@@ -437,6 +518,20 @@ class ModalBackend:
                 job.emit(SegmentsReady(chunk.segments, chunk_index=chunk.index))
             job.emit(TimingReport(chunk.timings, chunk_index=chunk.index))
             job.progress(Stage.TRANSCRIBING, chunk.end_s / job.duration_s if job.duration_s > 0 else 1.0, chunk.index)
+
+    @staticmethod
+    def _billing(job: _Job, piece: _Piece) -> dict[str, Any]:
+        """What the chunk's bill is read off (worker.modal.cost.job_bill): when its call went out, when the job
+        started, and what its container runs under."""
+        deployed = job.deployed
+        if deployed is None or job.plan is None:  # not a Modal deployment (a stand-in): nothing is billed
+            return {}
+        billing: dict[str, Any] = {"job_started_at": round(job.started_at, 3), "gpu_type": deployed.gpu,
+                                   "cpu": deployed.cpu, "memory_mib": deployed.memory_mib,
+                                   "scaledown_s": job.plan.scaledown_s}
+        if piece.index in job.sent_at:
+            billing["sent_at"] = round(job.sent_at[piece.index], 3)
+        return billing
 
     def _stitched(self, job: _Job) -> Transcript:
         wall_s = time.monotonic() - job.started
@@ -448,7 +543,13 @@ class ModalBackend:
             **stitcher.totals(),
             "wall_s": round(wall_s, 3),
             "gpu_seconds": round(summary.compute_s, 3),
-            "cost_usd": round(summary.cost_usd, 6),
+            "cost_usd": round(summary.cost_usd, 6),  # as Modal bills it (worker.modal.cost.job_bill)
+            "billed_container_s": round(summary.billed_s, 3),
+            "idle_s": round(summary.idle_s, 3),
+            "call_timeout_s": job.call_timeout_s,
+            "plan": job.plan.name if job.plan is not None else None,
+            "scaledown_s": job.plan.scaledown_s if job.plan is not None else None,
+            "environment": job.environment,
             "speed_x": round(summary.speed_x, 2),
             "chunk_count": len(chunks),
             "max_containers": self.max_containers,

@@ -17,10 +17,10 @@ import asyncio
 from typing import Any
 
 from worker.core.errors import ModalSetupError, WhisperDeskError
-from worker.modal.bounded import close_client
+from worker.modal.bounded import close_client, new_client
 from worker.modal.credentials import scrub
-from worker.modal.errors import explain_modal_error, mro_names
-from worker.modal.settings import APP_NAME, CLASS_NAME
+from worker.modal.errors import explain_modal_error, is_auth_error, mro_names
+from worker.modal.settings import APP_NAME, CLASS_NAME, STARTUP_TAG, DeploySettings
 
 NOT_SET_UP = "Modal is not set up: run the setup wizard or `modal token new`"
 POLL_S = 25.0  # one long poll for a call's answer; an expired answer shows when a poll ends empty
@@ -51,6 +51,13 @@ def ended_without_answer(exc: BaseException) -> bool:
     return bool(set(mro_names(exc)) & _CALL_OVER)
 
 
+def stopped_on_modal(exc: BaseException) -> bool:
+    """The call ended on Modal's side without an answer or an exception of its own: stopped from the dashboard
+    or by `modal app stop` (GENERIC_STATUS_TERMINATED), or its container was evicted; modal's get() raises
+    RemoteError for those. (Our own errors are answers; what the method raised comes back as itself.)"""
+    return "RemoteError" in mro_names(exc)
+
+
 def explain(exc: BaseException, *secrets: Any) -> str:
     """One line for the user, with no secret in it."""
     return scrub(explain_modal_error(exc), *secrets)
@@ -66,26 +73,33 @@ class ModalRemote:
         class_name: str = CLASS_NAME,
         connect_timeout_s: float = 10.0,
         server_url: str | None = None,
+        scaledown_s: int | None = None,
     ) -> None:
         self.app_name = app_name
         self.class_name = class_name
         self.connect_timeout_s = connect_timeout_s
         self.server_url = server_url
+        # the job's own scale-down window (Cls.with_options): its containers stay warm this long, and no longer
+        self.scaledown_s = scaledown_s
         self._client: Any = None
         self._method: Any = None
         self._calls: dict[str, Any] = {}  # call id -> modal.FunctionCall
-        self._secret: str | None = None
+        self._secrets: tuple[Any, ...] = ()
+        self.environment: str | None = None  # the Modal environment of this job's look-ups
+        # the deployed function's limits (timeout, start-up, retries, GPU, CPU, memory) once open
+        self.deployed: DeploySettings | None = None
 
     async def open(self, model: str) -> None:
-        from worker.modal.credentials import resolve_credentials, resolve_server_url
+        from worker.modal.credentials import resolve_credentials, resolve_environment, resolve_server_url
 
         credentials = resolve_credentials()  # ModalSetupError for an unreadable config file
         if credentials is None:
             raise ModalSetupError(NOT_SET_UP)
-        self._secret = credentials.token_secret.reveal()
+        self._secrets = credentials.secrets()
+        self.environment = resolve_environment()
         url = self.server_url or resolve_server_url()
         try:
-            await asyncio.wait_for(self._connect(url, credentials.token_id, model), self.connect_timeout_s)
+            await asyncio.wait_for(self._connect(url, credentials, model), self.connect_timeout_s)
         except asyncio.CancelledError:
             await self.aclose()
             raise
@@ -100,21 +114,38 @@ class ModalRemote:
             raise
         except Exception as exc:
             await self.aclose()
-            raise ModalSetupError(explain(exc, self._secret)) from None
+            raise ModalSetupError(explain(exc, *self._secrets)) from None
 
-    async def _connect(self, url: str, token_id: str, model: str) -> None:
+    async def _connect(self, url: str, credentials: Any, model: str) -> None:
         import modal
-        from modal_proto import api_pb2
 
-        client = modal.Client(url, api_pb2.CLIENT_TYPE_CLIENT, (token_id, self._secret or ""))
+        client = new_client(url, credentials)
         self._client = client
         await client.__aenter__()
         await client.hello.aio()
-        cls = modal.Cls.from_name(self.app_name, self.class_name, client=client)
+        cls = modal.Cls.from_name(self.app_name, self.class_name, environment_name=self.environment, client=client)
         await cls.hydrate.aio(client)
+        if self.scaledown_s:
+            cls = cls.with_options(scaledown_window=int(self.scaledown_s))
         method = cls(model=model).transcribe  # a deployed app without the method fails here, at once
         await method.hydrate.aio(client)  # binds the model now: one FunctionBindParams per job, in the time limit
+        # the limits as deployed (FunctionGet's definition; the start-up limit from the app's tag), never from
+        # this computer's settings: a job started elsewhere, or after they changed, waits as long as Modal may
+        deployed = DeploySettings().from_function_info(await method.info.aio())
+        self.deployed = deployed.with_startup_tag(await self._startup_tag(client))
         self._method = method
+
+    async def _startup_tag(self, client: Any) -> str | None:
+        """The app's STARTUP_TAG (AppGetOrCreate, AppGetTags), or None when it has none or cannot be read."""
+        import modal
+
+        try:
+            app = await modal.App.lookup.aio(self.app_name, environment_name=self.environment, client=client)
+            return (await app.get_tags.aio(client=client)).get(STARTUP_TAG)
+        except Exception as exc:  # an app deployed without it, or a hiccup: the default start-up limit serves
+            if is_auth_error(exc):
+                raise
+            return None
 
     async def spawn(self, audio: bytes, options: dict[str, Any], chunk_index: int = 0) -> str:
         if self._method is None:

@@ -10,7 +10,7 @@ from worker.core.cancel import CancelToken
 from worker.core.errors import Cancelled, ModalSetupError, WhisperDeskError
 from worker.modal.bounded import close_client, open_client, run_bounded
 from worker.modal.checks import given_or_resolved
-from worker.modal.credentials import resolve_server_url, scrub
+from worker.modal.credentials import resolve_environment, resolve_server_url, scrub
 from worker.modal.errors import explain_modal_error
 from worker.modal.settings import APP_NAME, CLASS_NAME, DeploySettings
 
@@ -48,15 +48,15 @@ def warm_model_volume(
     resolved = given_or_resolved(None, None)
     if isinstance(resolved, str):
         raise ModalSetupError(resolved)
-    tid, secret, _source = resolved
     url = server_url or resolve_server_url()
+    environment = resolve_environment()
 
     async def call() -> dict:
         import modal
 
-        client = await open_client(url, tid, secret)
+        client = await open_client(url, resolved)
         try:
-            cls = modal.Cls.from_name(app_name, CLASS_NAME, client=client)
+            cls = modal.Cls.from_name(app_name, CLASS_NAME, environment_name=environment, client=client)
             return await cls(model=model).transcribe.remote.aio(audio, options)
         finally:
             await close_client(client)
@@ -68,7 +68,7 @@ def warm_model_volume(
     except (TimeoutError, asyncio.TimeoutError):
         raise ModalSetupError(f"warming {model} did not finish within {timeout_s:g} s: try again later") from None
     except Exception as exc:
-        raise ModalSetupError(scrub(explain_modal_error(exc), secret)) from None
+        raise ModalSetupError(scrub(explain_modal_error(exc), *resolved.secrets())) from None
     return _timings(model, result)
 
 
