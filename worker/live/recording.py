@@ -1,5 +1,5 @@
-"""What a live transcription hears, on disk as it arrives: a 16 kHz mono FLAC (soundfile) appended block by block
-and flushed at least every FLUSH_S, so a crash loses at most that much. Beside it, while it is being recorded, a
+"""What a live transcription hears, on disk as it arrives: a 16 kHz mono FLAC (soundfile) appended and flushed
+block by block, so a crash loses only what the FLAC encoder holds for its next frame (under FLAC_FRAME_S). Beside it, while it is being recorded, a
 marker file (NAME.flac.live, JSON: when it started, with which model) says the recording is unfinished. A clean
 stop removes the marker once the job is saved; a marker found at the next start means the process died, and
 `unfinished_recordings` hands those recordings back to be queued as ordinary jobs."""
@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 RECORDINGS_FOLDER = "recordings"  # under the app's data folder
 MARKER_SUFFIX = ".live"
-FLUSH_S = 1.0
+FLAC_FRAME_S = 4096 / SAMPLE_RATE  # libsndfile's FLAC frame: samples short of a whole frame wait in the encoder
 
 
 def recordings_dir() -> Path:
@@ -65,7 +65,6 @@ class Recording:
         self._file = soundfile.SoundFile(path, "w", samplerate=SAMPLE_RATE, channels=1, format="FLAC",
                                          subtype="PCM_16")
         self._lock = threading.Lock()
-        self._flushed = time.monotonic()
         self.samples = 0
 
     @classmethod
@@ -86,10 +85,8 @@ class Recording:
             if self._file.closed:
                 return
             self._file.write(samples)
+            self._file.flush()
             self.samples += len(samples)
-            if time.monotonic() - self._flushed >= FLUSH_S:
-                self._file.flush()
-                self._flushed = time.monotonic()
 
     def close(self) -> None:
         with self._lock:
