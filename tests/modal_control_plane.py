@@ -396,6 +396,15 @@ class VolumeStore:
                 sizes[name] = target.stat().st_size
             self.commits.append(VolumeCommit(container_id, "upload", sizes, time.time()))
 
+    def remove(self, container_id: str, path: str) -> None:
+        """remove_file: gone from the committed state at once (from a view at its next reload)."""
+        with self._lock:
+            target = self.committed / path.lstrip("/")
+            if not target.exists():
+                raise FileNotFoundError(f"{path} is not in the Volume")
+            target.unlink()
+            self.commits.append(VolumeCommit(container_id, "remove", {path.lstrip("/"): 0}, time.time()))
+
     def listing(self, path: str) -> list[tuple[str, int]]:
         """(path, size) of the committed files under `path`."""
         prefix = path.strip("/")
@@ -431,6 +440,9 @@ class _MountedVolume:
             return lambda: (record("VolumeCommit", container.id), container.volume.commit(container.id))[-1]
         if name == "batch_upload":
             return lambda force=False: _Upload(record, container)
+        if name == "remove_file":
+            return lambda path, recursive=False: (record("VolumeRemoveFile2", container.id),
+                                                  container.volume.remove(container.id, path))[-1]
         return getattr(self.real, name)
 
 
@@ -1810,6 +1822,13 @@ class ControlPlane:
             _install_runtime()
             self._runtime_installed = True
         if self.background_commit_s:
+            threading.Thread(target=self._commit_in_background, name="loopback-background-commits", daemon=True).start()
+
+    def commit_in_background(self, every_s: float) -> None:
+        """Commit every running container's Volume every `every_s` seconds, whatever it holds (as Modal does)."""
+        starting = not self.background_commit_s
+        self.background_commit_s = every_s
+        if starting and self._runtime_installed:
             threading.Thread(target=self._commit_in_background, name="loopback-background-commits", daemon=True).start()
 
     def _commit_in_background(self) -> None:

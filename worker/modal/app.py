@@ -28,6 +28,7 @@ again and, if it still fails, gets the error as its answer.
 
 # no `from __future__ import annotations`: Modal reads the class parameter's annotation as a real type
 import io
+import json
 import os
 import shutil
 import socket
@@ -41,7 +42,7 @@ import modal
 
 from worker.core.constants import SAMPLE_RATE
 from worker.core.options import DEFAULT_MODEL
-from worker.modal.settings import APP_NAME, VERSION_TAG, VOLUME_NAME, WORKER_API_VERSION, DeploySettings
+from worker.modal.settings import APP_NAME, VERSION_TAG, VOLUME_NAME, WEIGHTS_FOLDER, WORKER_API_VERSION, DeploySettings
 
 MODELS_DIR = "/models"  # where the Volume is mounted in the container
 MODELS_DIR_ENV = "WHISPER_DESK_VOLUME_DIR"  # overrides MODELS_DIR (tests point it at a temporary folder)
@@ -69,6 +70,10 @@ def container_id() -> str:
     return os.environ.get("MODAL_TASK_ID") or socket.gethostname()
 
 
+DOWNLOAD_WAIT_S = 2.0  # how often a container waiting for another's download looks again
+DOWNLOAD_STALE_S = 900.0  # a download claimed this long ago and not finished was abandoned: take it over
+
+
 def ensure_volume_checkpoint(
     name: str, root: Path, commit: Callable[[], None] | None = None, volume: Any = None
 ) -> tuple[Path, bool]:
@@ -76,8 +81,9 @@ def ensure_volume_checkpoint(
     first if needed: (path, downloaded). Nothing half-written ever reaches the Volume: the file is downloaded
     to the container's own disk and its SHA-256 checked (whisper._download), then
 
-    - `volume` (the mounted modal.Volume): put in with batch_upload, which adds it whole in one step, and
-      the mount reloaded (a container that uploaded it first wins; ours is dropped);
+    - `volume` (the mounted modal.Volume): one container downloads: it claims the download with a marker put
+      in with batch_upload (which refuses a file that exists: the others wait, reloading, for the weights),
+      puts the file in whole with batch_upload, removes the marker and reloads;
     - else (a plain folder, `commit` given): copied in under a hidden name, moved into place with os.replace
       and committed.
 
@@ -89,14 +95,19 @@ def ensure_volume_checkpoint(
     url = whisper._MODELS.get(name)  # noqa: SLF001 - the download URL names the file
     if url is None:
         raise TranscriptionError(f"unknown model {name!r}")
-    folder = root / "openai-whisper"
+    folder = root / WEIGHTS_FOLDER
     target = folder / os.path.basename(url)
     if target.is_file():
         return target, False
+    claimed = False
     if volume is not None:
         _reload(volume)
         if target.is_file():
             return target, False
+        claim = _claim_download(volume, target)
+        if claim is False and _wait_for(volume, target):
+            return target, False
+        claimed = bool(claim)
     folder.mkdir(parents=True, exist_ok=True)
     local = Path(tempfile.mkdtemp(prefix="whisper-desk-weights-"))  # the container's disk, not the Volume
     try:
@@ -104,9 +115,10 @@ def ensure_volume_checkpoint(
         if volume is not None:
             try:
                 with volume.batch_upload() as batch:
-                    batch.put_file(str(downloaded), f"/openai-whisper/{target.name}")
+                    batch.put_file(str(downloaded), f"/{WEIGHTS_FOLDER}/{target.name}")
             except FileExistsError:  # another container put it there first: the same file (same SHA-256)
                 pass
+            _unclaim_download(volume, target)
             _reload(volume)
             if not target.is_file():  # the upload failed: this container uses its own copy
                 keep = Path(tempfile.mkdtemp(prefix="whisper-desk-weights-kept-")) / target.name
@@ -118,9 +130,66 @@ def ensure_volume_checkpoint(
             os.replace(staging, target)
             if commit is not None:
                 commit()
+    except BaseException:
+        if claimed:  # the others stop waiting and try themselves
+            _unclaim_download(volume, target)
+        raise
     finally:
         shutil.rmtree(local, ignore_errors=True)
     return target, True
+
+
+def _marker(target: Path) -> str:
+    return f"/{WEIGHTS_FOLDER}/.downloading-{target.name}"
+
+
+def _claim_download(volume: Any, target: Path) -> bool | None:
+    """True: this container downloads; False: another one claimed it (wait for it); None: the claim could not
+    be made (download anyway)."""
+    claim = Path(tempfile.mkdtemp(prefix="whisper-desk-claim-")) / "claim"
+    claim.write_text(json.dumps({"container": container_id(), "at": time.time()}), encoding="utf-8")
+    try:
+        with volume.batch_upload() as batch:  # refuses a file that exists: one container wins the claim
+            batch.put_file(str(claim), _marker(target))
+        print(f"whisper-desk: downloading {target.name} into the model volume")
+        return True
+    except FileExistsError:
+        return False
+    except Exception as exc:  # no claim: this container downloads on its own (as before claims existed)
+        print(f"whisper-desk: could not claim the download of {target.name} ({type(exc).__name__}: {exc})")
+        return None
+    finally:
+        shutil.rmtree(claim.parent, ignore_errors=True)
+
+
+def _claimed_at(root: Path, target: Path) -> float | None:
+    marker = root / _marker(target).lstrip("/")
+    try:
+        return float(json.loads(marker.read_text(encoding="utf-8"))["at"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _wait_for(volume: Any, target: Path) -> bool:
+    """Another container is downloading: wait, reloading, until the weights are in (True), or its claim is
+    gone or stale without them (False: download them here)."""
+    root = target.parent.parent
+    print(f"whisper-desk: waiting for another container's download of {target.name}")
+    while True:
+        time.sleep(DOWNLOAD_WAIT_S)
+        _reload(volume)
+        if target.is_file():
+            return True
+        claimed = _claimed_at(root, target)
+        if claimed is None or time.time() - claimed > DOWNLOAD_STALE_S:
+            return False
+
+
+def _unclaim_download(volume: Any, target: Path) -> None:
+    try:
+        volume.remove_file(_marker(target))
+    except Exception as exc:  # a claim left behind goes stale; waiting containers then look for the file
+        print(f"whisper-desk: could not remove the download claim ({type(exc).__name__}: {exc})")
 
 
 def _reload(volume: Any) -> None:

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -142,6 +143,7 @@ class _Job:
     started_at: float = field(default_factory=time.time)  # wall clock, as the containers report theirs
     sent_at: dict[int, float] = field(default_factory=dict)  # chunk index -> when this run sent its call
     environment: str | None = None  # the Modal environment the job ran in (None: the workspace's default)
+    download_lock: threading.Lock | None = None  # held while chunk 1 alone puts the model's weights in the Volume
     stitcher: ChunkStitcher = field(default_factory=ChunkStitcher)  # answers in any order, segments out in order
 
     @property
@@ -237,12 +239,15 @@ class ModalBackend:
         await remote.open(options.model)
         from worker.media.chunking import estimate_chunk_count
 
+        job_started: _Job | None = None
         try:
-            job = _Job(path, options, emit, duration, estimate_chunk_count(duration, self.chunk_s), started, ledger, cancel)
+            job = job_started = _Job(path, options, emit, duration, estimate_chunk_count(duration, self.chunk_s),
+                                     started, ledger, cancel)
             job.call_timeout_s = self._call_timeout(remote)
             job.plan, job.deployed = plan, getattr(remote, "deployed", None)
             job.environment = getattr(remote, "environment", None)
             emit(JobNote(f"{plan.line()} (the plan for this file; {self._other_plan(duration, options.model)})"))
+            await self._first_download(job, remote, cancel)
             await self._fan_out(job, remote, cancel)
         except asyncio.CancelledError:
             if cancel.detached:
@@ -251,12 +256,38 @@ class ModalBackend:
                              "Modal: they are collected when the job runs again"))
             raise
         finally:
+            if job_started is not None and job_started.download_lock is not None:
+                job_started.download_lock.release()
+                job_started.download_lock = None
             if self.remote is None:
                 await remote.aclose()
         transcript = self._stitched(job)
         ledger.clear()
         remember_figures(options.model, transcript.timings["chunks"])  # the next estimate is made of these
         return transcript
+
+    async def _first_download(self, job: _Job, remote: RemoteTranscriber, cancel: CancelToken) -> None:
+        """A first job on a model whose weights are not in the Volume sends one chunk first, so one container
+        downloads them (before any other container starts, and is billed, for nothing); a job of this app that
+        starts meanwhile on the same model waits for that, then finds them there."""
+        asked = getattr(remote, "weights_cached", None)
+        if asked is None or await asked(job.options.model) is not False:
+            return
+        lock = _download_lock(f"{self.server_url}|{job.environment}|{job.options.model}")
+        loop = asyncio.get_running_loop()
+        waiting_said = False
+        while not await loop.run_in_executor(None, lock.acquire, True, 0.25):
+            cancel.raise_if_cancelled()
+            if not waiting_said:
+                job.progress(Stage.WAITING_GPU, 0.0, None,
+                             f"waiting for the {job.options.model} weights another job is putting in the Modal Volume")
+                waiting_said = True
+        if await asked(job.options.model) is not False:  # another job put them there meanwhile
+            lock.release()
+            return
+        job.download_lock = lock
+        job.emit(JobNote(f"the {job.options.model} weights are not in the Modal Volume yet: chunk 1 goes first and "
+                         "its container downloads them (once per model); the other chunks follow"))
 
     def _call_timeout(self, remote: RemoteTranscriber) -> float:
         """The client's limit for one call: as given, else from the limits the deployed function reports."""
@@ -344,6 +375,14 @@ class ModalBackend:
                 task = loop.create_task(self._run_chunk(job, remote, piece, options, earlier))
                 tasks.add(task)
                 task.add_done_callback(finished)
+                if job.download_lock is not None:  # the weights go into the Volume first: nothing else starts
+                    job.progress(Stage.WAITING_GPU, 0.0, None,
+                                 f"waiting for the {job.options.model} weights to download into the Modal Volume")
+                    await asyncio.wait({task})
+                    job.download_lock.release()
+                    job.download_lock = None
+                    if task.cancelled() or task.exception() is not None:
+                        return
 
         reader, dispatcher = loop.create_task(read()), loop.create_task(dispatch())
         watched: set[asyncio.Future] = {reader, dispatcher, outcome}
@@ -569,6 +608,16 @@ class ModalBackend:
             source=str(job.path),
         )
         return transcript.renumbered()
+
+
+_DOWNLOAD_LOCKS: dict[str, threading.Lock] = {}
+_DOWNLOAD_LOCKS_GUARD = threading.Lock()
+
+
+def _download_lock(key: str) -> threading.Lock:
+    """One lock per (server, environment, model) in this process: one job at a time puts weights in a Volume."""
+    with _DOWNLOAD_LOCKS_GUARD:
+        return _DOWNLOAD_LOCKS.setdefault(key, threading.Lock())
 
 
 def _same_chunk(entry: SentChunk, piece: _Piece) -> bool:

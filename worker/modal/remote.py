@@ -19,8 +19,16 @@ from typing import Any
 from worker.core.errors import ModalSetupError, WhisperDeskError
 from worker.modal.bounded import close_client, new_client
 from worker.modal.credentials import scrub
-from worker.modal.errors import explain_modal_error, is_auth_error, mro_names
-from worker.modal.settings import APP_NAME, CLASS_NAME, STARTUP_TAG, DeploySettings
+from worker.modal.errors import explain_modal_error, is_auth_error, is_not_found, mro_names
+from worker.modal.settings import (
+    APP_NAME,
+    CLASS_NAME,
+    STARTUP_TAG,
+    VOLUME_NAME,
+    WEIGHTS_FOLDER,
+    DeploySettings,
+    checkpoint_file,
+)
 
 NOT_SET_UP = "Modal is not set up: run the setup wizard or `modal token new`"
 POLL_S = 25.0  # one long poll for a call's answer; an expired answer shows when a poll ends empty
@@ -146,6 +154,25 @@ class ModalRemote:
             if is_auth_error(exc):
                 raise
             return None
+
+    async def weights_cached(self, model: str) -> bool | None:
+        """Whether the model Volume holds `model`'s weights (VolumeGetOrCreate, VolumeListFiles2): a first job on
+        an uncached model sends one chunk first, so one container downloads them. None when it cannot tell."""
+        import modal
+
+        if self._client is None:
+            return None
+        wanted = checkpoint_file(model)
+        try:
+            volume = modal.Volume.from_name(VOLUME_NAME, environment_name=self.environment, client=self._client)
+            entries = await asyncio.wait_for(volume.listdir.aio(f"/{WEIGHTS_FOLDER}"), self.connect_timeout_s)
+        except (asyncio.TimeoutError, TimeoutError):
+            return None
+        except Exception as exc:
+            if is_not_found(exc):  # no Volume (or folder) yet: nothing is cached
+                return False
+            return None
+        return any(entry.path.rsplit("/", 1)[-1] == wanted for entry in entries)
 
     async def spawn(self, audio: bytes, options: dict[str, Any], chunk_index: int = 0) -> str:
         if self._method is None:

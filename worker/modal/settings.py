@@ -24,6 +24,13 @@ VERSION_TAG = "whisper_desk_api"  # the App tag carrying WORKER_API_VERSION
 STARTUP_TAG = "whisper_desk_startup_timeout_s"  # the App tag with the start-up limit (modal's FunctionInfo lacks it)
 VOLUME_NAME = "whisper-desk-models"
 CALL_MARGIN_S = 60  # queueing and network on top of Modal's own limits
+WEIGHTS_FOLDER = "openai-whisper"  # where the Volume keeps openai-whisper's checkpoints
+_CHECKPOINT_FILES = {"turbo": "large-v3-turbo.pt"}  # the file whisper._MODELS names, where it is not MODEL.pt
+
+
+def checkpoint_file(model: str) -> str:
+    """The checkpoint file the Volume holds for `model` (the name in openai-whisper's download URL)."""
+    return _CHECKPOINT_FILES.get(model, f"{model}.pt")
 
 # what Modal accepts at deploy (modal 1.6.4: _functions.py, retries.py; a larger timeout is refused by its server)
 SCALEDOWN_RANGE_S = (2, 3600)
