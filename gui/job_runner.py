@@ -13,7 +13,7 @@ from typing import Any, Callable, Iterable, TypeVar
 
 from PySide6.QtCore import QCoreApplication, QEvent, QObject, Qt, QThread, Signal
 
-from worker.jobs.events import RegionTranscribed, TranscriptEdited, VoiceSaved
+from worker.jobs.events import RegionTranscribed, TranscriptEdited, TranscriptReused, VoiceSaved
 from worker.jobs.preferences import Preferences
 from worker.jobs.queue import (
     BackendFactory,
@@ -69,6 +69,7 @@ class QueueController(QObject):
     transcriptEdited = Signal(object)  # TranscriptEdited: job id, the transcript as saved, whether it is edited
     regionTranscribed = Signal(object)  # RegionTranscribed
     voiceSaved = Signal(object)  # VoiceSaved
+    transcriptReused = Signal(object)  # TranscriptReused (after its line reached logLine)
 
     _reported = Signal(object)  # a QueueEvent, from any thread (the one queued connection)
 
@@ -102,6 +103,7 @@ class QueueController(QObject):
             TimingLine: log_line,
             SummaryLine: log_line,
             FailureLine: log_line,
+            TranscriptReused: self._reused,
             Note: lambda e: self.note.emit(e.text),
             PathsAdded: lambda e: self.pathsAdded.emit(e.records, e.notes),
             ModalSetupNeeded: lambda e: self.modalSetupNeeded.emit(e.reason),
@@ -111,6 +113,10 @@ class QueueController(QObject):
             RegionTranscribed: self.regionTranscribed.emit,
             VoiceSaved: self.voiceSaved.emit,
         }
+
+    def _reused(self, event: TranscriptReused) -> None:
+        self.logLine.emit(event.job_id, event.text)
+        self.transcriptReused.emit(event)
 
     def _report(self, event: QueueEvent) -> None:
         """The queue's listener. From a worker thread: queued to the GUI thread. On the GUI thread (the window

@@ -50,16 +50,16 @@ from gui.search_panel import SearchPanel
 from gui.settings import Preferences, SettingsDialog, load_preferences, settings_store
 from gui.watch_runner import WatchRunner
 from worker.backends.base import BACKEND_LABELS
+from worker.library.job_status import JobStatus
 from worker.library.jobs import JobRecord
 from worker.library.library import Library
-from worker.library.job_status import JobStatus
 from worker.transcripts.model import Segment, Transcript
 
 if TYPE_CHECKING:
     from gui.editor import KnownVoicesDialog, TranscriptEditor
     from gui.export_dialog import ExportDialog, ImportForReview
     from gui.wizard import ModalSetupWizard
-    from worker.jobs.events import JobFinished, TranscriptEdited
+    from worker.jobs.events import JobFinished, TranscriptEdited, TranscriptReused
     from worker.library.search import SearchHit
 
 WINDOW_TITLE = "Whisper Desk"
@@ -365,7 +365,8 @@ class MainWindow(QMainWindow):
         self.pause_action.setCheckable(True)
         self.pause_action.toggled.connect(self.controller.set_paused)
         self.cancel_action = self._action("&Cancel", "cancel", self.cancel_selected, ["Esc"], "Cancel the selected jobs (Esc in the queue, Ctrl+. anywhere)")
-        self.retry_action = self._action("&Retry", "retry", self.retry_selected, ["Ctrl+R"], "Run the selected jobs again")
+        self.retry_action = self._action("&Retry", "retry", self.retry_selected, ["Ctrl+R"], "Run the selected jobs again (really transcribed, even a recording transcribed before)")
+        self.transcribe_again_action = self._action("Transcribe &again", "retry", self.transcribe_again_selected, [], "Transcribe the selected finished jobs again, even those whose transcript came from an earlier job of the same recording")
         self.remove_action = self._action("Re&move", "remove", self.remove_selected, [QKeySequence.StandardKey.Delete], "Remove the selected jobs from the library")
         self.up_action = self._action("Move &up", "up", lambda: self.move_selected(-1), ["Ctrl+Up"], "Move the selected jobs up the queue")
         self.down_action = self._action("Move &down", "down", lambda: self.move_selected(1), ["Ctrl+Down"], "Move the selected jobs down the queue")
@@ -406,7 +407,7 @@ class MainWindow(QMainWindow):
             self.table.setColumnWidth(column, width)
         self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
         # queue-only shortcuts (Esc, Del, Ctrl+Up/Down) must not fire while typing in the editor
-        for action in (self.cancel_action, self.retry_action, self.remove_action, self.up_action, self.down_action,
+        for action in (self.cancel_action, self.retry_action, self.transcribe_again_action, self.remove_action, self.up_action, self.down_action,
                        self.local_action, self.modal_action, self.speakers_menu.menuAction(), self.export_action):
             self.table.addAction(action)
         for action in (self.cancel_action, self.remove_action, self.up_action, self.down_action, self.local_action,
@@ -472,7 +473,7 @@ class MainWindow(QMainWindow):
                        self.quit_action):
             file_menu.addSeparator() if action is None else file_menu.addAction(action)
         queue_menu = bar.addMenu("&Queue")
-        for action in (self.pause_action, None, self.cancel_action, self.retry_action, self.remove_action, None,
+        for action in (self.pause_action, None, self.cancel_action, self.retry_action, self.transcribe_again_action, self.remove_action, None,
                        self.up_action, self.down_action, None, self.local_action, self.modal_action,
                        self.speakers_menu.menuAction()):
             queue_menu.addSeparator() if action is None else queue_menu.addAction(action)
@@ -525,6 +526,7 @@ class MainWindow(QMainWindow):
         c.modalSetupNeeded.connect(self._offer_setup)
         c.durationKnown.connect(self._duration_known)
         c.pausedChanged.connect(self._paused_changed)
+        c.transcriptReused.connect(self._transcript_reused)
         self.watch_runner.line.connect(self.log_panel.append_line)
         self.modal_status.changed.connect(self._modal_state_changed)
         self.table.selectionModel().selectionChanged.connect(lambda *_: self._update_pane())
@@ -676,6 +678,12 @@ class MainWindow(QMainWindow):
     def retry_selected(self) -> None:
         self.controller.retry(self.selected_job_ids())
 
+    def transcribe_again_selected(self) -> None:
+        """The selected finished jobs transcribed for real (one whose transcript was reused, too)."""
+        done = [job_id for job_id in self.selected_job_ids()
+                if (row := self.model.job_row(job_id)) is not None and row.status == JobStatus.DONE]
+        self.controller.retry(done)
+
     def remove_selected(self) -> None:
         self.controller.remove(self.selected_job_ids())
 
@@ -704,6 +712,7 @@ class MainWindow(QMainWindow):
         statuses = [row.status for row in map(self.model.job_row, ids) if row is not None]
         self.cancel_action.setEnabled(any(not JobStatus(s).finished for s in statuses))
         self.retry_action.setEnabled(any(JobStatus(s).finished for s in statuses))
+        self.transcribe_again_action.setEnabled(JobStatus.DONE in statuses)
         for action in (self.remove_action, self.up_action, self.down_action, self.local_action, self.modal_action,
                        self.speakers_menu.menuAction()):
             action.setEnabled(bool(ids))
@@ -764,6 +773,11 @@ class MainWindow(QMainWindow):
         if edit.job_id == self.transcript_pane.job_id and not self.transcript_pane.live:
             self.transcript_pane.set_edited(edit.edited)
         self.search_panel.refresh()
+
+    def _transcript_reused(self, reused: TranscriptReused) -> None:
+        """A file transcribed before (same recording, model, options) took that transcript: the status bar says
+        so, and how to have it transcribed anyway (its JobFinished follows and shows the transcript)."""
+        self.statusBar().showMessage(f"{reused.text}. Queue > Transcribe again transcribes it anyway.", 12000)
 
     def _duration_known(self, job_id: int, seconds: float) -> None:
         if seconds < 0:

@@ -199,7 +199,8 @@ class SettingsDialog(QDialog):
 
         from gui.watch_folders import WatchFoldersEditor
 
-        self.watch_folders = WatchFoldersEditor(preferences.watch_folders, preferences.backend, preferences.model)
+        self.watch_folders = WatchFoldersEditor(preferences.watch_folders, preferences.backend, preferences.model,
+                                                preferences=preferences)
         watch = QtWidgets.QGroupBox("Watch folders")
         QtWidgets.QVBoxLayout(watch).addWidget(self.watch_folders)
 

@@ -131,7 +131,7 @@ def media(tmp_path: Path) -> Callable[[str], Path]:
     def make(name: str) -> Path:
         path = tmp_path / "media" / name
         path.parent.mkdir(exist_ok=True)
-        path.write_bytes(b"stand-in")
+        path.write_bytes(f"stand-in for {name}".encode())  # each its own recording (the same one would be reused)
         return path
 
     return make

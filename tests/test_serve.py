@@ -313,10 +313,12 @@ def test_clients_at_once_are_each_answered_and_a_failure_loses_none(served: Serv
     """Three requests at the same moment: two good, one whose job fails (a cut FLAC: its header decodes, its
     second half is missing). The good ones are answered, the cut one gets its reason once (OpenAI's client,
     which retries server errors, is told not to: its job ran once), and the jobs ran in turn (the preferences'
-    default: one file at a time on this computer)."""
+    default: one file at a time on this computer). The good ones are jfk in two encodings this module sends
+    nowhere else, so each is transcribed: a recording sent before would be answered from its transcript."""
     tag = uuid.uuid4().hex[:8]
     cut = make_media(tmp_path, "truncated_flac").read_bytes()
-    uploads = {f"first-{tag}.flac": jfk.read_bytes(), f"cut-{tag}.flac": cut, f"second-{tag}.flac": jfk.read_bytes()}
+    first, second = (make_media(tmp_path, kind).read_bytes() for kind in ("wav_48k_float", "ogg"))
+    uploads = {f"first-{tag}.wav": first, f"cut-{tag}.flac": cut, f"second-{tag}.ogg": second}
     start = threading.Barrier(len(uploads))
     retrying = served.client(max_retries=2)
 
@@ -329,7 +331,7 @@ def test_clients_at_once_are_each_answered_and_a_failure_loses_none(served: Serv
 
     with ThreadPoolExecutor(len(uploads)) as pool:
         answers = dict(zip(uploads, pool.map(ask, uploads)))
-    for name in (f"first-{tag}.flac", f"second-{tag}.flac"):
+    for name in (f"first-{tag}.wav", f"second-{tag}.ogg"):
         assert isinstance(answers[name], str) and PHRASE in words_of(answers[name]), answers[name]
     failure = answers[f"cut-{tag}.flac"]
     assert isinstance(failure, openai.InternalServerError)
@@ -338,7 +340,7 @@ def test_clients_at_once_are_each_answered_and_a_failure_loses_none(served: Serv
     records = [record for record in served.jobs() if tag in record.name]
     assert sorted(record.name for record in records) == sorted(uploads)  # each ran once
     assert {record.name: record.status for record in records} == {
-        f"first-{tag}.flac": JobStatus.DONE, f"cut-{tag}.flac": JobStatus.FAILED, f"second-{tag}.flac": JobStatus.DONE}
+        f"first-{tag}.wav": JobStatus.DONE, f"cut-{tag}.flac": JobStatus.FAILED, f"second-{tag}.ogg": JobStatus.DONE}
     spans = sorted((record.started or 0.0, record.finished or 0.0) for record in records)
     assert all(earlier[1] <= later[0] for earlier, later in zip(spans, spans[1:]))  # in turn
 

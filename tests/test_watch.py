@@ -189,9 +189,11 @@ def rig(tmp_path):
         made.stop()
 
 
-def _media(folder: Path, name: str, data: bytes = b"RIFF fake audio bytes") -> Path:
+def _media(folder: Path, name: str, data: bytes | None = None) -> Path:
+    """A stand-in media file; each name its own recording unless `data` says otherwise (the same bytes are one
+    recording, transcribed once)."""
     path = folder / name
-    path.write_bytes(data)
+    path.write_bytes(data if data is not None else f"RIFF fake audio bytes of {name}".encode())
     return path
 
 

@@ -81,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--output-dir", type=Path, help="write DIR/<input stem>.<format> for each input and format")
     out.add_argument("-o", "--output", type=Path, help="output file (one input and one format only)")
     tr.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    tr.add_argument("--again", action="store_true",
+                    help="transcribe even a recording the library already has a transcript of (the same bytes, "
+                    "model and options, under any name); without it, that transcript is reused and said so")
     _add_subtitle_rule_options(tr)
     tr.add_argument("--chunk-seconds", type=float, default=None, help="Modal: target chunk length (default: 30)")
     tr.add_argument("--max-containers", type=int, default=None, help="Modal: GPU containers in parallel (default: 8)")
@@ -92,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("deploy", help="deploy the T4 worker app to Modal")
 
     from worker.jobs.watch import SETTLE_S
-    from worker.jobs.watch_folders import DEFAULT_FORMATS
+    from worker.jobs.watch_folders import DEFAULT_FORMATS, EXISTING_CHOICES, ExistingFiles
     from worker.library.search import DEFAULT_LIMIT
 
     se = sub.add_parser("search", help="search every transcript in the library; one line per hit: FILE, time, text")
@@ -109,6 +112,10 @@ def build_parser() -> argparse.ArgumentParser:
     wa.add_argument("--model", choices=MODEL_NAMES, default=TranscriptionOptions().model)
     wa.add_argument("--settle", type=float, default=SETTLE_S, metavar="SECONDS",
                     help=f"a file is queued once unchanged this long (default: {SETTLE_S:g})")
+    wa.add_argument("--existing", choices=EXISTING_CHOICES, default=ExistingFiles.TRANSCRIBE.value,
+                    help="the media files already in the folder the first time it is watched: transcribe them "
+                    "(the default: a command that names a folder asks for its files, as it always did) or skip them "
+                    "(remembered as seen and never queued; only files that arrive later are transcribed)")
     wa.add_argument("--library", type=Path, default=None, help="the library file (default: the app's)")
 
     from worker.cli.serve import add_serve_parser
@@ -166,10 +173,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return search_command(args.query, args.limit, args.library, sys.stdout, sys.stderr)
     if args.command == "watch":
         from worker.cli.watch import watch_command
-        from worker.jobs.watch_folders import DEFAULT_FORMATS, WatchFolder
+        from worker.jobs.watch_folders import DEFAULT_FORMATS, ExistingFiles, WatchFolder
 
         entry = WatchFolder(str(args.folder), args.backend, args.model, tuple(args.formats or DEFAULT_FORMATS),
-                            str(args.output_dir or ""))
+                            str(args.output_dir or ""), ExistingFiles(args.existing))
         return watch_command(entry, args.library, args.settle, sys.stderr)
     if args.command == "deploy":
         return deploy_command()
@@ -275,9 +282,9 @@ def transcribe_command(args: argparse.Namespace, parser: argparse.ArgumentParser
     from dataclasses import replace
 
     from worker.core.interrupts import CtrlC
+    from worker.jobs.export import exporter
     from worker.jobs.preferences import Preferences
     from worker.jobs.queue import JobFinished, JobQueue, JobStatus
-    from worker.jobs.export import exporter
     from worker.library.library import Library
     from worker.transcripts.formats import word_timestamps_needed
 
@@ -341,7 +348,7 @@ def transcribe_command(args: argparse.Namespace, parser: argparse.ArgumentParser
     failures = 0
     try:
         with CtrlC() as ctrl_c:
-            records = jobs.add_files(files, preferences.backend, options)
+            records = jobs.add_files(files, preferences.backend, options, again=args.again)
             order = [record.id for record in records]
             printer.names.update({record.id: record.name for record in records})
             endings: dict[int, JobFinished] = {}

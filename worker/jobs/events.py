@@ -98,6 +98,16 @@ class FailureLine(LogLine):
 
 
 @dataclass(frozen=True)
+class TranscriptReused(LogLine):
+    """The log's line for a job that was not transcribed: its file is the same recording (same bytes), model and
+    options as an earlier finished job, whose transcript it got (worker.jobs.same_recording). Its JobFinished
+    follows, done, with that transcript."""
+
+    earlier_job_id: int = 0
+    earlier_path: str = ""
+
+
+@dataclass(frozen=True)
 class Note:
     """Something a user should read once (skipped files, recovered jobs)."""
 

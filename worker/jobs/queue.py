@@ -18,7 +18,15 @@ the call came from inside the listener (they follow once the listener returns). 
 quickly (the window turns each report into one queued Qt signal; the CLI prints).
 
 A running job holds a lease in the library (claim_job / heartbeat / release_job), so another process on the
-same library never runs it too; a crashed process's jobs are re-queued at the next start (restore).
+same library never runs it too; a crashed process's jobs are re-queued at the next start (restore). Under a
+window the queue also lists the jobs other processes add (`whisper-desk serve`, `transcribe`, a watch): a cheap
+look for new job ids with its heartbeat reports each as JobAdded, then follows it to its end.
+
+The same recording is never transcribed twice by accident (worker.jobs.same_recording): a queued job starts
+only once its file's content (SHA-256, read in the background by the hasher) is known. If a finished job had the
+same content, model and options, the job takes a copy of its transcript instead of a run (TranscriptReused, then
+JobFinished done); if one of this queue's jobs is transcribing that recording, or will first, the job waits for
+it. Retry (the window's "Transcribe again", `--again`) transcribes it even so.
 """
 
 from __future__ import annotations
@@ -63,9 +71,11 @@ from worker.jobs.events import (
     SummaryLine,
     TimingLine,
     TranscriptEdited,
+    TranscriptReused,
     VoiceSaved,
 )
 from worker.jobs.outbox import Outbox
+from worker.jobs.same_recording import content_sha256, copy_transcript, earlier_transcript, reuse_line, same_recording
 from worker.library.job_status import FINISHED_STATUSES, JobStatus  # noqa: F401 - part of the queue's interface
 from worker.library.jobs import HEARTBEAT_S, JobRecord, new_lease_owner
 from worker.library.library import Library
@@ -80,7 +90,7 @@ __all__ = [  # the events are defined in worker.jobs.events and are part of the 
     "JobChanged", "JobFinished", "JobProgress", "JobQueue", "JobRemoved", "JobStarted", "JobStatus", "JobsReordered",
     "Listener", "LogLine", "MODAL_NOT_SET_UP", "ModalSetupNeeded", "Note", "PathsAdded", "PausedChanged",
     "QueueEvent", "RegionTranscribed", "SegmentsArrived", "SerialWorker", "SummaryLine", "TimingLine",
-    "TranscriptEdited", "VoiceSaved", "auto_export", "default_backend_factory", "describe_failure", "scan_media",
+    "TranscriptEdited", "TranscriptReused", "VoiceSaved", "auto_export", "default_backend_factory", "describe_failure", "scan_media",
     "start_thread",
 ]
 
@@ -88,6 +98,7 @@ log = logging.getLogger("whisper_desk.queue")
 
 PROGRESS_INTERVAL_S = 0.1  # progress events closer than this are coalesced (stage changes always pass)
 PROBE_DELAY_S = 0.3  # the duration prober starts this long after its first request
+LIBRARY_CHECK_S = 2.0  # under a window: how often the library is looked at for jobs other processes added
 BACKGROUND_NICENESS = 10
 MODAL_NOT_SET_UP = (
     "Modal is not set up: use Modal > Set up Modal… (or run `modal token new` in a terminal), "
@@ -124,6 +135,15 @@ def lower_thread_priority(niceness: int = BACKGROUND_NICENESS) -> None:
 def _named(name: str | None, line: str) -> str:
     """A log line as written: a job's lines start with its file's name."""
     return f"{name}: {line}" if name else line
+
+
+def _by_content(jobs: Iterable[JobRecord]) -> dict[str, list[JobRecord]]:
+    """Jobs whose content is known, by their content."""
+    grouped: dict[str, list[JobRecord]] = {}
+    for job in jobs:
+        if job.content_sha256 is not None:
+            grouped.setdefault(job.content_sha256, []).append(job)
+    return grouped
 
 
 def modal_has_credentials() -> bool:
@@ -255,6 +275,7 @@ class _Run:
     throttle_at: float = 0.0
     remove_when_stopped: bool = False
     requeued: bool = False  # shutdown put it back in the queue
+    reusing: JobRecord | None = None  # not transcribed: this finished job's transcript is copied
 
     @property
     def job_id(self) -> int:
@@ -280,11 +301,14 @@ class JobQueue:
         heartbeat_s: float = HEARTBEAT_S,
         only_own_jobs: bool = False,
         under_window: bool = False,
+        library_check_s: float = LIBRARY_CHECK_S,
     ) -> None:
         """The queue runs only the jobs it knows: those added or adopted through it and, unless `only_own_jobs`
         (the CLI, a watch), every job of the library at restore(). So a job another process queues later is
         that process's to run; one of ours another live process took is followed to its end. `under_window`:
-        a window shares the CPU with the jobs, so they run at a lower priority (the CLI runs at full speed)."""
+        a window shares the CPU with the jobs, so they run at a lower priority (the CLI runs at full speed), and
+        it lists every job: from restore() on, the jobs other processes add are reported (JobAdded) and followed
+        to their end, looked for every `library_check_s`."""
         self.library = library
         self.preferences = preferences  # as held in memory: jobs and region re-transcriptions both use these
         self._outbox: Outbox[QueueEvent] = Outbox(listener or (lambda _event: None))
@@ -302,6 +326,13 @@ class JobQueue:
         self._adopt_all = not only_own_jobs
         self._under_window = under_window
         self._followed: set[int] = set()  # our jobs another live process is running
+        self._lists_library = under_window
+        self._library_check_s = library_check_s
+        self._newest_listed: int | None = None  # the newest job id looked at (None: not listing yet)
+        self._listed: set[int] = set()  # ids reported as added since (not to be reported again)
+        self._elsewhere: dict[int, JobRecord] = {}  # other processes' jobs, as last reported, until they end
+        self._hashing: dict[int, CancelToken] = {}  # queued jobs whose file is being read (they wait for it)
+        self._unhashable: set[int] = set()  # ... whose file could not be read: they run (and say why)
         self.paused = False
         self._shutting_down = False
         self._closed = False  # after shutdown: late results are ignored (the library may be closed)
@@ -309,6 +340,7 @@ class JobQueue:
         self._heartbeat_started = False
         self.scanner = SerialWorker(self._scan, self._start_work)
         self.prober = SerialWorker(self._probe, self._start_work, probe_delay_s)
+        self.hasher = SerialWorker(self._hash_content, self._start_work)  # no delay: queued jobs wait for it
 
     @property
     def listener(self) -> Listener:
@@ -333,6 +365,8 @@ class JobQueue:
 
     def _report(self, event: QueueEvent) -> None:
         """Post a report (called with the lock held, after the library was written)."""
+        if isinstance(event, JobAdded) and self._newest_listed is not None:
+            self._listed.add(event.record.id)  # the look for other processes' jobs skips it
         self._outbox.post(event)
 
     def wait_delivered(self, timeout_s: float | None = None) -> bool:
@@ -358,11 +392,11 @@ class JobQueue:
             self._report(PathsAdded(records, notes))
 
     def add_files(self, files: Iterable[str | Path], backend: str | None = None,
-                  options: TranscriptionOptions | None = None) -> list[JobRecord]:
+                  options: TranscriptionOptions | None = None, again: bool = False) -> list[JobRecord]:
         """Files already chosen (no folder search) as new queued jobs, at once. `options`/`backend` default to
-        the preferences'."""
+        the preferences'. `again`: transcribed even if a finished job had the same recording (`--again`)."""
         with self._locked():
-            return self._queue_files([str(Path(file).resolve()) for file in files], backend, options)
+            return self._queue_files([str(Path(file).resolve()) for file in files], backend, options, again)
 
     def adopt(self, job_ids: Iterable[int]) -> None:
         """Run these queued jobs of the library too (with only_own_jobs: jobs this caller queued in an earlier
@@ -371,15 +405,57 @@ class JobQueue:
             self._own.update(job_ids)
             self.schedule()
 
-    def _queue_files(self, paths: list[str], backend: str | None, options: TranscriptionOptions | None) -> list[JobRecord]:
-        records = self.library.jobs.add_many(paths, options or self.preferences.options(), backend or self.preferences.backend)
+    def _queue_files(self, paths: list[str], backend: str | None, options: TranscriptionOptions | None,
+                     again: bool = False) -> list[JobRecord]:
+        records = self.library.jobs.add_many(paths, options or self.preferences.options(),
+                                             backend or self.preferences.backend, transcribe_again=again)
         self._own.update(record.id for record in records)
         for record in records:
             self._report(JobAdded(record))
+            self._request_hash(record)  # (also while paused: the job can start as soon as it is resumed)
             if not self._shutting_down:  # the prober has stopped; the next start probes what is left
                 self.prober.request((record.id, record.path))
         self.schedule()
         return records
+
+    def _request_hash(self, record: JobRecord) -> None:
+        """Read the job's file (its SHA-256) in the background: the job waits for it."""
+        if record.id in self._hashing or self._shutting_down:
+            return
+        cancel = CancelToken()
+        self._hashing[record.id] = cancel
+        self.hasher.request((record.id, record.path, cancel))
+
+    def _hash_content(self, item: tuple[int, str, CancelToken]) -> None:
+        """In the hasher's thread: the file's content, written to the job; then the queue goes on. A file that
+        cannot be read runs as it is (the job says why)."""
+        job_id, path, cancel = item
+        digest: str | None = None
+        try:
+            digest = content_sha256(path, cancel)
+        except Cancelled:
+            return  # cancelled or removed meanwhile (whoever cancelled it let it go)
+        except OSError as exc:
+            log.info("could not read %s to know its content: %s", path, exc)
+        with self._locked():
+            if self._hashing.get(job_id) is not cancel:
+                return
+            del self._hashing[job_id]
+            if self._closed:
+                return
+            record = self.library.jobs.get(job_id)
+            if record is None or record.status != JobStatus.QUEUED:
+                return
+            if digest is None:
+                self._unhashable.add(job_id)
+            else:  # bookkeeping, as a lease is: the job's next report (its start or its ending) carries it
+                self.library.jobs.set_content(job_id, digest)
+            self.schedule()
+
+    def _stop_hashing(self, job_id: int) -> None:
+        cancel = self._hashing.pop(job_id, None)
+        if cancel is not None:
+            cancel.cancel()
 
     def _probe(self, item: tuple[int, str]) -> None:
         job_id, path = item
@@ -404,14 +480,19 @@ class JobQueue:
             jobs = self.library.jobs.all()
             if self._adopt_all:
                 self._own.update(record.id for record in jobs)
+            if self._lists_library:  # from here on, the jobs other processes add are listed too
+                self._newest_listed = max((record.id for record in jobs), default=0)
+                self._start_heartbeat()
             return jobs
 
     def start(self) -> None:
-        """Start the queue (unless paused) and probe the durations still unknown."""
+        """Start the queue (unless paused) and probe the durations and contents still unknown."""
         with self._locked():
             for record in self.library.jobs.all():
                 if record.duration is None and record.status in (JobStatus.QUEUED, JobStatus.FAILED):
                     self.prober.request((record.id, record.path))
+                if record.status == JobStatus.QUEUED and record.content_sha256 is None and record.id in self._own:
+                    self._request_hash(record)
             self.schedule()
 
     def warm_up(self) -> None:
@@ -471,12 +552,18 @@ class JobQueue:
     # --- scheduling --------------------------------------------------------------------------------------
 
     def schedule(self) -> None:
-        """Start queued jobs, in queue order, while their backend has a free slot."""
+        """Start queued jobs, in queue order, while their backend has a free slot. A job waits until its file's
+        content is known; then a finished job of the same recording, model and options gives it its transcript
+        (no slot needed), or one of ours transcribing it, or queued ahead of it, is waited for."""
         with self._locked():
             if self.paused or self._shutting_down:
                 return
-            busy = Counter(run.record.backend for run in self._runs.values())
-            for record in self.library.jobs.all():
+            busy = Counter(run.record.backend for run in self._runs.values() if run.reusing is None)
+            jobs = self.library.jobs.all()
+            finished = _by_content(job for job in jobs if job.status == JobStatus.DONE)
+            ahead = _by_content(run.record for run in self._runs.values())  # transcribing here, or about to
+            unread = False  # a job is still being read: the jobs after it keep their turn (queue order)
+            for record in jobs:
                 if record.id in self._runs:
                     continue
                 if record.id not in self._own:
@@ -486,7 +573,19 @@ class JobQueue:
                     continue
                 if record.status != JobStatus.QUEUED:
                     continue
-                if busy[record.backend] >= self.preferences.parallel(record.backend):
+                if record.content_sha256 is None and record.id not in self._unhashable:
+                    self._request_hash(record)  # it starts once its content is known
+                    unread = True
+                    continue
+                key = record.content_sha256 or ""
+                earlier = earlier_transcript(record, finished.get(key, ()))
+                if earlier is not None:
+                    self._start_reuse(record, earlier)
+                    continue
+                if not record.transcribe_again and any(same_recording(record, job) for job in ahead.get(key, ())):
+                    continue  # its transcript is taken once that job is done
+                ahead.setdefault(key, []).append(record)
+                if unread or busy[record.backend] >= self.preferences.parallel(record.backend):
                     continue
                 if record.backend == "modal" and not self._modal_ready():
                     self._fail_queued(record, MODAL_NOT_SET_UP)
@@ -508,6 +607,17 @@ class JobQueue:
         self._start_heartbeat()
         self._start_work(lambda: self._run_job(run))
         return True
+
+    def _start_reuse(self, record: JobRecord, earlier: JobRecord) -> None:
+        """Give the job a copy of `earlier`'s transcript (in a worker thread: the automatic export may write
+        files) instead of a run; claimed first, so no other process runs it meanwhile."""
+        if not self.library.jobs.claim(record.id, self.owner):
+            self._follow(record.id)  # another live process took it just now
+            return
+        run = _Run(self.library.jobs.get(record.id) or record, reusing=earlier)
+        self._runs[record.id] = run
+        self._start_heartbeat()
+        self._start_work(lambda: self._reuse_job(run, earlier))
 
     def _run_job(self, run: _Run) -> None:
         """In a worker thread: transcribe, label speakers if asked, save, auto-export; then end the job."""
@@ -544,6 +654,31 @@ class JobQueue:
         finally:
             if acquired:
                 self.pool.release(record.backend)
+            run.ended.set()
+            with self._locked():
+                if run in self._ending:
+                    self._ending.remove(run)
+
+    def _reuse_job(self, run: _Run, earlier: JobRecord) -> None:
+        """In a worker thread: the earlier job's transcript copied to this job, exported as a run's would be; then
+        the job ends done. No backend runs."""
+        record = run.record
+        try:
+            run.cancel.raise_if_cancelled()
+            transcript = copy_transcript(self.library, earlier, record)
+            if transcript is None:  # the earlier job was removed meanwhile: this one is transcribed after all
+                self._reuse_lost(run)
+                return
+            notes = [] if self._watch_exports(record) else auto_export(transcript, Path(record.path), self.preferences)
+            self._reused(run, earlier, transcript, notes)
+        except BaseException as exc:  # every ending is reported, whatever it was
+            if isinstance(exc, Cancelled) or run.cancel.cancelled:
+                self._cancelled(run)
+            else:
+                self._failed(run, describe_failure(exc))
+            if not isinstance(exc, Exception):
+                raise
+        finally:
             run.ended.set()
             with self._locked():
                 if run in self._ending:
@@ -617,6 +752,30 @@ class JobQueue:
             for line in notes:
                 self._log(run.job_id, run.record.name, line)
             self._end(run, JobStatus.DONE, transcript=transcript)
+
+    def _reused(self, run: _Run, earlier: JobRecord, transcript: Transcript, notes: list[str]) -> None:
+        with self._locked():
+            if self._closed:
+                return
+            duration = run.record.duration or earlier.duration or transcript.duration or None
+            self.library.jobs.mark_ended(run.job_id, JobStatus.DONE, time.time(), time.monotonic() - run.started_at,
+                                         duration=duration)
+            self._write_log(TranscriptReused(run.job_id, _named(run.record.name, reuse_line(earlier)),
+                                             earlier_job_id=earlier.id, earlier_path=earlier.path))
+            for line in notes:
+                self._log(run.job_id, run.record.name, line)
+            self._end(run, JobStatus.DONE, transcript=transcript)
+
+    def _reuse_lost(self, run: _Run) -> None:
+        """The transcript to copy is gone (its job was removed): back in the queue, transcribed this time."""
+        with self._locked():
+            if self._runs.get(run.job_id) is run:
+                del self._runs[run.job_id]
+            if self._closed:
+                return
+            self.library.jobs.requeue(run.job_id)
+            self.library.jobs.release(run.job_id, self.owner)
+            self.schedule()
 
     def _cancelled(self, run: _Run) -> None:
         with self._locked():
@@ -706,19 +865,25 @@ class JobQueue:
                     continue
                 record = self.library.jobs.get(job_id)
                 if record is not None and record.status == JobStatus.QUEUED:
+                    self._stop_hashing(job_id)
                     self.library.jobs.mark_ended(job_id, JobStatus.CANCELLED, time.time())
                     written = self._changed(job_id)
                     self._report(JobFinished(job_id, JobStatus.CANCELLED, None, written))
 
     def retry(self, job_ids: Iterable[int]) -> None:
+        """Run finished jobs again, really transcribed, even one whose recording a finished job had (the window's
+        Retry and "Transcribe again"); each file is read again first, as it is now."""
         with self._locked():
             for job_id in job_ids:
                 record = self.library.jobs.get(job_id)
                 if record is None or job_id in self._runs or not JobStatus(record.status).finished:
                     continue
-                self.library.jobs.requeue(job_id)
+                self.library.jobs.requeue(job_id, transcribe_again=True)
                 self._own.add(job_id)  # retried here: ours to run
-                self._changed(job_id)
+                self._unhashable.discard(job_id)
+                written = self._changed(job_id)
+                if written is not None:
+                    self._request_hash(written)
             self.schedule()
 
     def remove(self, job_ids: Iterable[int]) -> None:
@@ -733,6 +898,8 @@ class JobQueue:
             self.schedule()
 
     def _remove_now(self, job_id: int) -> None:
+        self._stop_hashing(job_id)
+        self._unhashable.discard(job_id)
         self.library.jobs.remove(job_id)
         self._partial.pop(job_id, None)
         self._report(JobRemoved(job_id))
@@ -854,15 +1021,25 @@ class JobQueue:
         start_thread(self._heartbeat_loop)
 
     def _heartbeat_loop(self) -> None:
-        while not self._heartbeat_stop.wait(self._heartbeat_s):
+        """Renew the leases every heartbeat_s, follow the jobs others run; under a window, look for the jobs
+        other processes added (every library_check_s)."""
+        tick = min(self._heartbeat_s, self._library_check_s) if self._lists_library else self._heartbeat_s
+        renew_at = time.monotonic() + self._heartbeat_s
+        while not self._heartbeat_stop.wait(tick):
             with self._locked():
                 if self._closed:
                     return
                 try:
-                    if self._runs:
-                        self.library.jobs.heartbeat(self.owner)
+                    if time.monotonic() + tick / 2 >= renew_at:
+                        renew_at = time.monotonic() + self._heartbeat_s
+                        if self._runs:
+                            self.library.jobs.heartbeat(self.owner)
                     if self._followed:
                         self._check_followed()
+                    if self._newest_listed is not None:
+                        self._list_new_jobs()
+                    if self._elsewhere:
+                        self._check_elsewhere()
                 except (sqlite3.Error, OSError) as exc:  # a full disk or a closed library: the jobs' writes say so
                     log.warning("the lease heartbeat could not be written: %s", exc)
                 except Exception:  # a bug here must not end the heartbeat (the leases would lapse)
@@ -891,6 +1068,36 @@ class JobQueue:
                 self._report(JobChanged(record))
                 self._report(JobFinished(job_id, status, record.error, record, transcript))
 
+    def _list_new_jobs(self) -> None:
+        """Jobs other processes added since the last look: JobAdded, then followed to their end."""
+        assert self._newest_listed is not None
+        for record in self.library.jobs.added_after(self._newest_listed):
+            self._newest_listed = max(self._newest_listed, record.id)
+            if record.id in self._listed or record.id in self._own:
+                continue  # added here
+            self._report(JobAdded(record))
+            if not JobStatus(record.status).finished:
+                self._elsewhere[record.id] = record
+        self._listed = {job_id for job_id in self._listed if job_id > self._newest_listed}
+
+    def _check_elsewhere(self) -> None:
+        """Other processes' jobs: each change of their record (JobChanged), their ending with its transcript
+        (JobFinished), or their removal."""
+        now = {record.id: record for record in self.library.jobs.get_many(list(self._elsewhere))}
+        for job_id, seen in list(self._elsewhere.items()):
+            record = now.get(job_id)
+            if record is None:
+                del self._elsewhere[job_id]
+                self._report(JobRemoved(job_id))
+            elif JobStatus(record.status).finished:
+                del self._elsewhere[job_id]
+                transcript = self.library.transcripts.get(job_id) if record.status == JobStatus.DONE else None
+                self._report(JobChanged(record))
+                self._report(JobFinished(job_id, JobStatus(record.status), record.error, record, transcript))
+            elif record != seen:
+                self._elsewhere[job_id] = record
+                self._report(JobChanged(record))
+
     # --- shutdown ----------------------------------------------------------------------------------------
 
     def shutdown(self, timeout_s: float = 10.0, requeue: bool = True) -> bool:
@@ -900,6 +1107,8 @@ class JobQueue:
         later reaches the library)."""
         with self._locked():
             self._shutting_down = True
+            for job_id in list(self._hashing):
+                self._stop_hashing(job_id)
             runs = list(self._runs.values())
             for run in runs:
                 if requeue:
@@ -919,6 +1128,7 @@ class JobQueue:
         stopped = all(run.ended.is_set() for run in runs)
         self.scanner.stop()  # a scan stuck on a dead share is let go
         self.prober.stop()
+        self.hasher.stop()
         self._heartbeat_stop.set()
         with self._locked():
             for run in runs:

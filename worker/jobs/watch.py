@@ -9,6 +9,10 @@ Each file is remembered in the library (watched_files: path, size, mtime, job, s
 once across restarts, including a file that arrived while nothing was watching. A file whose size or time
 changes after it was transcribed is new content, and is transcribed again. When its job is done the
 transcript (the edited one, if it was edited) is written in the folder's formats, each file atomically.
+
+The files a folder already holds when it is added are transcribed too, unless its setting says to skip them
+(WatchFolder.existing; the window asks, with their count and, for Modal, the estimated cost: survey_folder).
+Skipped files are remembered as seen, at the folder's first scan after that addition, and never queued.
 """
 
 from __future__ import annotations
@@ -22,12 +26,14 @@ from typing import TYPE_CHECKING, Callable, Iterator
 
 from worker.core.errors import one_line
 from worker.core.options import TranscriptionOptions
-from worker.jobs.watch_folders import CLAIM_STALE_S, WatchFolder, WatchState, stale_claim
+from worker.core.cancel import CancelToken
+from worker.jobs.watch_folders import CLAIM_STALE_S, ExistingFiles, WatchFolder, WatchState, stale_claim
 from worker.library.job_status import JobStatus
 from worker.media.audio import is_media_path
 from worker.transcripts.formats import word_timestamps_needed
 
 if TYPE_CHECKING:
+    from worker.jobs.preferences import Preferences
     from worker.jobs.queue import JobQueue
     from worker.library.library import Library
     from worker.library.watched_files import WatchedFile
@@ -44,7 +50,8 @@ Report = Callable[[str], None]
 
 
 SINCE = {WatchState.QUEUED: "it was queued", WatchState.DONE: "it was transcribed", WatchState.FAILED: "it failed",
-         WatchState.CANCELLED: "it was cancelled", WatchState.REMOVED: "its job was removed"}
+         WatchState.CANCELLED: "it was cancelled", WatchState.REMOVED: "its job was removed",
+         WatchState.SKIPPED: "it was skipped (it was there when the folder was added)"}
 
 
 
@@ -169,6 +176,7 @@ class FolderWatcher:
         self._told: set[tuple[Path, str]] = set()  # (file, line) already reported this session
         self._outputs: set[Path] = set()  # files this watcher wrote (not reported as ignored)
         self._scanned: set[Path] = set()  # folders scanned at least once
+        self._skips_done: set[tuple[Path, float]] = set()  # (folder, addition) whose existing files were skipped
         self._lock = threading.Lock()  # one round at a time
         self._pending_lock = threading.Lock()
         self._pending: tuple[list[WatchFolder], TranscriptionOptions] | None = None
@@ -215,15 +223,40 @@ class FolderWatcher:
                     continue
                 media, ignored = scan_folder(root, skip)
                 self._tell_ignored(root, [(path, reason) for path, reason in ignored if path not in self._outputs])
+                skipped = self._skip_existing(entry, media)
                 known = 0
                 for seen in media:
                     present.add(seen.path)
                     known += self._consider(entry, seen)
-                if root not in self._scanned:  # the first round: say what was found
-                    self._scanned.add(root)
+                if skipped is not None:
+                    self.report(f"{root.name}: {_files(skipped)} already there, skipped: only files that arrive "
+                                "from now on are transcribed")
+                elif root not in self._scanned:  # the first round: say what was found
                     self.report(f"{root.name}: {_files(known)} seen before, {len(media) - known} new")
+                self._scanned.add(root)
             self.tracker.keep_only(present)
             self._finish_jobs(folders)
+
+    def _skip_existing(self, entry: WatchFolder, media: list[FileSeen]) -> int | None:
+        """The folder's first scan after it was added with its existing files to skip: each media file not
+        known yet (or changed since it was done with) is noted as skipped, never to be queued. Returns how many,
+        or None when this is not that scan."""
+        root = Path(entry.folder)
+        if entry.existing != ExistingFiles.SKIP or (root, entry.added) in self._skips_done:
+            return None
+        if self.library.watched_files.existing_skipped_for(root) == entry.added:
+            self._skips_done.add((root, entry.added))
+            return None
+        skipped = 0
+        for seen in media:
+            row = self.library.watched_files.get(seen.path)
+            if row is None or ((row.size, row.mtime) != (seen.size, seen.mtime)
+                               and row.state not in (WatchState.CLAIMED, WatchState.QUEUED)):
+                self.library.watched_files.set(seen.path, seen.size, seen.mtime, None, WatchState.SKIPPED)
+                skipped += 1
+        self.library.watched_files.note_existing_skipped(root, entry.added)
+        self._skips_done.add((root, entry.added))
+        return skipped
 
     def _consider(self, entry: WatchFolder, seen: FileSeen) -> bool:
         """Queue the file if it is new (or changed) and ready. True when it is known as it is now."""
@@ -358,6 +391,54 @@ def _folder_of(path: Path, folders: list[WatchFolder]) -> WatchFolder | None:
     """The watched folder a file belongs to (the deepest, when folders are nested)."""
     owners = [entry for entry in folders if path.is_relative_to(entry.folder)]
     return max(owners, key=lambda entry: len(Path(entry.folder).parts), default=None)
+
+
+@dataclass(frozen=True)
+class FolderSurvey:
+    """The media files a folder already holds: what adding it as a watch folder would transcribe."""
+
+    folder: Path
+    files: int
+    seconds: float  # their length, as far as it could be read (0.0 when not measured)
+    usd: tuple[float, float] | None = None  # on Modal: the estimated cost, low to high; None: not on Modal
+
+    def line(self) -> str:
+        """e.g. "3 media files (4.2 min; on Modal about $0.0120–$0.0310)"."""
+        details = []
+        if self.seconds > 0:
+            details.append(f"{self.seconds / 60:.1f} min")
+        if self.usd is not None:
+            details.append(f"on Modal about ${self.usd[0]:.4f}–${self.usd[1]:.4f}")
+        return _files(self.files) + (f" ({'; '.join(details)})" if details else "")
+
+
+def survey_folder(folder: str | Path, backend: str, model: str, preferences: Preferences,
+                  cancel: CancelToken | None = None) -> FolderSurvey:
+    """The media files `folder` holds (as the watcher would see them); on Modal (`backend`), their length and
+    the estimated cost of transcribing them with `model` (worker.modal.cost.estimate_modal_cost, per file, with
+    the preferences' price, chunk length and containers). Reads every file's headers on Modal: call it off the
+    GUI thread. Cancelled between files."""
+    from worker.core.errors import MediaError
+    from worker.media.audio import probe_duration
+
+    root = Path(folder).expanduser().resolve()
+    media, _ignored = scan_folder(root, set())
+    if backend != "modal":
+        return FolderSurvey(root, len(media), 0.0)
+    from worker.modal.cost import estimate_modal_cost
+
+    seconds, low, high = 0.0, 0.0, 0.0
+    for seen in media:
+        if cancel is not None:
+            cancel.raise_if_cancelled()
+        try:
+            duration = probe_duration(seen.path)
+        except (MediaError, OSError):
+            continue  # not counted in the estimate; its job would say why it cannot be read
+        estimate = estimate_modal_cost(duration, model, dollars_per_hour=preferences.dollars_per_gpu_hour,
+                                       chunk_s=preferences.chunk_s, max_containers=preferences.max_containers)
+        seconds, low, high = seconds + duration, low + estimate.usd_low, high + estimate.usd_high
+    return FolderSurvey(root, len(media), seconds, (low, high))
 
 
 @dataclass

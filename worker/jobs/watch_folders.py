@@ -19,6 +19,16 @@ DEFAULT_FORMATS = ("txt",)
 WATCH_BACKENDS = ("local", "modal")
 
 
+class ExistingFiles(str, Enum):
+    """What becomes of the media files a folder already holds when it is added (its first scan)."""
+
+    TRANSCRIBE = "transcribe"  # queued like new ones (what watch folders always did)
+    SKIP = "skip"  # noted as seen (watched_files), never queued; only files that arrive later are transcribed
+
+    def __str__(self) -> str:
+        return self.value
+
+
 @dataclass(frozen=True)
 class WatchFolder:
     """One watched folder and what its files become."""
@@ -28,6 +38,10 @@ class WatchFolder:
     model: str = DEFAULT_MODEL
     formats: tuple[str, ...] = DEFAULT_FORMATS
     output_dir: str = ""  # "" writes next to each file
+    existing: ExistingFiles = ExistingFiles.TRANSCRIBE
+    # when it was added (time.time()): the files already there are skipped once per addition, so a folder
+    # removed and added again asks again, and files that arrive while nothing watches are still transcribed
+    added: float = 0.0
 
     def problem(self) -> str | None:
         """Why these settings cannot be used (one line), or None."""
@@ -51,19 +65,23 @@ class WatchFolder:
 
     def to_dict(self) -> dict[str, Any]:
         return {"folder": self.folder, "backend": self.backend, "model": self.model, "formats": list(self.formats),
-                "output_dir": self.output_dir}
+                "output_dir": self.output_dir, "existing": self.existing.value, "added": self.added}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "WatchFolder":
         """A stored entry; unknown or damaged values fall back to the defaults."""
         defaults = cls(folder="")
         formats = data.get("formats")
+        existing = str(data.get("existing") or defaults.existing.value)
+        added = data.get("added")
         entry = cls(
             folder=str(data.get("folder") or ""),
             backend=str(data.get("backend") or defaults.backend),
             model=str(data.get("model") or defaults.model),
             formats=tuple(str(f).lower() for f in formats) if isinstance(formats, (list, tuple)) else defaults.formats,
             output_dir=str(data.get("output_dir") or ""),
+            existing=ExistingFiles(existing) if existing in EXISTING_CHOICES else defaults.existing,
+            added=float(added) if isinstance(added, (int, float)) else defaults.added,
         )
         fixes: dict[str, Any] = {}
         if entry.backend not in WATCH_BACKENDS:
@@ -94,6 +112,7 @@ def exports_itself(library: Library, job_id: int, path: str | Path) -> bool:
     return row.state == WatchState.QUEUED and row.job_id == job_id
 
 
+EXISTING_CHOICES = tuple(choice.value for choice in ExistingFiles)
 CLAIM_STALE_S = 60.0  # a claim not followed by its job within this long was left by a watcher that stopped
 
 
@@ -106,6 +125,7 @@ class WatchState(str, Enum):
     FAILED = "failed"  # the job failed (bad media, ...): not tried again unless the file changes
     CANCELLED = "cancelled"  # cancelled by the user: not tried again unless the file changes
     REMOVED = "removed"  # its job was removed from the queue: not tried again unless the file changes
+    SKIPPED = "skipped"  # already there when the folder was added, and the user chose to skip those
 
     def __str__(self) -> str:
         return self.value

@@ -20,6 +20,7 @@ from worker.library.job_status import JobStatus
 # lease not renewed for LEASE_S (or whose process on this host is gone) lets another process recover the job.
 LEASE_S = 30.0
 HEARTBEAT_S = LEASE_S / 3
+IDS_PER_QUERY = 500  # SQLite allows at least 999 parameters in one statement
 
 ColumnValue = str | float | None
 
@@ -39,6 +40,8 @@ class JobRecord:
     started: float | None
     finished: float | None
     elapsed: float | None
+    content_sha256: str | None = None  # SHA-256 of the file's bytes, once known (worker.jobs.same_recording)
+    transcribe_again: bool = False  # transcribed even when a finished job had the same recording
 
     @property
     def name(self) -> str:
@@ -72,6 +75,19 @@ class JobStore:
         """Every job, in queue order."""
         return [self._record(row) for row in self._db.rows("SELECT * FROM jobs ORDER BY position, id")]
 
+    def added_after(self, job_id: int) -> list[JobRecord]:
+        """The jobs added after `job_id` (ids only grow), by id: a cheap look for jobs other processes added."""
+        return [self._record(row) for row in self._db.rows("SELECT * FROM jobs WHERE id > ? ORDER BY id", (job_id,))]
+
+    def get_many(self, job_ids: list[int]) -> list[JobRecord]:
+        """The jobs of these ids that exist, by id (one query per IDS_PER_QUERY)."""
+        records: list[JobRecord] = []
+        for start in range(0, len(job_ids), IDS_PER_QUERY):
+            some = job_ids[start:start + IDS_PER_QUERY]
+            rows = self._db.rows(f"SELECT * FROM jobs WHERE id IN ({', '.join('?' * len(some))}) ORDER BY id", tuple(some))
+            records += [self._record(row) for row in rows]
+        return records
+
     def _record(self, row: Row) -> JobRecord:
         """The job as stored, with any change still kept in memory applied."""
         values = {**dict(row), **self._kept.get(row["id"], {})}
@@ -81,24 +97,29 @@ class JobStore:
             status=JobStatus(values["status"]), error=values["error"], error_detail=values["error_detail"],
             duration=values["duration"], position=values["position"], created=values["created"],
             started=values["started"], finished=values["finished"], elapsed=values["elapsed"],
+            content_sha256=values["content_sha256"], transcribe_again=bool(values["transcribe_again"]),
         )
 
     # --- adding, removing, ordering -----------------------------------------------------------------------
 
-    def add(self, path: str | Path, options: TranscriptionOptions, backend: str) -> JobRecord:
-        [job] = self.add_many([path], options, backend)
+    def add(self, path: str | Path, options: TranscriptionOptions, backend: str,
+            transcribe_again: bool = False) -> JobRecord:
+        [job] = self.add_many([path], options, backend, transcribe_again)
         return job
 
-    def add_many(self, paths: Iterable[str | Path], options: TranscriptionOptions, backend: str) -> list[JobRecord]:
-        """Queue many files at the end, in the given order, in one transaction (thousands stay fast)."""
+    def add_many(self, paths: Iterable[str | Path], options: TranscriptionOptions, backend: str,
+                 transcribe_again: bool = False) -> list[JobRecord]:
+        """Queue many files at the end, in the given order, in one transaction (thousands stay fast).
+        `transcribe_again`: transcribed even if a finished job had the same recording."""
         now = time.time()
         options_json = json.dumps(options.to_dict())
         with self._db.transaction() as db:
             (max_position,) = db.execute("SELECT COALESCE(MAX(position), 0) FROM jobs").fetchone()
             ids = [
                 row_id(db.execute(
-                    "INSERT INTO jobs (path, backend, options, position, created) VALUES (?, ?, ?, ?, ?)",
-                    (str(path), backend, options_json, max_position + offset, now),
+                    "INSERT INTO jobs (path, backend, options, position, created, transcribe_again) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (str(path), backend, options_json, max_position + offset, now, int(transcribe_again)),
                 ))
                 for offset, path in enumerate(paths, start=1)
             ]
@@ -130,6 +151,10 @@ class JobStore:
     def set_options(self, job_id: int, options: TranscriptionOptions) -> None:
         self._update(job_id, {"options": json.dumps(options.to_dict())})
 
+    def set_content(self, job_id: int, content_sha256: str) -> None:
+        """The SHA-256 of the job's file, as it was read."""
+        self._update(job_id, {"content_sha256": content_sha256})
+
     def mark_started(self, job_id: int, started: float) -> None:
         """A run begins: what an earlier run left (error, end, elapsed time) is cleared."""
         self._update(job_id, {"started": started, "error": None, "error_detail": None, "finished": None, "elapsed": None})
@@ -145,10 +170,14 @@ class JobStore:
             change["duration"] = duration
         self._update(job_id, change)
 
-    def requeue(self, job_id: int) -> None:
-        """Back in the queue as if new (retry, or a run put back when the app closes)."""
-        self._update(job_id, {"status": JobStatus.QUEUED.value, "error": None, "error_detail": None, "started": None,
-                              "finished": None, "elapsed": None})
+    def requeue(self, job_id: int, transcribe_again: bool = False) -> None:
+        """Back in the queue as if new (a run put back when the app closes). `transcribe_again` (retry): really
+        transcribed, even if a finished job had the same recording; its file is read (hashed) again first."""
+        change: dict[str, ColumnValue] = {"status": JobStatus.QUEUED.value, "error": None, "error_detail": None,
+                                          "started": None, "finished": None, "elapsed": None}
+        if transcribe_again:
+            change.update(content_sha256=None, transcribe_again=1)
+        self._update(job_id, change)
 
     def _update(self, job_id: int, change: dict[str, ColumnValue]) -> None:
         assignments = ", ".join(f"{column} = ?" for column in change)

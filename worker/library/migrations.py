@@ -112,5 +112,18 @@ MIGRATIONS: list[str] = [
         created REAL NOT NULL
     );
     """,
+    # the same recording is never transcribed twice by accident (worker.jobs.same_recording): each job's file
+    # content (SHA-256 of its bytes) and whether it is to be transcribed even so; and, per watched folder, the
+    # addition whose files already there were skipped (worker.jobs.watch: once per addition)
+    """
+    ALTER TABLE jobs ADD COLUMN content_sha256 TEXT;
+    ALTER TABLE jobs ADD COLUMN transcribe_again INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX jobs_by_content ON jobs (content_sha256);
+    CREATE TABLE watched_folders (
+        folder TEXT PRIMARY KEY,
+        existing_skipped_for REAL NOT NULL,
+        updated REAL NOT NULL
+    );
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -1,5 +1,6 @@
 """Watch-folder state in the library: each media file a watched folder has seen (as it was: size, time), what
-became of it, and the job that transcribes it, across restarts and across watchers sharing the library."""
+became of it, and the job that transcribes it, across restarts and across watchers sharing the library; and for
+each folder whose files already there were skipped, which addition of it that was."""
 
 from __future__ import annotations
 
@@ -62,6 +63,20 @@ class WatchedFileStore:
             "ON CONFLICT(path) DO UPDATE SET size = excluded.size, mtime = excluded.mtime, job_id = excluded.job_id, "
             "state = excluded.state, updated = excluded.updated",
             (str(path), size, mtime, job_id, str(state), time.time()),
+        )
+
+
+    def existing_skipped_for(self, folder: str | Path) -> float | None:
+        """Which addition of `folder` (WatchFolder.added) had its files already there skipped, or None."""
+        row = self._db.row("SELECT existing_skipped_for FROM watched_folders WHERE folder = ?", (str(folder),))
+        return float(row["existing_skipped_for"]) if row is not None else None
+
+    def note_existing_skipped(self, folder: str | Path, added: float) -> None:
+        self._db.write(
+            "INSERT INTO watched_folders (folder, existing_skipped_for, updated) VALUES (?, ?, ?) "
+            "ON CONFLICT(folder) DO UPDATE SET existing_skipped_for = excluded.existing_skipped_for, "
+            "updated = excluded.updated",
+            (str(folder), added, time.time()),
         )
 
 
