@@ -1,5 +1,6 @@
 """Speaker labels as a user meets them: the real CLI, tiny.en, the real speaker encoder and the shared
-recordings (dialogues are joined from real speakers by bench.speakers_bench)."""
+recordings (dialogues are joined from real speakers by bench.speakers_bench, or mixed with espeak-ng voices by
+bench.speaker_dialogues)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ import numpy as np
 import pytest
 import soundfile
 
-from bench.speakers_bench import REAL_DIALOGUES, join_turns, real_dialogue, real_pieces, word_accuracy
+from bench.diarization_error import Span, diarization_error
+from bench.speaker_dialogues import REAL, DialogueSpec, Voice, build
+from bench.speakers_bench import REAL_DIALOGUES, join_turns, real_dialogue, real_pieces, split_sentences, word_accuracy
 from worker.backends.events import JobNote
 from worker.core.cancel import CancelToken
 from worker.core.errors import Cancelled
@@ -48,6 +51,58 @@ def _transcribe(engine, path: Path) -> Transcript:
 def dialogue(tmp_path_factory):
     """A-B-A-C: the multilingual.mp3 reader, the hotwords.mp3 speaker, the reader again, then JFK."""
     return real_dialogue(tmp_path_factory.mktemp("dialogue"), REAL_DIALOGUES["real, 3 speakers (A-B-A-C)"])
+
+
+@pytest.fixture(scope="module")
+def mixed_dialogue(tmp_path_factory):
+    """The issue's kind of dialogue, short: a US male and a British female espeak-ng voice and JFK, six turns of 2-6 s."""
+    voices = (Voice("us-male", "en-us+m3"), Voice("gb-female", "en+f3"), REAL["jfk"])
+    return build(DialogueSpec("US male, British female, JFK", "test", 7, voices, 6, 2.0, 6.0), tmp_path_factory.mktemp("mixed"))
+
+
+@pytest.fixture(scope="module")
+def mixed_transcript(engine, mixed_dialogue) -> Transcript:
+    return _transcribe(engine, mixed_dialogue.path)
+
+
+@pytest.mark.parametrize("count", ["auto", "3"])
+def test_two_synthetic_voices_of_either_gender_and_a_real_one_are_three_speakers(mixed_dialogue, mixed_transcript, count):
+    labelled = label_speakers(mixed_dialogue.path, mixed_transcript, TranscriptionOptions(speakers=count))
+    accuracy, words, found, heard = word_accuracy(labelled, mixed_dialogue.turns)
+    assert heard == 3 and words > 40
+    assert [s.id for s in labelled.speakers] == ["S1", "S2", "S3"]
+    assert accuracy >= 0.95, f"{accuracy:.1%} of {words} words right"
+    # the male and the female voice are two speakers, not one: each has its own label on every turn it takes
+    by_voice: dict[str, set[str | None]] = {}
+    for segment in labelled.segments:
+        middle = (segment.start + segment.end) / 2
+        turn = min(mixed_dialogue.turns, key=lambda t: abs((t.start + t.end) / 2 - middle))
+        by_voice.setdefault(turn.speaker, set()).add(segment.speaker)
+    assert by_voice["us-male"].isdisjoint(by_voice["gb-female"])
+
+
+def test_a_sentence_with_no_voice_change_is_not_split(mixed_dialogue, mixed_transcript):
+    labelled = label_speakers(mixed_dialogue.path, mixed_transcript, AUTO)
+    assert split_sentences(labelled, mixed_dialogue.turns) == 0
+    # and every segment boundary that changes the speaker lies between two turns (in a pause), not inside one
+    changes = [(a.end, b.start) for a, b in zip(labelled.segments, labelled.segments[1:]) if a.speaker != b.speaker]
+    assert changes
+    for before, after in changes:
+        middle = (before + after) / 2
+        assert not any(t.start + 0.3 < middle < t.end - 0.3 for t in mixed_dialogue.turns), middle
+
+
+def test_diarization_error_rate_as_md_eval_and_pyannote_metrics_count_it():
+    reference = [Span(0, 10, "a"), Span(10, 20, "b")]
+    assert diarization_error(reference, [Span(0, 10, "x"), Span(10, 20, "y")]).rate == 0  # names do not matter
+    # x runs 2 s into b's turn, b's last 2 s are missed, z speaks 1 s after the end; collars of 0.25 s either side
+    # of 0, 10 and 20 are not scored (pyannote.metrics 4.2 gives the same: DiarizationErrorRate(collar=0.5))
+    hypothesis = [Span(0, 12, "x"), Span(12, 18, "y"), Span(20.5, 21.5, "z")]
+    error = diarization_error(reference, hypothesis)
+    assert (error.total, error.missed, error.false_alarm, error.confusion) == pytest.approx((19.0, 1.75, 1.0, 1.75))
+    assert error.rate == pytest.approx(4.5 / 19)
+    assert diarization_error(reference, hypothesis, collar=0).rate == pytest.approx(5 / 20)
+    assert diarization_error(reference, []).rate == pytest.approx(1.0)  # all missed
 
 
 def test_cli_labels_the_turns_of_a_three_speaker_dialogue(dialogue, tmp_path):

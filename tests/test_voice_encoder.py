@@ -104,7 +104,7 @@ def test_speaker_labels_need_neither_torch_nor_librosa(jfk):
     code = (
         "import sys\n"
         "from worker.media.audio import decode_audio\n"
-        "from worker.speakers import voice_embedding\n"
+        "from worker.speakers.labelling import voice_embedding\n"
         f"assert voice_embedding(decode_audio({str(jfk)!r})).shape == (256,)\n"
         "print(sorted(m for m in ('torch', 'librosa', 'resemblyzer', 'scipy', 'webrtcvad') if m in sys.modules))\n"
     )

@@ -1,12 +1,19 @@
 """Who said what: speaker labels for a finished transcript, offline, whichever backend wrote the text.
 
-label_speakers() decodes the audio again, embeds 1.6 s windows over the words' speech with the GE2E speaker
-encoder (worker.speakers.voice_encoder), clusters the windows (average-linkage agglomerative on cosine similarity:
-stop at AUTO_MERGE_SIMILARITY, or at the count the user gave), gives every word the speaker whose voice its
-windows are closest to, and splits segments at the words where the speaker changes. Speakers are numbered
-in order of first appearance ("S1" / "Speaker 1", ...). A speaker whose voice matches a known voice of the
-library (cosine similarity >= KNOWN_VOICE_SIMILARITY) takes that voice's name, with the similarity as its
-confidence. Thresholds are measured by bench/speakers_bench.py (docs/benchmarks.md, "Speakers").
+Turns, not windows. label_speakers() decodes the audio again and cuts the words into stretches of speech at the
+pauses between them (PAUSE_S). Each stretch is heard by the GE2E speaker encoder (worker.speakers.voice_encoder)
+through 1.6 s windows every WINDOW_HOP_S, with the frames outside the stretch silenced so that no window hears a
+neighbour's voice. The stretches long enough to say whose voice they are (ANCHOR_S) are clustered: average-linkage
+agglomerative on the cosine similarity of their averaged windows, merged while two clusters are at least
+STRETCH_MERGE_SIMILARITY alike (or down to the count the user gave). Then the words are re-segmented (Viterbi):
+each word leans to the speaker its windows sound closest to, and changing speaker costs little at a pause, more
+at a sentence's end and most inside a sentence, so a sentence keeps one label unless the voice really changes in
+it; the speakers' voices are re-estimated from their words and the words re-segmented once more. Segments are
+split at the words where the speaker changes. Speakers are numbered in order of first appearance ("S1" /
+"Speaker 1", ...). A speaker whose voice matches a known voice of the library (cosine similarity >=
+KNOWN_VOICE_SIMILARITY) takes that voice's name, with the similarity as its confidence. Thresholds and costs
+were set on the development dialogues of bench/speakers_bench.py and checked on its held-out ones
+(docs/benchmarks.md, "Speakers").
 """
 
 from __future__ import annotations
@@ -39,15 +46,22 @@ if TYPE_CHECKING:
 
 FRAMES_PER_S = SAMPLE_RATE // MEL_HOP  # 100 mel frames a second
 WINDOW_S = PARTIAL_FRAMES / FRAMES_PER_S  # 1.6 s: what the encoder was trained on
-WINDOW_HOP_S = 1.6  # windows side by side: half the work of half-overlapping ones, as accurate on the bench
-REGION_GAP_S = 0.3  # words closer than this are one stretch of speech; windows never cross a longer pause
+WINDOW_HOP_S = 0.8  # windows overlap by half over a stretch of speech
+PAUSE_S = 0.3  # a gap between words at least this long is a pause: stretches of speech end there
+EDGE_S = 0.15  # a window hears this much beyond its stretch's first and last word (word times are that loose)
+ANCHOR_S = 1.5  # speech between two pauses this long is clustered; shorter stretches only follow the words
 MIN_SPEECH_S = 2.0  # less speech than this (or a single window) is too short to tell voices apart
 SILENCE_DBFS = -55.0  # a window quieter than this holds no voice (Whisper can write words over silence)
-AUTO_MERGE_SIMILARITY = 0.68  # automatic count: clusters closer than this (average cosine) are one speaker
-MIN_CLUSTER_WINDOWS = 2  # a cluster of fewer windows (automatic count) joins its nearest neighbour,
-MIN_CLUSTER_SHARE = 0.01  # and so does one holding less than this share of the windows (a long file's strays)
+STRETCH_MERGE_SIMILARITY = 0.73  # automatic count: clusters of stretches this alike (average cosine) are one speaker
+# what changing speaker between two words costs in the re-segmentation, in seconds of speech times the cosine
+# similarity by which the new speaker's voice is closer
+CHANGE_AT_PAUSE = 0.05
+CHANGE_AT_SENTENCE_END = 0.1
+CHANGE_IN_SENTENCE = 1.0
+SENTENCE_ENDS = (".", "?", "!", "…")
 KNOWN_VOICE_SIMILARITY = 0.80  # a speaker takes a known voice's name at or above this cosine similarity
-MAX_CLUSTERED_WINDOWS = 2000  # beyond this the clustering runs on an even subsample; the rest are assigned
+MAX_CLUSTERED_WINDOWS = 2000  # beyond this many stretches the clustering runs on an even subsample; the rest follow
+_RESEGMENT_ROUNDS = 2
 _EMBED_BATCH = 64
 # BLAS threads for the encoder's many small matrix products: on a busy 2-CPU machine two threads made them
 # 6x slower than one (threads waiting on each other); the engine's process has ended by the time this runs
@@ -56,9 +70,23 @@ _PROGRESS_FRACTION = 0.99  # the job's bar stays near its end while speakers are
 
 
 @dataclass(frozen=True)
+class _Stretch:
+    """Words first..last (indices into the transcript's words) with no pause between them."""
+
+    first: int
+    last: int
+    start: float
+    end: float
+    group: int  # stretches of one group have no pause between them
+
+
+@dataclass(frozen=True)
 class _Window:
     start_frame: int
+    heard_from: int  # frames of the window outside [heard_from, heard_to) are silenced (another stretch's)
+    heard_to: int
     gain: float  # volume normalisation (power gain applied to the mel frames)
+    stretch: int
 
 
 def label_speakers(
@@ -78,30 +106,32 @@ def label_speakers(
         return transcript
     words = [(index, word) for index, segment in enumerate(transcript.segments) for word in _words_of(segment)]
     if not words:
-        return replace(transcript, segments=[replace(s, speaker=None) for s in transcript.segments], speakers=[])
+        return _without_speakers(transcript)
     say(Progress(Stage.TRANSCRIBING, _PROGRESS_FRACTION, message="labelling speakers"))
     mels, energy = _audio_features(path, cancel)
-    windows = _windows([w for _, w in words], energy, len(mels))
-    speech_s = sum(min(w.end, len(energy) / FRAMES_PER_S) - w.start for _, w in words if w.end > w.start)
+    plain = [w for _, w in words]
+    stretches = _stretches(plain)
+    windows = _windows(stretches, energy, len(mels))
     if not windows:  # every word lies over silence
-        return replace(transcript, segments=[replace(s, speaker=None) for s in transcript.segments], speakers=[])
+        return _without_speakers(transcript)
     embeddings = _embed(mels, windows, cancel)
+    heard = {w.stretch for w in windows}
+    speech_s = sum(s.end - s.start for i, s in enumerate(stretches) if i in heard)
     requested = None if options.speakers == "auto" else int(options.speakers)
     if len(windows) < 2 or speech_s < MIN_SPEECH_S:
         say(JobNote(f"speakers: only {speech_s:.1f} s of speech, too little to tell voices apart; one speaker"))
-        labels = np.zeros(len(windows), dtype=int)
-    elif requested == 1:
-        labels = np.zeros(len(windows), dtype=int)
-    else:
-        labels = cluster(embeddings, requested)
-    centroids = _centroids(embeddings, labels)
-    word_speakers = _assign_words([w for _, w in words], windows, embeddings, centroids)
+        requested = 1
+    word_speakers, centroids = _diarize(plain, stretches, windows, embeddings, requested)
     result = _split_segments(transcript, words, word_speakers, centroids, voices)
     result.timings = {**transcript.timings, "speakers_s": round(time.monotonic() - started, 3)}
     return result
 
 
-# --- audio and windows -----------------------------------------------------------------------------------
+def _without_speakers(transcript: Transcript) -> Transcript:
+    return replace(transcript, segments=[replace(s, speaker=None) for s in transcript.segments], speakers=[])
+
+
+# --- audio, stretches and windows ------------------------------------------------------------------------
 
 
 def _words_of(segment: Segment) -> list[Word]:
@@ -123,49 +153,49 @@ def _audio_features(path: str | Path, cancel: CancelToken | None) -> tuple[np.nd
     return stream.finish()
 
 
-def _regions(words: list[Word]) -> list[tuple[float, float]]:
-    """Stretches of speech: the words' spans, joined across pauses shorter than REGION_GAP_S."""
-    spans = sorted((w.start, max(w.end, w.start + 0.05)) for w in words)
-    regions: list[list[float]] = []
-    for start, end in spans:
-        if regions and start - regions[-1][1] < REGION_GAP_S:
-            regions[-1][1] = max(regions[-1][1], end)
+def _stretches(words: list[Word]) -> list[_Stretch]:
+    """The words (in time order) cut at pauses of PAUSE_S or more and after each sentence's last word; `group`
+    numbers the stretches between pauses."""
+    stretches: list[_Stretch] = []
+    first, end, group = 0, words[0].end, 0
+    for i in range(1, len(words) + 1):
+        pause = i < len(words) and words[i].start - end >= PAUSE_S
+        if i == len(words) or pause or words[i - 1].text.strip().endswith(SENTENCE_ENDS):
+            start = words[first].start
+            stretches.append(_Stretch(first, i - 1, start, max(end, start + 0.05), group))
+            if i < len(words):
+                first, end, group = i, words[i].end, group + pause
         else:
-            regions.append([start, end])
-    return [(a, b) for a, b in regions]
+            end = max(end, words[i].end)
+    return stretches
 
 
-def _windows(words: list[Word], energy: np.ndarray, n_frames: int) -> list[_Window]:
-    """1.6 s windows every WINDOW_HOP_S over each stretch of speech (one centred window for a shorter
-    stretch), each with its volume normalisation; windows over silence are dropped."""
-    last_start = n_frames - PARTIAL_FRAMES
-    if last_start < 0 or not len(energy):
-        # audio shorter than one window: one window over all of it (zero-padded by the caller)
-        return [_Window(0, _gain(energy))] if len(energy) and _loud(energy) else []
-    starts: list[int] = []
-    for start_s, end_s in _regions(words):
-        length = end_s - start_s
+def _windows(stretches: list[_Stretch], energy: np.ndarray, n_frames: int) -> list[_Window]:
+    """1.6 s windows every WINDOW_HOP_S over each stretch (one centred window over a shorter stretch), each
+    hearing only its stretch (and EDGE_S around it), with its volume normalisation; silent windows are dropped."""
+    windows = []
+    edge = int(round(EDGE_S * FRAMES_PER_S))
+    last_start = max(0, n_frames - PARTIAL_FRAMES)
+    for index, stretch in enumerate(stretches):
+        heard_from = max(0, int(stretch.start * FRAMES_PER_S) - edge)
+        heard_to = min(len(energy), int(np.ceil(stretch.end * FRAMES_PER_S)) + edge)
+        if heard_to <= heard_from:
+            continue
+        length = stretch.end - stretch.start
         if length <= WINDOW_S:
-            positions = [(start_s + end_s) / 2 - WINDOW_S / 2]
+            positions = [(stretch.start + stretch.end) / 2 - WINDOW_S / 2]
         else:
             count = int(np.ceil((length - WINDOW_S) / WINDOW_HOP_S)) + 1
-            positions = list(np.linspace(start_s, end_s - WINDOW_S, count))
-        starts.extend(int(round(p * FRAMES_PER_S)) for p in positions)
-    windows = []
-    for start in sorted(set(min(max(0, s), last_start) for s in starts)):
-        hop_energy = energy[start : start + PARTIAL_FRAMES]
-        if _loud(hop_energy):
-            windows.append(_Window(start, _gain(hop_energy)))
+            positions = list(np.linspace(stretch.start, stretch.end - WINDOW_S, count))
+        for start in sorted({min(max(0, int(round(p * FRAMES_PER_S))), last_start) for p in positions}):
+            lo, hi = max(start, heard_from), min(start + PARTIAL_FRAMES, heard_to)
+            if hi <= lo:
+                continue
+            loudness = float(np.mean(energy[lo:hi]))
+            if 10 * np.log10(max(loudness, 1e-20)) > SILENCE_DBFS:
+                gain = float(10 ** (NORM_TARGET_DBFS / 10) / loudness)  # to -30 dBFS, the level the encoder saw in training
+                windows.append(_Window(start, lo, hi, gain, index))
     return windows
-
-
-def _loud(hop_energy: np.ndarray) -> bool:
-    return 10 * np.log10(max(float(np.mean(hop_energy)), 1e-20)) > SILENCE_DBFS
-
-
-def _gain(hop_energy: np.ndarray) -> float:
-    """The power gain bringing the window to -30 dBFS RMS (the level the encoder saw in training)."""
-    return float(10 ** (NORM_TARGET_DBFS / 10) / max(float(np.mean(hop_energy)), 1e-20))
 
 
 def _embed(mels: np.ndarray, windows: list[_Window], cancel: CancelToken | None) -> np.ndarray:
@@ -184,49 +214,72 @@ def _embed_windows(mels: np.ndarray, windows: list[_Window], cancel: CancelToken
         if cancel is not None:
             cancel.raise_if_cancelled()
         batch = windows[first : first + _EMBED_BATCH]
-        partials = np.stack([mels[w.start_frame : w.start_frame + PARTIAL_FRAMES] * w.gain for w in batch])
+        partials = np.zeros((len(batch), PARTIAL_FRAMES, mels.shape[1]), dtype=np.float32)
+        for row, w in enumerate(batch):
+            partials[row, w.heard_from - w.start_frame : w.heard_to - w.start_frame] = mels[w.heard_from : w.heard_to] * w.gain
         out.append(encoder.embed_partials(partials))
     return np.concatenate(out)
 
 
-# --- clustering ------------------------------------------------------------------------------------------
+# --- clustering and re-segmentation ----------------------------------------------------------------------
+
+
+def _diarize(
+    words: list[Word], stretches: list[_Stretch], windows: list[_Window], embeddings: np.ndarray, requested: int | None
+) -> tuple[list[int | None], np.ndarray]:
+    """Each word's speaker (None over silence) and the speakers' voices (L2-normalised centroids)."""
+    by_group: dict[int, list[int]] = {}  # the windows of each stretch of speech between two pauses
+    for i, window in enumerate(windows):
+        by_group.setdefault(stretches[window.stretch].group, []).append(i)
+    if requested == 1:
+        window_labels = np.zeros(len(windows), dtype=int)
+    else:
+        groups = sorted(by_group)
+        means = np.stack([normalised(embeddings[by_group[g]].mean(axis=0)) for g in groups])
+        first: dict[int, float] = {}
+        last: dict[int, float] = {}
+        for stretch in stretches:
+            first.setdefault(stretch.group, stretch.start)
+            last[stretch.group] = stretch.end
+        anchors = np.flatnonzero([last[g] - first[g] >= ANCHOR_S for g in groups])
+        if not len(anchors) or len(anchors) < (requested or 0):  # too few long stretches to find the voices in
+            anchors = np.arange(len(groups))
+        labels = cluster(means[anchors], requested)
+        window_labels = np.full(len(windows), -1)
+        for anchor, label in zip(anchors, labels):
+            window_labels[by_group[groups[anchor]]] = label
+    centroids = _centroids(embeddings[window_labels >= 0], window_labels[window_labels >= 0])
+    speakers: list[int | None] = []
+    for _ in range(_RESEGMENT_ROUNDS):
+        speakers = _resegment(words, stretches, windows, embeddings, centroids)
+        window_labels = _window_speakers(words, stretches, windows, speakers)
+        kept = window_labels >= 0
+        centroids = _centroids(embeddings[kept], _compact(window_labels[kept]))
+    speakers = _resegment(words, stretches, windows, embeddings, centroids)
+    return speakers, centroids
 
 
 def cluster(embeddings: np.ndarray, count: int | None = None) -> np.ndarray:
     """Cluster labels 0..k-1 for L2-normalised embeddings: average-linkage agglomerative clustering on cosine
-    similarity down to `count` clusters, or (count None) until no two clusters are AUTO_MERGE_SIMILARITY
-    alike; then each embedding moves to its nearest cluster centroid."""
+    similarity down to `count` clusters, or (count None) until no two clusters are STRETCH_MERGE_SIMILARITY
+    alike. More than MAX_CLUSTERED_WINDOWS: an even subsample is clustered and the rest join the nearest."""
     n = len(embeddings)
     if n <= 1:
         return np.zeros(n, dtype=int)
     if n > MAX_CLUSTERED_WINDOWS:
         sample = np.linspace(0, n - 1, MAX_CLUSTERED_WINDOWS).round().astype(int)
         labels = cluster(embeddings[sample], count)
-        return _nearest(embeddings, _centroids(embeddings[sample], labels))
-    labels = _agglomerate(embeddings, count)
-    if count is None:
-        labels = _absorb_small(embeddings, labels)
-    for _ in range(3):  # a few rounds of reassignment to the centroids (spherical k-means)
-        refined = _nearest(embeddings, _centroids(embeddings, labels))
-        if np.array_equal(refined, labels) or (count is not None and len(np.unique(refined)) < labels.max() + 1):
-            break
-        labels = _compact(refined)
-    return labels
-
-
-def _agglomerate(embeddings: np.ndarray, count: int | None) -> np.ndarray:
-    n = len(embeddings)
+        return np.argmax(embeddings @ _centroids(embeddings[sample], labels).T, axis=1)
     similarity = (embeddings @ embeddings.T).astype(np.float64)
     np.fill_diagonal(similarity, -np.inf)
     sizes = np.ones(n)
-    alive = np.ones(n, dtype=bool)
     members = np.arange(n)
     target = min(n, max(1, count or 1))
     clusters = n
     while clusters > target:
         flat = int(np.argmax(similarity))
         a, b = divmod(flat, n)
-        if count is None and similarity[a, b] < AUTO_MERGE_SIMILARITY:
+        if count is None and similarity[a, b] < STRETCH_MERGE_SIMILARITY:
             break
         # Lance-Williams update for average linkage: the merged cluster keeps index a
         merged = (sizes[a] * similarity[a] + sizes[b] * similarity[b]) / (sizes[a] + sizes[b])
@@ -234,34 +287,83 @@ def _agglomerate(embeddings: np.ndarray, count: int | None) -> np.ndarray:
         similarity[a, a] = -np.inf
         similarity[b, :], similarity[:, b] = -np.inf, -np.inf
         sizes[a] += sizes[b]
-        alive[b] = False
         members[members == b] = a
         clusters -= 1
     return _compact(members)
 
 
-def _absorb_small(embeddings: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """Clusters of fewer than MIN_CLUSTER_WINDOWS windows or MIN_CLUSTER_SHARE of them (stray windows over a
-    cough or a crossing) join the nearest larger cluster."""
-    sizes = np.bincount(labels)
-    smallest = max(MIN_CLUSTER_WINDOWS, int(round(MIN_CLUSTER_SHARE * len(labels))))
-    if (sizes >= smallest).sum() == 0:
-        return np.zeros(len(labels), dtype=int)
-    keep = np.flatnonzero(sizes >= smallest)
-    centroids = _centroids(embeddings, labels)[keep]
-    result = labels.copy()
-    for k in np.flatnonzero(sizes < smallest):
-        for i in np.flatnonzero(labels == k):
-            result[i] = keep[int(np.argmax(centroids @ embeddings[i]))]
-    return _compact(result)
+def _resegment(
+    words: list[Word], stretches: list[_Stretch], windows: list[_Window], embeddings: np.ndarray, centroids: np.ndarray
+) -> list[int | None]:
+    """Each word's speaker by Viterbi: a word scores its duration times its windows' similarity to each voice
+    (windows weighted by how much of the word they cover); a change of speaker between two words costs
+    CHANGE_AT_PAUSE, CHANGE_AT_SENTENCE_END or CHANGE_IN_SENTENCE. Words of a stretch no window heard: None."""
+    k = len(centroids)
+    similarity = embeddings @ centroids.T  # (windows, speakers)
+    starts = np.array([w.start_frame / FRAMES_PER_S for w in windows])
+    window_stretch = np.array([w.stretch for w in windows])
+    word_stretch = np.empty(len(words), dtype=int)
+    for index, stretch in enumerate(stretches):
+        word_stretch[stretch.first : stretch.last + 1] = index
+    scores = np.zeros((len(words), k))
+    heard = np.zeros(len(words), dtype=bool)
+    for i, word in enumerate(words):
+        mine = window_stretch == word_stretch[i]
+        if not mine.any():
+            continue
+        heard[i] = True
+        end = max(word.end, word.start + 0.05)
+        overlap = np.clip(np.minimum(starts + WINDOW_S, end) - np.maximum(starts, word.start), 0.0, None) * mine
+        if overlap.sum() <= 0:  # the word lies beside its stretch's windows: the nearest of them
+            distance = np.where(mine, np.abs(starts + WINDOW_S / 2 - (word.start + end) / 2), np.inf)
+            overlap = (distance == distance.min()).astype(float)
+        scores[i] = (end - word.start) * (overlap @ similarity) / overlap.sum()
+    order = np.flatnonzero(heard)
+    if not len(order) or k == 0:
+        return [None] * len(words)
+    total = scores[order[0]].copy()
+    back = np.zeros((len(order), k), dtype=int)
+    for step in range(1, len(order)):
+        before, now = words[order[step - 1]], words[order[step]]
+        cost = _change_cost(before, now)
+        stay = total
+        move = total.max() - cost
+        best_from = int(np.argmax(total))
+        back[step] = np.where(stay >= move, np.arange(k), best_from)
+        total = np.maximum(stay, move) + scores[order[step]]
+    path = np.empty(len(order), dtype=int)
+    path[-1] = int(np.argmax(total))
+    for step in range(len(order) - 1, 0, -1):
+        path[step - 1] = back[step, path[step]]
+    result: list[int | None] = [None] * len(words)
+    for step, word_index in enumerate(order.tolist()):
+        result[word_index] = int(path[step])
+    return result
+
+
+def _change_cost(before: Word, now: Word) -> float:
+    if now.start - before.end >= PAUSE_S:
+        return CHANGE_AT_PAUSE
+    if before.text.strip().endswith(SENTENCE_ENDS):
+        return CHANGE_AT_SENTENCE_END
+    return CHANGE_IN_SENTENCE
+
+
+def _window_speakers(words: list[Word], stretches: list[_Stretch], windows: list[_Window], speakers: list[int | None]) -> np.ndarray:
+    """Each window's speaker: that of the word of its stretch nearest its middle (-1: none)."""
+    labels = np.full(len(windows), -1)
+    for i, window in enumerate(windows):
+        stretch = stretches[window.stretch]
+        middle = window.start_frame / FRAMES_PER_S + WINDOW_S / 2
+        nearest = min(range(stretch.first, stretch.last + 1), key=lambda j: abs((words[j].start + words[j].end) / 2 - middle))
+        labels[i] = -1 if speakers[nearest] is None else speakers[nearest]
+    return labels
 
 
 def _centroids(embeddings: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    if not len(labels):
+        return np.zeros((0, embeddings.shape[1]), dtype=np.float32)
     return np.stack([normalised(embeddings[labels == k].mean(axis=0)) for k in range(labels.max() + 1)])
-
-
-def _nearest(embeddings: np.ndarray, centroids: np.ndarray) -> np.ndarray:
-    return np.argmax(embeddings @ centroids.T, axis=1)
 
 
 def _compact(labels: np.ndarray) -> np.ndarray:
@@ -271,35 +373,6 @@ def _compact(labels: np.ndarray) -> np.ndarray:
 
 
 # --- words and segments ----------------------------------------------------------------------------------
-
-
-def _assign_words(words: list[Word], windows: list[_Window], embeddings: np.ndarray, centroids: np.ndarray) -> list[int | None]:
-    """Each word's cluster: the one its overlapping windows (weighted by overlap) are most similar to; the
-    nearest window's for a word no window covers; None for a word far from any window (over silence)."""
-    scores = embeddings @ centroids.T  # (windows, clusters)
-    starts = np.array([w.start_frame / FRAMES_PER_S for w in windows])
-    ends = starts + WINDOW_S
-    result: list[int | None] = []
-    for word in words:
-        overlap = np.minimum(ends, word.end) - np.maximum(starts, word.start)
-        weights = np.clip(overlap, 0.0, None)
-        if weights.sum() > 0:
-            result.append(int(np.argmax(weights @ scores)))
-            continue
-        distance = np.maximum(starts - word.end, word.start - ends)
-        nearest = int(np.argmin(distance))
-        result.append(int(np.argmax(scores[nearest])) if distance[nearest] <= WINDOW_S else None)
-    return _smoothed(result)
-
-
-def _smoothed(labels: list[int | None]) -> list[int | None]:
-    """A single word whose neighbours on both sides agree with each other takes their speaker: one word is
-    too short to be a turn of its own, and a voice change inside a word's window is blurred anyway."""
-    out = list(labels)
-    for i in range(1, len(out) - 1):
-        if out[i - 1] is not None and out[i - 1] == out[i + 1] != out[i]:
-            out[i] = out[i - 1]
-    return out
 
 
 def _split_segments(
@@ -384,11 +457,12 @@ def speaker_embedding(transcript: Transcript, speaker_id: str) -> list[float] | 
 
 def voice_embedding(samples: np.ndarray) -> np.ndarray:
     """One voice's averaged embedding from 16 kHz mono audio of that voice alone: its windows' embeddings
-    (as label_speakers makes them), averaged and L2-normalised."""
+    (as label_speakers makes them for one stretch of speech), averaged and L2-normalised."""
     stream = MelStream()
     stream.feed(samples)
     mels, energy = stream.finish()
-    windows = _windows([Word(0.0, len(energy) / FRAMES_PER_S, "voice")], energy, len(mels))
+    whole = _Stretch(0, 0, 0.0, max(len(energy) / FRAMES_PER_S, 0.05), 0)
+    windows = _windows([whole], energy, len(mels))
     if not windows:
         raise ValueError("no voice in this audio (silence)")
     return normalised(_embed(mels, windows, None).mean(axis=0))
