@@ -483,6 +483,7 @@ class MainWindow(QMainWindow):
         settings_menu = bar.addMenu("&Settings")
         settings_menu.addAction(self.settings_action)
         settings_menu.addAction("&Known voices…", self.open_known_voices)
+        bar.addMenu("&Live").addAction("&Transcribe an audio input…", self.open_live)  # gui.live_window
 
     def _build_toolbar(self) -> None:
         toolbar = self.addToolBar("Main")
@@ -566,6 +567,9 @@ class MainWindow(QMainWindow):
             self._upgrade_pane()  # (a window never shown gets its editor here)
             self.controller.start()
             self.watch_runner.set_folders(self.preferences.watch_folders, self.preferences.options())
+            from gui.live_window import queue_unfinished_recordings
+
+            queue_unfinished_recordings(self.controller.queue)  # what a crash cut short, in the background
 
     def _restore_geometry(self) -> None:
         store = settings_store()
@@ -922,6 +926,16 @@ class MainWindow(QMainWindow):
         self.transcript_pane.show_segment(hit.segment)
         self.transcript_pane.play_from(hit.start)
 
+    def open_live(self) -> None:
+        """The live transcription window (gui.live_window): one, kept while the app runs."""
+        from gui.live_window import LiveWindow
+
+        if getattr(self, "live_window", None) is None:
+            self.live_window = LiveWindow(self.controller.queue, self)
+        self.live_window.show()
+        self.live_window.raise_()
+        self.live_window.activateWindow()
+
     def open_known_voices(self) -> KnownVoicesDialog:
         """The voices the library names in new recordings (gui.editor.speakers_panel), with Delete."""
         from gui.editor import KnownVoicesDialog
@@ -963,6 +977,8 @@ class MainWindow(QMainWindow):
         store.setValue("window/geometry", self.saveGeometry())
         self.search_panel.shutdown()
         self.watch_runner.stop()  # no new files queued while the queue stops
+        if getattr(self, "live_window", None) is not None:
+            self.live_window.shutdown()  # what was heard is saved before the queue and the library close
         self.controller.shutdown()
         self.modal_status.wait()
         if self.transcript_pane.player is not None:

@@ -56,7 +56,7 @@ def action_named(window: MainWindow, text: str) -> QAction:
 def test_window_title_menus_and_shortcuts(window):
     assert window.windowTitle() == "Whisper Desk"
     menus = [a.text().replace("&", "") for a in window.menuBar().actions()]
-    assert menus == ["File", "Queue", "Modal", "Settings"]
+    assert menus == ["File", "Queue", "Modal", "Settings", "Live"]
     expected = {
         "Open…": "Ctrl+O", "Export…": "Ctrl+E", "Retry": "Ctrl+R", "Pause queue": "Ctrl+P",
         "Remove": "Del", "Move up": "Ctrl+Up", "Move down": "Ctrl+Down", "Preferences…": "Ctrl+,",

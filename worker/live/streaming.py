@@ -6,8 +6,9 @@ that whoever captures never waits: add_audio() only appends to a list. When the 
 a busy CPU), the audio that arrived meanwhile is taken in whole by the next pass: nothing is dropped, the backlog
 is caught up, and each update says how far behind the text is (lag_s).
 
-A pass waits for MIN_STEP_S of new audio. Speech is found with faster-whisper's Silero VAD: unfinished audio
-without speech makes the tentative words final (the speaker paused) and is let go. The buffer of unfinished audio
+A pass waits for MIN_STEP_S of new audio. Speech is found with faster-whisper's Silero VAD: when the audio
+after the final words holds none, one more pass makes the tentative words final (the speaker paused) and the
+silence is let go; audio is only let go once every word in it is final. The buffer of unfinished audio
 is cut at the end of the last final sentence once it is longer than TRIM_S (at the last final word past
 MAX_BUFFER_S: Whisper hears 30 s at most), and the final text before it is the next passes' prompt."""
 
@@ -35,7 +36,7 @@ MIN_STEP_S = 1.0  # new audio a pass waits for
 SETTLE_S = 1.5  # a word this close to the end of the audio heard stays tentative
 TRIM_S = 15.0
 MAX_BUFFER_S = 25.0
-KEEP_AFTER_SILENCE_S = 0.5  # of audio without speech, the end is kept (a word may be starting)
+KEEP_AFTER_SILENCE_S = 1.0  # of audio without speech, the end is kept (a word may be starting)
 PROMPT_CHARS = 200  # of final text, given to each pass as what came before
 MIN_SILENCE_MS = 500  # VAD: a shorter pause does not split speech
 STOP_TIMEOUT_S = 60.0
@@ -134,18 +135,20 @@ class StreamingTranscriber:
         """One pass over the unfinished audio (`final`: the last one; every word heard becomes final)."""
         heard_s = self.heard_s
         unfinished = self.buffer[max(0, int((self.agreement.final_end - self.buffer_start) * SAMPLE_RATE)):]
-        if not self._has_speech(unfinished):
-            agreed = self.agreement.finish()
-            keep = int(KEEP_AFTER_SILENCE_S * SAMPLE_RATE)
-            if not final and len(self.buffer) > keep:
-                self._cut(self.buffer_start + (len(self.buffer) - keep) / SAMPLE_RATE)
-            return LiveUpdate(tuple(agreed), (), tuple(self.lines.add(agreed, close=True)), heard_s, heard_s, final)
+        speech = self._has_speech(unfinished)
+        if not speech and not self.agreement.tentative and not final:
+            self._let_silence_go()  # nothing said since the last final word
+            return LiveUpdate((), (), (), heard_s, heard_s)
         buffer_end = self.buffer_start + len(self.buffer) / SAMPLE_RATE
         agreed = self.agreement.update(self._pass(), settled_until=buffer_end - SETTLE_S)
-        if final:
+        paused = not speech  # the speaker paused: what the pass heard is final
+        if final or paused:
             agreed += self.agreement.finish()
-        lines = self.lines.add(agreed, close=final)
-        self._trim()
+        lines = self.lines.add(agreed, close=final or paused)
+        if paused:
+            self._let_silence_go()
+        else:
+            self._trim()
         return LiveUpdate(tuple(agreed), tuple(self.agreement.tentative), tuple(lines), heard_s, heard_s, final)
 
     def segments(self) -> list[Segment]:
@@ -169,6 +172,12 @@ class StreamingTranscriber:
         if len(audio) < SAMPLE_RATE // 4:
             return False
         return bool(get_speech_timestamps(audio, VadOptions(min_silence_duration_ms=MIN_SILENCE_MS)))
+
+    def _let_silence_go(self) -> None:
+        """Audio without speech after the final words: only its end is kept (a word may be starting)."""
+        keep = int(KEEP_AFTER_SILENCE_S * SAMPLE_RATE)
+        if len(self.buffer) > keep:
+            self._cut(max(self.agreement.final_end, self.buffer_start + (len(self.buffer) - keep) / SAMPLE_RATE))
 
     def _trim(self) -> None:
         length = len(self.buffer) / SAMPLE_RATE
