@@ -246,3 +246,38 @@ def test_cli_live_prints_lines_as_they_come_and_ctrl_c_saves(tmp_path, jfk, jfk_
     finally:
         library.close()
     assert os.path.exists(recording) and unfinished_recordings(recordings) == []
+
+
+@pytest.mark.skipif(NO_SERVER is not None, reason=str(NO_SERVER))
+def test_cli_live_says_in_one_line_when_the_input_goes_away_and_keeps_what_it_heard(tmp_path, jfk):
+    from worker.library.library import Library
+
+    wav = wav_copy(jfk, tmp_path)
+    library_path, recordings = tmp_path / "library.sqlite3", tmp_path / "recordings"
+    with SoundServer(tmp_path / "pulse") as server:
+        live = subprocess.Popen([sys.executable, "-m", "worker.cli", "live", "--device", MIC, "--library",
+                                 str(library_path), "--recordings", str(recordings)], env=server.env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+        try:
+            time.sleep(4.0)  # listening, the model loaded
+            player = server.play(wav)
+            time.sleep(5.0)
+            # the input goes away with its server (PulseAudio moves a stream whose source is unplugged to
+            # another source, so an unplugged source alone does not end a capture)
+            server.kill()
+            out, err = live.communicate(timeout=60)
+            player.kill()
+        finally:
+            if live.poll() is None:
+                live.kill()
+    assert live.returncode == 1, err
+    gone = [line for line in err.splitlines() if "stopped: disconnected" in line]
+    assert len(gone) == 1 and gone[0].startswith("audio input 'Remapped Monitor of Null Output' stopped"), err
+    [recording] = recordings.glob("*.flac")
+    assert probe_duration(recording) >= 4.0  # what was heard until then is saved
+    library = Library(library_path)
+    try:
+        [job] = library.jobs.all()
+        assert job.status == "done" and "fellow" in library.transcripts.get(job.id).text.lower()
+    finally:
+        library.close()
