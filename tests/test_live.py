@@ -36,6 +36,10 @@ def wer(reference: str, hypothesis: str) -> float:
 
 @pytest.fixture(scope="module")
 def jfk_reference(shared_audio) -> tuple[str, float]:
+    return reference_and_file_wer(shared_audio)
+
+
+def reference_and_file_wer(shared_audio: Path) -> tuple[str, float]:
     """jfk's words as known, and the WER of tiny.en's file transcript of it (the bar the live text must meet)."""
     from worker.core.options import TranscriptionOptions
     from worker.engines.factory import create_engine

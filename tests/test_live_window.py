@@ -8,7 +8,6 @@ The window runs in a child process (this file run as a script): Qt connects to a
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -16,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from sound_server import CALL_LIMIT_S, SoundServer, guarded, pulseaudio_missing, wav_copy
-from test_live import WER_SLACK, jfk_reference, wer  # noqa: F401 - the fixture is used by name
+from test_live import WER_SLACK, reference_and_file_wer, wer
 from test_xvfb_app import start_xvfb
 
 from gui.live_capture import Capture, InputChoice
@@ -25,6 +24,11 @@ from gui.live_window import LiveWindow
 ROOT = Path(__file__).resolve().parent.parent
 NO_SERVER = pulseaudio_missing()
 SCENARIO_TIMEOUT_S = 240
+
+
+@pytest.fixture(scope="module")
+def jfk_reference(shared_audio) -> tuple[str, float]:
+    return reference_and_file_wer(shared_audio)
 
 
 def test_without_a_sound_server_the_window_says_so_and_never_blocks(qtbot, library, tmp_path):
