@@ -196,6 +196,48 @@ def test_a_file_that_cannot_be_read_runs_and_says_why(queue_with, counting, libr
     assert library.jobs.get(gone.id).content_sha256 is None
 
 
+def test_a_window_queue_lists_and_follows_another_processs_job_and_leaves_it_to_that_process(library, tmp_path):
+    """Two processes on one library file: the window's queue (under_window) reports the job the other one adds,
+    its start and its end with the transcript; cancel and remove from the window leave it to its process."""
+    from worker.jobs.events import JobAdded, JobChanged, Note
+
+    backend = StandInBackend()
+    window_events, other_events = Recorder(), Recorder()
+    window_queue = JobQueue(library, Preferences(), window_events, backend_factory=lambda name, prefs: backend,
+                            modal_ready=lambda: True, under_window=True, library_check_s=0.05)
+    other_library = Library(library.path)  # the other process's connection
+    other_queue = JobQueue(other_library, Preferences(), other_events, backend_factory=lambda name, prefs: backend,
+                           modal_ready=lambda: True, only_own_jobs=True)
+    try:
+        window_queue.restore()
+        other_queue.set_paused(True)
+        talk = tmp_path / "served.wav"
+        talk.write_bytes(b"a request's upload")
+        [theirs] = other_queue.add_files([talk])
+        window_events.wait_for(lambda events: any(isinstance(e, JobAdded) and e.record.id == theirs.id for e in events),
+                               "the window to list the other process's job")
+        window_queue.cancel([theirs.id])
+        window_queue.remove([theirs.id])
+        assert [note.text for note in window_events.of(Note)] == [
+            "served.wav: another process's job (whisper-desk serve, transcribe or watch), which waits for it: "
+            "cancel it there; it can be removed here once it has ended"] * 2
+        assert library.jobs.get(theirs.id).status == JobStatus.QUEUED
+
+        backend.release("served.wav")
+        other_queue.set_paused(False)
+        window_events.wait_finished(theirs.id)
+        ending = window_events.finished(theirs.id)
+        assert ending.status == JobStatus.DONE and ending.transcript.text == "words of served"
+        statuses = [e.record.status for e in window_events.of(JobChanged) if e.record.id == theirs.id]
+        assert statuses[-1] == JobStatus.DONE
+        assert backend.calls == ["served.wav"] and theirs.id not in window_queue.running_ids()
+        assert [e.record.id for e in window_events.of(JobAdded)] == [theirs.id]  # once
+    finally:
+        other_queue.shutdown()
+        other_library.close()
+        window_queue.shutdown()
+
+
 # --- whisper-desk transcribe ---------------------------------------------------------------------------------
 
 def test_cli_a_copy_prints_the_reuse_line_and_writes_the_same_outputs_and_again_transcribes(jfk, tmp_path):

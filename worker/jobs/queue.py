@@ -90,8 +90,8 @@ __all__ = [  # the events are defined in worker.jobs.events and are part of the 
     "JobChanged", "JobFinished", "JobProgress", "JobQueue", "JobRemoved", "JobStarted", "JobStatus", "JobsReordered",
     "Listener", "LogLine", "MODAL_NOT_SET_UP", "ModalSetupNeeded", "Note", "PathsAdded", "PausedChanged",
     "QueueEvent", "RegionTranscribed", "SegmentsArrived", "SerialWorker", "SummaryLine", "TimingLine",
-    "TranscriptEdited", "TranscriptReused", "VoiceSaved", "auto_export", "default_backend_factory", "describe_failure", "scan_media",
-    "start_thread",
+    "TranscriptEdited", "TranscriptReused", "VoiceSaved", "auto_export", "default_backend_factory", "describe_failure",
+    "scan_media", "start_thread",
 ]
 
 log = logging.getLogger("whisper_desk.queue")
@@ -99,6 +99,8 @@ log = logging.getLogger("whisper_desk.queue")
 PROGRESS_INTERVAL_S = 0.1  # progress events closer than this are coalesced (stage changes always pass)
 PROBE_DELAY_S = 0.3  # the duration prober starts this long after its first request
 LIBRARY_CHECK_S = 2.0  # under a window: how often the library is looked at for jobs other processes added
+ELSEWHERE = (": another process's job (whisper-desk serve, transcribe or watch), which waits for it: "
+             "cancel it there; it can be removed here once it has ended")
 BACKGROUND_NICENESS = 10
 MODAL_NOT_SET_UP = (
     "Modal is not set up: use Modal > Set up Modal… (or run `modal token new` in a terminal), "
@@ -209,12 +211,15 @@ def probe_seconds(path: str) -> float:
 
 
 class SerialWorker:
-    """Requests handled one at a time, in order, in one background loop started on the first request."""
+    """Requests handled one at a time, in order, in one background loop started on the first request, at a lower
+    priority unless `lower_priority` is False (a thread it starts inherits its priority)."""
 
-    def __init__(self, handle: Callable[[Any], None], start: StartWork, delay_s: float = 0.0) -> None:
+    def __init__(self, handle: Callable[[Any], None], start: StartWork, delay_s: float = 0.0,
+                 lower_priority: bool = True) -> None:
         self._handle = handle
         self._start = start
         self._delay_s = delay_s
+        self._lower_priority = lower_priority
         self._requests: "_queue.Queue[Any]" = _queue.Queue()
         self._lock = threading.Lock()
         self._running = False
@@ -246,7 +251,8 @@ class SerialWorker:
 
     def _loop(self) -> None:
         try:
-            lower_thread_priority()
+            if self._lower_priority:
+                lower_thread_priority()
             if self._delay_s:
                 time.sleep(self._delay_s)  # let a job that starts with these files do its first work first
             while True:
@@ -340,7 +346,8 @@ class JobQueue:
         self._heartbeat_started = False
         self.scanner = SerialWorker(self._scan, self._start_work)
         self.prober = SerialWorker(self._probe, self._start_work, probe_delay_s)
-        self.hasher = SerialWorker(self._hash_content, self._start_work)  # no delay: queued jobs wait for it
+        # no delay: queued jobs wait for it; the jobs it starts inherit its priority (lowered under a window only)
+        self.hasher = SerialWorker(self._hash_content, self._start_work, lower_priority=under_window)
 
     @property
     def listener(self) -> Listener:
@@ -863,6 +870,9 @@ class JobQueue:
                 if run is not None:
                     run.cancel.cancel()  # the backend ends with Cancelled at its next check
                     continue
+                if job_id in self._elsewhere:
+                    self._report(Note(self._elsewhere[job_id].name + ELSEWHERE))
+                    continue
                 record = self.library.jobs.get(job_id)
                 if record is not None and record.status == JobStatus.QUEUED:
                     self._stop_hashing(job_id)
@@ -893,6 +903,8 @@ class JobQueue:
                 if run is not None:
                     run.remove_when_stopped = True
                     run.cancel.cancel()
+                elif job_id in self._elsewhere:
+                    self._report(Note(self._elsewhere[job_id].name + ELSEWHERE))
                 else:
                     self._remove_now(job_id)
             self.schedule()
