@@ -10,7 +10,9 @@ appears only in the unit tests of the queue's rules (edited transcripts, options
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import threading
 from dataclasses import replace
 from pathlib import Path
@@ -20,7 +22,7 @@ from speech_text import JFK_PHRASE, normalise
 from test_cli import run_cli
 from test_queue import Recorder, StandInBackend
 from test_serve import serving
-from test_watch import Clock, WatchProcess, no_watch_process_outlives_its_test  # noqa: F401 - an autouse fixture
+from test_watch import Clock, WatchProcess
 
 from worker.core.options import TranscriptionOptions
 from worker.jobs.events import JobFinished, TranscriptReused
@@ -49,6 +51,16 @@ class CountingBackend:
 
     def close(self) -> None:
         pass
+
+
+@pytest.fixture(autouse=True)
+def no_watch_process_outlives_its_test():
+    yield
+    while WatchProcess.started:
+        process = WatchProcess.started.pop()
+        if process.poll() is None:  # the test failed before it stopped the watch: so do its engine and all
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
 
 
 @pytest.fixture
