@@ -131,9 +131,9 @@ def test_a_saved_voice_is_recognised_by_name_in_another_recording(dialogue, tmp_
     result = _cli(str(first), "--speakers", "auto", "--format", "txt", "-o", str(tmp_path / "reader.txt"), "--library", str(library_path))
     assert result.returncode == 0, result.stderr
     library = Library(library_path)
-    [job] = library.jobs()
-    [reader] = library.transcript(job.id).speakers
-    voice_id = library.save_voice("Ada Reader", reader.embedding)
+    [job] = library.jobs.all()
+    [reader] = library.transcripts.get(job.id).speakers
+    voice_id = library.voices.save("Ada Reader", reader.embedding)
     library.close()
 
     result = _cli(str(second), "--speakers", "auto", "--format", "srt", "-o", str(tmp_path / "second.srt"), "--library", str(library_path))
@@ -141,7 +141,7 @@ def test_a_saved_voice_is_recognised_by_name_in_another_recording(dialogue, tmp_
     srt = (tmp_path / "second.srt").read_text()
     assert "Ada Reader: " in srt and "Speaker 2: " in srt and "Speaker 3: " in srt  # the others stay unnamed
     library = Library(library_path)
-    labelled = library.transcript(max(j.id for j in library.jobs()))
+    labelled = library.transcripts.get(max(j.id for j in library.jobs.all()))
     named = [s for s in labelled.speakers if s.voice_id == voice_id]
     assert len(named) == 1 and named[0].name == "Ada Reader"
     assert KNOWN_VOICE_SIMILARITY <= named[0].confidence <= 1.0
@@ -153,10 +153,10 @@ def test_a_saved_voice_is_recognised_by_name_in_another_recording(dialogue, tmp_
 def test_a_voice_is_not_given_to_someone_else(engine, jfk, library, tmp_path):
     kennedy = label_speakers(jfk, _transcribe(engine, jfk), AUTO)
     assert len(kennedy.speakers) == 1
-    library.save_voice("JFK", kennedy.speakers[0].embedding)
+    library.voices.save("JFK", kennedy.speakers[0].embedding)
     reading = tmp_path / "reading.wav"
     join_turns([real_pieces()["A3"]], reading)
-    labelled = label_speakers(reading, _transcribe(engine, reading), AUTO, voices=library.voices())
+    labelled = label_speakers(reading, _transcribe(engine, reading), AUTO, voices=library.voices.all())
     assert [(s.name, s.voice_id, s.confidence) for s in labelled.speakers] == [("Speaker 1", None, None)]
 
 
@@ -223,16 +223,16 @@ def test_cancel_stops_labelling(dialogue):
 
 
 def test_known_voices_in_the_library(library):
-    first = library.save_voice("Ann", np.ones(256))
-    assert library.save_voice(" ann ", np.eye(256)[0]) == first  # the same name refines the voice
-    second = library.save_voice("Bob", np.eye(256)[1])
-    voices = library.voices()
+    first = library.voices.save("Ann", np.ones(256))
+    assert library.voices.save(" ann ", np.eye(256)[0]) == first  # the same name refines the voice
+    second = library.voices.save("Bob", np.eye(256)[1])
+    voices = library.voices.all()
     assert [(v.name, v.count) for v in voices] == [("Ann", 2), ("Bob", 1)]
     assert np.isclose(np.linalg.norm(voices[0].embedding), 1.0)
     with pytest.raises(ValueError):
-        library.save_voice("  ", np.ones(256))
-    library.delete_voice(first)
-    assert [v.id for v in library.voices()] == [second]
+        library.voices.save("  ", np.ones(256))
+    library.voices.delete(first)
+    assert [v.id for v in library.voices.all()] == [second]
 
 
 def _labelled() -> Transcript:
