@@ -359,14 +359,40 @@ def _tempo_graph(layout: str, rate: int, speed: float) -> Any:
 
 
 class _Probe(QObject):
-    """probe_duration on a short-lived thread; `measured(generation, seconds, error)` in the GUI thread."""
+    """probe_duration on one worker thread, newest request first (a file left before it was measured is never
+    measured: many threads measuring at once would starve the GUI thread of the GIL); `measured(generation,
+    seconds, error)` arrives in the GUI thread."""
 
     measured = Signal(int, float, str)
 
-    def start(self, generation: int, path: Path) -> None:
-        def run() -> None:
-            from worker.media.audio import probe_duration
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._wanted: tuple[int, Path] | None = None
+        self._wake = threading.Condition()
+        self._closed = False
+        threading.Thread(target=self._run, name="player-probe", daemon=True).start()
 
+    def start(self, generation: int, path: Path) -> None:
+        with self._wake:
+            self._wanted = (generation, path)
+            self._wake.notify()
+
+    def close(self) -> None:
+        with self._wake:
+            self._closed = True
+            self._wake.notify()
+
+    def _run(self) -> None:
+        from worker.media.audio import probe_duration
+
+        while True:
+            with self._wake:
+                while self._wanted is None and not self._closed:
+                    self._wake.wait()
+                if self._closed:
+                    return
+                assert self._wanted is not None
+                (generation, path), self._wanted = self._wanted, None
             try:
                 seconds, problem = probe_duration(path), ""
             except MediaError as exc:
@@ -375,8 +401,7 @@ class _Probe(QObject):
                 self.measured.emit(generation, seconds, problem)
             except RuntimeError:  # the player was deleted while the file was measured: nobody to tell
                 log.debug("player: %s measured after its player was deleted", path.name)
-
-        threading.Thread(target=run, name="player-probe", daemon=True).start()
+                return
 
 
 # --- the widget ----------------------------------------------------------------------------------------------
@@ -400,9 +425,14 @@ class Player(QWidget):
         self._slider_held = False
 
         self.audio = AudioOut()
-        audio = self.audio
-        self.destroyed.connect(lambda *_: audio.close())
         self._probe = _Probe(self)
+        audio, probe = self.audio, self._probe
+
+        def end_threads(*_: object) -> None:
+            audio.close()
+            probe.close()
+
+        self.destroyed.connect(end_threads)
         self._probe.measured.connect(self._measured)
         self._ticker = QTimer(self)
         self._ticker.setInterval(TICK_MS)

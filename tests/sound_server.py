@@ -7,7 +7,7 @@ in real time with paplay (paplay of FLAC stopped after 2 s here, so WAV), `recor
 with parec. stop() ends the daemon: a test never leaves it running. The processes that talk to it get `env`.
 
 guarded(player): the player with every method call timed; a call that takes more than CALL_LIMIT_S fails the
-test, and one that never returns dumps every thread's stack (faulthandler) and ends the test process after
+test (saying where it was at the limit), and one that never returns dumps every thread's stack (faulthandler) and ends the test process after
 HANG_EXIT_S, so a hang in the audio system fails the run instead of holding it until CI's time limit.
 """
 
@@ -19,7 +19,9 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -138,16 +140,23 @@ class Guarded:
             return value
 
         def call(*args: Any, **kwargs: Any) -> Any:
+            caller = threading.get_ident()
+            seen: list[str] = []  # where the call was when it passed the limit
+            sampler = threading.Timer(self._limit_s, lambda: seen.extend(
+                traceback.format_stack(sys._current_frames()[caller])))
             faulthandler.dump_traceback_later(HANG_EXIT_S, exit=True, file=sys.stderr)
             started = time.monotonic()
+            sampler.start()
             try:
                 return value(*args, **kwargs)
             finally:
+                sampler.cancel()
                 faulthandler.cancel_dump_traceback_later()
                 took = time.monotonic() - started
                 object.__setattr__(self, "slowest", max(self.slowest, took))
                 if took > self._limit_s:
-                    raise CallTooSlow(f"player.{name}() held the GUI thread for {took:.2f} s (limit {self._limit_s} s)")
+                    raise CallTooSlow(f"player.{name}() held the GUI thread for {took:.2f} s (limit {self._limit_s} s)"
+                                      + (", at:\n" + "".join(seen[-8:]) if seen else ""))
 
         return call
 
