@@ -13,8 +13,8 @@ from PySide6.QtGui import QPainter
 from PySide6.QtWidgets import QApplication, QStyledItemDelegate, QStyleOptionViewItem
 
 from worker.backends.base import BACKEND_LABELS
-from worker.library.jobs import JobRecord
 from worker.library.job_status import JobStatus
+from worker.library.jobs import JobRecord
 from worker.modal.cost import estimate_modal_cost
 
 FILE, DURATION, BACKEND, MODEL, STATUS, PROGRESS, ELAPSED = range(7)

@@ -17,7 +17,6 @@ from worker.jobs.preferences import Preferences
 from worker.transcripts.model import Transcript
 from worker.transcripts.subtitles import SubtitleRules
 
-
 TIME_TOLERANCE_S = 0.15  # how far an engine-computed time may move between runs (0.04 seen under load)
 
 
