@@ -66,6 +66,7 @@ SKIP_S = 5.0
 TICK_MS = 40  # how often the playhead moves while playing
 SINK_BUFFER_S = 0.25  # sound queued ahead in the audio device
 COMMAND_POLL_S = 0.02  # the audio thread's wait for a command while it plays
+BURST_S = 0.15  # commands this close together are one burst: only its last is acted on
 
 
 def _clock(seconds: float) -> str:
@@ -209,9 +210,11 @@ class AudioOut:
             command = self._commands.get(timeout=timeout) if timeout is None or timeout > 0 else None
         except queue.Empty:
             return None
-        while True:  # a burst of commands: only the last counts (a quit always does)
+        # a burst of commands (clicks, seeks, source changes): only the last counts (a quit always does), once
+        # none has come for BURST_S. Each one acted on costs the audio system round trips that hold the GIL.
+        while True:
             try:
-                following = self._commands.get_nowait()
+                following = self._commands.get(timeout=BURST_S)
             except queue.Empty:
                 return command
             command = command if isinstance(command, _Quit) else following
