@@ -752,6 +752,16 @@ class _Servicer(api_grpc.ModalClientBase):
             api_pb2.AppCreateResponse(app_id=app_id, app_page_url=f"https://modal.invalid/apps/{app_id}")
         )
 
+    async def AppGetLayout(self, stream) -> None:
+        """A redeploy of an app that exists: its objects are created anew (an empty layout), in its environment."""
+        request = await self._start("AppGetLayout", stream)
+        for environment, apps in self.plane.environments.items():
+            for name, app in apps.items():
+                if app.app_id == request.app_id:
+                    self.plane._pending_apps[request.app_id] = Deployment(app_name=name, app_id=request.app_id,
+                                                                          environment=environment)
+        await stream.send_message(api_pb2.AppGetLayoutResponse(app_layout=api_pb2.AppLayout()))
+
     async def AppHeartbeat(self, stream) -> None:
         await self._start("AppHeartbeat", stream)
         await stream.send_message(empty_pb2.Empty())
@@ -1435,6 +1445,21 @@ class ControlPlane:
             shutil.move(str(backup / "openai-whisper"), str(folder))
         shutil.rmtree(backup, ignore_errors=True)
         self._broken_volume = None
+
+    def cache_weights(self) -> None:
+        """The Volume holds tiny.en's weights already (an earlier job downloaded them), as on a deployment that
+        has run a job before."""
+        from worker.engines.weights import openai_checkpoint
+
+        checkpoint = openai_checkpoint(_WeightsServer.MODEL)
+        assert isinstance(checkpoint, Path)
+        folder = self.volume.committed / "openai-whisper"
+        folder.mkdir(parents=True, exist_ok=True)
+        target = folder / f"{_WeightsServer.MODEL}.pt"
+        if not target.exists():
+            staging = folder / f".{target.name}.seed"
+            shutil.copyfile(checkpoint, staging)
+            os.replace(staging, target)
 
     @property
     def downloads(self) -> list[tuple[str, float]]:

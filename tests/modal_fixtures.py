@@ -3,7 +3,8 @@
 
 - `modal_plane`: a fresh ControlPlane, with the environment pointing modal (and the `modal` CLI that
   `whisper-desk deploy` runs) at it: MODAL_SERVER_URL, MODAL_TOKEN_ID/SECRET, HOME and MODAL_CONFIG_PATH
-  in the test's temporary home. Nothing is deployed yet.
+  in the test's temporary home. Nothing is deployed yet; its model Volume holds tiny.en's weights, as after
+  a first job (`modal_plane.empty_volume()` for a first download).
 - `deployed_modal`: the same, after the real `whisper-desk deploy` code (worker.modal.deploy, which runs
   `python -m modal deploy -m worker.modal.app`) ran against it; the plane's records are then cleared.
 - `cp`: `deployed_modal`, with its faults cleared and its containers idle again after the test.
@@ -29,6 +30,7 @@ def modal_plane(isolated_dirs, monkeypatch):
     from modal_control_plane import ControlPlane
 
     plane = ControlPlane(warm_containers=_WARM)
+    plane.cache_weights()  # as after a first job: tests of a first download call plane.empty_volume()
     plane.start()
     for name, value in plane.env().items():
         monkeypatch.setenv(name, value)

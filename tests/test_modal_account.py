@@ -462,7 +462,11 @@ def test_sign_in_with_browser_runs_modal_token_new(server, monkeypatch):
     assert stat.S_IMODE(config.stat().st_mode) == 0o600
     profiles = credentials.read_profiles()
     assert profiles["work"]["token_id"] == "ak-worktoken00000000"
-    assert profiles["whisper-desk"]["token_secret"] == GOOD_SECRET and profiles["whisper-desk"]["active"] is True
+    assert profiles["whisper-desk"]["token_secret"] == GOOD_SECRET
+    # the user's active profile stays theirs (issue 17): the modal CLI still uses work, Whisper Desk the new one
+    assert profiles["work"]["active"] is True and "active" not in profiles["whisper-desk"]
+    assert modal_reads(config)["active"] == "work"
+    assert credentials.active_profile() == "whisper-desk"
     assert checks.check_credentials(server_url=server.url).state == "ok"
 
 

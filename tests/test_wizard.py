@@ -142,15 +142,19 @@ def test_good_token_is_verified_then_saved_private_keeping_profiles(qtbot, make_
     verify(qtbot, wizard)
     page = wizard.verify_page
     assert page.status.text() == "Accepted by workspace ada-lovelace."
-    assert "profile whisper-desk (active)" in page.detail.text()
+    assert "Saved as profile whisper-desk in" in page.detail.text()
+    assert "The modal CLI's active profile is still work" in page.detail.text()
     assert next_enabled(wizard)
     assert stat.S_IMODE(config.stat().st_mode) == 0o600
     profiles = credentials.read_profiles()
-    assert profiles["work"]["token_id"] == "ak-worktoken00000000" and "active" not in profiles["work"]
+    assert profiles["work"]["token_id"] == "ak-worktoken00000000" and profiles["work"]["active"] is True
     assert profiles["whisper-desk"]["token_secret"] == GOOD_SECRET
+    # the user's active profile is theirs (issue 17): the modal CLI still uses work, Whisper Desk whisper-desk
     assert modal_reads(config) == {
-        "profiles": ["whisper-desk", "work"], "active": "whisper-desk", "token_id": GOOD_ID, "secret_set": True,
+        "profiles": ["whisper-desk", "work"], "active": "work", "token_id": "ak-worktoken00000000", "secret_set": True,
     }
+    assert credentials.active_profile() == "whisper-desk"
+    assert credentials.resolve_credentials().token_id == GOOD_ID
     assert config_files(config) == [".modal.toml"]
     assert_secret_not_shown(wizard)
 

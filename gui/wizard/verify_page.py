@@ -85,11 +85,13 @@ class VerifyPage(WizardPage):
         if result.state == "ok" and token is not None:
             if not token.saved:
                 try:
-                    # written only now, after Modal accepted it; atomic, 0600, other profiles kept
+                    # written only now, after Modal accepted it; atomic, 0600, other profiles kept; the modal
+                    # CLI's active profile stays the user's (activate=None: only a first profile is activated)
                     self.saved_path = wiz.services.write_token(
-                        token.token_id, token.secret, profile=token.profile, activate=True,
+                        token.token_id, token.secret, profile=token.profile, activate=None,
                         server_url=wiz.server_url,
                     )
+                    credentials.set_app_profile(token.profile)  # Whisper Desk uses it, whichever is active
                 except Exception as exc:
                     self.result = None
                     self.status.setText("Accepted, but the token could not be saved.")
@@ -102,7 +104,11 @@ class VerifyPage(WizardPage):
             token.workspace = result.workspace
             where = f"workspace {result.workspace}" if result.workspace else "your Modal account"
             self.status.setText(f"Accepted by {where}.")
-            detail = f"Saved as profile {token.profile} (active) in {_home_short(self.saved_path or credentials.config_path())}."
+            where_saved = _home_short(self.saved_path or credentials.config_path())
+            other = credentials.other_active_profile(token.profile)
+            detail = (f"Saved as profile {token.profile} in {where_saved}; Whisper Desk uses it. The modal CLI's active "
+                      f"profile is still {other} (`modal profile activate {token.profile}` switches it)." if other
+                      else f"Saved as profile {token.profile} (active) in {where_saved}.")
             if credentials.env_credentials_set():
                 detail += " MODAL_TOKEN_ID / MODAL_TOKEN_SECRET in the environment still win over this profile."
             self.detail.setText(detail)

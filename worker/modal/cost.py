@@ -62,10 +62,17 @@ T4_MODEL_FIGURES: dict[str, tuple[float, float]] = {
 }
 T4_CONTAINER_START_S = 15.0  # a cold container's start (image, CUDA) before its model loads
 PAPER_SPREAD = (0.5, 2.0)  # how far the real figures may lie from the paper ones, either way
-MEASURED_SPREAD = (0.8, 1.5)  # ... and from what earlier jobs measured (load and speed vary run to run)
+# ... and from what earlier jobs measured: a file sent alone to a warm container runs faster than one whose
+# chunks share a busy region (measured on the plane: a warm single chunk at 0.6x a fan-out's rate), a cold start
+# may be slower than any measured yet
+MEASURED_SPREAD = (0.5, 2.0)
 FIGURES_KEPT = 8  # jobs remembered per model
 FIGURES_FILE = "modal-figures.json"
 SECONDS_PER_CHUNK_OVERHEAD = 0.2  # per chunk: its decode, the call's dispatch in the container
+# how long a job's containers stay warm after their last chunk, by default: long enough that a container is
+# never let go between two chunks of the same file (the next one is on its way), short enough that no GPU idles
+# for a file that is not coming (the deployed 120 s would bill 8 T4s for 16 minutes after every job)
+LET_GO_S = 10
 
 
 @dataclass(frozen=True)
@@ -304,12 +311,12 @@ def plan_fan_out(
     cpu: float | None = None,
     memory_mib: int | None = None,
 ) -> Plan:
-    """The fan-out for one file: "fastest" uses up to `max_containers` containers (one per chunk) and keeps
-    them warm for the deployed window, for the next file; "cheapest" uses as few containers as keep the job
-    within about twice the fastest one's time and lets them go after Modal's shortest window, so no GPU idles
-    for a job that will not come."""
+    """The fan-out for one file: "fastest" uses up to `max_containers` containers (one per chunk); "cheapest"
+    uses as few as keep the job within about twice the fastest one's time (fewer cold starts, fewer idle
+    tails). Either way the containers stay warm `scaledown_s` after their last chunk (LET_GO_S by default, so
+    no GPU idles for a file that is not coming; longer keeps them warm for a queue of files)."""
     from worker.media.chunking import estimate_chunk_count
-    from worker.modal.settings import SCALEDOWN_RANGE_S, DeploySettings
+    from worker.modal.settings import DeploySettings
 
     settings = DeploySettings()
     figures = figures or measured_figures(model)
@@ -318,11 +325,10 @@ def plan_fan_out(
                                       (settings.memory_mib if memory_mib is None else memory_mib) / 1024,
                                       gpu_usd_per_s=dollars_per_hour / 3600.0)
     fastest_n = max(1, min(chunks, int(max_containers)))
-    window = int(settings.scaledown_s if scaledown_s is None else scaledown_s)
+    window = int(LET_GO_S if scaledown_s is None else scaledown_s)
     if mode == "fastest":
         n = fastest_n
     elif mode == "cheapest":
-        window = SCALEDOWN_RANGE_S[0]
         fastest_wall = _wall(duration_s, chunks, fastest_n, figures, chunk_s)[1]
         n = fastest_n
         for candidate in range(1, fastest_n + 1):  # the fewest containers that keep it within twice the time

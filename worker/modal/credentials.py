@@ -111,14 +111,56 @@ def read_profiles(path: Path | None = None) -> dict[str, dict[str, Any]]:
 
 
 def active_profile(profiles: dict[str, dict[str, Any]] | None = None) -> str:
-    """The profile Modal uses: MODAL_PROFILE, else the one marked `active = true`, else "default"."""
+    """The profile Whisper Desk uses: MODAL_PROFILE, else the one the setup wizard saved for it (app_profile),
+    else the one marked `active = true` (the modal CLI's), else "default"."""
     if os.environ.get("MODAL_PROFILE"):
         return os.environ["MODAL_PROFILE"]
     profiles = read_profiles() if profiles is None else profiles
+    chosen = app_profile()
+    if chosen and chosen in profiles:
+        return chosen
     for name, values in profiles.items():
         if values.get("active", False) is True:
             return name
     return "default"
+
+
+def app_profile_path() -> Path:
+    """Where Whisper Desk remembers the Modal profile it uses (one line), so that the wizard need not make it
+    the modal CLI's active profile."""
+    from platformdirs import user_config_dir
+
+    from worker.core.constants import APP_DIRS_NAME
+
+    return Path(user_config_dir(APP_DIRS_NAME, appauthor=False)) / "modal-profile"
+
+
+def app_profile() -> str | None:
+    """The Modal profile Whisper Desk uses when MODAL_PROFILE is not set (None: modal's active one)."""
+    try:
+        name = app_profile_path().read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return None
+    except OSError:  # unreadable: modal's active profile serves
+        return None
+    return name if name and validate_profile_name(name) is None else None
+
+
+def other_active_profile(profile: str) -> str | None:
+    """The modal CLI's active profile when it is not `profile` (None: none, or that one)."""
+    try:
+        profiles = read_profiles()
+    except ModalSetupError:
+        return None
+    return next((name for name, values in profiles.items() if values.get("active") is True and name != profile), None)
+
+
+def set_app_profile(profile: str) -> None:
+    """Whisper Desk uses `profile` from now on, whichever profile the modal CLI has active."""
+    reason = validate_profile_name(profile)
+    if reason:
+        raise ModalSetupError(f"profile not chosen: {reason}")
+    atomic_write_private(app_profile_path(), profile + "\n")
 
 
 class OAuth(NamedTuple):
@@ -297,14 +339,16 @@ def write_token(
     token_id: str,
     token_secret: "str | Secret",
     profile: str = "default",
-    activate: bool = True,
+    activate: bool | None = True,
     server_url: str | None = None,
     path: Path | None = None,
 ) -> Path:
     """Save a token as a Modal profile (mode 0600, atomic), keeping the other profiles. Returns the path.
 
     With `activate`, this profile gets `active = true` and the others lose theirs (as `modal token set`
-    does); a first profile is always activated. `server_url` is stored only when given (a non-default server).
+    does); a first profile is always activated; None activates it only when no other profile is active (the
+    user's active profile is theirs: the setup wizard never switches it). `server_url` is stored only when
+    given (a non-default server).
     """
     import toml
 
@@ -320,6 +364,8 @@ def write_token(
     if server_url:
         entry["server_url"] = server_url
     profiles[profile] = entry
+    if activate is None:
+        activate = not any(values.get("active") is True for name, values in profiles.items() if name != profile)
     if activate or len(profiles) == 1:
         for values in profiles.values():
             values.pop("active", None)

@@ -26,6 +26,7 @@ from worker.modal.credentials import (
     TOKENS_URL,
     Credentials,
     Secret,
+    app_profile,
     resolve_credentials,
     resolve_environment,
     resolve_server_url,
@@ -208,7 +209,10 @@ def _keep_log(lines: list[str]) -> Path | None:
 
 def _build_failure(lines: list[str]) -> str | None:
     """The one line for an image build that failed on Modal (modal's ImageBuildError), or None."""
-    if "ImageBuildError" not in "\n".join(lines):
+    text = "\n".join(lines)
+    if "ImageBuildError" not in text and not re.search(
+        r"Image build for \S+ (failed\.|failed with the exception|timed out|terminated)", text
+    ):
         return None
     for line in lines:  # modal prints the exception on the lines after "Image build for im-… failed …"
         stripped = line.strip(" │╭╮╰╯─")
@@ -237,6 +241,8 @@ def deploy(
     except ValueError as exc:
         raise ModalSetupError(str(exc)) from None
     version = version or WORKER_API_VERSION
+    if profile is None and not os.environ.get("MODAL_PROFILE"):
+        profile = app_profile()  # the profile Whisper Desk uses, whichever one the modal CLI has active
     command_given = command
     command = command or [sys.executable, "-m", "modal", "deploy", "-m", module]
     secrets: tuple[str | Secret | None, ...] = ()

@@ -45,7 +45,15 @@ from worker.core.async_loops import run_cancellable
 from worker.core.cancel import CancelToken
 from worker.core.errors import TranscriptionError, WhisperDeskError
 from worker.core.options import TranscriptionOptions
-from worker.modal.cost import DEFAULT_T4_DOLLARS_PER_HOUR, Plan, plan_fan_out, remember_figures, summarize
+from worker.modal.cost import (
+    DEFAULT_T4_DOLLARS_PER_HOUR,
+    CostEstimate,
+    Plan,
+    estimate_modal_cost,
+    plan_fan_out,
+    remember_figures,
+    summarize,
+)
 from worker.modal.remote import (
     CANCEL_GRACE_S,
     ModalRemote,
@@ -175,6 +183,7 @@ class ModalBackend:
         retry_delay_s: float = RETRY_DELAY_S,
         server_url: str | None = None,
         plan: str = "fastest",
+        scaledown_s: int | None = None,
     ) -> None:
         if int(max_containers) < 1:
             raise ValueError(f"max_containers must be at least 1, not {max_containers}")
@@ -200,6 +209,9 @@ class ModalBackend:
         if plan not in ("fastest", "cheapest"):
             raise ValueError(f"the fan-out plan is 'fastest' or 'cheapest', not {plan!r}")
         self.plan = plan
+        # how long a job's containers stay warm after their last chunk (Cls.with_options): None is
+        # worker.modal.cost.LET_GO_S; longer keeps them warm for the next file of a queue (and bills that time)
+        self.scaledown_s = scaledown_s
 
     def transcribe(
         self,
@@ -231,8 +243,7 @@ class ModalBackend:
         started = time.monotonic()
         emit(Progress(Stage.DECODING, 0.0, message=f"decoding {path.name}"))
         duration = await loop.run_in_executor(None, probe_duration, path)  # MediaError: one line naming the file
-        plan = plan_fan_out(duration, options.model, self.dollars_per_hour, self.chunk_s, self.max_containers,
-                            mode=self.plan)
+        plan = self._plan(duration, options.model, self.plan)
         remote = self.remote if self.remote is not None else self._modal_remote(plan.scaledown_s)
         if self.remote is None:
             emit(Progress(Stage.UPLOADING, 0.0, message="connecting to Modal"))
@@ -300,8 +311,17 @@ class ModalBackend:
         return ModalRemote(self.app_name, self.class_name, self.connect_timeout_s, self.server_url, scaledown_s)
 
     def _other_plan(self, duration_s: float, model: str) -> str:
-        other = "cheapest" if self.plan == "fastest" else "fastest"
-        return plan_fan_out(duration_s, model, self.dollars_per_hour, self.chunk_s, self.max_containers, mode=other).line()
+        return self._plan(duration_s, model, "cheapest" if self.plan == "fastest" else "fastest").line()
+
+    def _plan(self, duration_s: float, model: str, mode: str) -> Plan:
+        return plan_fan_out(duration_s, model, self.dollars_per_hour, self.chunk_s, self.max_containers,
+                            self.scaledown_s, mode)
+
+    def estimate(self, duration_s: float, model: str) -> CostEstimate:
+        """What a file of `duration_s` would cost with this backend's settings and plan, as Modal bills it: a
+        range from every container already warm to every one starting cold (both plans ride along)."""
+        return estimate_modal_cost(duration_s, model, self.dollars_per_hour, self.chunk_s, self.max_containers,
+                                   self.scaledown_s, self.plan)
 
     async def _fan_out(self, job: _Job, remote: RemoteTranscriber, cancel: CancelToken) -> None:
         from worker.media.chunking import encode_chunk, iter_chunks

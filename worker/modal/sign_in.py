@@ -10,7 +10,15 @@ from pathlib import Path
 
 from worker.core.cancel import CancelToken
 from worker.core.errors import Cancelled, ModalSetupError
-from worker.modal.credentials import DEFAULT_PROFILE, atomic_write_private, config_path, read_profiles, validate_profile_name
+from worker.modal.credentials import (
+    DEFAULT_PROFILE,
+    atomic_write_private,
+    config_path,
+    other_active_profile,
+    read_profiles,
+    set_app_profile,
+    validate_profile_name,
+)
 from worker.modal.deploy import LogFn, failure_reason, run_streamed, subprocess_env
 
 SIGN_IN_TIMEOUT_S = 300.0
@@ -30,10 +38,12 @@ def sign_in_with_browser(
     profile: str = DEFAULT_PROFILE,
     server_url: str | None = None,
     command: list[str] | None = None,
+    activate: bool | None = None,
 ) -> SignInResult:
     """Run `modal token new` for `profile` (it opens the browser, prints the URL and waits), streaming its
-    output. Modal verifies and saves the token itself; we keep the file at 0600. Cancelling, a timeout or a
-    failure leave the config file as it was."""
+    output. Modal verifies and saves the token itself; we keep the file at 0600. Unless `activate` says so, the
+    modal CLI's active profile stays as it was when there is one (`--no-activate`); Whisper Desk uses the new
+    profile either way (set_app_profile). Cancelling, a timeout or a failure leave the config file as it was."""
     reason = validate_profile_name(profile)
     if reason:
         raise ModalSetupError(reason)
@@ -43,7 +53,9 @@ def sign_in_with_browser(
     before = path.read_bytes() if path.exists() else None
     if before is None:
         atomic_write_private(path, "")  # modal then writes into a file that was never world-readable
-    command = command or [sys.executable, "-m", "modal", "token", "new"]
+    if activate is None:
+        activate = other_active_profile(profile) is None
+    command = command or [sys.executable, "-m", "modal", "token", "new", *([] if activate else ["--no-activate"])]
     ok = False
     try:
         outcome = run_streamed(command, log, cancel, timeout_s, subprocess_env(server_url, profile))
@@ -57,6 +69,7 @@ def sign_in_with_browser(
         if not entry.get("token_id") or not entry.get("token_secret"):
             raise ModalSetupError(f"sign-in finished but no token was saved in profile {profile}: try again")
         ok = True
+        set_app_profile(profile)
         return SignInResult(profile, str(entry["token_id"]), path)
     finally:
         if not ok:
