@@ -170,7 +170,7 @@ class QueueModel(QAbstractTableModel):
         """A queued Modal job's cost estimate (worker.modal.cost.CostEstimate), or None."""
         if record.status != JobStatus.QUEUED or record.backend != "modal" or not record.duration:
             return None
-        keys = ("dollars_per_hour", "chunk_s", "max_containers")
+        keys = ("dollars_per_hour", "chunk_s", "max_containers", "plan")
         return estimate_modal_cost(record.duration, record.options.model, **{k: v for k, v in self.modal_settings.items() if k in keys})
 
     # rows

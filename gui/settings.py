@@ -119,6 +119,12 @@ class SettingsDialog(QDialog):
         self.cost.setPrefix("$")
         self.cost.setSuffix(" per GPU-hour")
         self.cost.setValue(preferences.dollars_per_gpu_hour)
+        self.modal_plan = QtWidgets.QComboBox()
+        self.modal_plan.setObjectName("modalPlan")
+        for value, label in (("fastest", "Fastest (a container per chunk)"), ("cheapest", "Cheapest (fewer containers)")):
+            self.modal_plan.addItem(label, value)
+        self.modal_plan.setCurrentIndex(max(0, self.modal_plan.findData(preferences.modal_plan)))
+        self.modal_plan.setToolTip("How each Modal file fans out; a queued job's tooltip shows both plans' cost")
         self.check_modal = QtWidgets.QCheckBox("Check the Modal connection at start")
         self.check_modal.setChecked(preferences.check_modal_on_start)
 
@@ -179,6 +185,7 @@ class SettingsDialog(QDialog):
         form.addRow("Files at once on Modal", self.modal_parallel)
         form.addRow("GPU containers per file", self.max_containers)
         form.addRow("Chunk length", self.chunk_s)
+        form.addRow("Modal plan", self.modal_plan)
         form.addRow("Cost estimate", self.cost)
         form.addRow("", self.check_modal)
 
@@ -232,6 +239,7 @@ class SettingsDialog(QDialog):
             max_containers=self.max_containers.value(),
             chunk_s=self.chunk_s.value(),
             dollars_per_gpu_hour=self.cost.value(),
+            modal_plan=self.modal_plan.currentData() or "fastest",
             auto_export_formats=tuple(f for f, box in self.export_checks.items() if box.isChecked()),
             auto_export_folder=self.export_folder.text().strip(),
             check_modal_on_start=self.check_modal.isChecked(),

@@ -19,7 +19,8 @@ def test_preferences_persist_by_platform_convention_and_map_to_jobs(isolated_dir
     assert preferences_path() == stored and stored.is_file()  # XDG config dir on Linux
     assert Preferences.load() == prefs
     assert prefs.options() == TranscriptionOptions(model="base.en", language="de", task="translate", word_timestamps=True)
-    assert prefs.backend_settings("modal") == {"max_containers": 12, "chunk_s": 45.0, "dollars_per_hour": 0.75}
+    assert prefs.backend_settings("modal") == {"max_containers": 12, "chunk_s": 45.0, "dollars_per_hour": 0.75,
+                                               "plan": "fastest"}
     assert prefs.backend_settings("local") == {"engine": "faster"}
     assert Preferences(local_threads=2).backend_settings("local") == {"engine": "faster", "threads": 2}
     assert (prefs.parallel("modal"), prefs.parallel("local")) == (4, 1)

@@ -18,6 +18,7 @@ from worker.core.options import DEFAULT_MODEL, MODEL_NAMES, TranscriptionOptions
 from worker.engines.base import ENGINE_NAMES
 from worker.jobs.preferences import TASKS
 from worker.modal.bounded import CHECK_TIMEOUT_CAP_S
+from worker.modal.cost import PLANS
 from worker.transcripts.formats import BINARY_FORMATS, EXPORT_FORMATS
 
 if TYPE_CHECKING:
@@ -87,6 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_subtitle_rule_options(tr)
     tr.add_argument("--chunk-seconds", type=float, default=None, help="Modal: target chunk length (default: 30)")
     tr.add_argument("--max-containers", type=int, default=None, help="Modal: GPU containers in parallel (default: 8)")
+    tr.add_argument("--plan", choices=PLANS, default=None,
+                    help="Modal: fan each file out for speed (fastest: a container per chunk) or for cost (cheapest: "
+                    "fewer containers); both estimates are logged before a job starts (default: fastest)")
 
     ck = sub.add_parser("check", help="check Modal credentials and the deployed worker app")
     ck.add_argument("--timeout", type=float, default=CHECK_TIMEOUT_CAP_S,
@@ -302,6 +306,7 @@ def transcribe_command(args: argparse.Namespace, parser: argparse.ArgumentParser
         local_threads=stored.local_threads if args.threads is None else args.threads,
         chunk_s=stored.chunk_s if args.chunk_seconds is None else args.chunk_seconds,
         max_containers=stored.max_containers if args.max_containers is None else args.max_containers,
+        modal_plan=args.plan or stored.modal_plan,
         auto_export_formats=(),  # the command line writes what its options say, nothing more
     )
     word_timestamps = stored.word_timestamps if args.word_timestamps is None else args.word_timestamps

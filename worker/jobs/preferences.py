@@ -15,7 +15,7 @@ from worker.core.constants import APP_DIRS_NAME
 from worker.core.options import DEFAULT_MODEL, MODEL_NAMES, TranscriptionOptions
 from worker.engines.base import ENGINE_NAMES
 from worker.jobs.watch_folders import WatchFolder, parse_watch_folders
-from worker.modal.cost import DEFAULT_T4_DOLLARS_PER_HOUR
+from worker.modal.cost import DEFAULT_T4_DOLLARS_PER_HOUR, PLANS
 from worker.transcripts.formats import word_timestamps_needed
 from worker.transcripts.subtitles import SubtitleRules
 
@@ -43,6 +43,7 @@ class Preferences:
     max_containers: int = 8  # GPU containers per Modal file
     chunk_s: float = 30.0  # Modal chunk length
     dollars_per_gpu_hour: float = DEFAULT_T4_DOLLARS_PER_HOUR
+    modal_plan: str = "fastest"  # Modal fan-out: "fastest" or "cheapest" (worker.modal.cost.plan_fan_out)
     auto_export_formats: tuple[str, ...] = ()
     auto_export_folder: str = ""  # "" writes next to the source file
     check_modal_on_start: bool = True
@@ -74,7 +75,8 @@ class Preferences:
             if self.local_threads > 0:
                 settings["threads"] = self.local_threads
             return settings
-        return {"max_containers": self.max_containers, "chunk_s": self.chunk_s, "dollars_per_hour": self.dollars_per_gpu_hour}
+        return {"max_containers": self.max_containers, "chunk_s": self.chunk_s, "dollars_per_hour": self.dollars_per_gpu_hour,
+                "plan": self.modal_plan}
 
     def subtitle_rules(self, karaoke: bool = False) -> SubtitleRules:
         return SubtitleRules(max_line_chars=self.subtitle_max_line_chars, max_lines=self.subtitle_max_lines,
@@ -105,6 +107,8 @@ class Preferences:
             fixes["chunk_s"] = defaults.chunk_s
         if self.dollars_per_gpu_hour < 0:
             fixes["dollars_per_gpu_hour"] = defaults.dollars_per_gpu_hour
+        if self.modal_plan not in PLANS:
+            fixes["modal_plan"] = defaults.modal_plan
         try:
             self.subtitle_rules()
         except ValueError:

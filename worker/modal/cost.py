@@ -73,6 +73,7 @@ SECONDS_PER_CHUNK_OVERHEAD = 0.2  # per chunk: its decode, the call's dispatch i
 # never let go between two chunks of the same file (the next one is on its way), short enough that no GPU idles
 # for a file that is not coming (the deployed 120 s would bill 8 T4s for 16 minutes after every job)
 LET_GO_S = 10
+PLANS = ("fastest", "cheapest")  # how a file fans out (plan_fan_out): the user's choice, in Preferences
 
 
 @dataclass(frozen=True)
@@ -102,16 +103,21 @@ def figures_path() -> Path:
 
 
 _figures_lock = threading.Lock()
+_figures_read: dict[Path, dict[str, list[dict[str, float]]]] = {}  # read once per process, then kept up to date
 
 
 def _read_figures(path: Path) -> dict[str, list[dict[str, float]]]:
+    """The figures file (read once per process: an estimate is made while the window paints a queued row)."""
+    if path in _figures_read:
+        return _figures_read[path]
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        return {}
+        data = {}
     except (OSError, ValueError):  # unreadable or damaged: the paper figures serve until the next job writes it
-        return {}
-    return data if isinstance(data, dict) else {}
+        data = {}
+    _figures_read[path] = data if isinstance(data, dict) else {}
+    return _figures_read[path]
 
 
 def measured_figures(model: str, path: Path | None = None) -> Figures:
@@ -149,8 +155,9 @@ def remember_figures(model: str, chunk_timings: list[dict[str, Any]], path: Path
         run["boot_s"] = round(max(0.0, max(boots)), 3)
     path = path or figures_path()
     with _figures_lock:
-        data = _read_figures(path)
+        data = dict(_read_figures(path))
         data[model] = (data.get(model, []) + [run])[-FIGURES_KEPT:]
+        _figures_read[path] = data
         try:
             from worker.modal.credentials import atomic_write_private
 
@@ -336,7 +343,7 @@ def plan_fan_out(
                 n = candidate
                 break
     else:
-        raise ValueError(f"the fan-out plan is 'fastest' or 'cheapest', not {mode!r}")
+        raise ValueError(f"the fan-out plan is one of {', '.join(PLANS)}, not {mode!r}")
     low, high, usd_low, usd_high, _idle = _bounds(duration_s, chunks, n, window, figures, rate)
     return Plan(mode, n, window, _wall(duration_s, chunks, n, figures, chunk_s), (usd_low, usd_high))
 
@@ -348,15 +355,15 @@ def estimate_modal_cost(
     chunk_s: float = 30.0,
     max_containers: int = 8,
     scaledown_s: float | None = None,
-    mode: str = "fastest",
+    plan: str = "fastest",
     figures: Figures | None = None,
 ) -> CostEstimate:
-    """The cost of transcribing `duration_s` of audio with `model` on the Modal app, as Modal bills it, for the
-    plan `mode` (the other plan rides along for the choice)."""
+    """The cost of transcribing `duration_s` of audio with `model` on the Modal app, as Modal bills it, for
+    `plan` (the other plan rides along for the choice)."""
     figures = figures or measured_figures(model)
     plans = tuple(plan_fan_out(duration_s, model, dollars_per_hour, chunk_s, max_containers, scaledown_s, name, figures)
-                  for name in ("fastest", "cheapest"))
-    chosen = next(plan for plan in plans if plan.name == mode)
+                  for name in PLANS)
+    chosen = next((each for each in plans if each.name == plan), plans[0])
     from worker.media.chunking import estimate_chunk_count
     from worker.modal.settings import DeploySettings
 

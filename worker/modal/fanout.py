@@ -47,6 +47,7 @@ from worker.core.errors import TranscriptionError, WhisperDeskError
 from worker.core.options import TranscriptionOptions
 from worker.modal.cost import (
     DEFAULT_T4_DOLLARS_PER_HOUR,
+    PLANS,
     CostEstimate,
     Plan,
     estimate_modal_cost,
@@ -206,8 +207,8 @@ class ModalBackend:
         self.dollars_per_hour = float(dollars_per_hour)
         self.retry_delay_s = float(retry_delay_s)
         self.server_url = server_url
-        if plan not in ("fastest", "cheapest"):
-            raise ValueError(f"the fan-out plan is 'fastest' or 'cheapest', not {plan!r}")
+        if plan not in PLANS:
+            raise ValueError(f"the fan-out plan is one of {', '.join(PLANS)}, not {plan!r}")
         self.plan = plan
         # how long a job's containers stay warm after their last chunk (Cls.with_options): None is
         # worker.modal.cost.LET_GO_S; longer keeps them warm for the next file of a queue (and bills that time)
@@ -263,8 +264,10 @@ class ModalBackend:
         except asyncio.CancelledError:
             if cancel.detached:
                 running = sum(not entry.finished for entry in ledger.entries())
+                where = f" (environment {job_started.environment})" if job_started and job_started.environment else ""
                 emit(JobNote(f"stopped here with {running} chunk{'s' if running != 1 else ''} still running on "
-                             "Modal: they are collected when the job runs again"))
+                             f"Modal{where}: they are collected when the job runs again, and their cost is in its "
+                             "summary then"))
             raise
         finally:
             if job_started is not None and job_started.download_lock is not None:
@@ -339,7 +342,9 @@ class ModalBackend:
         previous = {entry.index: entry for entry in job.ledger.entries()}
         if previous:
             count = len(previous)
-            job.progress(Stage.WAITING_GPU, 0.0, None, f"collecting {count} chunk{'s' if count != 1 else ''} already sent to Modal")
+            where = f" (environment {job.environment})" if job.environment else ""
+            job.progress(Stage.WAITING_GPU, 0.0, None,
+                         f"collecting {count} chunk{'s' if count != 1 else ''} already sent to Modal{where}")
         stale: list[SentChunk] = []  # calls for chunks that are cut differently now (another chunk length)
 
         in_flight = job.plan.containers if job.plan is not None else self.max_containers
