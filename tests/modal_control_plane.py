@@ -7,8 +7,9 @@ quoted md5 hex, as S3 answers). Point the client at it with `plane.env()` (MODAL
 
 What it does, RPC by RPC (see docs/modal.md for the flow as the tests see it):
 - deploy (`modal deploy`): records the definition sent (FunctionCreate: image, gpu, volumes, timeouts,
-  retries, autoscaling; ClassCreate; AppPublish with the App's tags). ImageGetOrCreate answers SUCCESS at
-  once, so nothing is ever built;
+  retries, autoscaling, CPU and memory; ClassCreate; AppPublish with the App's tags) into the environment it
+  names. Images are built at once, or (build_images) take time, stream their log (ImageJoinStreaming) and can
+  fail; a built image is reused. Tokens and OAuth clients are accepted (oauth_env);
 - lookups (ClassGet, FunctionGet, AppGetOrCreate, AppGetTags ...) answer from what was deployed, or from
   apps seeded with `DeployedApp` (tests that need an app without running a deploy);
 - calls: FunctionBindParams records the bound `model`; FunctionMap takes the pipelined input (args inline or
@@ -20,7 +21,13 @@ What it does, RPC by RPC (see docs/modal.md for the flow as the tests see it):
 - FunctionGetOutputs is a long poll (num_unfinished_inputs > 0 while the call runs, 0 and no output once an
   output expired); outputs are kept per call id, so `modal.FunctionCall.from_id(id).get()` works later;
   large outputs go through BlobGet + HTTP GET;
-- FunctionCallCancel stops pending inputs and discards a running one's answer.
+- FunctionCallCancel stops pending inputs and discards a running one's answer; terminate() and stop_app() stop
+  calls the way Modal's dashboard and `modal app stop` do (TERMINATED);
+- billing: a ledger per container (GPU, start, boot, inputs, idle until its scale-down window ran out, CPU and
+  memory reservation), billed at Modal's prices (bill(since)); idle containers stop when their window runs out;
+- the containers run the class body as in a Modal container: modal.is_local() is False, the model Volume is
+  each container's own mount (commit, reload, batch_upload, remove_file, background commits), and weights are
+  downloaded from a loopback host that counts them.
 
 Faults (see `Faults` and the methods of ControlPlane): an input that fails once (transient), one that
 always fails, a container whose @enter fails (its Volume holds checkpoints that do not load), a slow input,

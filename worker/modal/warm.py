@@ -10,6 +10,7 @@ from worker.core.cancel import CancelToken
 from worker.core.errors import Cancelled, ModalSetupError, WhisperDeskError
 from worker.modal.bounded import close_client, open_client, run_bounded
 from worker.modal.checks import given_or_resolved
+from worker.modal.cost import LET_GO_S
 from worker.modal.credentials import resolve_environment, resolve_server_url, scrub
 from worker.modal.errors import explain_modal_error
 from worker.modal.settings import APP_NAME, CLASS_NAME, DeploySettings
@@ -57,6 +58,7 @@ def warm_model_volume(
         client = await open_client(url, resolved)
         try:
             cls = modal.Cls.from_name(app_name, CLASS_NAME, environment_name=environment, client=client)
+            cls = cls.with_options(scaledown_window=LET_GO_S)  # a job's window: no T4 idles 120 s after it
             return await cls(model=model).transcribe.remote.aio(audio, options)
         finally:
             await close_client(client)
