@@ -170,6 +170,7 @@ def _scenario(wav: Path, folder: Path) -> dict:
     assert window.choose_input("Remapped Monitor"), [raw.device_combo.itemText(i) for i in range(raw.device_combo.count())]
     window.start()
     assert wait_until(lambda: raw.session is not None and raw.session.seconds > 0.5, 20)  # sound flows
+    assert wait_until(lambda: raw.session.stream.transcriber is not None, 60)  # the model is loaded: a one-off
     player = subprocess.Popen(["paplay", "--device=whisper_desk_sink", str(wav)])
     playing_since = time.monotonic()
     shots = []
