@@ -5,9 +5,12 @@ With a token but no network, modal's own calls retry for about 57 s; nothing her
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any, Callable, Coroutine
 
 from worker.core.cancel import CancelToken
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from worker.modal.credentials import Credentials
@@ -79,5 +82,5 @@ async def close_client(client) -> None:
 
     try:
         await asyncio.wait_for(client.__aexit__(None, None, None), CLOSE_GRACE_S)
-    except BaseException:
-        pass
+    except (Exception, asyncio.CancelledError) as exc:  # a client that cannot close cleanly is dropped all the same
+        log.debug("a modal client did not close cleanly: %s", type(exc).__name__)

@@ -32,6 +32,7 @@ again: it collects them instead of sending those chunks again.
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import threading
 import time
@@ -66,6 +67,8 @@ from worker.modal.remote import (
 from worker.modal.settings import APP_NAME, CLASS_NAME, WORKER_API_VERSION, DeploySettings
 from worker.transcripts.model import Segment, Transcript
 from worker.transcripts.stitching import ChunkStitcher
+
+log = logging.getLogger(__name__)
 
 RETRY_DELAY_S = 0.5  # before the first retry of a chunk; doubles each time
 MAX_POLL_RETRIES = 5  # polls of one call that may fail (the network) before its job fails
@@ -653,8 +656,8 @@ async def _stop(remote: RemoteTranscriber, call_id: str) -> None:
     """FunctionCallCancel for one call, bounded; a failure to stop it fails nothing else."""
     try:
         await asyncio.wait_for(remote.cancel(call_id), CANCEL_GRACE_S)
-    except Exception:
-        pass
+    except Exception as exc:  # the call ends on Modal's own limits all the same
+        log.warning("could not stop Modal call %s: %s", call_id, type(exc).__name__)
 
 
 async def _once_named(spawning: asyncio.Future) -> str | None:
