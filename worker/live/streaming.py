@@ -154,6 +154,14 @@ class StreamingTranscriber:
     def segments(self) -> list[Segment]:
         return list(self.lines.done)
 
+    def warm_up(self) -> None:
+        """One pass over a second of silence: the engine's first pass is several times slower than the next."""
+        import numpy as np
+
+        found, _info = self.model.transcribe(np.zeros(SAMPLE_RATE, dtype=np.float32), language=self.language,
+                                             beam_size=self.beam_size, without_timestamps=True)
+        list(found)
+
     def _pass(self) -> list[WordTuple]:
         final_before = [w[2] for w in self.agreement.final if w[1] <= self.buffer_start + 0.01]
         prompt = "".join(final_before)[-PROMPT_CHARS:].strip() or None
@@ -239,6 +247,7 @@ class LiveStream:
         try:
             model, self.label = load_model(self.model_name)
             self.transcriber = StreamingTranscriber(model, self.model_name, self.language)
+            self.transcriber.warm_up()
         except (TranscriptionError, ValueError) as exc:
             self.error = str(exc)
             self.on_error(self.error)
