@@ -144,7 +144,8 @@ def test_preferences_persist_and_the_dialog_edits_them(qtbot, window, isolated_d
     assert stored.is_file()  # by platform convention (XDG config dir on Linux)
     assert Preferences.load() == prefs
     assert prefs.options() == TranscriptionOptions(model="base.en", language="de", task="translate", word_timestamps=True)
-    assert prefs.backend_settings("modal") == {"max_containers": 12, "chunk_s": 45.0, "dollars_per_hour": 0.75}
+    assert prefs.backend_settings("modal") == {"max_containers": 12, "chunk_s": 45.0, "dollars_per_hour": 0.75,
+                                               "plan": "fastest"}
 
     dialog = SettingsDialog(Preferences())
     qtbot.addWidget(dialog)

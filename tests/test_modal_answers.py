@@ -71,8 +71,9 @@ def test_a_call_stopped_on_modal_says_so_and_a_retry_sends_only_that_chunk_again
     cp.slow(lambda record: record.ordinal == 2, 60.0)  # the third chunk is still running when it is stopped
     ledger = MemoryLedger()
     thread, outcome = run_in_thread(medley, ledger, chunk_s=12.0, max_containers=2, retry_delay_s=0.05)
-    wait_for(lambda: len(cp.calls) >= 3 and sum(call.done.is_set() for call in list(cp.calls.values())) >= 2,
-             180, "two answers and a third call")
+    # the client's view, not the plane's: an answer the plane has produced may not have been read yet
+    wait_for(lambda: len(cp.calls) >= 3 and sum(entry.finished for entry in ledger.entries()) >= 2,
+             180, "two answers collected and a third call")
     third = next(call_id for call_id, call in cp.calls.items() if call.record and call.record.ordinal == 2)
     if how == "dashboard":
         cp.terminate(third)
