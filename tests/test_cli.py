@@ -234,7 +234,7 @@ def test_the_cli_and_the_window_write_the_same_library_rows(qtbot, tmp_path: Pat
 
     cli = Library(cli_library)
     try:
-        [a], [b] = cli.jobs(), window_library.jobs.all()
+        [a], [b] = cli.jobs.all(), window_library.jobs.all()
         assert (a.path, a.backend, a.options, a.status, a.error) == (b.path, b.backend, b.options, b.status, b.error)
         assert a.status == JobStatus.DONE and a.duration == pytest.approx(b.duration, abs=0.01)
         assert cli.transcript(a.id).text == window_library.transcripts.get(b.id).text

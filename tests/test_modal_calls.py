@@ -7,14 +7,15 @@ from pathlib import Path
 from tests.ledgers import MemoryLedger
 from worker.backends.base import SentChunk
 from worker.core.options import TranscriptionOptions
+from worker.library.job_status import JobStatus
 from worker.library.library import Library
 
 
 def test_library_ledger_survives_reopening_and_is_per_job(tmp_path: Path) -> None:
     path = tmp_path / "lib.sqlite3"
     library = Library(path)
-    job = library.add_job("/audio/long.m4a", TranscriptionOptions(), "modal")
-    other = library.add_job("/audio/other.m4a", TranscriptionOptions(), "modal")
+    job = library.jobs.add("/audio/long.m4a", TranscriptionOptions(), "modal")
+    other = library.jobs.add("/audio/other.m4a", TranscriptionOptions(), "modal")
     ledger = library.chunk_ledger(job.id)
     ledger.sent(0, 0.0, 30.2, "fc-first")
     ledger.sent(1, 30.2, 59.8, "fc-second")
@@ -34,7 +35,7 @@ def test_library_ledger_survives_reopening_and_is_per_job(tmp_path: Path) -> Non
     ledger.clear()
     assert ledger.entries() == []
     assert [e.call_id for e in reopened.chunk_ledger(other.id).entries()] == ["fc-other"]
-    reopened.remove_job(other.id)  # removing a job drops its calls
+    reopened.jobs.remove(other.id)  # removing a job drops its calls
     assert reopened.chunk_ledger(other.id).entries() == []
 
 
@@ -130,7 +131,7 @@ def test_cancel_while_a_spawn_is_under_way_still_cancels_its_call(minute_of_spee
 
 def test_an_interrupted_job_collects_its_finished_calls_instead_of_running_them_again(tmp_path, minute_of_speech):
     library = Library(tmp_path / "lib.sqlite3")
-    job = library.add_job(minute_of_speech, ENGLISH, "modal")
+    job = library.jobs.add(minute_of_speech, ENGLISH, "modal")
     remote = StandInRemote(run_model=False, latency_s=0.05, chunk_latency_s={3: 5.0, 4: 5.0, 5: 5.0})
     backend = ModalBackend(remote=remote, chunk_s=10.0, max_containers=6)
     cancel = CancelToken()
@@ -160,7 +161,7 @@ def test_an_interrupted_job_collects_its_finished_calls_instead_of_running_them_
 
 def test_expired_answers_are_run_again(tmp_path, minute_of_speech):
     library = Library(tmp_path / "lib.sqlite3")
-    job = library.add_job(minute_of_speech, ENGLISH, "modal")
+    job = library.jobs.add(minute_of_speech, ENGLISH, "modal")
     remote = StandInRemote(run_model=False)
     ledger = library.chunk_ledger(job.id)
     first = ModalBackend(remote=remote, chunk_s=10.0).transcribe(minute_of_speech, ENGLISH, lambda e: None, CancelToken())
@@ -193,17 +194,17 @@ def test_a_queued_modal_job_shows_a_cost_range_that_grows_with_cold_starts_and_t
     assert "idle until scale-down" in warm_low.line()  # the idle tail is in the estimate, not left out
 
     library = Library(tmp_path / "lib.sqlite3")
-    modal_job = library.add_job("/audio/talk.m4a", TranscriptionOptions(model="tiny.en"), "modal")
-    local_job = library.add_job("/audio/talk.m4a", TranscriptionOptions(model="tiny.en"), "local")
-    library.update_job(modal_job.id, duration=600.0)
-    library.update_job(local_job.id, duration=600.0)
+    modal_job = library.jobs.add("/audio/talk.m4a", TranscriptionOptions(model="tiny.en"), "modal")
+    local_job = library.jobs.add("/audio/talk.m4a", TranscriptionOptions(model="tiny.en"), "local")
+    library.jobs.set_duration(modal_job.id, 600.0)
+    library.jobs.set_duration(local_job.id, 600.0)
     model = QueueModel()
     model.modal_settings = {"dollars_per_hour": 0.59, "chunk_s": 30.0, "max_containers": 8, "other": 1}
-    model.set_jobs(library.jobs())
+    model.set_jobs(library.jobs.all())
     cell = model.data(model.index(0, PROGRESS), Qt.ItemDataRole.DisplayRole)
     assert cell == f"queued · {warm_low.short()}"
     assert warm_low.line() in model.data(model.index(0, PROGRESS), Qt.ItemDataRole.ToolTipRole)
     assert model.data(model.index(1, PROGRESS), Qt.ItemDataRole.DisplayRole) == "queued"  # local: nothing billed
-    library.update_job(modal_job.id, status="done")
-    model.set_jobs(library.jobs())
+    library.jobs.mark_ended(modal_job.id, JobStatus.DONE, finished=1.0)
+    model.set_jobs(library.jobs.all())
     assert model.data(model.index(0, PROGRESS), Qt.ItemDataRole.DisplayRole) == "done"

@@ -106,20 +106,20 @@ def test_closing_leaves_the_calls_on_modal_and_the_next_start_collects_them(cp, 
     closed_in = time.monotonic() - started
     assert closed_in < 8.0, f"closing took {closed_in:.1f} s"
     assert cp.count("FunctionCallCancel") == 0 and cp.cancelled_calls == []  # a close is not a cancel
-    assert library.job(job_id).status == JobStatus.QUEUED
+    assert library.jobs.get(job_id).status == JobStatus.QUEUED
     ledger = library.chunk_ledger(job_id).entries()
     sent_before, maps_before = len(cp.calls), cp.count("FunctionMap")
     assert {entry.call_id for entry in ledger} == set(cp.calls)  # every call sent is written down
     assert {entry.call_id for entry in ledger if not entry.finished} >= running
-    note = [line for line in library.log_lines(job_id) if "still running on Modal" in line]
-    assert note and f"with {len(running)} chunk" in note[-1], library.log_lines(job_id)  # the job's log says so
+    note = [line for line in library.log.lines(job_id) if "still running on Modal" in line]
+    assert note and f"with {len(running)} chunk" in note[-1], library.log.lines(job_id)  # the job's log says so
     assert not quiet(caplog, capfd)
     library.close()
     assert not any(cp.calls[call_id].cancelled.is_set() for call_id in running)  # they run on, on Modal
 
     # the next start, while some of those calls are still running
     library, listener = restart_and_finish(cp, library_path)
-    record = library.job(job_id)
+    record = library.jobs.get(job_id)
     assert record.status == JobStatus.DONE, (record.error, listener.labels())
     assert f"collecting {sent_before} chunks already sent to Modal" in listener.labels()
     assert cp.wait_idle(60)
@@ -128,7 +128,7 @@ def test_closing_leaves_the_calls_on_modal_and_the_next_start_collects_them(cp, 
     assert sorted(cp.executions_per_audio().values()) == [1] * chunks  # every chunk ran exactly once
     assert cp.count("FunctionMap") - maps_before == chunks - sent_before  # only chunks never sent went out
     assert cp.count("FunctionCallCancel") == 0
-    text = normalise(library.transcript(job_id).text)
+    text = normalise(library.transcripts.get(job_id).text)
     assert text.count(JFK_PHRASE) == 3 and MIT_PHRASE in text, text
     assert library.chunk_ledger(job_id).entries() == []  # done: nothing left to collect
     assert not quiet(caplog, capfd)
@@ -156,13 +156,13 @@ def test_closing_while_a_chunk_is_being_sent_writes_its_call_down(cp, medley, tm
     library.close()
 
     library, listener = restart_and_finish(cp, library_path)
-    assert library.job(record.id).status == JobStatus.DONE, listener.labels()
+    assert library.jobs.get(record.id).status == JobStatus.DONE, listener.labels()
     assert cp.wait_idle(60)
     chunks = len(cp.calls)
     assert sorted(cp.executions_per_audio().values()) == [1] * chunks
     assert cp.count("FunctionMap") - maps_before == chunks - sent_before
     assert cp.count("FunctionCallCancel") == 0
-    text = normalise(library.transcript(record.id).text)
+    text = normalise(library.transcripts.get(record.id).text)
     assert text.count(JFK_PHRASE) == 3 and MIT_PHRASE in text, text
     library.close()
 
@@ -178,7 +178,7 @@ def test_a_cancel_still_stops_every_call_sent_and_not_finished(cp, medley, tmp_p
         assert queue.shutdown(requeue=True)
     else:
         assert queue.shutdown(requeue=False)
-    assert library.job(job_id).status == JobStatus.CANCELLED
+    assert library.jobs.get(job_id).status == JobStatus.CANCELLED
     assert cp.wait_idle(30)
     done = answered(cp)
     assert len(done) >= 2

@@ -337,7 +337,7 @@ def test_a_job_killed_half_way_collects_its_calls_when_started_again_and_nothing
         first.communicate(timeout=30)
     sent_before, maps_before = len(cp.calls), cp.count("FunctionMap")
     library = Library(library_path)
-    [job] = library.jobs()
+    [job] = library.jobs.all()
     ledger = library.chunk_ledger(job.id).entries()
     assert len(ledger) == sent_before  # every call the killed job sent is written down
     assert sum(entry.finished for entry in ledger) >= 2
@@ -361,7 +361,7 @@ def test_a_job_killed_half_way_collects_its_calls_when_started_again_and_nothing
     assert cp.count("FunctionCallCancel") == 0
 
     library = Library(library_path)
-    text = normalise(library.transcript(job.id).text)
+    text = normalise(library.transcripts.get(job.id).text)
     assert text.count(JFK_PHRASE) == 3 and MIT_PHRASE in text
     assert library.chunk_ledger(job.id).entries() == []  # done: nothing left to collect
     library.close()
@@ -388,7 +388,7 @@ def test_cancel_from_the_window_stops_every_call_sent_and_not_finished(cp, medle
     qtbot.waitUntil(lambda: len(cp.calls) >= 4, timeout=180000)
     qtbot.waitUntil(lambda: JFK_PHRASE in normalise(window.transcript_text()), timeout=180000)  # chunk 1 is shown
     window.cancel_selected()
-    qtbot.waitUntil(lambda: library.job(job.id).status == "cancelled", timeout=30000)
+    qtbot.waitUntil(lambda: library.jobs.get(job.id).status == "cancelled", timeout=30000)
     assert cp.wait_idle(30)
     answered = {call_id for call_id, call in cp.calls.items() if call.output is not None
                 and call.output.result.status == 1}  # GENERIC_STATUS_SUCCESS
@@ -436,8 +436,8 @@ def test_a_modal_job_in_the_window_on_a_real_display(cp, medley, tmp_path):
         while status != "done" and time.monotonic() < deadline:
             assert app.poll() is None
             library = Library(library_path)
-            status = library.jobs()[0].status
-            lines = library.log_lines()
+            status = library.jobs.all()[0].status
+            lines = library.log.lines()
             library.close()
             assert status != "failed", lines
             time.sleep(0.5)

@@ -312,7 +312,7 @@ class KnownVoicesDialog(QDialog):
         call.start()
 
     def reload(self) -> None:
-        self._run(self.library.voices, self._show)
+        self._run(self.library.voices.all, self._show)
 
     def _show(self, voices: list[KnownVoice]) -> None:
         self.voices = list(voices)

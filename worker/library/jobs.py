@@ -64,9 +64,6 @@ class JobStore:
 
     # --- reading ------------------------------------------------------------------------------------------
 
-    def __call__(self) -> list[JobRecord]:  # TRANSITION (issue 16): `library.jobs()`
-        return self.all()
-
     def get(self, job_id: int) -> JobRecord | None:
         row = self._db.row("SELECT * FROM jobs WHERE id = ?", (job_id,))
         return self._record(row) if row is not None else None

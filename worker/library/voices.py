@@ -25,9 +25,6 @@ class VoiceStore:
     def __init__(self, database: Database) -> None:
         self._db = database
 
-    def __call__(self) -> list[KnownVoice]:  # TRANSITION (issue 16): `library.voices()`
-        return self.all()
-
     def save(self, name: str, embedding: Iterable[float]) -> int:
         """Save a speaker's voice embedding under `name` (trimmed, not empty). Saving a name again (in any
         case) refines that voice: the average of everything saved under it. Returns the voice's id."""

@@ -25,9 +25,6 @@ class WatchedFileStore:
     def __init__(self, database: Database) -> None:
         self._db = database
 
-    def __call__(self, state: str | None = None) -> list[WatchedFile]:  # TRANSITION (issue 16)
-        return self.all(state)
-
     def get(self, path: str | Path) -> WatchedFile | None:
         row = self._db.row("SELECT * FROM watched_files WHERE path = ?", (str(path),))
         return _watched(row) if row is not None else None
