@@ -24,9 +24,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator
 
+from worker.core.cancel import CancelToken
 from worker.core.errors import one_line
 from worker.core.options import TranscriptionOptions
-from worker.core.cancel import CancelToken
 from worker.jobs.watch_folders import CLAIM_STALE_S, ExistingFiles, WatchFolder, WatchState, stale_claim
 from worker.library.job_status import JobStatus
 from worker.media.audio import is_media_path
