@@ -237,8 +237,8 @@ def test_the_cli_and_the_window_write_the_same_library_rows(qtbot, tmp_path: Pat
         [a], [b] = cli.jobs.all(), window_library.jobs.all()
         assert (a.path, a.backend, a.options, a.status, a.error) == (b.path, b.backend, b.options, b.status, b.error)
         assert a.status == JobStatus.DONE and a.duration == pytest.approx(b.duration, abs=0.01)
-        assert cli.transcript(a.id).text == window_library.transcripts.get(b.id).text
-        shape = [line.split(" gpu=")[0].split(" wall=")[0] for line in cli.log_lines(a.id)]
+        assert cli.transcripts.get(a.id).text == window_library.transcripts.get(b.id).text
+        shape = [line.split(" gpu=")[0].split(" wall=")[0] for line in cli.log.lines(a.id)]
         assert shape == [line.split(" gpu=")[0].split(" wall=")[0] for line in window_library.log.lines(b.id)]
     finally:
         cli.close()

@@ -527,7 +527,7 @@ def test_the_window_runs_the_library_it_restored_not_jobs_another_process_queues
     queue.restore()
     cli = Library(tmp_path / "library.sqlite3")  # a CLI run on the same library, after the window started
     try:
-        [theirs] = cli.add_jobs([media("theirs.wav")], Preferences().options(), "local")
+        [theirs] = cli.jobs.add_many([media("theirs.wav")], Preferences().options(), "local")
     finally:
         cli.close()
     backend.release("left.wav")
