@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ledgers import MemoryLedger  # noqa: E402
 from modal_control_plane import Faults  # noqa: E402
 from modal_fixtures import wait_for  # noqa: E402
 from speech_text import JFK_PHRASE, normalise  # noqa: E402
@@ -19,7 +18,10 @@ from speech_text import JFK_PHRASE, normalise  # noqa: E402
 from worker.core.cancel import CancelToken  # noqa: E402
 from worker.core.errors import TranscriptionError  # noqa: E402
 from worker.core.options import TranscriptionOptions  # noqa: E402
-from worker.modal.fanout import ModalBackend  # noqa: E402
+from worker.modal.fanout import (
+    ModalBackend,  # noqa: E402
+    RunLedger,  # noqa: E402
+)
 from worker.modal.settings import APP_NAME, WORKER_API_VERSION  # noqa: E402
 
 ENGLISH = TranscriptionOptions(language="en", beam_size=1)
@@ -32,7 +34,7 @@ def test_an_answer_from_an_old_deployment_is_not_kept_as_finished(cp, jfk, monke
     import worker.modal.app as deployed
 
     monkeypatch.setattr(deployed, "WORKER_API_VERSION", "1")  # the deployed worker is an old one
-    ledger = MemoryLedger()
+    ledger = RunLedger()
     with pytest.raises(TranscriptionError) as caught:
         ModalBackend().transcribe(jfk, ENGLISH, lambda event: None, CancelToken(), ledger=ledger)
     line = str(caught.value)
@@ -48,7 +50,7 @@ def test_an_answer_from_an_old_deployment_is_not_kept_as_finished(cp, jfk, monke
     assert ledger.entries() == []
 
 
-def run_in_thread(path: Path, ledger: MemoryLedger, **settings) -> tuple[threading.Thread, dict]:
+def run_in_thread(path: Path, ledger: RunLedger, **settings) -> tuple[threading.Thread, dict]:
     outcome: dict[str, object] = {}
 
     def run() -> None:
@@ -69,7 +71,7 @@ def test_a_call_stopped_on_modal_says_so_and_a_retry_sends_only_that_chunk_again
     RemoteError); the job said "worker failed … redeploy". It says the call was stopped on Modal, forgets that
     chunk only, and a retry of the job sends it again and collects the chunks that had answered."""
     cp.slow(lambda record: record.ordinal == 2, 60.0)  # the third chunk is still running when it is stopped
-    ledger = MemoryLedger()
+    ledger = RunLedger()
     thread, outcome = run_in_thread(medley, ledger, chunk_s=12.0, max_containers=2, retry_delay_s=0.05)
     # the client's view, not the plane's: an answer the plane has produced may not have been read yet
     wait_for(lambda: len(cp.calls) >= 3 and sum(entry.finished for entry in ledger.entries()) >= 2,

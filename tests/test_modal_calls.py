@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.ledgers import MemoryLedger
 from worker.backends.base import SentChunk
 from worker.core.options import TranscriptionOptions
 from worker.library.job_status import JobStatus
 from worker.library.library import Library
+from worker.modal.fanout import RunLedger
 
 
 def test_library_ledger_survives_reopening_and_is_per_job(tmp_path: Path) -> None:
@@ -40,7 +40,7 @@ def test_library_ledger_survives_reopening_and_is_per_job(tmp_path: Path) -> Non
 
 
 def test_memory_ledger_answers_like_the_library_one() -> None:
-    ledger = MemoryLedger()
+    ledger = RunLedger()
     ledger.sent(2, 60.0, 90.0, "fc-c")
     ledger.sent(0, 0.0, 30.0, "fc-a")
     ledger.finished(2)

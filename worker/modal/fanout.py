@@ -100,7 +100,7 @@ class RemoteTranscriber(Protocol):
         ...
 
 
-class _RunLedger:
+class RunLedger:
     """The calls of a job run without a library (a script, a benchmark): kept for as long as the run lasts."""
 
     def __init__(self) -> None:
@@ -143,7 +143,7 @@ class _Job:
     duration_s: float
     estimate: int
     started: float
-    ledger: ChunkLedger = field(default_factory=_RunLedger)
+    ledger: ChunkLedger = field(default_factory=RunLedger)
     token: CancelToken = field(default_factory=CancelToken)
     sent: int = 0
     total: int | None = None  # known once the last chunk is cut
@@ -229,7 +229,7 @@ class ModalBackend:
         `ledger` keeps the job's calls across an interruption (Library.chunk_ledger); cleared on success."""
         path = Path(path)
         cancel.raise_if_cancelled()
-        book = ledger if ledger is not None else _RunLedger()
+        book = ledger if ledger is not None else RunLedger()
         return run_cancellable(lambda: self._transcribe(path, options, emit, cancel, book), cancel,
                                workers=self.max_containers + 2, thread_name="modal-fanout")
 
