@@ -12,7 +12,7 @@ from speech_text import normalise
 
 from worker.core.options import TranscriptionOptions
 from worker.engines.factory import create_engine
-from worker.engines.faster import MAX_SEGMENT_S, PAUSE_S, sentences
+from worker.engines.faster import HOLD_S, MAX_SEGMENT_S, PAUSE_S, sentences
 
 # The English half of multilingual.mp3 (0-29 s): the MIT licence's first two paragraphs.
 MIT_ENGLISH = (
@@ -112,3 +112,42 @@ def test_speech_a_batched_window_skipped_is_decoded_again(engine, shared_audio: 
             assert any(start <= (w.start + w.end) / 2 <= end for w in words), (start, end, transcript.text)
     segments = transcript.segments
     assert all(a.end <= b.start for a, b in zip(segments, segments[1:]))
+
+
+def test_a_file_in_blocks_is_held_only_until_its_speech_is_decoded(engine, tmp_path: Path) -> None:
+    """The engine takes a file block by block and lets go of each block once the speech in it is decoded: what it
+    holds is bounded by its hold limit (lowered here to 30 s so that 2 minutes show it), not by the file's length,
+    and the transcript loses and doubles nothing at the blocks' seams."""
+    import weakref
+
+    from readings import two_readings
+
+    from worker.media.chunking import iter_chunks
+
+    path, reference = two_readings(tmp_path)
+    yielded: list[tuple[weakref.ref, int]] = []
+    held_s: list[float] = []
+
+    def blocks():  # blocks of about 12 s, cut at the quietest moments, each noted as it is handed over
+        for chunk in iter_chunks(path, target_s=12.0):
+            start_s, samples = chunk.start_s, chunk.samples
+            del chunk
+            held_s.append(sum(size for ref, size in yielded if ref() is not None) / 16000)  # what the engine holds
+            yielded.append((weakref.ref(samples), len(samples)))
+            yield start_s, samples
+            del samples
+
+    engine.hold_s = 30.0
+    try:
+        transcript = engine.transcribe_blocks(blocks(), TranscriptionOptions(language="en"))
+    finally:
+        engine.hold_s = HOLD_S
+
+    file_s = sum(size for _, size in yielded) / 16000
+    assert len(yielded) >= 10 and transcript.timings["audio_s"] == pytest.approx(file_s, abs=0.01)
+    assert 12.0 < max(held_s) <= 30.0 < file_s / 4, held_s
+    words = normalise(transcript.text).split()
+    assert jiwer.wer(reference, " ".join(words)) <= 0.15, transcript.text  # 0.09 as one block
+    assert abs(len(words) - len(reference.split())) <= 10, transcript.text  # nothing lost or doubled
+    segments = transcript.segments
+    assert all(a.end <= b.start for a, b in zip(segments, segments[1:])) and segments[-1].end <= file_s

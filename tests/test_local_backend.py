@@ -188,30 +188,32 @@ def test_unknown_engine_is_refused() -> None:
         LocalBackend(engine="whisper.cpp")
 
 
-def test_a_long_file_is_transcribed_in_blocks_with_nothing_lost_or_doubled_at_the_seams() -> None:
-    from tests.media_factory import _LONG_REPEATS, long_speech_gaps, shared_media
+def test_a_long_file_streams_through_the_engine_in_blocks_with_nothing_lost_or_doubled_at_the_seams(tmp_path: Path) -> None:
+    from readings import two_readings
 
-    path = shared_media("long_speech")  # jfk 15 times with short silences: about 3 minutes
-    backend = LocalBackend(long_file_s=60.0, block_s=40.0)  # what a 3-hour file gets at 20 min / 10 min
+    path, reference = two_readings(tmp_path)  # about 132 s of read speech
+    backend = LocalBackend(block_s=20.0)  # 6 blocks or more, as a 3-hour file makes 90 of 2 minutes
     try:
-        transcript, events = run(backend, path, TranscriptionOptions(language="en", beam_size=1, word_timestamps=True))
+        transcript, events = run(backend, path, TranscriptionOptions(language="en", word_timestamps=True))
     finally:
         backend.close()
 
-    words = normalise(transcript.text).split()  # tiny.en mishears a word here and there: count the sure ones
-    assert words.count("americans") == _LONG_REPEATS and words.count("country") == 2 * _LONG_REPEATS, transcript.text
-    assert transcript.duration == pytest.approx(long_speech_gaps()[-1][1], abs=0.1)
-    assert transcript.timings["blocks"] >= 4 and transcript.timings["audio_s"] == pytest.approx(transcript.duration, abs=0.1)
-    starts = [s.start for s in transcript.segments]
-    assert starts == sorted(starts) and [s.id for s in transcript.segments] == list(range(len(starts)))
-    assert all(a.end <= b.start + 0.05 for a, b in zip(transcript.segments, transcript.segments[1:]))
-    americans = [w.start for s in transcript.segments for w in s.words if "Americans" in w.text]
-    assert len(americans) == _LONG_REPEATS and americans == sorted(americans)  # word times in file time too
+    words = normalise(transcript.text).split()
+    assert jiwer.wer(reference, " ".join(words)) <= 0.15, transcript.text  # 0.09 as one block
+    assert abs(len(words) - len(reference.split())) <= 10, transcript.text  # nothing lost or doubled
+    assert transcript.timings["blocks"] >= 6 and transcript.timings["audio_s"] == pytest.approx(transcript.duration, abs=0.1)
+    segments = transcript.segments
+    assert [s.id for s in segments] == list(range(len(segments)))
+    assert all(a.end <= b.start for a, b in zip(segments, segments[1:])) and segments[-1].end <= transcript.duration
+    times = [w.start for s in segments for w in s.words]
+    assert times == sorted(times) and times[-1] <= transcript.duration  # word times in the file's time
 
+    # the log says what happened: one pass over the whole file (its windows run across the blocks' seams)
+    timings = [e for e in events if isinstance(e, TimingReport)]
+    assert len(timings) == 1 and timings[0].timings["audio_s"] == pytest.approx(transcript.duration, abs=0.1)
     progress = [e for e in events if isinstance(e, Progress) and e.stage is Stage.TRANSCRIBING]
     fractions = [e.fraction for e in progress]
-    assert fractions == sorted(fractions) and fractions[-1] == 1.0
-    labels = {e.label() for e in progress}
-    assert "transcribing chunk 1 of 4" in labels or "transcribing chunk 1 of 5" in labels, labels
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0 and len(set(fractions)) > 10
+    assert {e.label() for e in progress} == {"transcribing"}
     streamed = [s for e in events if isinstance(e, SegmentsReady) for s in e.segments]
-    assert [(s.start, s.text) for s in streamed] == [(s.start, s.text) for s in transcript.segments]
+    assert [(s.start, s.text) for s in streamed] == [(s.start, s.text) for s in segments]

@@ -1,7 +1,8 @@
 """Transcription on this computer, in a separate long-lived process.
 
 The worker process (multiprocessing "spawn") decodes the file and runs the engine; the loaded model stays in it
-between files. It talks to the caller over a Pipe: progress, segments and timings as they happen, then the
+between files. The file reaches the engine as a stream of blocks cut at silences (worker.media.chunking), so a
+file of any length takes bounded memory. It talks to the caller over a Pipe: progress, segments and timings as they happen, then the
 result or a one-line error (class name + message, never a traceback). Cancelling stops the process at once
 (terminate, then kill after a short grace); the next job starts a fresh one. Nothing is written to disk by a
 job, so a stopped process leaves nothing half-written.
@@ -15,14 +16,16 @@ import threading
 import time
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, Iterator, NoReturn
 
 from worker.backends.events import Emit, Progress, SegmentsReady, Stage, TimingReport
 from worker.core.cancel import CancelToken
 from worker.core.errors import Cancelled, MediaError, TranscriptionError, one_line
 from worker.core.options import TranscriptionOptions
 from worker.transcripts.model import Segment, Transcript
-from worker.transcripts.stitching import ChunkStitcher
+
+if TYPE_CHECKING:
+    from worker.media.chunking import Chunk
 
 STOP_GRACE_S = 1.0  # after terminate(), before kill()
 _POLL_S = 0.1
@@ -31,16 +34,15 @@ _POLL_S = 0.1
 class LocalBackend:
     name = "local"
 
-    def __init__(self, engine: str = "faster", threads: int | None = None, long_file_s: float | None = None,
-                 block_s: float | None = None) -> None:
-        """`long_file_s`/`block_s`: files longer than this are transcribed in blocks of about that length."""
+    def __init__(self, engine: str = "faster", threads: int | None = None, block_s: float | None = None) -> None:
+        """`block_s`: the engine takes files in blocks of about this length (BLOCK_S)."""
         from worker.engines.base import ENGINE_NAMES
 
         if engine not in ENGINE_NAMES:
             raise ValueError(f"unknown local engine {engine!r}; choose one of {', '.join(ENGINE_NAMES)}")
         self.engine = engine
         self.threads = threads
-        self.blocks = (long_file_s or LONG_FILE_S, block_s or BLOCK_S)
+        self.block_s = block_s or BLOCK_S
         self._job_lock = threading.Lock()  # one job at a time
         self._state_lock = threading.Lock()  # guards the process handles (cancel/close come from other threads)
         self._process: Any = None  # multiprocessing.context.SpawnProcess
@@ -128,7 +130,7 @@ class LocalBackend:
         context = multiprocessing.get_context("spawn")
         parent, child = context.Pipe(duplex=True)
         process = context.Process(
-            target=serve, args=(child, self.engine, self.threads, self.blocks), name=f"whisper-desk-{self.engine}", daemon=True
+            target=serve, args=(child, self.engine, self.threads, self.block_s), name=f"whisper-desk-{self.engine}", daemon=True
         )
         process.start()
         child.close()
@@ -220,7 +222,7 @@ def _rebuild_error(kind: str, payload: Any) -> Exception:
 # ---------------------------------------------------------------- the worker process
 
 
-def serve(conn: Connection, engine_kind: str, threads: int | None, blocks: tuple[float, float]) -> None:
+def serve(conn: Connection, engine_kind: str, threads: int | None, block_s: float) -> None:
     """The worker process's loop: one job at a time until "stop" or the pipe closes."""
     import signal
 
@@ -243,7 +245,7 @@ def serve(conn: Connection, engine_kind: str, threads: int | None, blocks: tuple
         _, path, options_dict = message
         try:
             options = TranscriptionOptions.from_dict(options_dict)
-            result = _run_job(conn, engines, engine_kind, threads, Path(path), options, *blocks)
+            result = _run_job(conn, engines, engine_kind, threads, Path(path), options, block_s)
             conn.send(("result", result.to_dict()))
         except MediaError as exc:
             conn.send(("error", "MediaError", (exc.path, exc.reason)))
@@ -271,11 +273,11 @@ def _run_job(
     threads: int | None,
     path: Path,
     options: TranscriptionOptions,
-    long_file_s: float,
     block_s: float,
 ) -> Transcript:
+    from concurrent.futures import ThreadPoolExecutor
+
     from worker.engines.base import check_options
-    from worker.media.audio import probe_duration
 
     started = time.perf_counter()
 
@@ -284,23 +286,69 @@ def _run_job(
 
     check_options(options.model, options)  # fail before decoding on what the model cannot do
     emit(Progress(Stage.DECODING, 0.0, message=f"decoding {path.name}"))
-    duration = probe_duration(path)  # also a quick check that the file is audio at all
-    if duration > long_file_s:
-        transcript = _transcribe_in_blocks(emit, engines, engine_kind, threads, path, options, duration, block_s)
-    else:
-        transcript = _transcribe_whole(emit, engines, engine_kind, threads, path, options)
+    with ThreadPoolExecutor(1, thread_name_prefix="decode") as pool:  # the file opens and decodes while the model loads
+        opening = pool.submit(_Blocks.open, path, block_s)
+        try:
+            engine = _loaded_engine(emit, engines, engine_kind, threads, options.model)
+        finally:
+            blocks = opening.result()  # a MediaError wins over a load error: the file comes first
+    duration = blocks.duration
+    emit(Progress(Stage.TRANSCRIBING, 0.0))
+
+    def on_segment(segment: Segment) -> None:
+        emit(SegmentsReady([segment]))
+        emit(Progress(Stage.TRANSCRIBING, min(1.0, segment.end / duration) if duration > 0 else 1.0))
+
+    transcript = engine.transcribe_blocks(blocks, options, on_segment=on_segment)
     transcript.backend = "local"
     transcript.source = str(path)
-    transcript.timings.update(wall_s=round(time.perf_counter() - started, 3), worker_pid=os.getpid())
+    transcript.timings.update(decode_s=round(blocks.decode_s, 3), blocks=blocks.taken,
+                              wall_s=round(time.perf_counter() - started, 3), worker_pid=os.getpid())
     emit(Progress(Stage.TRANSCRIBING, 1.0))
     emit(TimingReport(dict(transcript.timings), chunk_index=0))
     return transcript
 
 
-# Longer files are decoded and transcribed in blocks cut at silences, so a 3-hour file never sits in memory
-# whole (it would be 0.7 GB of samples) and progress moves while it decodes.
-LONG_FILE_S = 20 * 60.0
-BLOCK_S = 10 * 60.0
+# The engine takes a file in blocks of about BLOCK_S, cut at silences (worker.media.chunking), decoded as it
+# needs them, and holds only the blocks whose speech it has yet to decode: memory stays bounded at any length (3
+# hours of samples would be 0.7 GB). Its windows run across the seams, so the blocks' size costs no speed.
+BLOCK_S = 120.0
+
+
+class _Blocks:
+    """A file's blocks, in order, as (start, samples): its length, how many blocks were taken, and the time
+    spent decoding and cutting them."""
+
+    def __init__(self, duration: float, chunks: Iterator[Chunk]) -> None:
+        self.duration = duration
+        self.taken = 0
+        self.decode_s = 0.0
+        self._chunks = chunks
+        self._first: Chunk | None = None
+
+    @classmethod
+    def open(cls, path: Path, block_s: float) -> "_Blocks":
+        """Probe the file and decode its first block (MediaError for a file that is not audio)."""
+        from worker.media.audio import probe_duration
+        from worker.media.chunking import iter_chunks
+
+        started = time.perf_counter()
+        blocks = cls(probe_duration(path), iter_chunks(path, target_s=block_s))
+        blocks._first = next(blocks._chunks, None)
+        blocks.decode_s = time.perf_counter() - started
+        return blocks
+
+    def __iter__(self) -> Iterator[tuple[float, Any]]:
+        chunk, self._first = self._first, None
+        while chunk is not None:
+            self.taken += 1
+            start_s, samples = chunk.start_s, chunk.samples
+            del chunk  # the engine holds the samples as long as it needs them
+            yield start_s, samples
+            del samples
+            started = time.perf_counter()
+            chunk = next(self._chunks, None)
+            self.decode_s += time.perf_counter() - started
 
 
 def _loaded_engine(emit: Emit, engines: dict[str, Any], engine_kind: str, threads: int | None, model: str) -> Any:
@@ -317,57 +365,3 @@ def _loaded_engine(emit: Emit, engines: dict[str, Any], engine_kind: str, thread
         emit(Progress(Stage.LOADING_MODEL, 0.0, message=f"loading {model}"))
         engine.load()
     return engine
-
-
-def _transcribe_whole(emit: Emit, engines: dict[str, Any], engine_kind: str, threads: int | None, path: Path,
-                      options: TranscriptionOptions) -> Transcript:
-    from concurrent.futures import ThreadPoolExecutor
-
-    from worker.media.audio import decode_audio
-
-    def decode() -> tuple[Any, float]:
-        started = time.perf_counter()
-        return decode_audio(path), time.perf_counter() - started
-
-    with ThreadPoolExecutor(1, thread_name_prefix="decode") as pool:  # the file decodes while the model loads
-        decoding = pool.submit(decode)
-        try:
-            engine = _loaded_engine(emit, engines, engine_kind, threads, options.model)
-        finally:
-            audio, decode_s = decoding.result()  # a MediaError wins over a load error: the file comes first
-    duration = len(audio) / 16000
-    emit(Progress(Stage.TRANSCRIBING, 0.0))
-
-    def on_segment(segment: Any) -> None:
-        emit(SegmentsReady([segment]))
-        emit(Progress(Stage.TRANSCRIBING, min(1.0, segment.end / duration) if duration > 0 else 1.0))
-
-    transcript = engine.transcribe(audio, options, on_segment=on_segment)
-    transcript.timings.update(decode_s=round(decode_s, 3))
-    return transcript
-
-
-def _transcribe_in_blocks(emit: Emit, engines: dict[str, Any], engine_kind: str, threads: int | None, path: Path,
-                          options: TranscriptionOptions, duration: float, block_s: float) -> Transcript:
-    from worker.media.chunking import iter_chunks
-
-    engine = _loaded_engine(emit, engines, engine_kind, threads, options.model)
-    stitcher = ChunkStitcher()
-    block_count = max(1, round(duration / block_s))
-    for chunk in iter_chunks(path, target_s=block_s):
-        length = chunk.end_s - chunk.start_s
-        count = max(block_count, chunk.index + 1)  # the cuts move to silences: the estimate may be one short
-        emit(Progress(Stage.TRANSCRIBING, min(1.0, chunk.start_s / duration), chunk.index, count))
-
-        def on_segment(segment: Segment, chunk: Any = chunk, length: float = length, count: int = count) -> None:
-            placed = stitcher.place(segment, chunk.start_s, length)
-            if placed is not None:
-                emit(SegmentsReady([placed]))
-                emit(Progress(Stage.TRANSCRIBING, min(1.0, placed.end / duration), chunk.index, count))
-
-        part = engine.transcribe(chunk.samples, options, on_segment=on_segment)
-        stitcher.chunk_done(chunk.end_s, part.timings, part.language)
-    first = stitcher.chunk_timings[0] if stitcher.chunk_timings else {"gpu": engine.gpu, "engine": ""}
-    timings = {**stitcher.totals(), "gpu": first["gpu"], "engine": first["engine"], "blocks": len(stitcher.chunk_timings)}
-    return Transcript(segments=stitcher.segments, language=stitcher.language(options.language),
-                      duration=timings["audio_s"], model=engine.label, timings=timings)

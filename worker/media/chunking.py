@@ -123,16 +123,16 @@ def plan_split_points(audio: np.ndarray, target_s: float, sample_rate: int = SAM
 
 
 def iter_chunks(path: str | Path, target_s: float = 30.0, cancel: CancelToken | None = None) -> Iterator[Chunk]:
-    """Decode `path` and yield its chunks in order, cut as plan_split_points would. About two target lengths
-    of audio are buffered (a few in all, with the copies made at each cut), whatever the file's length.
-    The chunks cover the file exactly (no gap, no overlap); a file up to 1.2 x target_s is one chunk; an
-    empty audio track yields none. Raises MediaError and Cancelled as iter_audio_blocks does."""
+    """Decode `path` and yield its chunks in order, cut as plan_split_points would. What is held whatever the
+    file's length: one buffer of about two target lengths (the look-ahead a cut needs), reused, and the chunk
+    being handed over. The chunks cover the file exactly (no gap, no overlap); a file up to 1.2 x target_s is
+    one chunk; an empty audio track yields none. Raises MediaError and Cancelled as iter_audio_blocks does."""
     target = _target_samples(target_s, SAMPLE_RATE)
     block_s = min(30.0, max(1.0, target / SAMPLE_RATE / 4))
     blocks = iter_audio_blocks(path, block_s=block_s, cancel=cancel)
-    parts: list[np.ndarray] = []
-    buffered = 0
-    start = 0  # absolute sample index of the buffer's first sample
+    buffer = np.zeros(0, dtype=np.float32)
+    held = 0  # buffer[:held]: decoded, not yet in a chunk
+    start = 0  # absolute sample index of buffer[0]
     index = 0
 
     def make(samples: np.ndarray) -> Chunk:
@@ -143,31 +143,40 @@ def iter_chunks(path: str | Path, target_s: float = 30.0, cancel: CancelToken | 
         return chunk
 
     for block in blocks:
-        parts.append(block)
-        buffered += len(block)
+        if held + len(block) > len(buffer):  # sized once for the look-ahead (and again only for an odd block)
+            grown = np.empty(max(_lookahead(target) + len(block), held + len(block)), dtype=np.float32)
+            grown[:held] = buffer[:held]
+            buffer = grown
+        buffer[held : held + len(block)] = block
+        held += len(block)
         del block
-        while buffered >= _lookahead(target):
-            buffer = np.concatenate(parts) if len(parts) > 1 else parts[0]
-            parts = []
-            cut = _next_cut(buffer, target, SAMPLE_RATE, at_end=False)
+        while held >= _lookahead(target):
+            cut = _next_cut(buffer[:held], target, SAMPLE_RATE, at_end=False)
             assert cut is not None
-            samples, rest = buffer[:cut].copy(), buffer[cut:].copy()  # copies let the big buffer go
-            del buffer
-            parts, buffered = [rest], len(rest)
+            samples = buffer[:cut].copy()  # the buffer is reused: the chunk is a copy
+            _move_to_front(buffer, cut, held)
+            held -= cut
             if cancel is not None:
                 cancel.raise_if_cancelled()
             yield make(samples)
             del samples  # the consumer holds the chunk as long as it needs
-    buffer = np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
-    while len(buffer):
-        cut = _next_cut(buffer, target, SAMPLE_RATE, at_end=True)
+    rest = buffer[:held]
+    while len(rest):
+        cut = _next_cut(rest, target, SAMPLE_RATE, at_end=True)
         if cancel is not None:
             cancel.raise_if_cancelled()
         if cut is None:
-            yield make(buffer)
+            yield make(rest)  # the last chunk: nothing is decoded after it, the buffer can be its storage
             return
-        yield make(buffer[:cut].copy())
-        buffer = buffer[cut:]
+        yield make(rest[:cut].copy())
+        rest = rest[cut:]
+
+
+def _move_to_front(buffer: np.ndarray, cut: int, held: int) -> None:
+    """buffer[:held - cut] = buffer[cut:held], in pieces that do not overlap (so numpy needs no temporary copy)."""
+    for at in range(0, held - cut, cut):
+        piece = min(cut, held - cut - at)
+        buffer[at : at + piece] = buffer[cut + at : cut + at + piece]
 
 
 # ---------------------------------------------------------------- packing chunks for upload
