@@ -15,7 +15,7 @@ import pytest
 import soundfile
 
 from bench.diarization_error import Span, diarization_error
-from bench.speaker_dialogues import REAL, DialogueSpec, Voice, build
+from bench.speaker_dialogues import DIALOGUES, REAL, DialogueSpec, Voice, build
 from bench.speakers_bench import REAL_DIALOGUES, join_turns, real_dialogue, real_pieces, split_sentences, word_accuracy
 from worker.backends.events import JobNote
 from worker.core.cancel import CancelToken
@@ -79,6 +79,27 @@ def test_two_synthetic_voices_of_either_gender_and_a_real_one_are_three_speakers
         turn = min(mixed_dialogue.turns, key=lambda t: abs((t.start + t.end) / 2 - middle))
         by_voice.setdefault(turn.speaker, set()).add(segment.speaker)
     assert by_voice["us-male"].isdisjoint(by_voice["gb-female"])
+
+
+def test_a_short_single_turn_of_a_voice_like_another_is_its_own_speaker(engine, tmp_path):
+    """A development dialogue the fixed merge threshold got wrong (3 speakers of 4): a US female and an RP male
+    espeak-ng voice, JFK, and the stereo_diarization.wav 'horizon' speaker, whose one 2 s turn that tiny.en
+    transcribes sounds to the encoder like another speaker's stretches. Auto must find all four."""
+    spec = next(d for d in DIALOGUES if d.name == "dev-4: RP male, US female, JFK, horizon")
+    dialogue = build(spec, tmp_path)
+    labelled = label_speakers(dialogue.path, _transcribe(engine, dialogue.path), AUTO)
+    accuracy, words, found, heard = word_accuracy(labelled, dialogue.turns)
+    assert heard == 4 and found == 4 and words > 150
+    assert accuracy >= 0.95, f"{accuracy:.1%} of {words} words right"
+    # each true speaker's words mostly carry one label, and no two speakers share it
+    labels: dict[str, list[str | None]] = {}
+    for segment in labelled.segments:
+        for word in segment.words:
+            middle = (word.start + word.end) / 2
+            turn = min(dialogue.turns, key=lambda t: 0 if t.start <= middle <= t.end else min(abs(middle - t.start), abs(middle - t.end)))
+            labels.setdefault(turn.speaker, []).append(segment.speaker)
+    usual = {speaker: max(set(said), key=said.count) for speaker, said in labels.items()}
+    assert len(set(usual.values())) == 4, usual
 
 
 def test_a_sentence_with_no_voice_change_is_not_split(mixed_dialogue, mixed_transcript):

@@ -8,7 +8,10 @@ agglomerative on the cosine similarity of their averaged windows, merged while t
 STRETCH_MERGE_SIMILARITY alike (or down to the count the user gave). Then the words are re-segmented (Viterbi):
 each word leans to the speaker its windows sound closest to, and changing speaker costs little at a pause, more
 at a sentence's end and most inside a sentence, so a sentence keeps one label unless the voice really changes in
-it; the speakers' voices are re-estimated from their words and the words re-segmented once more. Segments are
+it; the speakers' voices are re-estimated from their words and the words re-segmented once more. With the count
+found automatically, windows that sound like none of the speakers (LONE_VOICE_SIMILARITY) and agree with each
+other are one more speaker: a short turn (one 2 s stretch) that average linkage merged into a similar voice,
+where it weighs too little to hold a cluster of its own; the voices are then re-estimated once more. Segments are
 split at the words where the speaker changes. Speakers are numbered in order of first appearance ("S1" /
 "Speaker 1", ...). A speaker whose voice matches a known voice of the library (cosine similarity >=
 KNOWN_VOICE_SIMILARITY) takes that voice's name, with the similarity as its confidence. Thresholds and costs
@@ -53,6 +56,10 @@ ANCHOR_S = 1.5  # speech between two pauses this long is clustered; shorter stre
 MIN_SPEECH_S = 2.0  # less speech than this (or a single window) is too short to tell voices apart
 SILENCE_DBFS = -55.0  # a window quieter than this holds no voice (Whisper can write words over silence)
 STRETCH_MERGE_SIMILARITY = 0.73  # automatic count: clusters of stretches this alike (average cosine) are one speaker
+# automatic count: windows less alike than this to every speaker's voice are another voice (a short turn that
+# the clustering merged into a speaker); it becomes a speaker when at least LONE_VOICE_WINDOWS of them agree
+LONE_VOICE_SIMILARITY = 0.65
+LONE_VOICE_WINDOWS = 2
 # what changing speaker between two words costs in the re-segmentation, in seconds of speech times the cosine
 # similarity by which the new speaker's voice is closer
 CHANGE_AT_PAUSE = 0.05
@@ -249,14 +256,36 @@ def _diarize(
         for anchor, label in zip(anchors, labels):
             window_labels[by_group[groups[anchor]]] = label
     centroids = _centroids(embeddings[window_labels >= 0], window_labels[window_labels >= 0])
-    speakers: list[int | None] = []
+    centroids = _refined(words, stretches, windows, embeddings, centroids)
+    if requested is None:
+        lone = _lone_voices(embeddings, centroids)
+        if len(lone):
+            centroids = _refined(words, stretches, windows, embeddings, np.concatenate([centroids, lone]))
+    return _resegment(words, stretches, windows, embeddings, centroids), centroids
+
+
+def _refined(
+    words: list[Word], stretches: list[_Stretch], windows: list[_Window], embeddings: np.ndarray, centroids: np.ndarray
+) -> np.ndarray:
+    """The speakers' voices re-estimated from the words each is given (_RESEGMENT_ROUNDS times)."""
     for _ in range(_RESEGMENT_ROUNDS):
         speakers = _resegment(words, stretches, windows, embeddings, centroids)
         window_labels = _window_speakers(words, stretches, windows, speakers)
         kept = window_labels >= 0
         centroids = _centroids(embeddings[kept], _compact(window_labels[kept]))
-    speakers = _resegment(words, stretches, windows, embeddings, centroids)
-    return speakers, centroids
+    return centroids
+
+
+def _lone_voices(embeddings: np.ndarray, centroids: np.ndarray) -> np.ndarray:
+    """Voices (L2-normalised) of the windows that sound like none of `centroids`: clustered as stretches are,
+    each cluster of at least LONE_VOICE_WINDOWS windows unlike every centroid is one more speaker."""
+    far = embeddings[(embeddings @ centroids.T).max(axis=1) < LONE_VOICE_SIMILARITY]
+    if len(far) < LONE_VOICE_WINDOWS:
+        return np.zeros((0, embeddings.shape[1]), dtype=embeddings.dtype)
+    labels = cluster(far)
+    voices = [normalised(far[labels == k].mean(axis=0)) for k in range(labels.max() + 1) if (labels == k).sum() >= LONE_VOICE_WINDOWS]
+    voices = [v for v in voices if (centroids @ v).max() < STRETCH_MERGE_SIMILARITY]
+    return np.stack(voices) if voices else np.zeros((0, embeddings.shape[1]), dtype=embeddings.dtype)
 
 
 def cluster(embeddings: np.ndarray, count: int | None = None) -> np.ndarray:
