@@ -15,15 +15,14 @@ from PySide6.QtCore import QCoreApplication, QEvent, QObject, Qt, QThread, Signa
 
 from worker.jobs.events import RegionTranscribed, TranscriptEdited, TranscriptReused, VoiceSaved
 from worker.jobs.preferences import Preferences
-from worker.jobs.queue import (
-    BackendFactory,
+from worker.jobs.backend_pool import BackendFactory
+from worker.jobs.events import (
     DurationKnown,
     FailureLine,
     JobAdded,
     JobChanged,
     JobFinished,
     JobProgress,
-    JobQueue,
     JobRemoved,
     JobsReordered,
     JobStarted,
@@ -34,11 +33,10 @@ from worker.jobs.queue import (
     PausedChanged,
     QueueEvent,
     SegmentsArrived,
-    SerialWorker,
     SummaryLine,
     TimingLine,
-    default_backend_factory,
 )
+from worker.jobs.queue import JobQueue, SerialWorker, default_backend_factory
 from worker.library.jobs import JobRecord
 from worker.library.library import Library
 from worker.transcripts.model import Transcript

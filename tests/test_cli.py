@@ -220,7 +220,7 @@ def test_ctrl_c_cancels_through_the_queue_and_exits_130(tmp_path: Path, jfk: Pat
 def test_the_cli_and_the_window_write_the_same_library_rows(qtbot, tmp_path: Path, jfk: Path) -> None:
     from gui.job_runner import QueueController  # the window's queue, as MainWindow builds it
     from worker.jobs.preferences import Preferences
-    from worker.jobs.queue import JobStatus
+    from worker.library.job_status import JobStatus
     from worker.library.library import Library
 
     cli_library = tmp_path / "cli.sqlite3"

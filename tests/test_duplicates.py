@@ -27,7 +27,8 @@ from test_watch import Clock, WatchProcess
 from worker.core.options import TranscriptionOptions
 from worker.jobs.events import JobFinished, TranscriptReused
 from worker.jobs.preferences import Preferences
-from worker.jobs.queue import JobQueue, JobStatus
+from worker.jobs.queue import JobQueue
+from worker.library.job_status import JobStatus
 from worker.jobs.watch import FolderWatcher, WatchState, survey_folder
 from worker.jobs.watch_folders import ExistingFiles, WatchFolder
 from worker.library.library import Library

@@ -100,7 +100,8 @@ def feed_in_real_time(session: LiveSession, audio: np.ndarray, block_s: float = 
 
 def test_words_come_as_they_are_heard_and_stop_saves_a_finished_job(tmp_path, jfk, library, jfk_reference):
     from worker.jobs.preferences import Preferences
-    from worker.jobs.queue import JobAdded, JobQueue
+    from worker.jobs.events import JobAdded
+    from worker.jobs.queue import JobQueue
 
     reference, file_wer = jfk_reference
     updates: list[tuple[float, LiveUpdate]] = []

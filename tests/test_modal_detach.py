@@ -25,7 +25,9 @@ from speech_text import JFK_PHRASE, normalise  # noqa: E402
 
 from worker.core.cancel import CancelToken  # noqa: E402
 from worker.jobs.preferences import Preferences  # noqa: E402
-from worker.jobs.queue import JobFinished, JobProgress, JobQueue, JobStatus  # noqa: E402
+from worker.jobs.events import JobFinished, JobProgress
+from worker.jobs.queue import JobQueue
+from worker.library.job_status import JobStatus  # noqa: E402
 from worker.library.library import Library  # noqa: E402
 
 MIT_PHRASE = "permission is hereby granted"

@@ -297,7 +297,8 @@ QUEUE_RUN = """
 import sys, threading
 from worker.library.library import Library
 from worker.jobs.preferences import Preferences
-from worker.jobs.queue import JobFinished, JobProgress, JobQueue
+from worker.jobs.events import JobFinished, JobProgress
+from worker.jobs.queue import JobQueue
 
 library = Library(sys.argv[1])
 finished = threading.Event()

@@ -18,18 +18,15 @@ import pytest
 from worker.backends.events import Progress, SegmentsReady, Stage, TimingReport
 from worker.core.errors import Cancelled, MediaError
 from worker.jobs.preferences import Preferences
-from worker.jobs.queue import (
-    MODAL_NOT_SET_UP,
+from worker.jobs.events import (
     DurationKnown,
     FailureLine,
     JobAdded,
     JobChanged,
     JobFinished,
     JobProgress,
-    JobQueue,
     JobRemoved,
     JobStarted,
-    JobStatus,
     LogLine,
     ModalSetupNeeded,
     Note,
@@ -42,8 +39,9 @@ from worker.jobs.queue import (
     TimingLine,
     TranscriptEdited,
     VoiceSaved,
-    describe_failure,
 )
+from worker.jobs.queue import MODAL_NOT_SET_UP, JobQueue, describe_failure
+from worker.library.job_status import JobStatus
 from worker.library.library import Library
 from worker.transcripts.model import Segment, Transcript
 

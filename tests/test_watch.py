@@ -21,7 +21,8 @@ import pytest
 
 from worker.core.options import TranscriptionOptions
 from worker.jobs.preferences import Preferences
-from worker.jobs.queue import JobFinished, JobQueue, QueueEvent
+from worker.jobs.events import JobFinished, QueueEvent
+from worker.jobs.queue import JobQueue
 from worker.jobs.watch import FolderWatcher, SettleTracker, WatchState, ignore_reason
 from worker.jobs.watch_folders import WatchFolder, parse_watch_folders
 from worker.library.library import Library

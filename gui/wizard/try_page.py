@@ -126,7 +126,9 @@ def transcribe_sample(sample: Path, options: TranscriptionOptions, make_backend:
     from dataclasses import replace
 
     from worker.jobs.preferences import Preferences
-    from worker.jobs.queue import FailureLine, JobFinished, JobQueue, JobStatus, LogLine, QueueEvent, SegmentsArrived
+    from worker.jobs.events import FailureLine, JobFinished, LogLine, QueueEvent, SegmentsArrived
+    from worker.jobs.queue import JobQueue
+    from worker.library.job_status import JobStatus
     from worker.library.library import Library
 
     endings: list[JobFinished] = []

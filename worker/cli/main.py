@@ -23,7 +23,8 @@ from worker.transcripts.formats import BINARY_FORMATS, EXPORT_FORMATS
 
 if TYPE_CHECKING:
     from worker.jobs.preferences import Preferences
-    from worker.jobs.queue import JobQueue, QueueEvent
+    from worker.jobs.events import QueueEvent
+    from worker.jobs.queue import JobQueue
     from worker.library.jobs import JobRecord
     from worker.transcripts.formats import Exporter
     from worker.transcripts.model import Transcript
@@ -213,7 +214,7 @@ class ProgressPrinter:
         self._lock = threading.Lock()
 
     def __call__(self, event: "QueueEvent") -> None:
-        from worker.jobs.queue import FailureLine, JobFinished, JobProgress, LogLine, Note, SummaryLine
+        from worker.jobs.events import FailureLine, JobFinished, JobProgress, LogLine, Note, SummaryLine
 
         with self._lock:
             if isinstance(event, JobProgress):
@@ -291,7 +292,9 @@ def transcribe_command(args: argparse.Namespace, parser: argparse.ArgumentParser
     from worker.core.interrupts import CtrlC
     from worker.jobs.export import exporter
     from worker.jobs.preferences import Preferences
-    from worker.jobs.queue import JobFinished, JobQueue, JobStatus
+    from worker.jobs.events import JobFinished
+    from worker.jobs.queue import JobQueue
+    from worker.library.job_status import JobStatus
     from worker.library.library import Library
     from worker.transcripts.formats import word_timestamps_needed
 

@@ -18,7 +18,8 @@ def watch_command(entry: WatchFolder, library_path: Path | None, settle_s: float
 
     from worker.cli.exit_codes import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
     from worker.jobs.preferences import Preferences
-    from worker.jobs.queue import JobQueue, JobStarted, LogLine, Note, QueueEvent
+    from worker.jobs.events import JobStarted, LogLine, Note, QueueEvent
+    from worker.jobs.queue import JobQueue
     from worker.library.database import default_library_path
     from worker.library.library import Library
 

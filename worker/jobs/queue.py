@@ -76,7 +76,7 @@ from worker.jobs.events import (
 )
 from worker.jobs.outbox import Outbox
 from worker.jobs.same_recording import content_sha256, copy_transcript, earlier_transcript, reuse_line, same_recording
-from worker.library.job_status import FINISHED_STATUSES, JobStatus  # noqa: F401 - part of the queue's interface
+from worker.library.job_status import JobStatus
 from worker.library.jobs import HEARTBEAT_S, JobRecord, new_lease_owner
 from worker.library.library import Library
 from worker.modal.cost import summarize
@@ -85,13 +85,9 @@ from worker.transcripts.model import Segment, Transcript
 if TYPE_CHECKING:
     from worker.jobs.preferences import Preferences
 
-__all__ = [  # the events are defined in worker.jobs.events and are part of the queue's interface
-    "BackendFactory", "BackendPool", "DurationKnown", "FailureLine", "Failure", "FINISHED_STATUSES", "JobAdded",
-    "JobChanged", "JobFinished", "JobProgress", "JobQueue", "JobRemoved", "JobStarted", "JobStatus", "JobsReordered",
-    "Listener", "LogLine", "MODAL_NOT_SET_UP", "ModalSetupNeeded", "Note", "PathsAdded", "PausedChanged",
-    "QueueEvent", "RegionTranscribed", "SegmentsArrived", "SerialWorker", "SummaryLine", "TimingLine",
-    "TranscriptEdited", "TranscriptReused", "VoiceSaved", "auto_export", "default_backend_factory", "describe_failure",
-    "scan_media", "start_thread",
+__all__ = [
+    "Failure", "Listener", "JobQueue", "MODAL_NOT_SET_UP", "SerialWorker", "auto_export", "default_backend_factory",
+    "describe_failure", "scan_media", "start_thread",
 ]
 
 log = logging.getLogger("whisper_desk.queue")

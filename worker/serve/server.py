@@ -24,7 +24,7 @@ from aiohttp import BodyPartReader, web
 
 from worker.core.options import MODEL_NAMES, Task
 from worker.jobs.export import exporter
-from worker.jobs.queue import JobStatus
+from worker.library.job_status import JobStatus
 from worker.serve.protocol import (
     OPENAI_MODEL,
     ApiError,

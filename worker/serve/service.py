@@ -17,7 +17,10 @@ from typing import Callable
 from worker.core.errors import MediaError
 from worker.core.options import TranscriptionOptions
 from worker.jobs.preferences import Preferences
-from worker.jobs.queue import BackendFactory, JobFinished, JobQueue, JobStarted, JobStatus, LogLine, Note, QueueEvent
+from worker.jobs.backend_pool import BackendFactory
+from worker.jobs.events import JobFinished, JobStarted, LogLine, Note, QueueEvent
+from worker.jobs.queue import JobQueue
+from worker.library.job_status import JobStatus
 from worker.library.library import Library
 from worker.serve.protocol import ApiError
 
