@@ -629,17 +629,19 @@ class JobQueue:
         record = run.record
         path = Path(record.path)
         options = record.options
-        acquired = False
-        try:
+        with self._reporting_the_end(run):
             run.cancel.raise_if_cancelled()
             backend = self.pool.acquire(record.backend)
-            acquired = True
-            emit = lambda event: self._on_event(run, event)  # noqa: E731
-            transcript = backend.transcribe(path, options, emit, run.cancel, ledger=self.library.chunk_ledger(record.id))
-            if options.speakers:
-                from worker.speakers.labelling import label_speakers
+            try:
+                emit = lambda event: self._on_event(run, event)  # noqa: E731
+                transcript = backend.transcribe(path, options, emit, run.cancel, ledger=self.library.chunk_ledger(record.id))
+                if options.speakers:
+                    from worker.speakers.labelling import label_speakers
 
-                transcript = label_speakers(path, transcript, options, emit, run.cancel, voices=self.library.voices.all())
+                    transcript = label_speakers(path, transcript, options, emit, run.cancel,
+                                                voices=self.library.voices.all())
+            finally:
+                self.pool.release(record.backend)
             if run.cancel.cancelled:
                 raise Cancelled()
             if not transcript.source:
@@ -647,26 +649,12 @@ class JobQueue:
             self.library.transcripts.save(record.id, transcript)  # before anything else can go wrong
             notes = [] if self._watch_exports(record) else auto_export(transcript, path, self.preferences)
             self._succeeded(run, transcript, notes)
-        except BaseException as exc:  # every ending is reported, whatever it was
-            if isinstance(exc, Cancelled) or run.cancel.cancelled:
-                self._cancelled(run)
-            else:
-                self._failed(run, describe_failure(exc))
-            if not isinstance(exc, Exception):
-                raise
-        finally:
-            if acquired:
-                self.pool.release(record.backend)
-            run.ended.set()
-            with self._locked():
-                if run in self._ending:
-                    self._ending.remove(run)
 
     def _reuse_job(self, run: _Run, earlier: JobRecord) -> None:
         """In a worker thread: the earlier job's transcript copied to this job, exported as a run's would be; then
         the job ends done. No backend runs."""
         record = run.record
-        try:
+        with self._reporting_the_end(run):
             run.cancel.raise_if_cancelled()
             transcript = copy_transcript(self.library, earlier, record)
             if transcript is None:  # the earlier job was removed meanwhile: this one is transcribed after all
@@ -674,7 +662,14 @@ class JobQueue:
                 return
             notes = [] if self._watch_exports(record) else auto_export(transcript, Path(record.path), self.preferences)
             self._reused(run, earlier, transcript, notes)
-        except BaseException as exc:  # every ending is reported, whatever it was
+
+    @contextmanager
+    def _reporting_the_end(self, run: _Run) -> Iterator[None]:
+        """Around a job's work in its thread: every ending is reported (done by the work itself; cancelled,
+        failed or interrupted here), then the run is over."""
+        try:
+            yield
+        except BaseException as exc:
             if isinstance(exc, Cancelled) or run.cancel.cancelled:
                 self._cancelled(run)
             else:

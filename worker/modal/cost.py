@@ -248,6 +248,8 @@ class Plan:
     scaledown_s: int
     wall_s: tuple[float, float]  # (all warm, all cold)
     usd: tuple[float, float]  # (low, high)
+    seconds: tuple[float, float]  # container-seconds billed, (low, high)
+    idle_s: float  # of which the scale-down tails
 
     def line(self) -> str:
         return (f"{self.name}: {self.containers} container{'s' if self.containers != 1 else ''}, warm "
@@ -344,8 +346,8 @@ def plan_fan_out(
                 break
     else:
         raise ValueError(f"the fan-out plan is one of {', '.join(PLANS)}, not {mode!r}")
-    low, high, usd_low, usd_high, _idle = _bounds(duration_s, chunks, n, window, figures, rate)
-    return Plan(mode, n, window, _wall(duration_s, chunks, n, figures, chunk_s), (usd_low, usd_high))
+    low, high, usd_low, usd_high, idle = _bounds(duration_s, chunks, n, window, figures, rate)
+    return Plan(mode, n, window, _wall(duration_s, chunks, n, figures, chunk_s), (usd_low, usd_high), (low, high), idle)
 
 
 def estimate_modal_cost(
@@ -364,15 +366,8 @@ def estimate_modal_cost(
     plans = tuple(plan_fan_out(duration_s, model, dollars_per_hour, chunk_s, max_containers, scaledown_s, name, figures)
                   for name in PLANS)
     chosen = next((each for each in plans if each.name == plan), plans[0])
-    from worker.media.chunking import estimate_chunk_count
-    from worker.modal.settings import DeploySettings
-
-    settings = DeploySettings()
-    rate = PRICES.container_usd_per_s("T4", settings.cpu, settings.memory_mib / 1024,
-                                      gpu_usd_per_s=dollars_per_hour / 3600.0)
-    low, high, usd_low, usd_high, idle = _bounds(duration_s, estimate_chunk_count(duration_s, chunk_s),
-                                                chosen.containers, chosen.scaledown_s, figures, rate)
-    return CostEstimate(low, high, usd_low, usd_high, chosen.containers, idle, plans, figures.measured)
+    return CostEstimate(chosen.seconds[0], chosen.seconds[1], chosen.usd[0], chosen.usd[1], chosen.containers,
+                        chosen.idle_s, plans, figures.measured)
 
 
 # ---------------------------------------------------------------- the summary after a job
