@@ -443,7 +443,10 @@ def report(rows: list[dict], thresholds: dict, speed: dict | None) -> str:
               "redimnet2-onnx and speakeronnx ship no weights (they download them at run time), so GE2E stays. The "
               "embedding is unchanged (averaged GE2E windows), so known voices saved before keep working: nothing "
               "to re-enrol or migrate.",
-              "- Short turns (1–2 s) are the words most often wrong: one 1.6 s window says little about a voice."]
+              "- Short turns (1–2 s) are the words most often wrong: one 1.6 s window says little about a voice.",
+              f"- A speaker heard in one window only (a single turn under about 2 s) is not found: {LONE_VOICE_WINDOWS} "
+              "windows must agree before a voice like no other becomes a speaker (held-4 \"reader, British Steph, ...\": "
+              "the reader's one 1.2 s turn, 4 words, its window at cosine 0.60 to every speaker, went to curtain)."]
     if speed:
         ratio = speed["label_s"] / speed["transcribe_s"]
         mem = speed["label_peak_mb"] / speed["engine_peak_mb"]
