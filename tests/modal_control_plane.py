@@ -214,6 +214,7 @@ class Faults:
     fail_once: list[tuple[Match, str]] = field(default_factory=list)  # (match, "internal" | "raise")
     fail_always: list[tuple[Match, str]] = field(default_factory=list)
     slow: list[tuple[Match, float]] = field(default_factory=list)  # run after this many seconds
+    slow_released: threading.Event = field(default_factory=threading.Event)  # set: slowed inputs run now
     expire: list[Match] = field(default_factory=list)  # the output expires as soon as it is done
     drop_polls: int = 0  # the next N FunctionGetOutputs lose their connection
     delays: dict[str, float] = field(default_factory=dict)  # RPC name -> seconds before it is answered
@@ -1397,8 +1398,12 @@ class ControlPlane:
         self.faults.fail_always.append((_as_match(match), how))
 
     def slow(self, match: "int | Match | None", seconds: float) -> None:
-        """The matching input waits `seconds` before it runs (a cancel ends the wait)."""
+        """The matching input waits `seconds` before it runs (a cancel or release_slow() ends the wait)."""
         self.faults.slow.append((_as_match(match), seconds))
+
+    def release_slow(self) -> None:
+        """Every input that slow() holds runs now (a test has seen what it waited for)."""
+        self.faults.slow_released.set()
 
     def expire_when_done(self, match: "int | Match | None" = None) -> None:
         """The matching input's output expires as soon as it is ready (get raises OutputExpiredError)."""
@@ -1688,9 +1693,14 @@ class ControlPlane:
     def _run_input(self, call: _Call, attempt: int) -> None:
         record = call.record
         assert record is not None
-        for match, seconds in self.faults.slow:
-            if match(record) and call.cancelled.wait(seconds):
-                break
+        faults = self.faults
+        for match, seconds in faults.slow:
+            if match(record):
+                until = time.monotonic() + seconds
+                while not (call.cancelled.is_set() or faults.slow_released.is_set()) and time.monotonic() < until:
+                    call.cancelled.wait(min(0.1, max(0.0, until - time.monotonic())))
+                if call.cancelled.is_set():
+                    break
         if call.cancelled.is_set():
             self._finish(call, None, "cancelled")
             return

@@ -44,14 +44,19 @@ class OpenAIWhisperEngine(WhisperEngine):
 
         return check_options(self.model_name, options, frozenset(LANGUAGES))
 
-    def _load(self) -> tuple[Any, str]:
-        _require_openai_whisper()
+    def _torch(self) -> Any:
+        """torch, with this engine's CPU thread count applied (process-wide: torch has one thread pool)."""
         import torch
-
-        from worker.engines.weights import load_openai_model
 
         if self.threads:
             torch.set_num_threads(self.threads)
+        return torch
+
+    def _load(self) -> tuple[Any, str]:
+        _require_openai_whisper()
+        from worker.engines.weights import load_openai_model
+
+        torch = self._torch()
         device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
         model, label = load_openai_model(self.model_name, device=device)
         self.device = device

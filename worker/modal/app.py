@@ -355,9 +355,9 @@ def _make_engine(body: TranscriberBody) -> Any:
             root = models_dir()
             if root is None:  # a local run: this computer's model cache (bundled tiny.en offline)
                 return super()._load()
-            import torch
             import whisper
 
+            torch = self._torch()
             device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
             path, body.downloaded = ensure_volume_checkpoint(self.model_name, root, body._commit_volume, body._volume)
             model = whisper.load_model(str(path), device=device)
@@ -366,7 +366,14 @@ def _make_engine(body: TranscriberBody) -> Any:
             self.gpu = torch.cuda.get_device_name(torch.device(device)) if device.startswith("cuda") else "cpu"
             return model, f"{self.model_name} ({'downloaded to' if body.downloaded else 'cached in'} the Modal volume)"
 
-    return VolumeEngine(body.model)
+    return VolumeEngine(body.model, threads=container_threads())
+
+
+def container_threads() -> int:
+    """torch's CPU threads in a container: the cores it reserves (SETTINGS.cpu, at least one). More threads than
+    that contend with each other for what Modal guarantees (and, in the loopback plane, with the other
+    containers on the same computer); on a T4 the model runs on the GPU either way."""
+    return max(1, int(SETTINGS.cpu))
 
 
 def error_answer(message: str) -> dict[str, Any]:

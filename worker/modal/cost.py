@@ -181,6 +181,7 @@ class ContainerCost:
     container_id: str
     seconds: float  # billed: from its start (or the job's, if it was warm) to its last input + the window
     busy_s: float
+    starting_s: float  # a cold container's start (boot, model load) before its first input ran
     idle_s: float  # the scale-down tail (and any gap between inputs)
     cold: bool
     usd: float
@@ -204,6 +205,10 @@ class Bill:
     @property
     def idle_s(self) -> float:
         return sum(c.idle_s for c in self.containers)
+
+    @property
+    def starting_s(self) -> float:
+        return sum(c.starting_s for c in self.containers)
 
 
 def job_bill(chunk_timings: Iterable[dict[str, Any]], dollars_per_hour: float = DEFAULT_T4_DOLLARS_PER_HOUR,
@@ -229,10 +234,12 @@ def job_bill(chunk_timings: Iterable[dict[str, Any]], dollars_per_hour: float = 
         window = float(first.get("scaledown_s", 0.0))
         seconds = max(0.0, last + window - start)
         busy = sum(_busy_s(t) for t in inputs)
+        starting = max(0.0, float(first["input_started_at"]) - start) if cold else 0.0
         gpu = str(first.get("gpu_type") or "T4")
         rate = prices.container_usd_per_s(gpu, float(first.get("cpu", 0.125)), float(first.get("memory_mib", 128)) / 1024,
                                           gpu_usd_per_s=dollars_per_hour / 3600.0)
-        costs.append(ContainerCost(container, seconds, busy, max(0.0, seconds - busy), bool(cold), seconds * rate))
+        costs.append(ContainerCost(container, seconds, busy, starting, max(0.0, seconds - busy - starting), bool(cold),
+                                   seconds * rate))
     return Bill(costs)
 
 
@@ -383,14 +390,16 @@ class JobSummary:
     on_gpu: bool
     billed_s: float = 0.0  # container-seconds Modal bills (0 when the chunks do not name their containers)
     containers: int = 0
-    idle_s: float = 0.0  # of which idle until scale-down
+    idle_s: float = 0.0  # of which idle until scale-down (and between inputs)
+    starting_s: float = 0.0  # of which cold containers starting (boot, model load)
 
     def line(self) -> str:
         unit = "GPU-s" if self.on_gpu else "CPU-s"
         cost = ""
         if self.billed_s:
             cost = (f" billed={self.billed_s:.0f} container-s on {self.containers} container"
-                    f"{'s' if self.containers != 1 else ''} ({self.idle_s:.0f} s idle) cost≈${self.cost_usd:.4f}")
+                    f"{'s' if self.containers != 1 else ''} ({self.idle_s:.0f} s idle"
+                    f"{f', {self.starting_s:.0f} s starting' if self.starting_s >= 0.5 else ''}) cost≈${self.cost_usd:.4f}")
         elif self.on_gpu:
             cost = f" cost≈${self.cost_usd:.4f}"
         return (
@@ -407,7 +416,8 @@ def summarize(chunk_timings: Iterable[dict[str, Any]], wall_s: float, dollars_pe
     speed = audio_s / wall_s if wall_s > 0 else 0.0
     bill = job_bill(chunks, dollars_per_hour)
     if bill is not None:
-        return JobSummary(wall_s, audio_s, compute_s, bill.usd, speed, on_gpu, bill.seconds, len(bill.containers), bill.idle_s)
+        return JobSummary(wall_s, audio_s, compute_s, bill.usd, speed, on_gpu, bill.seconds, len(bill.containers), bill.idle_s,
+                          bill.starting_s)
     cost = compute_s / 3600.0 * dollars_per_hour if on_gpu else 0.0
     return JobSummary(wall_s=wall_s, audio_s=audio_s, compute_s=compute_s, cost_usd=cost, speed_x=speed, on_gpu=on_gpu)
 

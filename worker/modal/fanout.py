@@ -613,6 +613,7 @@ class ModalBackend:
             "cost_usd": round(summary.cost_usd, 6),  # as Modal bills it (worker.modal.cost.job_bill)
             "billed_container_s": round(summary.billed_s, 3),
             "idle_s": round(summary.idle_s, 3),
+            "starting_s": round(summary.starting_s, 3),
             "call_timeout_s": job.call_timeout_s,
             "plan": job.plan.name if job.plan is not None else None,
             "scaledown_s": job.plan.scaledown_s if job.plan is not None else None,
