@@ -65,7 +65,7 @@ def queue_paths(qtbot, window: MainWindow, paths: list[Path]) -> list[JobRecord]
     return added.args[0]
 
 
-def wait_finished(qtbot, window: MainWindow, library: Library, ids: list[int], timeout_ms: int = 60000) -> None:
+def wait_finished(qtbot, window: MainWindow, library: Library, ids: list[int], timeout_ms: int = 120000) -> None:
     """Finished in the library, and the window shows it (its reports arrive just after the library changes)."""
 
     def shown(job_id: int) -> bool:

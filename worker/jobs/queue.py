@@ -97,7 +97,10 @@ PROBE_DELAY_S = 0.3  # the duration prober starts this long after its first requ
 LIBRARY_CHECK_S = 2.0  # under a window: how often the library is looked at for jobs other processes added
 ELSEWHERE = (": another process's job (whisper-desk serve, transcribe or watch), which waits for it: "
              "cancel it there; it can be removed here once it has ended")
-BACKGROUND_NICENESS = 10
+# a window's jobs yield to its GUI thread (at nice 0 it gets 3x their CPU share when both want a core), without
+# starving under other load: at nice 10 a job got a tenth of what a busy program beside it got (jfk through the
+# window: 7 s on an idle machine, over 60 s with both cores busy)
+BACKGROUND_NICENESS = 5
 MODAL_NOT_SET_UP = (
     "Modal is not set up: use Modal > Set up Modal… (or run `modal token new` in a terminal), "
     "or run this job on this computer"
