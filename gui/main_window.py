@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
 )
 
 from gui import status as modal_states
+from gui.background import Call
 from gui.icons import icon
 from gui.job_runner import BackendFactory, QueueController
 from gui.log_panel import LogPanel
@@ -53,6 +54,7 @@ from worker.backends.base import BACKEND_LABELS
 from worker.library.job_status import JobStatus
 from worker.library.jobs import JobRecord
 from worker.library.library import Library
+from worker.modal.cost import preload_figures
 from worker.transcripts.model import Segment, Transcript
 
 if TYPE_CHECKING:
@@ -327,6 +329,7 @@ class MainWindow(QMainWindow):
 
         self.model = QueueModel(self)
         self.model.modal_settings = self.preferences.backend_settings("modal")  # queued Modal jobs: cost estimate
+        Call(preload_figures).start()  # the estimate's figures, read off the GUI thread before a row needs them
         self._build_actions()
         self._build_central()
         self._build_menus()

@@ -120,6 +120,13 @@ def _read_figures(path: Path) -> dict[str, list[dict[str, float]]]:
     return _figures_read[path]
 
 
+def preload_figures(path: Path | None = None) -> None:
+    """Read the figures file now. The window calls it on a worker thread at its start, so that the estimate
+    made while a queued Modal row is painted finds the figures in memory instead of reading the disk."""
+    with _figures_lock:
+        _read_figures(path or figures_path())
+
+
 def measured_figures(model: str, path: Path | None = None) -> Figures:
     """The figures earlier Modal jobs measured for `model` (each job's, widened by MEASURED_SPREAD), or the
     paper ones where nothing was measured yet."""
