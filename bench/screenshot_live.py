@@ -20,10 +20,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -39,15 +37,6 @@ MODEL_TIMEOUT_S = 300  # tiny.en loading on a busy two-core machine
 CHILD_TIMEOUT_S = 900
 
 
-def new_user_home() -> Path:
-    home = Path(tempfile.mkdtemp(prefix="whisper-desk-shot-"))
-    for name, sub in (("XDG_DATA_HOME", "data"), ("XDG_CONFIG_HOME", "config"), ("XDG_CACHE_HOME", "cache")):
-        os.environ[name] = str(home / sub)
-    os.environ["HOME"] = str(home)
-    os.environ["MODAL_CONFIG_PATH"] = str(home / ".modal.toml")
-    return home
-
-
 def main(out: Path) -> int:
     """Start the sound server, run the window in a child process with its environment, stop the server."""
     sys.path.insert(0, str(ROOT / "tests"))
@@ -57,6 +46,8 @@ def main(out: Path) -> int:
     if problem is not None:
         print(f"no sound server: {problem}", file=sys.stderr)
         return 2
+    from bench.screenshot_features import new_user_home  # the same new user as the other screenshots
+
     home = new_user_home()
     wav = wav_copy(AUDIO / "jfk.flac", home)
     out = out.resolve()
