@@ -1032,7 +1032,7 @@ class _Servicer(api_grpc.ModalClientBase):
         request = await self._start("FunctionCallCancel", stream)
         plane = self.plane
         call = plane.calls.get(request.function_call_id)
-        if call is not None:
+        if call is not None and not call.terminated:  # a cancel of a call Modal already stopped changes nothing
             plane.cancelled_calls.append(call.call_id)
             call.cancelled.set()
         await stream.send_message(empty_pb2.Empty())
