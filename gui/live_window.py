@@ -1,8 +1,8 @@
 """The live transcription window: choose an input, start, pause and stop; the words appear as they are heard.
 
 Final words are shown plainly, words that may still change in grey italics after them; the status line says how
-much was heard and how far behind the text is. Stop makes everything final and saves the recording with its
-transcript as a finished job of the queue (it appears in the window's list like any other). The capture
+much was heard and how far behind the text is. Stop makes everything final and saves the recording as a job of
+the queue, which makes its file transcript (worker.live.session); it appears in the window's list like any other. The capture
 (gui.live_capture) and the engine (worker.live) run on threads of their own: nothing here waits on either.
 
 LiveWindow(jobs, parent=None): `jobs` is the window's JobQueue."""
@@ -239,7 +239,8 @@ class LiveWindow(QWidget):
     def _saved(self, record: "JobRecord") -> None:
         seconds = self.session.seconds if self.session is not None else 0.0
         self._reset()
-        self.status_label.setText(f"Saved {record.name} ({seconds:.1f} s) as a job: it is in the list.")
+        self.status_label.setText(f"Saved {record.name} ({seconds:.1f} s) as a job: its file transcript is made "
+                                  "in the list.")
 
     def _reset(self) -> None:
         self.session, self.capture, self._finishing = None, None, None

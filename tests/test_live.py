@@ -24,7 +24,10 @@ from worker.live.streaming import LiveUpdate
 from worker.media.audio import decode_audio, probe_duration
 
 ROOT = Path(__file__).resolve().parent.parent
-WER_SLACK = 0.05  # the live transcript's WER may exceed the file transcript's by this much
+WER_SLACK = 0.05  # the saved job's WER may exceed the file transcript's by this much
+# the live text (shown and printed as it is heard) is a preview of it: quick greedy passes over a few seconds of
+# audio, which a busy machine can make settle on one mishearing ("am I" for "my": 2 of jfk's 22 words)
+LIVE_WER_SLACK = 0.10
 NO_SERVER = pulseaudio_missing()
 
 
@@ -98,15 +101,18 @@ def feed_in_real_time(session: LiveSession, audio: np.ndarray, block_s: float = 
     return time.monotonic()
 
 
-def test_words_come_as_they_are_heard_and_stop_saves_a_finished_job(tmp_path, jfk, library, jfk_reference):
+def test_words_come_as_they_are_heard_and_stop_saves_a_job_with_the_file_transcript(tmp_path, jfk, library,
+                                                                                     jfk_reference):
+    import queue
+
+    from worker.jobs.events import JobAdded, JobFinished
     from worker.jobs.preferences import Preferences
-    from worker.jobs.events import JobAdded
     from worker.jobs.queue import JobQueue
 
     reference, file_wer = jfk_reference
     updates: list[tuple[float, LiveUpdate]] = []
-    events = []
-    jobs = JobQueue(library, Preferences.load(), events.append, only_own_jobs=True)
+    events: queue.Queue = queue.Queue()
+    jobs = JobQueue(library, Preferences.load(), events.put, only_own_jobs=True)
     session = LiveSession("test input", lambda u: updates.append((time.monotonic(), u)), folder=tmp_path)
     audio = decode_audio(jfk)
     started = time.monotonic()
@@ -129,12 +135,17 @@ def test_words_come_as_they_are_heard_and_stop_saves_a_finished_job(tmp_path, jf
     assert updates[-1][1].finished and updates[-1][1].tentative == ()
     assert stopped < 10.0  # stopping finalises within a few seconds (about 1.5 s measured)
 
-    assert wer(reference, transcript.text) <= file_wer + WER_SLACK, transcript.text
+    assert wer(reference, transcript.text) <= file_wer + LIVE_WER_SLACK, transcript.text
     assert probe_duration(session.path) == pytest.approx(len(audio) / SAMPLE_RATE, abs=0.05)
-    # a finished job of the library, searchable like any other
-    assert record.status == "done" and Path(record.path) == session.path
-    assert library.transcripts.get(record.id).text == transcript.text
-    assert any(isinstance(e, JobAdded) and e.record.id == record.id for e in events)
+    # the recording is a local job of the library, which makes its file transcript, searchable like any other
+    assert Path(record.path) == session.path and record.backend == "local" and record.options.model == "tiny.en"
+    seen = [events.get(timeout=120)]
+    while not isinstance(seen[-1], JobFinished):
+        seen.append(events.get(timeout=120))
+    assert any(isinstance(e, JobAdded) and e.record.id == record.id for e in seen)
+    assert seen[-1].job_id == record.id and seen[-1].status == "done", seen[-1]
+    saved = library.transcripts.get(record.id).text
+    assert wer(reference, saved) <= file_wer + WER_SLACK, saved
     assert library.search_index.search("fellow", 10, ("[", "]"), "…", 8)
     assert unfinished_recordings(tmp_path) == []  # nothing left to recover
     jobs.shutdown()
@@ -152,7 +163,7 @@ def test_a_backlog_is_caught_up_and_nothing_heard_is_lost(tmp_path, jfk, jfk_ref
         time.sleep(0.1)
     assert updates and updates[0].lag_s < 1.0  # the first pass took the whole backlog
     transcript = session.stop()
-    assert wer(reference, transcript.text) <= file_wer + WER_SLACK, transcript.text
+    assert wer(reference, transcript.text) <= file_wer + LIVE_WER_SLACK, transcript.text
     assert transcript.duration == pytest.approx(11.0, abs=0.01)
 
 
@@ -241,8 +252,8 @@ def test_cli_live_prints_lines_as_they_come_and_ctrl_c_saves(tmp_path, jfk, jfk_
             if live.poll() is None:
                 live.kill()
     assert live.returncode == 0, err
-    assert wer(reference, out) <= file_wer + WER_SLACK, out
-    assert "saved" in err and "as job" in err
+    assert wer(reference, out) <= file_wer + LIVE_WER_SLACK, out  # the lines printed as they were heard
+    assert "saved" in err and "as job" in err and ": done" in err
     [recording] = recordings.glob("*.flac")
     assert probe_duration(recording) >= played_s  # everything played was recorded
     library = Library(library_path)

@@ -82,16 +82,20 @@ def test_live_window_shows_the_words_while_they_are_spoken_and_saves_the_job(tmp
     assert run.returncode == 0, run.stderr[-4000:]
     seen = json.loads(run.stdout.strip().splitlines()[-1])
 
-    # while jfk played, the screen held its words, final ones and tentative ones (read back by OCR)
-    shots = [ocr(Path(shot)) for shot in seen["shots"]]
-    assert any("fellow americans" in text for text in shots), shots
-    # the words may still change while they are tentative: most of those spoken by then are on the screen
-    assert share_shown("ask not what your country can do for you", shots[1]) >= 0.75, shots
+    # while jfk played, the screen held its words as they came, final ones and tentative ones (read back by OCR);
+    # tentative words may still be misheard ("ask not what you are cutting"), so only their coming is checked here
+    *playing, stopped = [ocr(Path(shot)) for shot in seen["shots"]]
+    assert any("fellow americans" in text for text in playing), playing
+    assert "ask not what" in playing[-1], playing
+    # after Stop every word on the screen is final: the whole of what was said
+    assert share_shown(reference.lower(), stopped) >= 0.85, stopped
     # once words are coming: the first pass after Start can take longer (measured up to 3.7 s on a busy machine)
     assert seen["max_lag_s"] <= 3.0, seen["lags"]
     assert seen["slowest_call_s"] < CALL_LIMIT_S
-    # stop made everything final and saved it as a job, within a few seconds
+    # stop made everything final and saved the recording as a job, within a few seconds; that job then made the
+    # file transcript, which is what the library keeps
     assert seen["finish_s"] < 10.0
+    assert seen["job_status"] == "done", seen
     library = Library(Path(seen["library"]))
     try:
         [job] = library.jobs.all()
@@ -133,6 +137,7 @@ def _scenario(wav: Path, folder: Path) -> dict:
     from PySide6.QtGui import QGuiApplication
     from PySide6.QtWidgets import QApplication
 
+    from worker.jobs.events import JobFinished
     from worker.jobs.preferences import Preferences
     from worker.jobs.queue import JobQueue
     from worker.library.library import Library
@@ -160,7 +165,9 @@ def _scenario(wav: Path, folder: Path) -> dict:
         return str(path)
 
     library = Library(folder / "library.sqlite3")
-    jobs = JobQueue(library, Preferences.load(), only_own_jobs=True)
+    endings: list[JobFinished] = []
+    jobs = JobQueue(library, Preferences.load(), lambda e: endings.append(e) if isinstance(e, JobFinished) else None,
+                    only_own_jobs=True)
     raw = LiveWindow(jobs)
     window = guarded(raw)
     lags: list[float] = []
@@ -183,10 +190,15 @@ def _scenario(wav: Path, folder: Path) -> dict:
     finishing = time.monotonic()
     window.stop()
     assert wait_until(lambda: not raw.running, 60), raw.status_label.text()
+    finish_s = time.monotonic() - finishing
+    status = raw.status_label.text()
+    shots.append(shot("stopped"))
+    assert wait_until(lambda: bool(endings), 180), "the recording's job did not finish"
     seen = {
-        "shots": shots, "lags": lags, "max_lag_s": max(lags[1:-1] or [0.0]),
-        "finish_s": time.monotonic() - finishing, "library": str(folder / "library.sqlite3"),
-        "played_s": probe_duration(wav), "status": raw.status_label.text(), "slowest_call_s": window.slowest,
+        "shots": shots, "lags": lags, "max_lag_s": max(lags[1:-1] or [0.0]), "finish_s": finish_s,
+        "job_status": endings[0].status.value, "job_s": time.monotonic() - finishing,
+        "library": str(folder / "library.sqlite3"), "played_s": probe_duration(wav), "status": status,
+        "slowest_call_s": window.slowest,
     }
     jobs.shutdown()
     library.close()

@@ -1,10 +1,12 @@
 """`whisper-desk live`: transcribe an audio input as it is heard (worker.live) until Ctrl-C; each final line goes to
-stdout as it comes, everything else to stderr. Ctrl-C makes the rest final, saves the recording and its transcript
-as a library job, and exits 0."""
+stdout as it comes, everything else to stderr. Ctrl-C makes the rest final and saves the recording as a library
+job; the command then makes its file transcript (worker.live.session) and exits 0. A second Ctrl-C leaves that job
+queued for the window instead."""
 
 from __future__ import annotations
 
 import argparse
+import queue
 import signal
 import threading
 from pathlib import Path
@@ -55,6 +57,7 @@ def live_command(device: str | None, model: str, language: str | None, library_p
                  recordings: Path | None, out: TextIO, err: TextIO) -> int:
     from worker.cli.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_USAGE
     from worker.core.interrupts import CtrlC
+    from worker.jobs.events import JobFinished
     from worker.jobs.preferences import Preferences
     from worker.jobs.queue import JobQueue
     from worker.library.library import Library
@@ -64,13 +67,21 @@ def live_command(device: str | None, model: str, language: str | None, library_p
     def say(line: str) -> None:
         print(line, file=err, flush=True)
 
+    on_ctrl_c = signal.getsignal(signal.SIGINT)  # SIG_IGN under nohup: then Ctrl-C stays ignored throughout
+
     try:
         source = find_source(device)
     except CaptureError as exc:
         say(f"whisper-desk live: {exc}")
         return EXIT_USAGE if device is not None else EXIT_FAILED
     library = Library(library_path)
-    jobs = JobQueue(library, Preferences.load(), only_own_jobs=True)
+    endings: "queue.Queue[JobFinished]" = queue.Queue()
+
+    def listen(event: object) -> None:
+        if isinstance(event, JobFinished):
+            endings.put(event)
+
+    jobs = JobQueue(library, Preferences.load(), listen, only_own_jobs=True)
     ended = threading.Event()
     lost: list[str] = []
     printing = threading.Lock()
@@ -111,8 +122,16 @@ def live_command(device: str | None, model: str, language: str | None, library_p
             say("finishing…")
             session.stop()
             record = session.save(jobs)
-            jobs.wait_delivered(5.0)
-            say(f"saved {session.path} ({session.seconds:.1f} s) as job {record.id}")
+            say(f"saved {session.path} ({session.seconds:.1f} s) as job {record.id}; making its file transcript "
+                "(Ctrl-C leaves it queued for the window)")
+            signal.signal(signal.SIGINT, on_ctrl_c)
+            try:
+                with CtrlC() as ctrl_c:
+                    ending = ctrl_c.get(endings)  # this queue runs only the job just saved
+                say(f"job {record.id}: {ending.status.value}" + (f" ({ending.error})" if ending.error else ""))
+            except KeyboardInterrupt:
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
+                say(f"job {record.id} left queued: the window makes its transcript")
         jobs.shutdown(requeue=True)
         library.close()
     return EXIT_FAILED if lost else EXIT_OK

@@ -973,25 +973,6 @@ class JobQueue:
             self._report(LogLine(job_id, review_log_line(transcript, subtitles)))
             return record
 
-    def add_finished_job(self, audio: str | Path, transcript: Transcript, options: TranscriptionOptions,
-                         log_line: str, started: float | None = None) -> JobRecord:
-        """A transcript made outside the queue (a live recording: worker.live) as a finished local job of
-        `audio`: JobAdded with its record, then its log line. Edited, searched, exported like any other."""
-        with self._locked():
-            record = self.library.jobs.add(Path(audio), options, "local")
-            now = time.time()
-            self.library.jobs.mark_started(record.id, started or now)
-            self.library.jobs.mark_ended(record.id, JobStatus.DONE, now, elapsed=now - (started or now),
-                                         duration=transcript.duration)
-            self.library.transcripts.save(record.id, transcript)
-            self.library.log.add(record.id, log_line)
-            finished = self.library.jobs.get(record.id)
-            assert finished is not None, "the job was just written"
-            self._own.add(record.id)
-            self._report(JobAdded(finished))
-            self._report(LogLine(record.id, log_line))
-            return finished
-
     def save_voice(self, name: str, embedding: Iterable[float]) -> int:
         """A speaker's voice saved to the library under `name` (averaged with earlier saves): VoiceSaved."""
         with self._locked():

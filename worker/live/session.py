@@ -1,8 +1,12 @@
 """One live transcription: each block of samples a capture hands in goes to the recording (worker.live.recording,
 on disk as it arrives) and to the engine (worker.live.streaming); stop() makes every word heard final and returns
-the transcript, and save() puts it in the library as a finished job of the recording, through the job queue, so
-it is edited, searched, labelled and exported like any other. When the engine could not run (its model would not
-load), the recording is queued as an ordinary job instead: nothing heard is lost.
+the live transcript (what was shown and printed as it was heard).
+
+save() queues the recording as an ordinary local job of the same model, through the job queue: the transcript kept
+in the library is the file transcript (beam search over the whole recording, with its context), not the live one,
+whose quick passes over a few seconds of audio at a time can settle on a mishearing ("am I" for "my") when the
+machine is busy. The job is edited, searched, labelled and exported like any other, and nothing heard is lost:
+the recording is complete on disk before it is queued, and a queued job survives a restart.
 
 resume_unfinished() queues the recordings an earlier process left (it crashed, or was killed) as ordinary jobs."""
 
@@ -32,7 +36,8 @@ class LiveSession:
                  language: str | None = None, folder: Path | None = None,
                  on_error: Callable[[str], None] | None = None) -> None:
         self.source_name = source_name
-        self.options = TranscriptionOptions(model=model, language=language, word_timestamps=True, beam_size=1)
+        # what the saved recording's job is transcribed with: the file transcript of the live model
+        self.options = TranscriptionOptions(model=model, language=language, word_timestamps=True)
         self.recording = Recording.create(folder or recordings_dir(), source_name, model)
         self.stream = LiveStream(model, on_update, language, on_error)
         self.started = time.time()
@@ -80,14 +85,10 @@ class LiveSession:
         return self.transcript
 
     def save(self, jobs: "JobQueue") -> "JobRecord":
-        """The recording as a library job: finished with the live transcript, or queued when there is none."""
-        transcript = self.transcript if self.transcript is not None else self.stop()
-        if self.stream.error is not None or self.stream.transcriber is None:
-            [record] = jobs.add_files([self.recording.path], options=TranscriptionOptions(model=self.options.model))
-        else:
-            line = (f"{self.recording.path.name}: transcribed live from {self.source_name} "
-                    f"({self.recording.seconds:.1f} s, {len(transcript.segments)} lines)")
-            record = jobs.add_finished_job(self.recording.path, transcript, self.options, line, started=self.started)
+        """The recording queued as a local job for its file transcript (see the module's doc); stop() first."""
+        if self.transcript is None:
+            self.stop()
+        [record] = jobs.add_files([self.recording.path], backend="local", options=self.options, again=True)
         self.recording.finished()
         return record
 
@@ -100,7 +101,7 @@ def resume_unfinished(jobs: "JobQueue", folder: Path | None = None) -> list["Job
     """The recordings a process left unfinished (it died while recording), queued as ordinary jobs."""
     records: list[JobRecord] = []
     for unfinished in unfinished_recordings(folder or recordings_dir()):
-        options = TranscriptionOptions(model=unfinished.model or DEFAULT_MODEL)
-        records += jobs.add_files([unfinished.path], options=options)
+        options = TranscriptionOptions(model=unfinished.model or DEFAULT_MODEL, word_timestamps=True)
+        records += jobs.add_files([unfinished.path], backend="local", options=options, again=True)
         forget_marker(unfinished.path)
     return records

@@ -209,8 +209,10 @@ class LiveStream:
     thread); stop() makes everything heard final and returns once the last update was given."""
 
     def __init__(self, model_name: str, on_update: Callable[[LiveUpdate], None], language: str | None = None,
-                 on_error: Callable[[str], None] | None = None, min_step_s: float = MIN_STEP_S) -> None:
+                 on_error: Callable[[str], None] | None = None, min_step_s: float = MIN_STEP_S,
+                 beam_size: int = 1) -> None:
         self.model_name = model_name
+        self.beam_size = beam_size
         self.language = language
         self.label = model_name
         self.on_update = on_update
@@ -246,7 +248,7 @@ class LiveStream:
     def _run(self) -> None:
         try:
             model, self.label = load_model(self.model_name)
-            self.transcriber = StreamingTranscriber(model, self.model_name, self.language)
+            self.transcriber = StreamingTranscriber(model, self.model_name, self.language, self.beam_size)
             self.transcriber.warm_up()
         except (TranscriptionError, ValueError) as exc:
             self.error = str(exc)
