@@ -288,6 +288,30 @@ def test_cli_a_copy_prints_the_reuse_line_and_writes_the_same_outputs_and_again_
         library.close()
 
 
+def test_two_processes_started_at_once_on_copies_of_one_recording_transcribe_it_once(jfk, tmp_path):
+    """Two `whisper-desk transcribe` runs on one library, started at the same moment with copies of one recording
+    under two names: one transcribes, the other waits for it (the library refuses its claim while the twin runs)
+    and takes the transcript; both write the same text."""
+    import subprocess
+    import sys
+
+    from test_cli import ROOT
+
+    library_path = tmp_path / "library.sqlite3"
+    Library(library_path).close()  # made once, not by two processes racing to create it
+    copies = [copy_as(jfk, tmp_path / "in" / name) for name in ("monday.flac", "tuesday.flac")]
+    runs = [subprocess.Popen([sys.executable, "-m", "worker.cli", "transcribe", str(copy), "--library", str(library_path),
+                              "--format", "txt", "--output-dir", str(tmp_path / "out")], cwd=ROOT,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for copy in copies]
+    ended = [run.communicate(timeout=WAIT_S) for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], ended
+    errors = "".join(err for _out, err in ended)
+    assert errors.count("summary wall=") == 1, errors  # one engine run
+    assert len([line for line in errors.splitlines() if REUSED in line]) == 1, errors
+    texts = [(tmp_path / "out" / f"{copy.stem}.txt").read_text(encoding="utf-8") for copy in copies]
+    assert texts[0] == texts[1] and JFK_PHRASE in normalise(texts[0])
+
+
 # --- watch folders ---------------------------------------------------------------------------------------------
 
 def test_a_watch_folder_takes_the_transcript_of_a_recording_transcribed_before(queue_with, counting, library, jfk,

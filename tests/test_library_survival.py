@@ -56,6 +56,47 @@ def test_a_job_claimed_by_one_library_is_not_taken_or_recovered_by_another(tmp_p
     second.close()
 
 
+def test_two_processes_claiming_copies_of_one_recording_transcribe_it_once(tmp_path: Path) -> None:
+    """Two processes queue copies of one recording at the same moment: the first claim to transcribe wins; the
+    other's is refused while the first runs and once it is done (it takes that transcript instead), and is
+    granted when the first failed, or for a job to be transcribed again."""
+    path = tmp_path / "library.sqlite3"
+    first, second = Library(path), Library(path)
+    owner_1, owner_2 = new_lease_owner(), new_lease_owner()
+    [a] = queued(first, "a.flac")
+    [b] = queued(second, "b.flac")
+    [c] = [job.id for job in second.jobs.add_many(["/audio/c.flac"], TranscriptionOptions(), "local",
+                                                  transcribe_again=True)]  # "transcribe again"
+    for library, job in ((first, a), (second, b), (second, c)):
+        library.jobs.set_content(job, "same bytes")
+
+    assert first.jobs.claim(a, owner_1)
+    assert not second.jobs.claim(b, owner_2)  # its twin runs in the other process
+    assert second.jobs.claim(c, owner_2)  # to be transcribed again: it runs
+    first.jobs.mark_ended(a, JobStatus.DONE, finished=time.time())
+    first.jobs.release(a, owner_1)
+    assert not second.jobs.claim(b, owner_2)  # its twin is done: not transcribed again...
+    assert second.jobs.claim(b, owner_2, transcribing=False)  # ...but claimed to take that transcript
+    first.close()
+    second.close()
+
+
+def test_a_failed_twin_lets_the_other_process_transcribe(tmp_path: Path) -> None:
+    path = tmp_path / "library.sqlite3"
+    first, second = Library(path), Library(path)
+    owner_1, owner_2 = new_lease_owner(), new_lease_owner()
+    [a] = queued(first, "a.flac")
+    [b] = queued(second, "b.flac")
+    for library, job in ((first, a), (second, b)):
+        library.jobs.set_content(job, "same bytes")
+    assert first.jobs.claim(a, owner_1)
+    first.jobs.mark_ended(a, JobStatus.FAILED, finished=time.time(), error="a.flac: unreadable")
+    first.jobs.release(a, owner_1)
+    assert second.jobs.claim(b, owner_2)
+    first.close()
+    second.close()
+
+
 def test_release_only_drops_the_owners_own_lease(tmp_path: Path) -> None:
     library = Library(tmp_path / "library.sqlite3")
     [job] = queued(library, "a.wav")

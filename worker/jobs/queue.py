@@ -95,6 +95,7 @@ log = logging.getLogger("whisper_desk.queue")
 PROGRESS_INTERVAL_S = 0.1  # progress events closer than this are coalesced (stage changes always pass)
 PROBE_DELAY_S = 0.3  # the duration prober starts this long after its first request
 LIBRARY_CHECK_S = 2.0  # under a window: how often the library is looked at for jobs other processes added
+FOLLOW_CHECK_S = 1.0  # how often a job waiting on another process (it runs the job, or the same recording) is looked at
 ELSEWHERE = (": another process's job (whisper-desk serve, transcribe or watch), which waits for it: "
              "cancel it there; it can be removed here once it has ended")
 # a window's jobs yield to its GUI thread (at nice 0 it gets 3x their CPU share when both want a core), without
@@ -603,7 +604,7 @@ class JobQueue:
 
     def _start(self, record: JobRecord) -> bool:
         if not self.library.jobs.claim(record.id, self.owner):
-            return False  # another live process runs it
+            return False  # another live process runs it, or the same recording (its transcript is taken once done)
         self.library.jobs.mark_started(record.id, time.time())
         run = _Run(self.library.jobs.get(record.id) or record)
         self._runs[record.id] = run
@@ -617,7 +618,7 @@ class JobQueue:
     def _start_reuse(self, record: JobRecord, earlier: JobRecord) -> None:
         """Give the job a copy of `earlier`'s transcript (in a worker thread: the automatic export may write
         files) instead of a run; claimed first, so no other process runs it meanwhile."""
-        if not self.library.jobs.claim(record.id, self.owner):
+        if not self.library.jobs.claim(record.id, self.owner, transcribing=False):
             self._follow(record.id)  # another live process took it just now
             return
         run = _Run(self.library.jobs.get(record.id) or record, reusing=earlier)
@@ -1012,7 +1013,7 @@ class JobQueue:
         other processes added (every library_check_s)."""
         tick = min(self._heartbeat_s, self._library_check_s) if self._lists_library else self._heartbeat_s
         renew_at = time.monotonic() + self._heartbeat_s
-        while not self._heartbeat_stop.wait(tick):
+        while not self._heartbeat_stop.wait(min(tick, FOLLOW_CHECK_S) if self._followed else tick):
             with self._locked():
                 if self._closed:
                     return

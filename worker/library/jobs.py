@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import sqlite3
 import time
 import uuid
 from dataclasses import dataclass
@@ -184,23 +185,25 @@ class JobStore:
 
     # --- leases: one process runs a job, however many share the library -----------------------------------
 
-    def claim(self, job_id: int, owner: str) -> bool:
+    def claim(self, job_id: int, owner: str, transcribing: bool = True) -> bool:
         """Atomically move a queued job to 'running' under `owner`'s lease. False when the job is not
         queued, or another live owner holds it (a job whose lease lapsed, or whose owner died, can be taken),
-        or the disk refuses the claim (then `problem` says so: nothing runs that the library cannot record)."""
-        import sqlite3
-
+        or the disk refuses the claim (then `problem` says so: nothing runs that the library cannot record).
+        Also False when another owner's job of the same recording and options is running under a live lease,
+        or is done, unless the job is to be transcribed again: two processes that start copies of one
+        recording at the same moment transcribe it once, and the other takes its transcript. (`transcribing`
+        False: the job is claimed to take a finished twin's transcript.)"""
         now = time.time()
         if self._db.read_only:
             return False  # a newer version's library runs nothing here
         try:
             with self._db.transaction() as db:
-                row = db.execute("SELECT status, lease_owner, lease_expires FROM jobs WHERE id = ?", (job_id,)).fetchone()
+                row = db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
                 free = row is not None and (
                     row["status"] == JobStatus.QUEUED
                     or (row["status"] == JobStatus.RUNNING
                         and (row["lease_owner"] == owner or _lease_lapsed(row["lease_owner"], row["lease_expires"], now)))
-                )
+                ) and not (transcribing and _twin_elsewhere(db, row, owner, now))
                 if free:
                     db.execute(
                         "UPDATE jobs SET status = 'running', started = COALESCE(?, started), lease_owner = ?, "
@@ -240,6 +243,17 @@ class JobStore:
             db.executemany("UPDATE jobs SET status = 'queued', started = NULL, lease_owner = NULL, lease_expires = NULL "
                            "WHERE id = ?", [(job_id,) for job_id in ids])
         return ids
+
+
+def _twin_elsewhere(db: sqlite3.Connection, row: Row, owner: str, now: float) -> bool:
+    """Whether another owner's job of the same recording and options is done, or running under a live lease."""
+    if row["content_sha256"] is None or row["transcribe_again"]:
+        return False
+    twins = db.execute("SELECT status, lease_owner, lease_expires FROM jobs WHERE content_sha256 = ? AND options = ? "
+                       "AND id != ? AND status IN ('done', 'running')", (row["content_sha256"], row["options"], row["id"]))
+    return any(twin["status"] == JobStatus.DONE
+               or (twin["lease_owner"] != owner and not _lease_lapsed(twin["lease_owner"], twin["lease_expires"], now))
+               for twin in twins)
 
 
 def _lease_lapsed(owner: str | None, expires: float | None, now: float) -> bool:
