@@ -83,10 +83,11 @@ def test_live_window_shows_the_words_while_they_are_spoken_and_saves_the_job(tmp
     seen = json.loads(run.stdout.strip().splitlines()[-1])
 
     # while jfk played, the screen held its words as they came, final ones and tentative ones (read back by OCR);
-    # tentative words may still be misheard ("ask not what you are cutting"), so only their coming is checked here
+    # the second sentence's words come while it is spoken; tentative ones may still be misheard ("ask not what you
+    # are cutting", "asked not what"), so its coming is checked here, and every word once Stop made them final
     *playing, stopped = [ocr(Path(shot)) for shot in seen["shots"]]
     assert any("fellow americans" in text for text in playing), playing
-    assert "ask not what" in playing[-1], playing
+    assert share_shown("ask not what your country can do for you", playing[-1]) >= 0.4, playing
     # after Stop every word on the screen is final: the whole of what was said
     assert share_shown(reference.lower(), stopped) >= 0.85, stopped
     # once words are coming: the first pass after Start can take longer (measured up to 3.7 s on a busy machine)
