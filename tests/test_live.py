@@ -225,6 +225,9 @@ def test_cli_live_prints_lines_as_they_come_and_ctrl_c_saves(tmp_path, jfk, jfk_
     wav = wav_copy(jfk, tmp_path)
     played_s = probe_duration(wav)
     library_path, recordings = tmp_path / "library.sqlite3", tmp_path / "recordings"
+    crashed = subprocess.run([sys.executable, "-c", CRASHING_SESSION, str(recordings), str(jfk)],
+                             capture_output=True, text=True, timeout=120, cwd=ROOT)
+    left = Path(crashed.stdout.strip())  # an earlier run's recording, left by a crash
     with SoundServer(tmp_path / "pulse") as server:
         listed = subprocess.run([sys.executable, "-m", "worker.cli", "live", "--list-devices"], env=server.env,
                                 capture_output=True, text=True, timeout=60, cwd=ROOT)
@@ -240,9 +243,9 @@ def test_cli_live_prints_lines_as_they_come_and_ctrl_c_saves(tmp_path, jfk, jfk_
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
         try:
             deadline = time.monotonic() + 60
-            while time.monotonic() < deadline and not list(recordings.glob("*.flac")):
+            while time.monotonic() < deadline and len(list(recordings.glob("*.flac"))) < 2:
                 time.sleep(0.1)  # listening: the recording file exists
-            assert list(recordings.glob("*.flac")), live.stderr.read() if live.poll() is not None else "no recording"
+            assert len(list(recordings.glob("*.flac"))) == 2, live.stderr.read() if live.poll() is not None else "no recording"
             time.sleep(2.0)  # the model loads
             player = server.play(wav)
             assert player.wait(60) == 0
@@ -254,14 +257,18 @@ def test_cli_live_prints_lines_as_they_come_and_ctrl_c_saves(tmp_path, jfk, jfk_
                 live.kill()
     assert live.returncode == 0, err
     assert wer(reference, out) <= file_wer + LIVE_WER_SLACK, out  # the lines printed as they were heard
-    assert "saved" in err and "as job" in err and ": done" in err
-    [recording] = recordings.glob("*.flac")
+    assert f"{left.name}: an unfinished recording from an earlier run, queued: transcribed after this one" in err
+    assert "saved" in err and "as job 2" in err and "job 1: done" in err and "job 2: done" in err, err
+    [recording] = [path for path in recordings.glob("*.flac") if path != left]
     assert probe_duration(recording) >= played_s  # everything played was recorded
     library = Library(library_path)
     try:
-        [job] = library.jobs.all()
+        earlier, job = library.jobs.all()
         assert job.status == "done" and Path(job.path) == recording
         assert wer(reference, library.transcripts.get(job.id).text) <= file_wer + WER_SLACK
+        # the crash's recording was transcribed too, and not while listening: its run began once Stop saved
+        assert earlier.status == "done" and Path(earlier.path) == left and earlier.started >= job.created
+        assert "fellow" in library.transcripts.get(earlier.id).text.lower()
     finally:
         library.close()
     assert os.path.exists(recording) and unfinished_recordings(recordings) == []

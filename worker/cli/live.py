@@ -82,6 +82,7 @@ def live_command(device: str | None, model: str, language: str | None, library_p
             endings.put(event)
 
     jobs = JobQueue(library, Preferences.load(), listen, only_own_jobs=True)
+    jobs.set_paused(True)  # no job takes the CPU from the live passes; they run once listening ends
     ended = threading.Event()
     lost: list[str] = []
     printing = threading.Lock()
@@ -99,7 +100,7 @@ def live_command(device: str | None, model: str, language: str | None, library_p
     capture: ParecCapture | None = None
     try:
         for record in resume_unfinished(jobs, recordings):
-            say(f"{record.name}: an unfinished recording from an earlier run, queued (the window transcribes it)")
+            say(f"{record.name}: an unfinished recording from an earlier run, queued: transcribed after this one")
         try:
             session = LiveSession(source.label, show, model=model, language=language, folder=recordings,
                                   on_error=lambda line: say(f"whisper-desk live: {line}; recording only"))
@@ -125,9 +126,13 @@ def live_command(device: str | None, model: str, language: str | None, library_p
             say(f"saved {session.path} ({session.seconds:.1f} s) as job {record.id}; making its file transcript "
                 "(Ctrl-C leaves it queued for the window)")
             signal.signal(signal.SIGINT, on_ctrl_c)
+            jobs.set_paused(False)
             try:
                 with CtrlC() as ctrl_c:
-                    ending = ctrl_c.get(endings)  # this queue runs only the job just saved
+                    ending = ctrl_c.get(endings)
+                    while ending.job_id != record.id:  # an earlier run's unfinished recording, queued before it
+                        say(f"job {ending.job_id}: {ending.status.value}")
+                        ending = ctrl_c.get(endings)
                 say(f"job {record.id}: {ending.status.value}" + (f" ({ending.error})" if ending.error else ""))
             except KeyboardInterrupt:
                 signal.signal(signal.SIGINT, signal.SIG_IGN)
