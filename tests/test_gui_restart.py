@@ -106,7 +106,8 @@ def test_a_job_interrupted_by_killing_the_app_runs_again_at_the_next_start(qtbot
     [job] = window.library.jobs.all()
     assert job.name == "jfk.flac"
     qtbot.waitUntil(lambda: window.library.jobs.get(job.id).status == "done", timeout=300000)
-    assert JFK_PHRASE in normalise(window.transcript_text())
+    # the library is written first, then the window hears of it: what the user reads comes a moment later
+    qtbot.waitUntil(lambda: JFK_PHRASE in normalise(window.transcript_text()), timeout=30000)
     window.close()
     reopened = Library(db)
     assert JFK_PHRASE in normalise(reopened.transcripts.get(job.id).text)  # on disk, for the next start
