@@ -2,8 +2,9 @@
 
 Final words are shown plainly, words that may still change in grey italics after them; the status line says how
 much was heard and how far behind the text is. Stop makes everything final and saves the recording as a job of
-the queue, which makes its file transcript (worker.live.session); it appears in the window's list like any other. The capture
-(gui.live_capture) and the engine (worker.live) run on threads of their own: nothing here waits on either.
+the queue, which makes its file transcript (worker.live.session); it appears in the window's list like any other.
+The capture (gui.live_capture) and the engine (worker.live) run on threads of their own: nothing here waits on
+either.
 
 LiveWindow(jobs, parent=None): `jobs` is the window's JobQueue."""
 

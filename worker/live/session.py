@@ -13,7 +13,6 @@ resume_unfinished() queues the recordings an earlier process left (it crashed, o
 from __future__ import annotations
 
 import threading
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
@@ -35,12 +34,10 @@ class LiveSession:
     def __init__(self, source_name: str, on_update: Callable[[LiveUpdate], None], model: str = DEFAULT_MODEL,
                  language: str | None = None, folder: Path | None = None,
                  on_error: Callable[[str], None] | None = None) -> None:
-        self.source_name = source_name
         # what the saved recording's job is transcribed with: the file transcript of the live model
         self.options = TranscriptionOptions(model=model, language=language, word_timestamps=True)
         self.recording = Recording.create(folder or recordings_dir(), source_name, model)
         self.stream = LiveStream(model, on_update, language, on_error)
-        self.started = time.time()
         self.paused = False
         self._stopped = False
         self._lock = threading.Lock()
