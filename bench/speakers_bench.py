@@ -37,6 +37,7 @@ import numpy as np
 import soundfile
 
 from bench.report import write_section
+from bench.speaker_dialogues import DEVELOPMENT, HELD_OUT
 
 ROOT = Path(__file__).resolve().parents[1]
 SECTION = "speakers-bench"  # its block in docs/benchmarks.md (bench.report)
@@ -268,13 +269,16 @@ def split_sentences(transcript, turns) -> int:
     return split
 
 
-def measure_dialogue_set(folder: Path, cache: Path | None, log) -> list[dict]:
-    """Every dialogue of bench.speaker_dialogues, labelled with the count found automatically and with the true one."""
+def measure_dialogue_set(folder: Path, cache: Path | None, log, part: str | None = None) -> list[dict]:
+    """The dialogues of bench.speaker_dialogues (of `part` only, if given), labelled with the count found
+    automatically and with the true one."""
     from bench.diarization_error import Span, diarization_error
     from bench.speaker_dialogues import DIALOGUES, build
 
     rows = []
     for spec in DIALOGUES:
+        if part and spec.part != part:
+            continue
         dialogue = build(spec, folder)
         transcript = cached_transcript(dialogue.path, cache)
         labelled, label_s = label(dialogue.path, transcript)
@@ -365,7 +369,6 @@ def _pooled(rows: list[dict]) -> dict:
 
 def report(rows: list[dict], thresholds: dict, speed: dict | None) -> str:
     from bench.diarization_error import COLLAR_S
-    from bench.speaker_dialogues import DEVELOPMENT, HELD_OUT
     from worker.speakers.labelling import (
         KNOWN_VOICE_SIMILARITY,
         LONE_VOICE_SIMILARITY,
@@ -471,11 +474,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--cache", type=Path, help="keep the dialogues' transcripts here and reuse them")
     parser.add_argument("--write", action="store_true", help="write the section into docs/benchmarks.md")
+    parser.add_argument("--part", choices=(DEVELOPMENT, HELD_OUT), help="only these dialogues (tuning: development)")
     args = parser.parse_args(argv)
+    if args.write and args.part:
+        parser.error("--write reports the whole set: leave out --part")
     log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        rows = measure_dialogue_set(folder, args.cache, log)
+        rows = measure_dialogue_set(folder, args.cache, log, args.part)
         thresholds = measure_thresholds(folder)
         log(json.dumps(thresholds))
         speed = None if args.quick else measure_speed_and_memory(folder, args.minutes, log)

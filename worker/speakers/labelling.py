@@ -5,18 +5,18 @@ pauses between them (PAUSE_S). Each stretch is heard by the GE2E speaker encoder
 through 1.6 s windows every WINDOW_HOP_S, with the frames outside the stretch silenced so that no window hears a
 neighbour's voice. The stretches long enough to say whose voice they are (ANCHOR_S) are clustered: average-linkage
 agglomerative on the cosine similarity of their averaged windows, merged while two clusters are at least
-STRETCH_MERGE_SIMILARITY alike (or down to the count the user gave). Then the words are re-segmented (Viterbi):
-each word leans to the speaker its windows sound closest to, and changing speaker costs little at a pause, more
-at a sentence's end and most inside a sentence, so a sentence keeps one label unless the voice really changes in
-it; the speakers' voices are re-estimated from their words and the words re-segmented once more. With the count
-found automatically, windows that sound like none of the speakers (LONE_VOICE_SIMILARITY) and agree with each
-other are one more speaker: a short turn (one 2 s stretch) that average linkage merged into a similar voice,
-where it weighs too little to hold a cluster of its own; the voices are then re-estimated once more. Segments are
-split at the words where the speaker changes. Speakers are numbered in order of first appearance ("S1" /
-"Speaker 1", ...). A speaker whose voice matches a known voice of the library (cosine similarity >=
-KNOWN_VOICE_SIMILARITY) takes that voice's name, with the similarity as its confidence. Thresholds and costs
-were set on the development dialogues of bench/speakers_bench.py and checked on its held-out ones
-(docs/benchmarks.md, "Speakers").
+STRETCH_MERGE_SIMILARITY alike (NARROWBAND_MERGE_SIMILARITY over a telephone line's band), or down to the count the
+user gave. Then the words are re-segmented (Viterbi): each word leans to the speaker its windows sound closest to,
+and changing speaker costs little at a pause, more at a sentence's end and most inside a sentence, so a sentence
+keeps one label unless the voice really changes in it; the speakers' voices are re-estimated from their words and
+the words re-segmented once more. With the count found automatically, windows that sound like none of the speakers
+(LONE_VOICE_SIMILARITY) and agree with each other (or one window hears a whole short turn, LONE_TURN_S) are one
+more speaker: a short turn that average linkage merged into a similar voice, where it weighs too little to hold a
+cluster of its own; the voices are then re-estimated once more. Segments are split at the words where the speaker
+changes. Speakers are numbered in order of first appearance ("S1" / "Speaker 1", ...). A speaker whose voice
+matches a known voice of the library (cosine similarity >= KNOWN_VOICE_SIMILARITY) takes that voice's name, with
+the similarity as its confidence. Thresholds and costs were set on the development dialogues of
+bench/speakers_bench.py and checked on its held-out ones (docs/benchmarks.md, "Speakers").
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from worker.speakers.voice_encoder import (
     PARTIAL_FRAMES,
     SAMPLE_RATE,
     MelStream,
+    mel_centre_hz,
     normalised,
     shared_encoder,
 )
@@ -55,11 +56,19 @@ EDGE_S = 0.15  # a window hears this much beyond its stretch's first and last wo
 ANCHOR_S = 1.5  # speech between two pauses this long is clustered; shorter stretches only follow the words
 MIN_SPEECH_S = 2.0  # less speech than this (or a single window) is too short to tell voices apart
 SILENCE_DBFS = -55.0  # a window quieter than this holds no voice (Whisper can write words over silence)
-STRETCH_MERGE_SIMILARITY = 0.73  # automatic count: clusters of stretches this alike (average cosine) are one speaker
+STRETCH_MERGE_SIMILARITY = 0.715  # automatic count: clusters of stretches this alike (average cosine) are one speaker
+# A telephone line (nothing above about 4 kHz) makes voices sound more alike to the encoder: in audio whose mel
+# power above NARROWBAND_ABOVE_HZ is less than NARROWBAND_SHARE of the whole, clusters merge at this similarity
+NARROWBAND_MERGE_SIMILARITY = 0.77
+NARROWBAND_ABOVE_HZ = 4000.0
+NARROWBAND_SHARE = 3e-4
 # automatic count: windows less alike than this to every speaker's voice are another voice (a short turn that
-# the clustering merged into a speaker); it becomes a speaker when at least LONE_VOICE_WINDOWS of them agree
+# the clustering merged into a speaker); it becomes a speaker when at least LONE_VOICE_WINDOWS of them agree, or
+# when they hear a whole turn of at least LONE_TURN_S between two pauses (one window can hear all of a short
+# reply; a window over a shorter scrap of speech says too little about a voice)
 LONE_VOICE_SIMILARITY = 0.65
 LONE_VOICE_WINDOWS = 2
+LONE_TURN_S = 1.0
 # what changing speaker between two words costs in the re-segmentation, in seconds of speech times the cosine
 # similarity by which the new speaker's voice is closer
 CHANGE_AT_PAUSE = 0.05
@@ -128,7 +137,8 @@ def label_speakers(
     if len(windows) < 2 or speech_s < MIN_SPEECH_S:
         say(JobNote(f"speakers: only {speech_s:.1f} s of speech, too little to tell voices apart; one speaker"))
         requested = 1
-    word_speakers, centroids = _diarize(plain, stretches, windows, embeddings, requested)
+    merge_similarity = NARROWBAND_MERGE_SIMILARITY if _is_narrowband(mels) else STRETCH_MERGE_SIMILARITY
+    word_speakers, centroids = _diarize(plain, stretches, windows, embeddings, requested, merge_similarity)
     result = _split_segments(transcript, words, word_speakers, centroids, voices)
     result.timings = {**transcript.timings, "speakers_s": round(time.monotonic() - started, 3)}
     return result
@@ -158,6 +168,14 @@ def _audio_features(path: str | Path, cancel: CancelToken | None) -> tuple[np.nd
     for block in iter_audio_blocks(path, block_s=60.0, cancel=cancel):
         stream.feed(block)
     return stream.finish()
+
+
+def _is_narrowband(mels: np.ndarray) -> bool:
+    """Whether the audio carries (almost) nothing above NARROWBAND_ABOVE_HZ: a telephone line's band."""
+    total = mels.sum(axis=0, dtype=np.float64)
+    if not total.sum() > 0:
+        return False
+    return float(total[mel_centre_hz() > NARROWBAND_ABOVE_HZ].sum() / total.sum()) < NARROWBAND_SHARE
 
 
 def _stretches(words: list[Word]) -> list[_Stretch]:
@@ -232,33 +250,40 @@ def _embed_windows(mels: np.ndarray, windows: list[_Window], cancel: CancelToken
 
 
 def _diarize(
-    words: list[Word], stretches: list[_Stretch], windows: list[_Window], embeddings: np.ndarray, requested: int | None
+    words: list[Word],
+    stretches: list[_Stretch],
+    windows: list[_Window],
+    embeddings: np.ndarray,
+    requested: int | None,
+    merge_similarity: float = STRETCH_MERGE_SIMILARITY,
 ) -> tuple[list[int | None], np.ndarray]:
-    """Each word's speaker (None over silence) and the speakers' voices (L2-normalised centroids)."""
+    """Each word's speaker (None over silence) and the speakers' voices (L2-normalised centroids); with the count
+    found automatically, clusters at least `merge_similarity` alike are one speaker."""
     by_group: dict[int, list[int]] = {}  # the windows of each stretch of speech between two pauses
     for i, window in enumerate(windows):
         by_group.setdefault(stretches[window.stretch].group, []).append(i)
+    first: dict[int, float] = {}  # when each stretch between two pauses starts and ends
+    last: dict[int, float] = {}
+    for stretch in stretches:
+        first.setdefault(stretch.group, stretch.start)
+        last[stretch.group] = stretch.end
     if requested == 1:
         window_labels = np.zeros(len(windows), dtype=int)
     else:
         groups = sorted(by_group)
         means = np.stack([normalised(embeddings[by_group[g]].mean(axis=0)) for g in groups])
-        first: dict[int, float] = {}
-        last: dict[int, float] = {}
-        for stretch in stretches:
-            first.setdefault(stretch.group, stretch.start)
-            last[stretch.group] = stretch.end
         anchors = np.flatnonzero([last[g] - first[g] >= ANCHOR_S for g in groups])
         if not len(anchors) or len(anchors) < (requested or 0):  # too few long stretches to find the voices in
             anchors = np.arange(len(groups))
-        labels = cluster(means[anchors], requested)
+        labels = cluster(means[anchors], requested, merge_similarity)
         window_labels = np.full(len(windows), -1)
         for anchor, label in zip(anchors, labels):
             window_labels[by_group[groups[anchor]]] = label
     centroids = _centroids(embeddings[window_labels >= 0], window_labels[window_labels >= 0])
     centroids = _refined(words, stretches, windows, embeddings, centroids)
     if requested is None:
-        lone = _lone_voices(embeddings, centroids)
+        turn_s = np.array([last[stretches[w.stretch].group] - first[stretches[w.stretch].group] for w in windows])
+        lone = _lone_voices(embeddings, centroids, turn_s, merge_similarity)
         if len(lone):
             centroids = _refined(words, stretches, windows, embeddings, np.concatenate([centroids, lone]))
     return _resegment(words, stretches, windows, embeddings, centroids), centroids
@@ -276,28 +301,34 @@ def _refined(
     return centroids
 
 
-def _lone_voices(embeddings: np.ndarray, centroids: np.ndarray) -> np.ndarray:
+def _lone_voices(embeddings: np.ndarray, centroids: np.ndarray, turn_s: np.ndarray, merge_similarity: float) -> np.ndarray:
     """Voices (L2-normalised) of the windows that sound like none of `centroids`: clustered as stretches are,
-    each cluster of at least LONE_VOICE_WINDOWS windows unlike every centroid is one more speaker."""
-    far = embeddings[(embeddings @ centroids.T).max(axis=1) < LONE_VOICE_SIMILARITY]
-    if len(far) < LONE_VOICE_WINDOWS:
+    each cluster unlike every centroid is one more speaker if it has LONE_VOICE_WINDOWS windows or hears a whole
+    turn of LONE_TURN_S (`turn_s`: each window's speech between two pauses, in seconds)."""
+    is_far = (embeddings @ centroids.T).max(axis=1) < LONE_VOICE_SIMILARITY
+    far, far_turn_s = embeddings[is_far], turn_s[is_far]
+    if not len(far):
         return np.zeros((0, embeddings.shape[1]), dtype=embeddings.dtype)
-    labels = cluster(far)
-    voices = [normalised(far[labels == k].mean(axis=0)) for k in range(labels.max() + 1) if (labels == k).sum() >= LONE_VOICE_WINDOWS]
-    voices = [v for v in voices if (centroids @ v).max() < STRETCH_MERGE_SIMILARITY]
+    labels = cluster(far, None, merge_similarity)
+    voices = [
+        normalised(far[labels == k].mean(axis=0))
+        for k in range(labels.max() + 1)
+        if (labels == k).sum() >= LONE_VOICE_WINDOWS or far_turn_s[labels == k].max() >= LONE_TURN_S
+    ]
+    voices = [v for v in voices if (centroids @ v).max() < merge_similarity]
     return np.stack(voices) if voices else np.zeros((0, embeddings.shape[1]), dtype=embeddings.dtype)
 
 
-def cluster(embeddings: np.ndarray, count: int | None = None) -> np.ndarray:
+def cluster(embeddings: np.ndarray, count: int | None = None, merge_similarity: float = STRETCH_MERGE_SIMILARITY) -> np.ndarray:
     """Cluster labels 0..k-1 for L2-normalised embeddings: average-linkage agglomerative clustering on cosine
-    similarity down to `count` clusters, or (count None) until no two clusters are STRETCH_MERGE_SIMILARITY
-    alike. More than MAX_CLUSTERED_WINDOWS: an even subsample is clustered and the rest join the nearest."""
+    similarity down to `count` clusters, or (count None) until no two clusters are `merge_similarity` alike.
+    More than MAX_CLUSTERED_WINDOWS: an even subsample is clustered and the rest join the nearest."""
     n = len(embeddings)
     if n <= 1:
         return np.zeros(n, dtype=int)
     if n > MAX_CLUSTERED_WINDOWS:
         sample = np.linspace(0, n - 1, MAX_CLUSTERED_WINDOWS).round().astype(int)
-        labels = cluster(embeddings[sample], count)
+        labels = cluster(embeddings[sample], count, merge_similarity)
         return np.argmax(embeddings @ _centroids(embeddings[sample], labels).T, axis=1)
     similarity = (embeddings @ embeddings.T).astype(np.float64)
     np.fill_diagonal(similarity, -np.inf)
@@ -308,7 +339,7 @@ def cluster(embeddings: np.ndarray, count: int | None = None) -> np.ndarray:
     while clusters > target:
         flat = int(np.argmax(similarity))
         a, b = divmod(flat, n)
-        if count is None and similarity[a, b] < STRETCH_MERGE_SIMILARITY:
+        if count is None and similarity[a, b] < merge_similarity:
             break
         # Lance-Williams update for average linkage: the merged cluster keeps index a
         merged = (sizes[a] * similarity[a] + sizes[b] * similarity[b]) / (sizes[a] + sizes[b])

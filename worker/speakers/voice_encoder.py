@@ -192,6 +192,11 @@ def mel_filterbank() -> np.ndarray:
     return weights
 
 
+def mel_centre_hz() -> np.ndarray:
+    """(40,) the frequency each mel channel is centred on."""
+    return _mel_to_hz(np.linspace(_hz_to_mel(0.0), _hz_to_mel(SAMPLE_RATE / 2), MEL_CHANNELS + 2))[1:-1]
+
+
 @lru_cache(maxsize=1)
 def _hann() -> np.ndarray:
     n = np.arange(MEL_WINDOW)
