@@ -4,7 +4,8 @@ Turns, not windows. label_speakers() decodes the audio again and cuts the words 
 pauses between them (PAUSE_S). Each stretch is heard by the GE2E speaker encoder (worker.speakers.voice_encoder)
 through 1.6 s windows every WINDOW_HOP_S, with the frames outside the stretch silenced so that no window hears a
 neighbour's voice. The stretches long enough to say whose voice they are (ANCHOR_S) are clustered: average-linkage
-agglomerative on the cosine similarity of their averaged windows, merged while two clusters are at least
+agglomerative on the cosine similarity of their averaged windows, less a penalty where their median pitch
+(worker.speakers.pitch) lies more than PITCH_TOLERANCE_ST apart, merged while two clusters are at least
 STRETCH_MERGE_SIMILARITY alike (NARROWBAND_MERGE_SIMILARITY over a telephone line's band), or down to the count the
 user gave. Then the words are re-segmented (Viterbi): each word leans to the speaker its windows sound closest to,
 and changing speaker costs little at a pause, more at a sentence's end and most inside a sentence, so a sentence
@@ -33,6 +34,7 @@ from worker.backends.events import Emit, JobNote, Progress, Stage
 from worker.core.cancel import CancelToken
 from worker.core.options import TranscriptionOptions
 from worker.media.audio import iter_audio_blocks
+from worker.speakers.pitch import PITCH_HOP_S, PitchTrack
 from worker.speakers.voice_encoder import (
     MEL_HOP,
     NORM_TARGET_DBFS,
@@ -75,6 +77,11 @@ CHANGE_AT_PAUSE = 0.05
 CHANGE_AT_SENTENCE_END = 0.1
 CHANGE_IN_SENTENCE = 1.0
 SENTENCE_ENDS = (".", "?", "!", "…")
+# Pitch: two stretches whose median pitch differs by more than PITCH_TOLERANCE_ST semitones sound less alike by
+# PITCH_PENALTY for each semitone beyond it (one voice's stretches: 90 % within 2 semitones on the development set)
+# (a telephone line cuts most voices' fundamental, under 300 Hz: pitch is not used there)
+PITCH_TOLERANCE_ST = 3.0
+PITCH_PENALTY = 0.02
 KNOWN_VOICE_SIMILARITY = 0.80  # a speaker takes a known voice's name at or above this cosine similarity
 MAX_CLUSTERED_WINDOWS = 2000  # beyond this many stretches the clustering runs on an even subsample; the rest follow
 _RESEGMENT_ROUNDS = 2
@@ -94,6 +101,22 @@ class _Stretch:
     start: float
     end: float
     group: int  # stretches of one group have no pause between them
+
+
+@dataclass(frozen=True)
+class _Heard:
+    """What each window heard (rows in window order), or each speaker's voice: L2-normalised GE2E embeddings
+    and the median pitch in semitones (NaN: unvoiced)."""
+
+    embeddings: np.ndarray
+    pitch: np.ndarray
+
+    def similarity(self, other: _Heard) -> np.ndarray:
+        """(len(self), len(other)) cosine similarity less the pitch penalty."""
+        return self.embeddings @ other.embeddings.T - _pitch_penalty(self.pitch, other.pitch)
+
+    def rows(self, which: np.ndarray) -> _Heard:
+        return _Heard(self.embeddings[which], self.pitch[which])
 
 
 @dataclass(frozen=True)
@@ -124,7 +147,7 @@ def label_speakers(
     if not words:
         return _without_speakers(transcript)
     say(Progress(Stage.TRANSCRIBING, _PROGRESS_FRACTION, message="labelling speakers"))
-    mels, energy = _audio_features(path, cancel)
+    mels, energy, pitch = _audio_features(path, cancel)
     plain = [w for _, w in words]
     stretches = _stretches(plain)
     windows = _windows(stretches, energy, len(mels))
@@ -137,8 +160,11 @@ def label_speakers(
     if len(windows) < 2 or speech_s < MIN_SPEECH_S:
         say(JobNote(f"speakers: only {speech_s:.1f} s of speech, too little to tell voices apart; one speaker"))
         requested = 1
-    merge_similarity = NARROWBAND_MERGE_SIMILARITY if _is_narrowband(mels) else STRETCH_MERGE_SIMILARITY
-    word_speakers, centroids = _diarize(plain, stretches, windows, embeddings, requested, merge_similarity)
+    merge_similarity = STRETCH_MERGE_SIMILARITY
+    if _is_narrowband(mels):
+        merge_similarity, pitch = NARROWBAND_MERGE_SIMILARITY, np.full_like(pitch, np.nan)
+    heard_by_window = _Heard(embeddings, _window_pitch(windows, pitch))
+    word_speakers, centroids = _diarize(plain, stretches, windows, heard_by_window, requested, merge_similarity, pitch)
     result = _split_segments(transcript, words, word_speakers, centroids, voices)
     result.timings = {**transcript.timings, "speakers_s": round(time.monotonic() - started, 3)}
     return result
@@ -163,11 +189,32 @@ def _words_of(segment: Segment) -> list[Word]:
     return [Word(segment.start + i * step, segment.start + (i + 1) * step, (" " if i else "") + t) for i, t in enumerate(tokens)]
 
 
-def _audio_features(path: str | Path, cancel: CancelToken | None) -> tuple[np.ndarray, np.ndarray]:
-    stream = MelStream()
+def _audio_features(path: str | Path, cancel: CancelToken | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mel frames, each 10 ms hop's mean square, and the pitch in semitones every PITCH_HOP_S (NaN: unvoiced)."""
+    stream, track = MelStream(), PitchTrack()
     for block in iter_audio_blocks(path, block_s=60.0, cancel=cancel):
         stream.feed(block)
-    return stream.finish()
+        track.feed(block)
+    mels, energy = stream.finish()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return mels, energy, 12 * np.log2(track.finish() / 100.0)
+
+
+def _median_pitch(pitch: np.ndarray, start_s: float, end_s: float) -> float:
+    """The median voiced pitch (semitones) between two times; NaN if nothing there is voiced."""
+    heard = pitch[int(start_s / PITCH_HOP_S) : int(np.ceil(end_s / PITCH_HOP_S)) + 1]
+    heard = heard[~np.isnan(heard)]
+    return float(np.median(heard)) if len(heard) else float("nan")
+
+
+def _window_pitch(windows: list[_Window], pitch: np.ndarray) -> np.ndarray:
+    return np.array([_median_pitch(pitch, w.heard_from / FRAMES_PER_S, w.heard_to / FRAMES_PER_S) for w in windows])
+
+
+def _pitch_penalty(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(len(a), len(b)) what pitch takes off the similarity of each pair (0 where a pitch is unknown)."""
+    apart = np.abs(a[:, None] - b[None, :]) - PITCH_TOLERANCE_ST
+    return np.nan_to_num(PITCH_PENALTY * np.clip(apart, 0.0, None), nan=0.0)
 
 
 def _is_narrowband(mels: np.ndarray) -> bool:
@@ -253,12 +300,14 @@ def _diarize(
     words: list[Word],
     stretches: list[_Stretch],
     windows: list[_Window],
-    embeddings: np.ndarray,
+    heard: _Heard,
     requested: int | None,
-    merge_similarity: float = STRETCH_MERGE_SIMILARITY,
+    merge_similarity: float,
+    pitch: np.ndarray,
 ) -> tuple[list[int | None], np.ndarray]:
     """Each word's speaker (None over silence) and the speakers' voices (L2-normalised centroids); with the count
-    found automatically, clusters at least `merge_similarity` alike are one speaker."""
+    found automatically, clusters at least `merge_similarity` alike are one speaker. `pitch`: semitones every
+    PITCH_HOP_S (NaN: unvoiced)."""
     by_group: dict[int, list[int]] = {}  # the windows of each stretch of speech between two pauses
     for i, window in enumerate(windows):
         by_group.setdefault(stretches[window.stretch].group, []).append(i)
@@ -271,66 +320,73 @@ def _diarize(
         window_labels = np.zeros(len(windows), dtype=int)
     else:
         groups = sorted(by_group)
-        means = np.stack([normalised(embeddings[by_group[g]].mean(axis=0)) for g in groups])
+        means = np.stack([normalised(heard.embeddings[by_group[g]].mean(axis=0)) for g in groups])
+        group_pitch = np.array([_median_pitch(pitch, first[g], last[g]) for g in groups])
         anchors = np.flatnonzero([last[g] - first[g] >= ANCHOR_S for g in groups])
         if not len(anchors) or len(anchors) < (requested or 0):  # too few long stretches to find the voices in
             anchors = np.arange(len(groups))
-        labels = cluster(means[anchors], requested, merge_similarity)
+        labels = cluster(means[anchors], requested, merge_similarity, group_pitch[anchors])
         window_labels = np.full(len(windows), -1)
         for anchor, label in zip(anchors, labels):
             window_labels[by_group[groups[anchor]]] = label
-    centroids = _centroids(embeddings[window_labels >= 0], window_labels[window_labels >= 0])
-    centroids = _refined(words, stretches, windows, embeddings, centroids)
+    kept = window_labels >= 0
+    voices = _voices(heard.rows(kept), window_labels[kept])
+    voices = _refined(words, stretches, windows, heard, voices)
     if requested is None:
         turn_s = np.array([last[stretches[w.stretch].group] - first[stretches[w.stretch].group] for w in windows])
-        lone = _lone_voices(embeddings, centroids, turn_s, merge_similarity)
-        if len(lone):
-            centroids = _refined(words, stretches, windows, embeddings, np.concatenate([centroids, lone]))
-    return _resegment(words, stretches, windows, embeddings, centroids), centroids
+        lone = _lone_voices(heard, voices, turn_s, merge_similarity)
+        if len(lone.embeddings):
+            both = _Heard(np.concatenate([voices.embeddings, lone.embeddings]), np.concatenate([voices.pitch, lone.pitch]))
+            voices = _refined(words, stretches, windows, heard, both)
+    return _resegment(words, stretches, windows, heard, voices), voices.embeddings
 
 
-def _refined(
-    words: list[Word], stretches: list[_Stretch], windows: list[_Window], embeddings: np.ndarray, centroids: np.ndarray
-) -> np.ndarray:
+def _refined(words: list[Word], stretches: list[_Stretch], windows: list[_Window], heard: _Heard, voices: _Heard) -> _Heard:
     """The speakers' voices re-estimated from the words each is given (_RESEGMENT_ROUNDS times)."""
     for _ in range(_RESEGMENT_ROUNDS):
-        speakers = _resegment(words, stretches, windows, embeddings, centroids)
+        speakers = _resegment(words, stretches, windows, heard, voices)
         window_labels = _window_speakers(words, stretches, windows, speakers)
         kept = window_labels >= 0
-        centroids = _centroids(embeddings[kept], _compact(window_labels[kept]))
-    return centroids
+        voices = _voices(heard.rows(kept), _compact(window_labels[kept]))
+    return voices
 
 
-def _lone_voices(embeddings: np.ndarray, centroids: np.ndarray, turn_s: np.ndarray, merge_similarity: float) -> np.ndarray:
-    """Voices (L2-normalised) of the windows that sound like none of `centroids`: clustered as stretches are,
-    each cluster unlike every centroid is one more speaker if it has LONE_VOICE_WINDOWS windows or hears a whole
-    turn of LONE_TURN_S (`turn_s`: each window's speech between two pauses, in seconds)."""
-    is_far = (embeddings @ centroids.T).max(axis=1) < LONE_VOICE_SIMILARITY
-    far, far_turn_s = embeddings[is_far], turn_s[is_far]
-    if not len(far):
-        return np.zeros((0, embeddings.shape[1]), dtype=embeddings.dtype)
-    labels = cluster(far, None, merge_similarity)
-    voices = [
-        normalised(far[labels == k].mean(axis=0))
+def _lone_voices(heard: _Heard, voices: _Heard, turn_s: np.ndarray, merge_similarity: float) -> _Heard:
+    """Voices of the windows that sound like none of `voices`: clustered as stretches are, each cluster unlike
+    every voice is one more speaker if it has LONE_VOICE_WINDOWS windows or hears a whole turn of LONE_TURN_S
+    (`turn_s`: each window's speech between two pauses, in seconds)."""
+    is_far = heard.similarity(voices).max(axis=1) < LONE_VOICE_SIMILARITY
+    far, far_turn_s = heard.rows(is_far), turn_s[is_far]
+    none = _Heard(np.zeros((0, heard.embeddings.shape[1]), dtype=heard.embeddings.dtype), np.zeros(0))
+    if not len(far_turn_s):
+        return none
+    labels = cluster(far.embeddings, None, merge_similarity, far.pitch)
+    found = _voices(far, labels)
+    keep = [
+        k
         for k in range(labels.max() + 1)
-        if (labels == k).sum() >= LONE_VOICE_WINDOWS or far_turn_s[labels == k].max() >= LONE_TURN_S
+        if ((labels == k).sum() >= LONE_VOICE_WINDOWS or far_turn_s[labels == k].max() >= LONE_TURN_S)
+        and found.rows(np.array([k])).similarity(voices).max() < merge_similarity
     ]
-    voices = [v for v in voices if (centroids @ v).max() < merge_similarity]
-    return np.stack(voices) if voices else np.zeros((0, embeddings.shape[1]), dtype=embeddings.dtype)
+    return found.rows(np.array(keep, dtype=int)) if keep else none
 
 
-def cluster(embeddings: np.ndarray, count: int | None = None, merge_similarity: float = STRETCH_MERGE_SIMILARITY) -> np.ndarray:
+def cluster(
+    embeddings: np.ndarray, count: int | None = None, merge_similarity: float = STRETCH_MERGE_SIMILARITY, pitch: np.ndarray | None = None
+) -> np.ndarray:
     """Cluster labels 0..k-1 for L2-normalised embeddings: average-linkage agglomerative clustering on cosine
-    similarity down to `count` clusters, or (count None) until no two clusters are `merge_similarity` alike.
-    More than MAX_CLUSTERED_WINDOWS: an even subsample is clustered and the rest join the nearest."""
+    similarity (less the pitch penalty, given each row's `pitch` in semitones) down to `count` clusters, or
+    (count None) until no two clusters are `merge_similarity` alike. More than MAX_CLUSTERED_WINDOWS: an even
+    subsample is clustered and the rest join the nearest."""
     n = len(embeddings)
+    pitch = np.full(n, np.nan) if pitch is None else pitch
     if n <= 1:
         return np.zeros(n, dtype=int)
     if n > MAX_CLUSTERED_WINDOWS:
         sample = np.linspace(0, n - 1, MAX_CLUSTERED_WINDOWS).round().astype(int)
-        labels = cluster(embeddings[sample], count, merge_similarity)
+        labels = cluster(embeddings[sample], count, merge_similarity, pitch[sample])
         return np.argmax(embeddings @ _centroids(embeddings[sample], labels).T, axis=1)
-    similarity = (embeddings @ embeddings.T).astype(np.float64)
+    similarity = (embeddings @ embeddings.T).astype(np.float64) - _pitch_penalty(pitch, pitch)
     np.fill_diagonal(similarity, -np.inf)
     sizes = np.ones(n)
     members = np.arange(n)
@@ -352,33 +408,31 @@ def cluster(embeddings: np.ndarray, count: int | None = None, merge_similarity: 
     return _compact(members)
 
 
-def _resegment(
-    words: list[Word], stretches: list[_Stretch], windows: list[_Window], embeddings: np.ndarray, centroids: np.ndarray
-) -> list[int | None]:
+def _resegment(words: list[Word], stretches: list[_Stretch], windows: list[_Window], heard: _Heard, voices: _Heard) -> list[int | None]:
     """Each word's speaker by Viterbi: a word scores its duration times its windows' similarity to each voice
     (windows weighted by how much of the word they cover); a change of speaker between two words costs
     CHANGE_AT_PAUSE, CHANGE_AT_SENTENCE_END or CHANGE_IN_SENTENCE. Words of a stretch no window heard: None."""
-    k = len(centroids)
-    similarity = embeddings @ centroids.T  # (windows, speakers)
+    k = len(voices.embeddings)
+    similarity = heard.similarity(voices)  # (windows, speakers)
     starts = np.array([w.start_frame / FRAMES_PER_S for w in windows])
     window_stretch = np.array([w.stretch for w in windows])
     word_stretch = np.empty(len(words), dtype=int)
     for index, stretch in enumerate(stretches):
         word_stretch[stretch.first : stretch.last + 1] = index
     scores = np.zeros((len(words), k))
-    heard = np.zeros(len(words), dtype=bool)
+    covered = np.zeros(len(words), dtype=bool)
     for i, word in enumerate(words):
         mine = window_stretch == word_stretch[i]
         if not mine.any():
             continue
-        heard[i] = True
+        covered[i] = True
         end = max(word.end, word.start + 0.05)
         overlap = np.clip(np.minimum(starts + WINDOW_S, end) - np.maximum(starts, word.start), 0.0, None) * mine
         if overlap.sum() <= 0:  # the word lies beside its stretch's windows: the nearest of them
             distance = np.where(mine, np.abs(starts + WINDOW_S / 2 - (word.start + end) / 2), np.inf)
             overlap = (distance == distance.min()).astype(float)
         scores[i] = (end - word.start) * (overlap @ similarity) / overlap.sum()
-    order = np.flatnonzero(heard)
+    order = np.flatnonzero(covered)
     if not len(order) or k == 0:
         return [None] * len(words)
     total = scores[order[0]].copy()
@@ -418,6 +472,14 @@ def _window_speakers(words: list[Word], stretches: list[_Stretch], windows: list
         nearest = min(range(stretch.first, stretch.last + 1), key=lambda j: abs((words[j].start + words[j].end) / 2 - middle))
         labels[i] = -1 if speakers[nearest] is None else speakers[nearest]
     return labels
+
+
+def _voices(heard: _Heard, labels: np.ndarray) -> _Heard:
+    """Each label's voice: its rows' centroid and median pitch."""
+    count = labels.max() + 1 if len(labels) else 0
+    pitch = [heard.pitch[labels == k] for k in range(count)]
+    medians = np.array([np.median(p[~np.isnan(p)]) if (~np.isnan(p)).any() else np.nan for p in pitch])
+    return _Heard(_centroids(heard.embeddings, labels), medians)
 
 
 def _centroids(embeddings: np.ndarray, labels: np.ndarray) -> np.ndarray:
