@@ -251,6 +251,24 @@ DIALOGUES = [
                  (_v("us-pedro", "en-us+Pedro", 170), _v("029-klatt4", "en-029+klatt4", 155, 65)), 9, conditions=(Telephone(),)),
     DialogueSpec("held-3: hotwords, RP Sandro (slow), US Alex (fast, low)", HELD_OUT, 408,
                  (REAL["hotwords"], _v("rp-sandro", "en-gb-x-rp+sandro", 145), _v("us-alex", "en-us+Alex", 185, 45)), 13),
+    # --- held out, the fifth set: made after the fourth was measured, with nothing changed since; voices, variants,
+    # rates, pitches, seeds and mixes of conditions used nowhere above; measured once, never tuned on ---
+    DialogueSpec("held-2: US Edward2, Lancaster Gene2", HELD_OUT, 501,
+                 (_v("us-edward2", "en-us+Edward2", 160), _v("lanc-gene2", "en-gb-x-gbclan+Gene2", 150)), 8),
+    DialogueSpec("held-3: Scottish Iven2, Caribbean Kaukovalta, JFK; reverberation 0.3 s", HELD_OUT, 502,
+                 (_v("scot-iven2", "en-gb-scotland+Iven2", 155), _v("029-kaukovalta", "en-029+Kaukovalta", 165), REAL["jfk"]), 10,
+                 conditions=(Reverb(0.3),)),
+    DialogueSpec("held-4: NYC Marcelo, British Michel, US Mr Serious, curtain", HELD_OUT, 503,
+                 (_v("nyc-marcelo", "en-us-nyc+Marcelo", 160), _v("gb-michel", "en+Michel", 150, 55),
+                  _v("us-serious", "en-us+Mr_Serious", 170), REAL["curtain"]), 12),
+    DialogueSpec("held-3: RP RicishayMax, US Tweaky, reader; pink noise 20 dB", HELD_OUT, 504,
+                 (_v("rp-ricishay", "en-gb-x-rp+RicishayMax", 165), _v("us-tweaky", "en-us+Tweaky", 150), REAL["reader"]), 11,
+                 conditions=(Noise(20, "pink"),)),
+    DialogueSpec("held-5: West Midlands klatt2, US klatt5 (low), Caribbean klatt6 (fast), British Iven3, hotwords", HELD_OUT, 505,
+                 (_v("wm-klatt2", "en-gb-x-gbcwmd+klatt2", 160), _v("us-klatt5", "en-us+klatt5", 150, 35),
+                  _v("029-klatt6", "en-029+klatt6", 175), _v("gb-iven3", "en+Iven3", 140), REAL["hotwords"]), 15),
+    DialogueSpec("held-2: US croak, RP Iven4; telephone", HELD_OUT, 506,
+                 (_v("us-croak", "en-us+croak", 155), _v("rp-iven4", "en-gb-x-rp+Iven4", 170)), 9, conditions=(Telephone(),)),
 ]  # fmt: skip
 
 
