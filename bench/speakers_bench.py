@@ -443,7 +443,7 @@ def report(rows: list[dict], thresholds: dict, speed: dict | None) -> str:
               f"{sum(r['found'] > r['speakers'] for r in held)} too many; with the true count given, "
               f"{_pooled(held)['given_accuracy'] * 100:.1f} % of their words are right. Where the count is right and "
               "the words are not, two voices of the set are as alike to the GE2E encoder as two stretches of one "
-              "voice, at the same pitch: the words of their turns go to one or the other by chance. The development "
+              "voice, and the pitch cue does not part them: the words of their turns go to one or the other by chance. The development "
               "set has voices that GE2E does tell apart; the held-out sets show that a user cannot count on that.",
               "- The third held-out set (now development, dev-2/3/4/5 with Alicia ... David) was measured once before "
               "the pitch cue: 1 of 8 counts right, 83.6 % of words right (86.8 % with the count given). Its failures "
