@@ -4,6 +4,7 @@ level, a room's reverberation. Each is seeded through the `rng` it is given, so 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 
@@ -93,3 +94,18 @@ class Reverb:
 
 
 Condition = Noise | Telephone | Gain | Reverb
+
+
+def write_conditioned(path: Path, samples: Any, rate: int, conditions: tuple[Condition, ...], rng: Any) -> None:
+    """`samples` with `conditions` applied in order, kept below full scale, written as a WAV: 16-bit PCM, or
+    mu-law at 8 kHz (a telephone line)."""
+    import numpy as np
+    import soundfile
+
+    samples = np.asarray(samples, dtype=np.float64)
+    for condition in conditions:
+        samples, rate = condition.apply(samples, rate, rng)
+    peak = float(np.max(np.abs(samples)))
+    if peak > 0.99:
+        samples = samples * (0.99 / peak)
+    soundfile.write(str(path), samples.astype(np.float32), rate, subtype="ULAW" if rate == 8000 else "PCM_16")

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from bench.conditions import Condition, Gain, Noise, Reverb, Telephone
+from bench.conditions import Condition, Gain, Noise, Reverb, Telephone, write_conditioned
 from bench.measure import (
     CONFIGS,
     DEFAULT_AUDIO_DIR,
@@ -154,12 +154,7 @@ def make_reading(reading: Reading, part: str, key: str, path: Path) -> SetFile:
     samples, rate = soundfile.read(str(raw), dtype="float64")
     raw.unlink()
     rng = np.random.default_rng(zlib.crc32(f"{reading.voice} {reading.text}".encode()))  # the same audio each run
-    for condition in reading.conditions:
-        samples, rate = condition.apply(samples, rate, rng)
-    peak = float(np.max(np.abs(samples)))
-    if peak > 0.99:
-        samples = samples * (0.99 / peak)
-    soundfile.write(str(path), samples.astype(np.float32), rate, subtype="ULAW" if rate == 8000 else "PCM_16")
+    write_conditioned(path, samples, rate, reading.conditions, rng)
     return SetFile(f"{key}: {reading.describe(wpm)}", path, text, part=part, wpm=wpm, reading=reading, key=key)
 
 

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import soundfile
 
-from bench.conditions import Condition, Noise, Reverb, Telephone
+from bench.conditions import Condition, Noise, Reverb, Telephone, write_conditioned
 
 ROOT = Path(__file__).resolve().parents[1]
 AUDIO = ROOT.parent / "shared" / "audio"
@@ -382,20 +382,9 @@ def build(spec: DialogueSpec, folder: Path) -> Dialogue:
     out.append(np.zeros(int(END_SILENCE_S * RATE), dtype=np.float32))
     stem = file_stem(spec)
     path = folder / f"{stem}.wav"
-    audio, rate = _conditioned(np.concatenate(out), spec)
-    soundfile.write(path, audio, rate, subtype="ULAW" if rate == 8000 else "PCM_16")
+    write_conditioned(path, np.concatenate(out), RATE, spec.conditions, np.random.default_rng(spec.seed + 10_000))
     write_rttm(folder / f"{stem}.rttm", stem, speech)
     return Dialogue(spec, path, turns, speech)
-
-
-def _conditioned(samples: np.ndarray, spec: DialogueSpec) -> tuple[np.ndarray, int]:
-    """The dialogue with its recording conditions applied (seeded by the dialogue), kept below full scale."""
-    rate, audio = RATE, samples.astype(np.float64)
-    rng = np.random.default_rng(spec.seed + 10_000)
-    for condition in spec.conditions:
-        audio, rate = condition.apply(audio, rate, rng)
-    peak = float(np.max(np.abs(audio)))
-    return (audio * min(1.0, 0.99 / peak) if peak else audio).astype(np.float32), rate
 
 
 def file_stem(spec: DialogueSpec) -> str:

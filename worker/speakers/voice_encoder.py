@@ -182,7 +182,7 @@ def _mel_to_hz(mel: np.ndarray) -> np.ndarray:
 def mel_filterbank() -> np.ndarray:
     """(40, 201) Slaney-normalised triangular filters from 0 Hz to 8 kHz (librosa.filters.mel's defaults)."""
     fft_freqs = np.linspace(0, SAMPLE_RATE / 2, MEL_WINDOW // 2 + 1)
-    mel_points = _mel_to_hz(np.linspace(_hz_to_mel(0.0), _hz_to_mel(SAMPLE_RATE / 2), MEL_CHANNELS + 2))
+    mel_points = _mel_points_hz()
     gaps = np.diff(mel_points)
     ramps = mel_points[:, None] - fft_freqs[None, :]
     lower = -ramps[:-2] / gaps[:-1, None]
@@ -194,7 +194,12 @@ def mel_filterbank() -> np.ndarray:
 
 def mel_centre_hz() -> np.ndarray:
     """(40,) the frequency each mel channel is centred on."""
-    return _mel_to_hz(np.linspace(_hz_to_mel(0.0), _hz_to_mel(SAMPLE_RATE / 2), MEL_CHANNELS + 2))[1:-1]
+    return _mel_points_hz()[1:-1]
+
+
+def _mel_points_hz() -> np.ndarray:
+    """(42,) the mel filters' edges and centres, evenly spaced in mels from 0 Hz to 8 kHz."""
+    return _mel_to_hz(np.linspace(_hz_to_mel(0.0), _hz_to_mel(SAMPLE_RATE / 2), MEL_CHANNELS + 2))
 
 
 @lru_cache(maxsize=1)
