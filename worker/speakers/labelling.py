@@ -163,8 +163,7 @@ def label_speakers(
     merge_similarity = STRETCH_MERGE_SIMILARITY
     if _is_narrowband(mels):
         merge_similarity, pitch = NARROWBAND_MERGE_SIMILARITY, np.full_like(pitch, np.nan)
-    heard_by_window = _Heard(embeddings, _window_pitch(windows, pitch))
-    word_speakers, centroids = _diarize(plain, stretches, windows, heard_by_window, requested, merge_similarity, pitch)
+    word_speakers, centroids = _diarize(plain, stretches, windows, embeddings, requested, merge_similarity, pitch)
     result = _split_segments(transcript, words, word_speakers, centroids, voices)
     result.timings = {**transcript.timings, "speakers_s": round(time.monotonic() - started, 3)}
     return result
@@ -300,7 +299,7 @@ def _diarize(
     words: list[Word],
     stretches: list[_Stretch],
     windows: list[_Window],
-    heard: _Heard,
+    embeddings: np.ndarray,
     requested: int | None,
     merge_similarity: float,
     pitch: np.ndarray,
@@ -308,6 +307,7 @@ def _diarize(
     """Each word's speaker (None over silence) and the speakers' voices (L2-normalised centroids); with the count
     found automatically, clusters at least `merge_similarity` alike are one speaker. `pitch`: semitones every
     PITCH_HOP_S (NaN: unvoiced)."""
+    heard = _Heard(embeddings, _window_pitch(windows, pitch))
     by_group: dict[int, list[int]] = {}  # the windows of each stretch of speech between two pauses
     for i, window in enumerate(windows):
         by_group.setdefault(stretches[window.stretch].group, []).append(i)
