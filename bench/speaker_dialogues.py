@@ -8,7 +8,9 @@ speakers taking turns of 1 to 20 s with short pauses; every speaker speaks, and 
 others. Some dialogues carry a recording condition (bench.conditions: noise, reverberation, a telephone line).
 DEVELOPMENT dialogues are what the labelling was tuned on (the first three held-out sets among them, since
 each was measured and looked into); HELD_OUT dialogues use voices, variants, rates, pitches, seeds and mixes of
-conditions used nowhere in development, and are only measured.
+conditions used nowhere in development, and are only measured. espeak-ng's own variants being nearly all used,
+later voices speak through variants made for the bench from a seed (made_variant), so a new held-out set can
+always have voices nobody tuned on.
 
     python -m bench.speaker_dialogues OUT_FOLDER   # writes every dialogue's WAV and RTTM
 """
