@@ -364,6 +364,30 @@ DIALOGUES = [
     DialogueSpec("held-3: British made 6101, US made 6102, reader; white noise 15 dB", HELD_OUT, 610,
                  (_m("gb-6101", "en", 6101, 150), _m("us-6102", "en-us", 6102, 165), REAL["reader"]), 10,
                  conditions=(Noise(15, "white"),)),
+    # --- held out, the seventh set: made after the noise floor was taken off (measured on the sets above), to
+    # measure that change on voices nobody tuned on, mostly in noise; measured once, with and without it ---
+    DialogueSpec("held-2: US made 7011, Scottish made 7012; white noise 15 dB", HELD_OUT, 701,
+                 (_m("us-7011", "en-us", 7011, 160), _m("scot-7012", "en-gb-scotland", 7012, 170)), 8, conditions=(Noise(15, "white"),)),
+    DialogueSpec("held-3: RP made 7021, Caribbean made 7022, JFK; pink noise 20 dB", HELD_OUT, 702,
+                 (_m("rp-7021", "en-gb-x-rp", 7021, 150), _m("029-7022", "en-029", 7022, 165, 45), REAL["jfk"]), 10,
+                 conditions=(Noise(20, "pink"),)),
+    DialogueSpec("held-3: NYC made 7031, Lancaster made 7032, US made 7033; white noise 20 dB", HELD_OUT, 703,
+                 (_m("nyc-7031", "en-us-nyc", 7031, 170), _m("lanc-7032", "en-gb-x-gbclan", 7032, 155),
+                  _m("us-7033", "en-us", 7033, 145, 55)), 11, conditions=(Noise(20, "white"),)),
+    DialogueSpec("held-4: British made 7041, West Midlands made 7042, reader, US made 7043; pink noise 15 dB", HELD_OUT, 704,
+                 (_m("gb-7041", "en", 7041, 165), _m("wm-7042", "en-gb-x-gbcwmd", 7042, 150), REAL["reader"],
+                  _m("us-7043", "en-us", 7043, 175)), 12, conditions=(Noise(15, "pink"),)),
+    DialogueSpec("held-4: US made 7051, RP made 7052, Scottish made 7053, hotwords; white noise 25 dB", HELD_OUT, 705,
+                 (_m("us-7051", "en-us", 7051, 155), _m("rp-7052", "en-gb-x-rp", 7052, 170), _m("scot-7053", "en-gb-scotland", 7053, 160),
+                  REAL["hotwords"]), 12, conditions=(Noise(25, "white"),)),
+    DialogueSpec("held-3: Caribbean made 7061, NYC made 7062, curtain", HELD_OUT, 706,
+                 (_m("029-7061", "en-029", 7061, 160), _m("nyc-7062", "en-us-nyc", 7062, 150), REAL["curtain"]), 10),
+    DialogueSpec("held-2: Lancaster made 7071, British made 7072; reverberation 0.5 s", HELD_OUT, 707,
+                 (_m("lanc-7071", "en-gb-x-gbclan", 7071, 165), _m("gb-7072", "en", 7072, 155)), 8, conditions=(Reverb(0.5),)),
+    DialogueSpec("held-5: US made 7081, RP made 7082, West Midlands made 7083, Caribbean made 7084, horizon; pink noise 20 dB",
+                 HELD_OUT, 708, (_m("us-7081", "en-us", 7081, 150), _m("rp-7082", "en-gb-x-rp", 7082, 165),
+                                 _m("wm-7083", "en-gb-x-gbcwmd", 7083, 175), _m("029-7084", "en-029", 7084, 155), REAL["horizon"]), 15,
+                 conditions=(Noise(20, "pink"),)),
 ]  # fmt: skip
 
 

@@ -82,6 +82,12 @@ SENTENCE_ENDS = (".", "?", "!", "…")
 # (a telephone line cuts most voices' fundamental, under 300 Hz: pitch is not used there)
 PITCH_TOLERANCE_ST = 3.0
 PITCH_PENALTY = 0.02
+# Steady noise under every voice (hiss, a fan, a hum) makes voices sound alike to the encoder: each mel channel's
+# floor (this percentile of its frames, every NOISE_FLOOR_STEP-th frame) is taken off before embedding, leaving
+# at least NOISE_KEEP of each frame. Audio with silent pauses has a floor near zero and is left as it is.
+NOISE_FLOOR_PERCENTILE = 5.0
+NOISE_FLOOR_STEP = 10
+NOISE_KEEP = 0.02
 KNOWN_VOICE_SIMILARITY = 0.80  # a speaker takes a known voice's name at or above this cosine similarity
 MAX_CLUSTERED_WINDOWS = 2000  # beyond this many stretches the clustering runs on an even subsample; the rest follow
 _RESEGMENT_ROUNDS = 2
@@ -148,6 +154,7 @@ def label_speakers(
         return _without_speakers(transcript)
     say(Progress(Stage.TRANSCRIBING, _PROGRESS_FRACTION, message="labelling speakers"))
     mels, energy, pitch = _audio_features(path, cancel)
+    _take_off_noise_floor(mels)
     plain = [w for _, w in words]
     stretches = _stretches(plain)
     windows = _windows(stretches, energy, len(mels))
@@ -197,6 +204,16 @@ def _audio_features(path: str | Path, cancel: CancelToken | None) -> tuple[np.nd
     mels, energy = stream.finish()
     with np.errstate(divide="ignore", invalid="ignore"):
         return mels, energy, 12 * np.log2(track.finish() / 100.0)
+
+
+def _take_off_noise_floor(mels: np.ndarray) -> None:
+    """Each mel channel's steady noise floor taken off `mels` in place (NOISE_FLOOR_PERCENTILE, NOISE_KEEP)."""
+    if not len(mels):
+        return
+    floor = np.percentile(mels[::NOISE_FLOOR_STEP], NOISE_FLOOR_PERCENTILE, axis=0).astype(mels.dtype)
+    for first in range(0, len(mels), 65536):  # in blocks: a long file's mels are not copied whole
+        block = mels[first : first + 65536]
+        np.maximum(block - floor, NOISE_KEEP * block, out=block)
 
 
 def _median_pitch(pitch: np.ndarray, start_s: float, end_s: float) -> float:
@@ -583,6 +600,7 @@ def voice_embedding(samples: np.ndarray) -> np.ndarray:
     stream = MelStream()
     stream.feed(samples)
     mels, energy = stream.finish()
+    _take_off_noise_floor(mels)
     whole = _Stretch(0, 0, 0.0, max(len(energy) / FRAMES_PER_S, 0.05), 0)
     windows = _windows([whole], energy, len(mels))
     if not windows:
