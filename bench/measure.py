@@ -92,7 +92,7 @@ CONFIGS = [
 class Measured:
     wall_s: float
     cpu_s: float
-    max_rss_mb: float  # largest single process (wait4 ru_maxrss)
+    max_rss_mb: float  # largest single process (wait4 ru_maxrss; sampled where that is only this bench's own peak)
     tree_rss_mb: float  # peak of the summed RSS of the process tree (sampled)
     returncode: int
     stdout: str
@@ -126,6 +126,7 @@ class TreeSampler(threading.Thread):
         self.root_pid = root_pid
         self.interval_s = interval_s
         self.peak_rss = 0
+        self.peak_single_rss = 0  # the largest one process of the tree was seen holding
         self.cpu_by_pid: dict[int, float] = {}
         self._stop_event = threading.Event()
 
@@ -146,6 +147,7 @@ class TreeSampler(threading.Thread):
                 tree.append(pid)
                 stack.extend(children.get(pid, []))
         self.peak_rss = max(self.peak_rss, sum(table[pid][2] for pid in tree))
+        self.peak_single_rss = max([self.peak_single_rss, *(table[pid][2] for pid in tree)])
         for pid in tree:
             self.cpu_by_pid[pid] = max(self.cpu_by_pid.get(pid, 0.0), table[pid][1])
 
@@ -155,7 +157,16 @@ class TreeSampler(threading.Thread):
 
 
 
+def own_peak_rss_bytes() -> int:
+    """This process's peak RSS so far (VmHWM)."""
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmHWM:"))
+
+
 def run_measured(cmd: Sequence[str], env: dict[str, str] | None = None, cwd: Path | None = None) -> Measured:
+    # Linux keeps ru_maxrss across execve: a child reports at least this process's own peak when it was started.
+    # At or below that its figure says nothing, and the largest process's sampled RSS stands in for it.
+    floor = own_peak_rss_bytes()
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         started = time.perf_counter()
         proc = subprocess.Popen(list(cmd), stdout=out, stderr=err, env=env, cwd=cwd, stdin=subprocess.DEVNULL)
@@ -169,13 +180,14 @@ def run_measured(cmd: Sequence[str], env: dict[str, str] | None = None, cwd: Pat
         err.seek(0)
         stdout = out.read().decode("utf-8", "replace")
         stderr = err.read().decode("utf-8", "replace")
+    largest = usage.ru_maxrss * 1024 if usage.ru_maxrss * 1024 > floor else sampler.peak_single_rss
     waited_cpu = usage.ru_utime + usage.ru_stime
     sampled_cpu = sum(sampler.cpu_by_pid.values())
     return Measured(
         wall_s=wall,
         cpu_s=max(waited_cpu, sampled_cpu),
-        max_rss_mb=usage.ru_maxrss * 1024 / MB,
-        tree_rss_mb=max(sampler.peak_rss, usage.ru_maxrss * 1024) / MB,
+        max_rss_mb=largest / MB,
+        tree_rss_mb=max(sampler.peak_rss, largest) / MB,
         returncode=proc.returncode,
         stdout=stdout,
         stderr=stderr,
