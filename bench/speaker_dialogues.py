@@ -388,6 +388,31 @@ DIALOGUES = [
                  HELD_OUT, 708, (_m("us-7081", "en-us", 7081, 150), _m("rp-7082", "en-gb-x-rp", 7082, 165),
                                  _m("wm-7083", "en-gb-x-gbcwmd", 7083, 175), _m("029-7084", "en-029", 7084, 155), REAL["horizon"]), 15,
                  conditions=(Noise(20, "pink"),)),
+    # --- held out, the eighth set: made after a lone voice was made to hear all of its turn, to measure that
+    # change on voices nobody tuned on; measured once, with and without it ---
+    DialogueSpec("held-3: US made 8011, RP made 8012, reader; pink noise 15 dB", HELD_OUT, 801,
+                 (_m("us-8011", "en-us", 8011, 165), _m("rp-8012", "en-gb-x-rp", 8012, 155), REAL["reader"]), 11,
+                 conditions=(Noise(15, "pink"),)),
+    DialogueSpec("held-4: Scottish made 8021, Caribbean made 8022, NYC made 8023, JFK", HELD_OUT, 802,
+                 (_m("scot-8021", "en-gb-scotland", 8021, 150), _m("029-8022", "en-029", 8022, 170),
+                  _m("nyc-8023", "en-us-nyc", 8023, 160, 40), REAL["jfk"]), 12),
+    DialogueSpec("held-2: Lancaster made 8031, US made 8032; white noise 20 dB", HELD_OUT, 803,
+                 (_m("lanc-8031", "en-gb-x-gbclan", 8031, 160), _m("us-8032", "en-us", 8032, 175)), 9,
+                 conditions=(Noise(20, "white"),)),
+    DialogueSpec("held-5: British made 8041, West Midlands made 8042, US made 8043, RP made 8044, curtain", HELD_OUT, 804,
+                 (_m("gb-8041", "en", 8041, 155), _m("wm-8042", "en-gb-x-gbcwmd", 8042, 165), _m("us-8043", "en-us", 8043, 150, 60),
+                  _m("rp-8044", "en-gb-x-rp", 8044, 170), REAL["curtain"]), 15),
+    DialogueSpec("held-3: NYC made 8051, Scottish made 8052, hotwords; pink noise 15 dB", HELD_OUT, 805,
+                 (_m("nyc-8051", "en-us-nyc", 8051, 155), _m("scot-8052", "en-gb-scotland", 8052, 165), REAL["hotwords"]), 10,
+                 conditions=(Noise(15, "pink"),)),
+    DialogueSpec("held-4: US made 8061, Caribbean made 8062, Lancaster made 8063, horizon; reverberation 0.4 s", HELD_OUT, 806,
+                 (_m("us-8061", "en-us", 8061, 170), _m("029-8062", "en-029", 8062, 150), _m("lanc-8063", "en-gb-x-gbclan", 8063, 160),
+                  REAL["horizon"]), 12, conditions=(Reverb(0.4),)),
+    DialogueSpec("held-2: RP made 8071, British made 8072", HELD_OUT, 807,
+                 (_m("rp-8071", "en-gb-x-rp", 8071, 160), _m("gb-8072", "en", 8072, 150, 45)), 8),
+    DialogueSpec("held-4: West Midlands made 8081, US made 8082, reader, NYC made 8083; pink noise 20 dB", HELD_OUT, 808,
+                 (_m("wm-8081", "en-gb-x-gbcwmd", 8081, 150), _m("us-8082", "en-us", 8082, 165), REAL["reader"],
+                  _m("nyc-8083", "en-us-nyc", 8083, 175)), 12, conditions=(Noise(20, "pink"),)),
 ]  # fmt: skip
 
 

@@ -146,6 +146,23 @@ def test_a_steady_noise_floor_is_taken_off_and_silent_pauses_keep_the_voice_as_i
     assert (noisy[voice == 0] <= NOISE_KEEP * hiss.max() + 1e-6).all()
 
 
+def test_a_lone_window_is_another_speaker_only_when_it_is_all_of_a_turn():
+    from worker.speakers.labelling import LONE_TURN_S, STRETCH_MERGE_SIMILARITY, _Heard, _lone_voices
+
+    known, odd, reply = np.eye(8, dtype=np.float32)[:3]  # three voices, unlike each other
+    # turn 0: three windows, two of the known voice and one odd one; turn 1: one window, all of a short reply
+    heard = _Heard(np.stack([known, known, odd, reply]), np.full(4, np.nan))
+    turns = np.array([0, 0, 0, 1])
+    turn_s = np.array([6.0, 6.0, 6.0, LONE_TURN_S + 0.3])
+    voices = _Heard(known[None, :], np.full(1, np.nan))
+    lone = _lone_voices(heard, voices, turns, turn_s, STRETCH_MERGE_SIMILARITY)
+    assert len(lone.embeddings) == 1
+    np.testing.assert_allclose(lone.embeddings[0], reply, atol=1e-6)
+    # a reply shorter than LONE_TURN_S says too little about a voice
+    short = _lone_voices(heard, voices, turns, np.array([6.0, 6.0, 6.0, LONE_TURN_S - 0.3]), STRETCH_MERGE_SIMILARITY)
+    assert len(short.embeddings) == 0
+
+
 def test_a_sentence_with_no_voice_change_is_not_split(mixed_dialogue, mixed_transcript):
     labelled = label_speakers(mixed_dialogue.path, mixed_transcript, AUTO)
     assert split_sentences(labelled, mixed_dialogue.turns) == 0

@@ -11,7 +11,7 @@ user gave. Then the words are re-segmented (Viterbi): each word leans to the spe
 and changing speaker costs little at a pause, more at a sentence's end and most inside a sentence, so a sentence
 keeps one label unless the voice really changes in it; the speakers' voices are re-estimated from their words and
 the words re-segmented once more. With the count found automatically, windows that sound like none of the speakers
-(LONE_VOICE_SIMILARITY) and agree with each other (or one window hears a whole short turn, LONE_TURN_S) are one
+(LONE_VOICE_SIMILARITY) and agree with each other (or one window is all of a short turn, LONE_TURN_S) are one
 more speaker: a short turn that average linkage merged into a similar voice, where it weighs too little to hold a
 cluster of its own; the voices are then re-estimated once more. Segments are split at the words where the speaker
 changes. Speakers are numbered in order of first appearance ("S1" / "Speaker 1", ...). A speaker whose voice
@@ -66,8 +66,8 @@ NARROWBAND_ABOVE_HZ = 4000.0
 NARROWBAND_SHARE = 3e-4
 # automatic count: windows less alike than this to every speaker's voice are another voice (a short turn that
 # the clustering merged into a speaker); it becomes a speaker when at least LONE_VOICE_WINDOWS of them agree, or
-# when they hear a whole turn of at least LONE_TURN_S between two pauses (one window can hear all of a short
-# reply; a window over a shorter scrap of speech says too little about a voice)
+# when they are every window of a turn of at least LONE_TURN_S between two pauses (one window can hear all of a
+# short reply; a window over a shorter scrap of speech says too little about a voice)
 LONE_VOICE_SIMILARITY = 0.65
 LONE_VOICE_WINDOWS = 2
 LONE_TURN_S = 1.0
@@ -350,8 +350,9 @@ def _diarize(
     voices = _voices(heard.rows(kept), window_labels[kept])
     voices = _refined(words, stretches, windows, heard, voices)
     if requested is None:
-        turn_s = np.array([last[stretches[w.stretch].group] - first[stretches[w.stretch].group] for w in windows])
-        lone = _lone_voices(heard, voices, turn_s, merge_similarity)
+        turns = np.array([stretches[w.stretch].group for w in windows])
+        turn_s = np.array([last[g] - first[g] for g in turns])
+        lone = _lone_voices(heard, voices, turns, turn_s, merge_similarity)
         if len(lone.embeddings):
             both = _Heard(np.concatenate([voices.embeddings, lone.embeddings]), np.concatenate([voices.pitch, lone.pitch]))
             voices = _refined(words, stretches, windows, heard, both)
@@ -368,21 +369,28 @@ def _refined(words: list[Word], stretches: list[_Stretch], windows: list[_Window
     return voices
 
 
-def _lone_voices(heard: _Heard, voices: _Heard, turn_s: np.ndarray, merge_similarity: float) -> _Heard:
+def _lone_voices(heard: _Heard, voices: _Heard, turns: np.ndarray, turn_s: np.ndarray, merge_similarity: float) -> _Heard:
     """Voices of the windows that sound like none of `voices`: clustered as stretches are, each cluster unlike
-    every voice is one more speaker if it has LONE_VOICE_WINDOWS windows or hears a whole turn of LONE_TURN_S
-    (`turn_s`: each window's speech between two pauses, in seconds)."""
+    every voice is one more speaker if it has LONE_VOICE_WINDOWS windows or holds every window of a turn of
+    LONE_TURN_S or more (`turns`: each window's speech between two pauses, `turn_s`: its length in seconds). One
+    odd window of a longer turn is not a voice: the turn's other windows sound like a known one."""
     is_far = heard.similarity(voices).max(axis=1) < LONE_VOICE_SIMILARITY
-    far, far_turn_s = heard.rows(is_far), turn_s[is_far]
+    far = heard.rows(is_far)
     none = _Heard(np.zeros((0, heard.embeddings.shape[1]), dtype=heard.embeddings.dtype), np.zeros(0))
-    if not len(far_turn_s):
+    if not is_far.any():
         return none
     labels = cluster(far.embeddings, None, merge_similarity, far.pitch)
     found = _voices(far, labels)
+    far_turns, far_long = turns[is_far], turn_s[is_far] >= LONE_TURN_S
+
+    def hears_a_whole_turn(k: int) -> bool:
+        mine = labels == k
+        return any((far_turns[mine] == t).sum() == (turns == t).sum() for t in set(far_turns[mine & far_long]))
+
     keep = [
         k
         for k in range(labels.max() + 1)
-        if ((labels == k).sum() >= LONE_VOICE_WINDOWS or far_turn_s[labels == k].max() >= LONE_TURN_S)
+        if ((labels == k).sum() >= LONE_VOICE_WINDOWS or hears_a_whole_turn(k))
         and found.rows(np.array([k])).similarity(voices).max() < merge_similarity
     ]
     return found.rows(np.array(keep, dtype=int)) if keep else none
