@@ -18,6 +18,7 @@ always have voices nobody tuned on.
 from __future__ import annotations
 
 import argparse
+import atexit
 import re
 import shutil
 import subprocess
@@ -139,6 +140,7 @@ def _espeak_data_with(seed: int) -> Path:
         if not found:
             raise RuntimeError("espeak-ng --version names no data folder")
         root = Path(tempfile.mkdtemp(prefix="bench-espeak-"))
+        atexit.register(shutil.rmtree, root, True)  # 13 MB a process: gone when the process ends
         shutil.copytree(found.group(1), root / "espeak-ng-data")
         _made_data.append(root)
     variant = _made_data[0] / "espeak-ng-data" / "voices" / "!v" / made_variant_name(seed)
