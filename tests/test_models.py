@@ -104,6 +104,19 @@ def test_concurrent_conversions_leave_one_complete_file_and_clear_leftovers(monk
     assert saved["dims"]["n_text_layer"] == 4 and saved["alignment_heads"]
 
 
+def test_a_new_conversion_replaces_the_one_made_from_an_earlier_install(monkeypatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("WHISPER_DESK_MODEL_CACHE", str(tmp_path / "cache"))
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    # converted before the model package was reinstalled (its model.bin then had another size and time)
+    earlier = cache / "tiny.en-bundled-v1-4809c5e-6b000000.pt"
+    earlier.write_bytes(b"an earlier conversion")
+    other_model = cache / "base-bundled-v1-8a7d7fc-6b000000.pt"
+    other_model.write_bytes(b"base, converted earlier")
+    current = models.openai_checkpoint("tiny.en")
+    assert sorted(cache.iterdir()) == sorted([current, other_model])
+
+
 def test_load_openai_model_sets_alignment_heads_of_the_bundled_model() -> None:
     model, label = models.load_openai_model("tiny.en", device="cpu")
     assert label == "tiny.en (bundled, offline)"

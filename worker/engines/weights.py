@@ -310,7 +310,18 @@ def _converted_checkpoint(name: str, source_dir: Path) -> Path:
             from worker.engines.checkpoint_convert import convert_ctranslate2_to_openai
 
             convert_ctranslate2_to_openai(source_dir, target)
+            _remove_superseded(target, name)
     return target
+
+
+def _remove_superseded(target: Path, name: str) -> None:
+    """Conversions of `name` from an earlier install of its source (75 MB each for tiny.en): the cache keeps one."""
+    for old in target.parent.glob(f"{name}-bundled-v*.pt"):
+        if old != target:
+            try:
+                old.unlink()
+            except OSError:  # Windows: a process still has it open; the next conversion tries again
+                pass
 
 
 def openai_checkpoint(name: str) -> str | Path:
