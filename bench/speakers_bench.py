@@ -518,6 +518,13 @@ def report(rows: list[dict], thresholds: dict, speed: dict | None) -> str:
               "and tiny.en's own encoder states, averaged over a stretch (2 of 14; 8 centred and scaled). The "
               "automatic count's wrong dialogues are not near the threshold either (the next merge at 0.42-0.67 "
               "against 0.715), so a note that the count is uncertain would flag right counts as often as wrong ones. "
+              "After set 8, on every set's stretches (clustered alone, without pitch or lone voices): taking off a "
+              "share (0.3 to 0.7) of the file's mean embedding parts more dialogues (sets 4-5: 11 to 12 of 14 "
+              "separable against 10) but leaves no one threshold that counts them better (at the four thresholds "
+              "best on development: development 24 to 27 of 33, sets 4-5 5 to 7 of 14, sets 6-8 14 to 20 of 26, "
+              "against 24 to 27, 6 to 9 and 16 to 21 as they are); a "
+              "count from the eigengap of the stretches' affinity (NME-SC) is right in 4 to 5 of 33 development "
+              "dialogues: 10 to 27 stretches are too few for it. "
               "What is left needs a speaker model that hears these voices as apart.",
               f"- The noise floor: white or pink noise under every turn made one voice two (held-3 \"Scottish made "
               "6021, NYC made 6022, JFK; white noise 20 dB\": 4 speakers, 92.5 % of words, 65.0 % with the count "
