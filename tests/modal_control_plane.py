@@ -1930,10 +1930,14 @@ def modal_reads(config: Path) -> dict:
 
 def main() -> None:
     """Serve until Ctrl-C, printing what to export (a demo: `whisper-desk deploy`, then a Modal job)."""
+    import signal
     import tempfile
 
-    with ControlPlane() as plane:
-        home = tempfile.mkdtemp(prefix="whisper-desk-loopback-")
+    def stop(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)  # a terminate stops it as Ctrl-C does, and it cleans up after itself
+    with ControlPlane() as plane, tempfile.TemporaryDirectory(prefix="whisper-desk-loopback-") as home:
         print("# the loopback Modal control plane is serving; in another shell:")
         for name, value in {**plane.env(), "MODAL_CONFIG_PATH": str(Path(home) / ".modal.toml")}.items():
             print(f"export {name}={value}")

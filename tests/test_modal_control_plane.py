@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -186,6 +187,7 @@ def test_runs_by_hand_and_prints_what_to_export():
     assert [line.split("=")[0] for line in exports] == [
         "export MODAL_SERVER_URL", "export MODAL_TOKEN_ID", "export MODAL_TOKEN_SECRET", "export MODAL_CONFIG_PATH"]
     assert "http://127.0.0.1:" in exports[0]
+    assert not Path(exports[3].split("=", 1)[1].strip()).parent.exists()  # its temporary home went with it
 
 
 def test_a_delayed_rpc_is_answered_late_while_the_others_go_on(deployed_modal):
