@@ -14,9 +14,10 @@ import argparse
 import os
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
+
+from bench.fresh_home import fresh_user_home
 
 ROOT = Path(__file__).resolve().parents[1]
 AUDIO = ROOT.parent / "shared" / "audio"
@@ -70,10 +71,7 @@ def make_factory(backend: str):
 
 
 def run(backend: str, files: list[Path], parallel: int, timeout_s: float) -> dict[str, float]:
-    home = Path(tempfile.mkdtemp(prefix="wd-stall-"))
-    for key, sub in (("XDG_DATA_HOME", "data"), ("XDG_CONFIG_HOME", "config"), ("XDG_CACHE_HOME", "cache")):
-        os.environ[key] = str(home / sub)
-    os.environ["MODAL_CONFIG_PATH"] = str(home / ".modal.toml")
+    home = fresh_user_home("wd-stall-")
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
     from PySide6.QtCore import Qt, QTimer

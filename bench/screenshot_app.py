@@ -11,10 +11,10 @@ running `whisper-desk FILE` is scripts/screenshot.sh.
 
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
 from pathlib import Path
+
+from bench.fresh_home import fresh_user_home
 
 ROOT = Path(__file__).resolve().parents[1]
 AUDIO = ROOT.parent / "shared" / "audio"
@@ -22,10 +22,7 @@ FILES = ("jfk.flac", "hotwords.mp3", "multilingual.mp3")
 
 
 def main(out: Path) -> int:
-    home = Path(tempfile.mkdtemp(prefix="whisper-desk-shot-"))
-    for name, sub in (("XDG_DATA_HOME", "data"), ("XDG_CONFIG_HOME", "config"), ("XDG_CACHE_HOME", "cache")):
-        os.environ[name] = str(home / sub)
-    os.environ["MODAL_CONFIG_PATH"] = str(home / ".modal.toml")
+    fresh_user_home("whisper-desk-shot-")
 
     from PySide6.QtGui import QGuiApplication
     from PySide6.QtWidgets import QApplication

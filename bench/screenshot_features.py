@@ -21,12 +21,16 @@ Each picture is a real run in a new user's library (temporary folders), read bac
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
+
+from bench.fresh_home import fresh_user_home
 
 ROOT = Path(__file__).resolve().parents[1]
 AUDIO = ROOT.parent / "shared" / "audio"
@@ -40,11 +44,8 @@ WINDOW_SIZE = (1300, 820)
 
 
 def new_user_home() -> Path:
-    home = Path(tempfile.mkdtemp(prefix="whisper-desk-shot-"))
-    for name, sub in (("XDG_DATA_HOME", "data"), ("XDG_CONFIG_HOME", "config"), ("XDG_CACHE_HOME", "cache")):
-        os.environ[name] = str(home / sub)
+    home = fresh_user_home("whisper-desk-shot-")
     os.environ["HOME"] = str(home)
-    os.environ["MODAL_CONFIG_PATH"] = str(home / ".modal.toml")
     return home
 
 
@@ -102,6 +103,7 @@ def library_shots(out_dir: Path, which: set[str]) -> None:
     from worker.jobs.preferences import Preferences
 
     work = Path(tempfile.mkdtemp(prefix="whisper-desk-dialogue-"))
+    atexit.register(shutil.rmtree, work, True)
     dialogue = real_dialogue(work, DIALOGUE_KEYS, name="interview.wav")
     window = open_window(Preferences(speakers_default="auto"))
     try:
