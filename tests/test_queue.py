@@ -269,6 +269,25 @@ def test_remove_a_running_job_stops_it_first(make_queue, backend, recorder, medi
     assert recorder.finished(running.id) is None  # removed, not "cancelled"
 
 
+def test_removing_a_job_removes_the_apps_own_copy_of_its_file_and_never_a_users_file(make_queue, backend, recorder,
+                                                                                     media, library, tmp_path):
+    upload = tmp_path / "uploads" / "3f2a" / "call.wav"  # the app's own copy, as the API server writes one
+    upload.parent.mkdir(parents=True)
+    upload.write_bytes(b"stand-in for an uploaded call")
+    queue = make_queue()
+    [copied] = queue.add_files([upload], owned_copy=True)
+    [users] = queue.add_files([media("mine.wav")])
+    assert library.jobs.get(copied.id).owned_copy and not library.jobs.get(users.id).owned_copy
+    for name in ("call.wav", "mine.wav"):
+        backend.release(name)
+    recorder.wait_for(lambda events: {e.job_id for e in events if isinstance(e, JobFinished)} >= {copied.id, users.id})
+
+    queue.remove([copied.id, users.id])
+    recorder.wait_for(lambda events: {e.job_id for e in events if isinstance(e, JobRemoved)} == {copied.id, users.id})
+    assert not upload.parent.exists() and (tmp_path / "uploads").is_dir()  # the copy and its folder, nothing above
+    assert media("mine.wav").is_file() and (tmp_path / "media" / "mine.wav").read_bytes()
+
+
 def test_move_reorders_and_the_new_order_runs(make_queue, backend, recorder, media, library):
     queue = make_queue()
     queue.set_paused(True)

@@ -208,6 +208,28 @@ def test_the_jobs_are_in_the_library_the_window_reads(served: Served, client: op
     assert transcript is not None and PHRASE in words_of(transcript.text)
 
 
+def test_removing_an_api_job_in_the_window_removes_its_upload(served: Served, client: openai.OpenAI, jfk: Path) -> None:
+    from worker.jobs.events import JobRemoved
+    from worker.jobs.preferences import Preferences
+    from worker.jobs.queue import JobQueue
+
+    name = f"{uuid.uuid4().hex[:8]}.flac"
+    client.audio.transcriptions.create(model="whisper-1", file=(name, jfk.read_bytes()))
+    [record] = served.job_named(name)
+    upload = Path(record.path)
+    assert record.owned_copy and upload.parent.parent == served.uploads
+    removed = threading.Event()
+    library = Library(served.library_path)
+    window = JobQueue(library, Preferences(), lambda event: removed.set() if isinstance(event, JobRemoved) else None)
+    try:
+        window.remove([record.id])  # as the window's Remove does
+        assert removed.wait(10)
+    finally:
+        window.shutdown()
+        library.close()
+    assert not served.job_named(name) and not upload.parent.exists() and served.uploads.is_dir()
+
+
 def test_models_are_listed(client: openai.OpenAI) -> None:
     assert [model.id for model in client.models.list()] == ["whisper-1", *MODEL_NAMES]
     assert client.models.retrieve("tiny.en").owned_by == "whisper-desk"

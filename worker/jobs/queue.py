@@ -148,6 +148,15 @@ def _by_content(jobs: Iterable[JobRecord]) -> dict[str, list[JobRecord]]:
     return grouped
 
 
+def _remove_owned_copy(path: Path) -> None:
+    """The app's own copy of a removed job's file (an API upload), and its folder if nothing else is in it."""
+    try:
+        path.unlink(missing_ok=True)
+        path.parent.rmdir()
+    except OSError as exc:  # left as it is: nothing depends on it
+        log.warning("the removed job's copy %s could not be removed: %s", path, exc)
+
+
 def modal_has_credentials() -> bool:
     from worker.modal.credentials import has_credentials  # a bad or missing config reads as "no credentials"
 
@@ -399,11 +408,14 @@ class JobQueue:
             self._report(PathsAdded(records, notes))
 
     def add_files(self, files: Iterable[str | Path], backend: str | None = None,
-                  options: TranscriptionOptions | None = None, again: bool = False) -> list[JobRecord]:
+                  options: TranscriptionOptions | None = None, again: bool = False,
+                  owned_copy: bool = False) -> list[JobRecord]:
         """Files already chosen (no folder search) as new queued jobs, at once. `options`/`backend` default to
-        the preferences'. `again`: transcribed even if a finished job had the same recording (`--again`)."""
+        the preferences'. `again`: transcribed even if a finished job had the same recording (`--again`).
+        `owned_copy`: the files are the app's own copies (API uploads), removed with their jobs."""
         with self._locked():
-            return self._queue_files([str(Path(file).resolve()) for file in files], backend, options, again)
+            return self._queue_files([str(Path(file).resolve()) for file in files], backend, options, again,
+                                     owned_copy)
 
     def adopt(self, job_ids: Iterable[int]) -> None:
         """Run these queued jobs of the library too (with only_own_jobs: jobs this caller queued in an earlier
@@ -413,9 +425,10 @@ class JobQueue:
             self.schedule()
 
     def _queue_files(self, paths: list[str], backend: str | None, options: TranscriptionOptions | None,
-                     again: bool = False) -> list[JobRecord]:
+                     again: bool = False, owned_copy: bool = False) -> list[JobRecord]:
         records = self.library.jobs.add_many(paths, options or self.preferences.options(),
-                                             backend or self.preferences.backend, transcribe_again=again)
+                                             backend or self.preferences.backend, transcribe_again=again,
+                                             owned_copy=owned_copy)
         self._own.update(record.id for record in records)
         for record in records:
             self._report(JobAdded(record))
@@ -907,7 +920,10 @@ class JobQueue:
     def _remove_now(self, job_id: int) -> None:
         self._stop_hashing(job_id)
         self._unhashable.discard(job_id)
+        record = self.library.jobs.get(job_id)
         self.library.jobs.remove(job_id)
+        if record is not None and record.owned_copy:
+            _remove_owned_copy(Path(record.path))
         self._partial.pop(job_id, None)
         self._report(JobRemoved(job_id))
 

@@ -43,6 +43,7 @@ class JobRecord:
     elapsed: float | None
     content_sha256: str | None = None  # SHA-256 of the file's bytes, once known (worker.jobs.same_recording)
     transcribe_again: bool = False  # transcribed even when a finished job had the same recording
+    owned_copy: bool = False  # the file is the app's own copy (an API upload), removed with the job
 
     @property
     def name(self) -> str:
@@ -96,28 +97,30 @@ class JobStore:
             duration=values["duration"], position=values["position"], created=values["created"],
             started=values["started"], finished=values["finished"], elapsed=values["elapsed"],
             content_sha256=values["content_sha256"], transcribe_again=bool(values["transcribe_again"]),
+            owned_copy=bool(values["owned_copy"]),
         )
 
     # --- adding, removing, ordering -----------------------------------------------------------------------
 
     def add(self, path: str | Path, options: TranscriptionOptions, backend: str,
-            transcribe_again: bool = False) -> JobRecord:
-        [job] = self.add_many([path], options, backend, transcribe_again)
+            transcribe_again: bool = False, owned_copy: bool = False) -> JobRecord:
+        [job] = self.add_many([path], options, backend, transcribe_again, owned_copy)
         return job
 
     def add_many(self, paths: Iterable[str | Path], options: TranscriptionOptions, backend: str,
-                 transcribe_again: bool = False) -> list[JobRecord]:
+                 transcribe_again: bool = False, owned_copy: bool = False) -> list[JobRecord]:
         """Queue many files at the end, in the given order, in one transaction (thousands stay fast).
-        `transcribe_again`: transcribed even if a finished job had the same recording."""
+        `transcribe_again`: transcribed even if a finished job had the same recording. `owned_copy`: the files
+        are the app's own copies, removed with their jobs."""
         now = time.time()
         options_json = json.dumps(options.to_dict())
         with self._db.transaction() as db:
             (max_position,) = db.execute("SELECT COALESCE(MAX(position), 0) FROM jobs").fetchone()
             ids = [
                 row_id(db.execute(
-                    "INSERT INTO jobs (path, backend, options, position, created, transcribe_again) "
-                    "VALUES (?, ?, ?, ?, ?, ?)",
-                    (str(path), backend, options_json, max_position + offset, now, int(transcribe_again)),
+                    "INSERT INTO jobs (path, backend, options, position, created, transcribe_again, owned_copy) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (str(path), backend, options_json, max_position + offset, now, int(transcribe_again), int(owned_copy)),
                 ))
                 for offset, path in enumerate(paths, start=1)
             ]

@@ -125,5 +125,9 @@ MIGRATIONS: list[str] = [
         updated REAL NOT NULL
     );
     """,
+    # a job whose file is the app's own copy (an API upload: worker.serve), removed with the job
+    """
+    ALTER TABLE jobs ADD COLUMN owned_copy INTEGER NOT NULL DEFAULT 0;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -131,7 +131,7 @@ class TranscriptionService:
             raise
 
     def _add(self, path: Path, options: TranscriptionOptions, deliver: Callable[[JobFinished], None]) -> int:
-        [record] = self.queue.add_files([path], self.backend, options)
+        [record] = self.queue.add_files([path], self.backend, options, owned_copy=True)
         with self._lock:
             ending = self._ended.pop(record.id, None)
             if ending is None:
