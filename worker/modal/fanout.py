@@ -610,7 +610,7 @@ class ModalBackend:
             **stitcher.totals(),
             "wall_s": round(wall_s, 3),
             "gpu_seconds": round(summary.compute_s, 3),
-            "cost_usd": round(summary.cost_usd, 6),  # as Modal bills it (worker.modal.cost.job_bill)
+            "cost_usd": summary.cost_usd,  # as Modal bills it (worker.modal.cost.job_bill); unrounded, as the log line shows it
             "billed_container_s": round(summary.billed_s, 3),
             "idle_s": round(summary.idle_s, 3),
             "starting_s": round(summary.starting_s, 3),
