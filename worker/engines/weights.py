@@ -300,7 +300,12 @@ def converted_checkpoint_path(name: str = BUNDLED_MODEL, source_dir: Path | None
     (the name changes when its source does)."""
     source = (source_dir or bundled_tiny_en_dir()) / "model.bin"
     info = source.stat()
-    return model_cache_dir() / f"{name}-bundled-v{_CONVERTER_VERSION}-{info.st_size:x}-{int(info.st_mtime):x}.pt"
+    return model_cache_dir() / f"{_converted_prefix(name)}{_CONVERTER_VERSION}-{info.st_size:x}-{int(info.st_mtime):x}.pt"
+
+
+def _converted_prefix(name: str) -> str:
+    """How every converted checkpoint of `name` is named, from any source and converter version."""
+    return f"{name}-bundled-v"
 
 
 def _converted_checkpoint(name: str, source_dir: Path) -> Path:
@@ -316,7 +321,7 @@ def _converted_checkpoint(name: str, source_dir: Path) -> Path:
 
 def _remove_superseded(target: Path, name: str) -> None:
     """Conversions of `name` from an earlier install of its source (75 MB each for tiny.en): the cache keeps one."""
-    for old in target.parent.glob(f"{name}-bundled-v*.pt"):
+    for old in target.parent.glob(f"{_converted_prefix(name)}*.pt"):
         if old != target:
             try:
                 old.unlink()

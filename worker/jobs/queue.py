@@ -87,7 +87,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Failure", "Listener", "JobQueue", "MODAL_NOT_SET_UP", "SerialWorker", "auto_export", "default_backend_factory",
-    "describe_failure", "scan_media", "start_thread",
+    "describe_failure", "remove_owned_copy", "scan_media", "start_thread",
 ]
 
 log = logging.getLogger("whisper_desk.queue")
@@ -148,13 +148,14 @@ def _by_content(jobs: Iterable[JobRecord]) -> dict[str, list[JobRecord]]:
     return grouped
 
 
-def _remove_owned_copy(path: Path) -> None:
-    """The app's own copy of a removed job's file (an API upload), and its folder if nothing else is in it."""
+def remove_owned_copy(path: Path) -> None:
+    """The app's own copy of a file (an API upload, refused or of a removed job), and its folder if nothing else
+    is in it."""
     try:
         path.unlink(missing_ok=True)
         path.parent.rmdir()
     except OSError as exc:  # left as it is: nothing depends on it
-        log.warning("the removed job's copy %s could not be removed: %s", path, exc)
+        log.warning("the app's copy %s could not be removed: %s", path, exc)
 
 
 def modal_has_credentials() -> bool:
@@ -923,7 +924,7 @@ class JobQueue:
         record = self.library.jobs.get(job_id)
         self.library.jobs.remove(job_id)
         if record is not None and record.owned_copy:
-            _remove_owned_copy(Path(record.path))
+            remove_owned_copy(Path(record.path))
         self._partial.pop(job_id, None)
         self._report(JobRemoved(job_id))
 

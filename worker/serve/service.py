@@ -7,7 +7,6 @@ request on."""
 from __future__ import annotations
 
 import asyncio
-import logging
 import threading
 import uuid
 from dataclasses import replace
@@ -19,12 +18,11 @@ from worker.core.options import TranscriptionOptions
 from worker.jobs.preferences import Preferences
 from worker.jobs.backend_pool import BackendFactory
 from worker.jobs.events import JobFinished, JobStarted, LogLine, Note, QueueEvent
-from worker.jobs.queue import JobQueue
+from worker.jobs.queue import JobQueue, remove_owned_copy
 from worker.library.job_status import JobStatus
 from worker.library.library import Library
 from worker.serve.protocol import ApiError
 
-log = logging.getLogger("whisper_desk.serve")
 
 UPLOADS_FOLDER = "uploads"  # under the app's data folder: the jobs' audio, kept so the window can play it
 STOP_TIMEOUT_S = 15.0  # at shutdown: how long running jobs get to stop
@@ -93,11 +91,7 @@ class TranscriptionService:
     @staticmethod
     def discard_upload(path: Path) -> None:
         """An upload that never became a job (refused): its file and folder go."""
-        try:
-            path.unlink(missing_ok=True)
-            path.parent.rmdir()
-        except OSError as exc:  # left as it is: the next refusal does not depend on it
-            log.warning("the refused upload %s could not be removed: %s", path, exc)
+        remove_owned_copy(path)
 
     @staticmethod
     def check_media(path: Path) -> float:
